@@ -1,0 +1,74 @@
+"""Tables of the store. Alembic migrations under `migrations/` create them; keep both in step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: sa.JSON, datetime: sa.DateTime(timezone=True)}
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    deployment: Mapped[str] = mapped_column(sa.String(512), primary_key=True)
+    namespace: Mapped[str] = mapped_column(sa.String(253))
+    name: Mapped[str] = mapped_column(sa.String(253))
+    service_account: Mapped[str | None] = mapped_column(sa.String(253))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+
+
+class Artifact(Base):
+    """Every revision of every per-agent artifact (APD, AI-BOM, policy bundle), kept for audit."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (sa.UniqueConstraint("deployment", "kind", "revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(sa.String(512), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    revision: Mapped[int]
+    created_at: Mapped[datetime]
+    body: Mapped[dict[str, Any]]
+
+
+class AttackStoryRow(Base):
+    __tablename__ = "attack_stories"
+
+    story_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    deployment: Mapped[str] = mapped_column(sa.String(512), index=True)
+    version: Mapped[int]
+    status: Mapped[str] = mapped_column(sa.String(64))
+    severity: Mapped[int]
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    body: Mapped[dict[str, Any]]
+
+
+class StageHealth(Base):
+    __tablename__ = "stage_health"
+
+    stage: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    processed: Mapped[int] = mapped_column(default=0)
+    dead_letters: Mapped[int] = mapped_column(default=0)
+    lag: Mapped[int] = mapped_column(default=0)
+    last_record_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class DeadLetterRow(Base):
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    stage: Mapped[str] = mapped_column(sa.String(64), index=True)
+    topic: Mapped[str] = mapped_column(sa.String(255))
+    partition: Mapped[int]
+    offset: Mapped[int]
+    reason: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]

@@ -1,0 +1,176 @@
+"""`runward up`: start the broker, every stage, the API (and the sensor when it can run),
+show each coming up, write a log per service, and stop them all cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from runward.broker import ensure_topics, start_broker
+from runward.config import Settings
+from runward.store import Store, upgrade
+
+STAGES = ("ingest", "bom", "profiler", "correlator", "enforcer")
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Supervisor:
+    config: Settings
+    external_kafka: bool
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def logs(self) -> Path:
+        path = self.config.home / "logs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _print(self, text: str) -> None:
+        print(text, flush=True)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(RUNWARD_KAFKA=self.config.kafka, RUNWARD_HOME=str(self.config.home.resolve()),
+                   RUNWARD_DB=self.config.db_url, RUNWARD_PARTITIONS=str(self.config.partitions))
+        if self.config.tokens_file:
+            env["RUNWARD_TOKENS_FILE"] = str(self.config.tokens_file.resolve())
+        if self.config.observation_window_s is not None:
+            env["RUNWARD_OBSERVATION_WINDOW_S"] = str(self.config.observation_window_s)
+        return env
+
+    def spawn(self, name: str, argv: list[str]) -> Service:
+        log = self.logs / f"{name}.log"
+        fh = log.open("ab")
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=self.env(),
+                                start_new_session=True)
+        service = Service(name, proc, log)
+        self.services.append(service)
+        return service
+
+    def start(self, with_sensor: bool = True) -> None:
+        started = time.time()
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        self._ensure_tokens()
+        upgrade(self.config.db_url)
+        self._print(f"  store      {_redact_url(self.config.db_url)} (migrated)")
+        if not self.external_kafka:
+            port = int(self.config.kafka.rpartition(":")[2])
+            proc = start_broker(port, self.logs / "broker.log")
+            self.services.append(Service("broker", proc, self.logs / "broker.log"))
+            self._print(f"  broker     up on {self.config.kafka} (embedded Tansu, memory storage)")
+        else:
+            self._print(f"  broker     using external Kafka at {self.config.kafka}")
+        created = ensure_topics(self.config.kafka, self.config.partitions)
+        self._print(f"  topics     {len(created)} created" if created else "  topics     all present")
+        for stage in STAGES:
+            self.spawn(stage, [sys.executable, "-m", f"services.{stage}.app"])
+        store = Store(self.config.db_url)
+        for stage in STAGES:
+            self._wait_stage(store, stage, started)
+        self.spawn("api", [sys.executable, "-m", "runward.api"])
+        self._wait_api()
+        if with_sensor:
+            self._start_sensor()
+
+    def _wait_stage(self, store: Store, stage: str, since: float, timeout: float = 90) -> None:
+        service = next(s for s in self.services if s.name == stage)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if service.proc.poll() is not None:
+                raise RuntimeError(f"{stage} exited with {service.proc.returncode}; see {service.log}")
+            for row in store.stage_health():
+                if row["stage"] == stage and row["updated_at"] and row["updated_at"].timestamp() >= since:
+                    self._print(f"  {stage:<10} up (pid {service.proc.pid}, log {service.log})")
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"{stage} did not report a heartbeat within {timeout:.0f} s; see {service.log}")
+
+    def _wait_api(self, timeout: float = 30) -> None:
+        url = f"http://{self.config.api_host}:{self.config.api_port}"
+        service = self.services[-1]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if service.proc.poll() is not None:
+                raise RuntimeError(f"api exited with {service.proc.returncode}; see {service.log}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    self._print(f"  api        up at {url} (OpenAPI at {url}/docs)")
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"api did not answer on {url}/healthz within {timeout:.0f} s; see {service.log}")
+
+    def _start_sensor(self) -> None:
+        try:
+            from sensor.cli import sensor_unavailable_reason
+        except ImportError:
+            self._print("  sensor     not started: the sensor package is not installed")
+            return
+        reason = sensor_unavailable_reason()
+        if reason:
+            self._print(f"  sensor     not started: {reason}")
+            return
+        service = self.spawn("sensor", [sys.executable, "-m", "runward.cli", "sensor"])
+        time.sleep(1.0)
+        if service.proc.poll() is not None:
+            self._print(f"  sensor     exited with {service.proc.returncode}; see {service.log}")
+            self.services.remove(service)
+        else:
+            self._print(f"  sensor     up (pid {service.proc.pid}, log {service.log})")
+
+    def _ensure_tokens(self) -> None:
+        if self.config.api_tokens or self.config.tokens_file:
+            return
+        path = self.config.home / "tokens.json"
+        if not path.exists():
+            tokens = [{"name": "platform-viewer", "token": secrets.token_urlsafe(24), "role": "viewer"},
+                      {"name": "platform-approver", "token": secrets.token_urlsafe(24), "role": "approver"}]
+            path.write_text(json.dumps(tokens, indent=2))
+            path.chmod(0o600)
+        self.config.tokens_file = path
+        self._print(f"  tokens     API tokens in {path} (viewer and approver; mode 0600)")
+
+    def exited(self) -> list[Service]:
+        return [s for s in self.services if s.proc.poll() is not None]
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            if service.proc.poll() is None:
+                if service.name == "broker":
+                    service.proc.terminate()
+                else:
+                    os.killpg(service.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for service in reversed(self.services):
+            try:
+                service.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                service.proc.kill()
+                service.proc.wait()
+            self._print(f"  {service.name:<10} stopped")
+        self.services.clear()
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        return f"{scheme}{sep}{creds.split(':')[0]}:***@{host}"
+    return url

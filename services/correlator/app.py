@@ -1,0 +1,34 @@
+"""Correlator: signals -> attack stories (OCSF Detection Findings on the SOC's topic).
+
+signals  ->  attack-stories (keyed by deployment id; a story is re-published as it grows)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+
+from runward.contracts import Signal
+from runward.stage import Context, Output, Stage
+from runward.topics import ATTACK_STORIES, SIGNALS
+from services.correlator.story import StoryState, correlate
+
+stage = Stage("correlator", inputs=[SIGNALS], outputs=[ATTACK_STORIES])
+app = stage.app
+open_stories = stage.table("open-story")
+gap = timedelta(seconds=stage.config.story_gap_s)
+
+
+async def handle(signal: Signal, ctx: Context) -> Sequence[Output]:
+    raw = open_stories.get(signal.deployment)
+    state, story = correlate(StoryState.model_validate(raw) if raw else None, signal, gap)
+    open_stories[signal.deployment] = state.model_dump(mode="json")
+    await asyncio.to_thread(stage.store.put_story, story)
+    return [Output(ATTACK_STORIES, story.deployment, story)]
+
+
+stage.run(handle)
+
+if __name__ == "__main__":
+    stage.main()

@@ -1,0 +1,52 @@
+"""Ingest: validate raw records, attribute them to an agent's Deployment, enrich them.
+
+raw.sensor + raw.llm + raw.k8s  ->  events.enriched (keyed by deployment id)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from runward.contracts import (
+    EnrichedEvent,
+    K8sAuditEvent,
+    K8sObjectEvent,
+    RawLlmEvent,
+    RawSensorEvent,
+    utcnow,
+)
+from runward.stage import Context, Output, Stage
+from runward.topics import ENRICHED, RAW_K8S, RAW_LLM, RAW_SENSOR
+from services.ingest import domain
+
+stage = Stage("ingest", inputs=[RAW_SENSOR, RAW_LLM, RAW_K8S], outputs=[ENRICHED])
+app = stage.app
+# Raw topics are keyed by whatever their producer knows, so cluster knowledge must be whole on every worker.
+registry = stage.global_table("cluster-registry")
+
+
+async def handle(record: Any, ctx: Context) -> Sequence[Output]:
+    events: list[EnrichedEvent]
+    if isinstance(record, RawSensorEvent):
+        events = domain.enrich_sensor(registry, record, ctx.source)
+    elif isinstance(record, RawLlmEvent):
+        events = domain.enrich_llm(registry, record, ctx.source)
+    elif isinstance(record, K8sObjectEvent):
+        events = domain.apply_k8s_object(registry, record, record.ts or utcnow(), ctx.source)
+    elif isinstance(record, K8sAuditEvent):
+        events = domain.enrich_audit(registry, record, ctx.source)
+    else:  # the topic table only routes the records above here
+        raise TypeError(f"ingest got {type(record).__name__}")
+    released: list[EnrichedEvent] = []
+    for event in events:
+        if event.service_account and event.kind != "k8s_api":
+            released += domain.learn_service_account(registry, domain.Identity(
+                event.deployment, event.namespace, event.pod, event.service_account))
+    return [Output(ENRICHED, e.deployment, e) for e in [*released, *events]]
+
+
+stage.run(handle)
+
+if __name__ == "__main__":
+    stage.main()
