@@ -47,7 +47,10 @@ class Supervisor:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(RUNWARD_KAFKA=self.config.kafka, RUNWARD_HOME=str(self.config.home.resolve()),
-                   RUNWARD_DB=self.config.db_url, RUNWARD_PARTITIONS=str(self.config.partitions))
+                   RUNWARD_DB=self.config.db_url, RUNWARD_PARTITIONS=str(self.config.partitions),
+                   RUNWARD_API_HOST=self.config.api_host, RUNWARD_API_PORT=str(self.config.api_port))
+        if self.config.api_tokens:
+            env["RUNWARD_API_TOKENS"] = self.config.api_tokens
         if self.config.tokens_file:
             env["RUNWARD_TOKENS_FILE"] = str(self.config.tokens_file.resolve())
         if self.config.observation_window_s is not None:

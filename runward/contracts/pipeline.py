@@ -4,7 +4,7 @@ signals, attack stories, AI-BOMs and policy bundles."""
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from runward.contracts.common import DeploymentId, Record
 
 
-class Surface(str, Enum):
+class Surface(StrEnum):
     """The four detection surfaces of the brief, plus the host behaviours the sensor sees."""
 
     INPUT = "input"
@@ -62,7 +62,7 @@ class EnrichedEvent(Record):
     source: SourceRef
 
 
-class WindowStatus(str, Enum):
+class WindowStatus(StrEnum):
     LEARNING = "learning"
     STABLE = "stable"
     COMPLETE = "complete"
@@ -143,7 +143,7 @@ class AiBom(Record):
     cyclonedx: dict[str, Any]
 
 
-class EnforcementMode(str, Enum):
+class EnforcementMode(StrEnum):
     OBSERVE = "observe"
     AUDIT = "audit"
     ENFORCE = "enforce"

@@ -4,7 +4,7 @@ Kubernetes say, before ingest validates and attributes them."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,15 +64,7 @@ class SyscallSetDetail(_Detail):
 
 
 SensorDetail = Annotated[
-    Union[
-        ExecDetail,
-        ExitDetail,
-        FileOpenDetail,
-        ConnectDetail,
-        DnsDetail,
-        CapabilityDetail,
-        SyscallSetDetail,
-    ],
+    ExecDetail | ExitDetail | FileOpenDetail | ConnectDetail | DnsDetail | CapabilityDetail | SyscallSetDetail,
     Field(discriminator="kind"),
 ]
 
@@ -131,4 +123,4 @@ class K8sAuditEvent(Record):
     event: dict[str, Any]
 
 
-RawK8sRecord = Annotated[Union[K8sObjectEvent, K8sAuditEvent], Field(discriminator="source")]
+RawK8sRecord = Annotated[K8sObjectEvent | K8sAuditEvent, Field(discriminator="source")]

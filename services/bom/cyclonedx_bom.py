@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cyclonedx.model import Property
+from cyclonedx.model import Property, XsUri
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.lifecycle import LifecyclePhase, PredefinedLifecycle
@@ -56,7 +56,7 @@ def runtime_bom(evidence: RuntimeEvidence) -> dict[str, Any]:
         host, _, rest = endpoint.rpartition(":")
         port, _, proto = rest.partition("/")
         bom.services.add(Service(name=host, bom_ref=f"endpoint:{endpoint}",
-                                 endpoints=[f"{proto}://{host}:{port}"]))
+                                 endpoints=[XsUri(f"{proto}://{host}:{port}")]))
     text = JsonV1Dot6(bom).output_as_string()
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if error is not None:

@@ -270,7 +270,9 @@ def enrich_audit(registry: Registry, record: K8sAuditEvent, source: SourceRef) -
         raise RejectedRecord("audit record is not an audit.k8s.io/v1 Event")
     if event.get("stage") != "ResponseComplete":
         return []  # one record per request: the other stages repeat it
-    match = _SA_USER.match((event.get("user") or {}).get("username", ""))
+    # `kubectl --as` records the real caller as impersonatedUser; that identity exercised the permissions.
+    actor = event.get("impersonatedUser") or event.get("user") or {}
+    match = _SA_USER.match(actor.get("username", ""))
     if not match:
         return []
     sa_namespace, sa_name = match.groups()

@@ -1,0 +1,85 @@
+"""The promotion gate as a pure function: each rule on its own, then together."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from runward.api.gate import current_mode, evaluate, open_stories
+from runward.contracts import EnforcementMode, WindowStatus
+
+from .support import BUNDLE_AT, NOW, apd, bundle, story
+
+OBSERVE, AUDIT, ENFORCE = EnforcementMode.OBSERVE, EnforcementMode.AUDIT, EnforcementMode.ENFORCE
+D = "shop/agent"
+COMPLETE = apd(D, 3, WindowStatus.COMPLETE)
+
+
+def test_no_bundle_means_observe() -> None:
+    assert current_mode(None) is OBSERVE
+    assert current_mode(bundle(D, 1, AUDIT)) is AUDIT
+
+
+def test_observe_to_audit_with_complete_window_and_no_story_is_allowed() -> None:
+    result = evaluate(AUDIT, None, COMPLETE, [])
+    assert result.allowed and result.current is OBSERVE
+
+
+def test_audit_to_enforce_is_allowed() -> None:
+    assert evaluate(ENFORCE, bundle(D, 1, AUDIT), COMPLETE, []).allowed
+
+
+@pytest.mark.parametrize("status", [WindowStatus.LEARNING, WindowStatus.STABLE])
+def test_incomplete_window_holds_promotion(status: WindowStatus) -> None:
+    result = evaluate(AUDIT, None, apd(D, 2, status), [])
+    assert not result.allowed
+    assert result.reasons == (
+        f"the observation window of APD revision 2 is {status.value}, not complete "
+        f"(it ends at {apd(D, 2, status).window_ends_at.isoformat()})",
+    )
+
+
+def test_missing_apd_holds_promotion() -> None:
+    assert evaluate(AUDIT, None, None, []).reasons == (
+        "no APD baseline exists yet: the profiler has not observed this agent",)
+
+
+def test_enforce_needs_audit_first() -> None:
+    result = evaluate(ENFORCE, None, COMPLETE, [])
+    assert result.reasons == ("enforce needs the agent to be in audit mode first; it is in observe",)
+
+
+def test_which_stories_are_open() -> None:
+    current = bundle(D, 1, OBSERVE, open_stories=["listed"])
+    stories = [
+        story("after", D, "potential compromise", BUNDLE_AT + timedelta(minutes=1)),
+        story("before", D, "potential compromise", BUNDLE_AT - timedelta(minutes=1)),
+        story("listed", D, "potential compromise", BUNDLE_AT - timedelta(hours=5)),
+        story("drift", D, "expected drift, deployment correlated", NOW),
+    ]
+    assert [s.story_id for s in open_stories(stories, current)] == ["after", "listed"]
+    # Before any policy bundle exists, every potential compromise is open.
+    assert [s.story_id for s in open_stories(stories, None)] == ["after", "before", "listed"]
+
+
+def test_open_story_holds_promotion_and_every_reason_is_given() -> None:
+    live = story("st-1", D, "potential compromise", NOW)
+    result = evaluate(ENFORCE, None, apd(D, 1, WindowStatus.LEARNING), [live])
+    assert len(result.reasons) == 3
+    assert "learning, not complete" in result.reasons[0]
+    assert result.reasons[1].startswith("attack story st-1 (severity 4")
+    assert "open potential compromise" in result.reasons[1]
+    assert result.reasons[2].startswith("enforce needs the agent to be in audit")
+
+
+def test_stepping_back_is_always_allowed() -> None:
+    live = story("st-1", D, "potential compromise", NOW)
+    learning = apd(D, 1, WindowStatus.LEARNING)
+    assert evaluate(OBSERVE, bundle(D, 1, ENFORCE), learning, [live]).allowed
+    assert evaluate(AUDIT, bundle(D, 1, ENFORCE), None, [live]).allowed
+
+
+def test_same_mode_is_refused() -> None:
+    result = evaluate(AUDIT, bundle(D, 1, AUDIT), COMPLETE, [])
+    assert result.reasons == ("the agent is already in audit mode",)

@@ -1,0 +1,148 @@
+"""POST /promotion: the gate's refusals, and an accepted decision landing on the real broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from fastapi.testclient import TestClient
+
+from runward.api.app import create_app
+from runward.api.publisher import KafkaPublisher
+from runward.broker import free_port
+from runward.codec import decode
+from runward.config import Settings
+from runward.contracts import PromotionDecision
+from runward.store import Store
+from runward.topics import PROMOTIONS
+
+from .support import APPROVER, TOKEN_SPEC, SpyPublisher, make_client
+
+PARTITIONS = 4
+
+
+def kafka_murmur2_partition(key: bytes, partitions: int) -> int:
+    """Partition the Java client (and librdkafka's murmur2_random) picks for a non-null key."""
+    m, h = 0x5BD1E995, 0x9747B28C ^ len(key)
+    whole = len(key) & ~3
+    for i in range(0, whole, 4):
+        k = int.from_bytes(key[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = key[whole:]
+    if len(tail) == 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h = ((h ^ tail[0]) * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def read_promotion(bootstrap: str, reason: str, timeout_s: float = 30) -> Message:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"api-test-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    # assign() instead of subscribe(): group rebalancing is slow on the embedded broker.
+    consumer.assign([TopicPartition(PROMOTIONS.name, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            if reason.encode() in (message.value() or b""):
+                return message
+        raise AssertionError(f"no promotion with reason {reason!r} on {PROMOTIONS.name} within {timeout_s} s")
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize(("key", "partition"), [
+    (b"", 681), (b"a", 524), (b"ab", 434), (b"abc", 107), (b"123456789", 566), (b"\x00 ", 742),
+])
+def test_reference_partitioner_matches_the_java_client(key: bytes, partition: int) -> None:
+    # Values from Kafka's Java partitioner over 1000 partitions (as kafka-python checks them).
+    assert kafka_murmur2_partition(key, 1000) == partition
+
+
+def test_accepted_promotion_lands_on_the_promotions_topic(
+    client: TestClient, publisher: SpyPublisher, kafka_bootstrap: str
+) -> None:
+    reason = f"window complete, reviewed {uuid.uuid4().hex}"
+    response = client.post("/v1/agents/shop/retriever/promotion", headers=APPROVER,
+                           json={"mode": "enforce", "reason": reason})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert (body["deployment"], body["mode"], body["approver"], body["reason"]) == \
+        ("shop/retriever", "enforce", "bob", reason)
+
+    message = read_promotion(kafka_bootstrap, reason)
+    assert message.key() == b"shop/retriever"
+    assert message.partition() == kafka_murmur2_partition(b"shop/retriever", PARTITIONS)
+    decision = decode(PROMOTIONS, message.value())
+    assert isinstance(decision, PromotionDecision)
+    assert decision.model_dump(mode="json") == body
+
+
+def test_stepping_back_needs_no_gate(client: TestClient, publisher: SpyPublisher) -> None:
+    response = client.post("/v1/agents/shop/retriever/promotion", headers=APPROVER,
+                           json={"mode": "observe", "reason": "agent broke under audit"})
+    assert response.status_code == 202
+    assert [(topic, key) for topic, key, _ in publisher.calls] == [(PROMOTIONS.name, "shop/retriever")]
+
+
+@pytest.mark.parametrize(("agent", "mode", "expected"), [
+    ("shop/planner", "audit", ["observation window of APD revision 1 is learning, not complete"]),
+    ("shop/planner", "enforce", ["is learning, not complete", "enforce needs the agent to be in audit mode"]),
+    ("ops/helper", "audit", ["attack story st-live", "attack story st-held"]),
+    ("ops/fresh", "audit", ["no APD baseline exists yet"]),
+    ("shop/retriever", "audit", ["the agent is already in audit mode"]),
+])
+def test_gate_refusals_are_409_with_every_reason(
+    client: TestClient, publisher: SpyPublisher, agent: str, mode: str, expected: list[str]
+) -> None:
+    response = client.post(f"/v1/agents/{agent}/promotion", headers=APPROVER,
+                           json={"mode": mode, "reason": "go"})
+    assert response.status_code == 409
+    body = response.json()
+    assert f"promotion of {agent}" in body["detail"] and f"to {mode} refused" in body["detail"]
+    assert len(body["reasons"]) == len(expected)
+    for reason, fragment in zip(sorted(body["reasons"]), sorted(expected), strict=True):
+        assert fragment in reason
+    assert publisher.calls == []
+
+
+def test_promotion_of_unknown_agent_is_404(client: TestClient) -> None:
+    response = client.post("/v1/agents/shop/ghost/promotion", headers=APPROVER,
+                           json={"mode": "audit", "reason": "x"})
+    assert response.status_code == 404
+    assert "agent shop/ghost not found" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [
+    {"mode": "yolo", "reason": "x"},
+    {"mode": "audit"},
+    {"mode": "audit", "reason": ""},
+    {"mode": "audit", "reason": "x", "approver": "someone-else"},
+])
+def test_bad_promotion_body_is_422(client: TestClient, publisher: SpyPublisher, body: dict[str, str]) -> None:
+    assert client.post("/v1/agents/shop/retriever/promotion", headers=APPROVER, json=body).status_code == 422
+    assert publisher.calls == []
+
+
+def test_kafka_down_is_503(store: Store) -> None:
+    dead = KafkaPublisher(f"127.0.0.1:{free_port()}", timeout_s=2)
+    app = create_app(Settings(api_tokens=TOKEN_SPEC), store=store, publisher=dead)
+    with make_client(app) as client:
+        response = client.post("/v1/agents/shop/retriever/promotion", headers=APPROVER,
+                               json={"mode": "enforce", "reason": "ship it"})
+    assert response.status_code == 503
+    detail = response.json()["detail"]
+    assert "not recorded" in detail and "retry when Kafka is reachable" in detail

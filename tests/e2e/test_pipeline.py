@@ -1,0 +1,160 @@
+"""The whole pipeline as real processes: embedded broker, five Faust stages, the API.
+
+A recorded scenario is replayed; the attack story must reach the SOC's topic (read with a
+plain Kafka consumer) and the platform team's API. Bad records must be dead-lettered with
+their reason while the stages keep running.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from runward.broker import free_port
+from runward.config import Settings
+from runward.replay import replay, store_barrier
+from runward.supervisor import Supervisor
+from runward.topics import ATTACK_STORIES, DEAD_LETTER, POLICIES, RAW_LLM, RAW_SENSOR
+
+pytestmark = pytest.mark.e2e
+SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "support_agent.jsonl"
+VIEWER, APPROVER = "viewer-token-for-e2e-0123456789", "approver-token-for-e2e-0123456789"
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
+    home = tmp_path_factory.mktemp("runward")
+    config = Settings(kafka=f"127.0.0.1:{free_port()}", home=home, api_port=free_port(),
+                      api_tokens=f"soc:{VIEWER}:viewer,lead:{APPROVER}:approver")
+    sup = Supervisor(config, external_kafka=False)
+    sup.start(with_sensor=False)
+    try:
+        yield sup
+    finally:
+        sup.stop()
+
+
+def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 60) -> list[Any]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"e2e-{time.time_ns()}",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(4)])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and len(messages) < want:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                messages.append(msg)
+    finally:
+        consumer.close()
+    return messages
+
+
+def api(sup: Supervisor, path: str, token: str = VIEWER) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{sup.config.api_port}{path}",
+                     headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
+    sent = replay(SCENARIO, pipeline.config.kafka, wait_ingested=store_barrier(pipeline.config.db_url),
+                  progress=lambda _: None)
+    assert sent == 132
+
+    # The story grows as signals join; wait for the version that spans every attacked surface.
+    deadline, story = time.monotonic() + 90, None
+    while time.monotonic() < deadline:
+        stories = [json.loads(m.value()) for m in read_topic(pipeline.config.kafka, ATTACK_STORIES.name, 100, 3)]
+        compromised = [s for s in stories if s["status"] == "potential compromise"]
+        if compromised and max(s["version"] for s in compromised) >= 6:
+            story = max(compromised, key=lambda s: s["version"])
+            break
+    assert story is not None, "no complete attack story reached runward.attack-stories"
+    assert story["deployment"] == "agents/support-bot"
+    assert set(story["surfaces"]) == {"input", "tool", "identity", "process", "network"}
+    uids = {t["uid"] for t in story["techniques"]}
+    assert {"AML.T0051", "AML.T0053", "AML.T0086", "T1552.007"} <= uids
+    assert story["ocsf"]["class_uid"] == 2004
+    assert {a["technique"]["uid"] for a in story["ocsf"]["finding_info"]["attacks"]} == uids
+    assert story["severity"] == 5
+    # The injected prompt carried an API key: no stage may pass it on.
+    assert "sk-proj-Zk3v9QmLr8TxW2aYpB7nCq4dHs6Ju1Ef" not in json.dumps(story)
+
+    # The retriever's drift followed its Deployment update: tagged, not escalated.
+    drift = [json.loads(m.value()) for m in read_topic(pipeline.config.kafka, ATTACK_STORIES.name, 100, 3)]
+    retriever = [s for s in drift if s["deployment"] == "agents/retriever"]
+    assert retriever and all(s["status"] == "expected drift, deployment correlated" for s in retriever)
+
+    # The platform team sees the same story and the agent's artifacts through the API.
+    listed = api(pipeline, "/v1/attack-stories?deployment=agents/support-bot").json()
+    assert any(s["story_id"] == story["story_id"] for s in _items(listed))
+    agent = api(pipeline, "/v1/agents/agents/support-bot")
+    assert agent.status_code == 200
+    apd = api(pipeline, "/v1/agents/agents/support-bot/apd").json()
+    assert apd["window_status"] == "complete"
+    assert "egress:paste.evil.example:443/tcp" not in apd["behaviours"]["egress"], "attack learnt as baseline"
+    assert "egress:api.openai.com:443/tcp" in apd["behaviours"]["egress"]
+    assert sorted(apd["pods_seen"]) == ["support-bot-7d9f8c6b5-q7m4w", "support-bot-7d9f8c6b5-x2k9p"]
+
+    policies = [json.loads(m.value()) for m in read_topic(pipeline.config.kafka, POLICIES.name, 500, 3)]
+    latest = max((p for p in policies if p["deployment"] == "agents/support-bot"), key=lambda p: p["revision"])
+    assert latest["egress_allowlist"] == ["api.openai.com:443/tcp", "crm-mcp.tools.svc.cluster.local:8080/tcp"]
+    assert latest["network_policy"]["kind"] == "NetworkPolicy"
+    assert story["story_id"] in latest["open_stories"]
+    assert api(pipeline, "/v1/attack-stories", token="wrong").status_code == 401
+
+
+def test_bad_records_are_dead_lettered_and_counted(pipeline: Supervisor) -> None:
+    producer = Producer({"bootstrap.servers": pipeline.config.kafka, "partitioner": "murmur2_random"})
+    valid_llm = {"event_id": "e-dlq", "ts": "2026-11-27T00:00:00Z", "operation": "chat",
+                 "attribution": {"deployment": "agents/dlq-probe"}}
+    bad = [
+        (RAW_SENSOR.name, b"{not json"),
+        (RAW_LLM.name, json.dumps({**valid_llm, "schema_version": 99}).encode()),
+        (RAW_SENSOR.name, json.dumps({"event_id": "x", "ts": "2026-11-27T00:00:00Z",
+                                      "detail": {"kind": "teleport"}}).encode()),
+    ]
+    for topic, payload in bad:
+        producer.produce(topic, key=b"probe", value=payload)
+    producer.produce(RAW_LLM.name, key=b"agents/dlq-probe", value=json.dumps(valid_llm).encode())
+    assert producer.flush(10) == 0
+
+    letters = [json.loads(m.value()) for m in read_topic(pipeline.config.kafka, DEAD_LETTER.name, 3, 60)]
+    reasons = {(letter["source"]["topic"], letter["payload"][:9]): letter["reason"] for letter in letters}
+    assert "not valid JSON" in reasons[(RAW_SENSOR.name, "{not json")]
+    assert any("unknown schema_version 99" in r for r in reasons.values())
+    assert any("does not match runward.raw.sensor contract" in r and "detail" in r for r in reasons.values())
+    assert all(letter["stage"] == "ingest" and letter["source"]["offset"] >= 0 for letter in letters)
+
+    # The stage kept running: the valid record after the bad ones was processed.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        stages = {s["stage"]: s for s in _items(api(pipeline, "/v1/stages").json())}
+        if stages["ingest"]["dead_letters"] >= 3:
+            break
+        time.sleep(1)
+    assert stages["ingest"]["dead_letters"] == 3
+    names = [a["deployment"] for a in _items(api(pipeline, "/v1/agents").json())]
+    deadline = time.monotonic() + 30
+    while "agents/dlq-probe" not in names and time.monotonic() < deadline:
+        time.sleep(1)
+        names = [a["deployment"] for a in _items(api(pipeline, "/v1/agents").json())]
+    assert "agents/dlq-probe" in names
+    letters_api = _items(api(pipeline, "/v1/dead-letters?stage=ingest").json())
+    assert len(letters_api) == 3 and all("payload" not in letter for letter in letters_api)
+
+
+def _items(body: Any) -> list[Any]:
+    """List endpoints may wrap their rows; accept both shapes."""
+    if isinstance(body, list):
+        return body
+    for key in ("items", "stories", "agents", "stages", "dead_letters"):
+        if key in body:
+            return list(body[key])
+    raise AssertionError(f"unexpected list body: {body}")

@@ -1,0 +1,88 @@
+"""Every record that crosses a topic round-trips, carries its schema version, and is in the topic table."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from runward import contracts as c
+from runward.codec import RejectedRecord, decode, encode
+from runward.topics import ALL_TOPICS, BY_NAME
+
+T = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+SRC = c.SourceRef(topic="runward.raw.sensor", partition=1, offset=7)
+
+
+def samples() -> list[tuple[str, BaseModel]]:
+    signal = c.Signal(signal_id="s1", deployment="agents/a", ts=T, surface=c.Surface.TOOL, title="t",
+                      techniques=[c.Technique(uid="AML.T0053", name="AI Agent Tool Invocation")], severity=3,
+                      source_event="e1")
+    return [
+        ("runward.raw.sensor", c.RawSensorEvent(event_id="e1", ts=T, detail=c.ExecDetail(binary="/bin/sh"),
+                                                attribution=c.Attribution(deployment="agents/a"))),
+        ("runward.raw.sensor", c.RawSensorEvent(event_id="e2", ts=T, detail=c.ConnectDetail(
+            kind="accept", family="ipv6", address="::1", port=8080))),
+        ("runward.raw.sensor", c.RawSensorEvent(event_id="e3", ts=T, detail=c.SyscallSetDetail(
+            syscalls=["read", "openat"]))),
+        ("runward.raw.llm", c.RawLlmEvent(event_id="l1", ts=T, operation="chat", request_model="gpt-4o")),
+        ("runward.raw.k8s", c.K8sObjectEvent(type="ADDED", object={"kind": "Pod", "metadata": {"name": "p"}})),
+        ("runward.raw.k8s", c.K8sAuditEvent(event={"kind": "Event", "apiVersion": "audit.k8s.io/v1"})),
+        ("runward.events.enriched", c.EnrichedEvent(
+            event_id="e1", ts=T, deployment="agents/a", namespace="agents", surface=c.Surface.PROCESS,
+            kind="exec", behaviour="exec:/bin/sh", category="exec", source=SRC)),
+        ("runward.apd", c.ApdRevision(deployment="agents/a", revision=1, created_at=T, autonomy="low",
+                                      window_started_at=T, window_ends_at=T,
+                                      window_status=c.WindowStatus.LEARNING)),
+        ("runward.signals", signal),
+        ("runward.attack-stories", c.AttackStory(
+            story_id="story-1", deployment="agents/a", version=1, first_seen=T, last_seen=T,
+            status="potential compromise", severity=3, surfaces=[c.Surface.TOOL], techniques=signal.techniques,
+            narrative=["x"], signals=[signal], ocsf={"class_uid": 2004})),
+        ("runward.aibom", c.AiBom(deployment="agents/a", revision=1, created_at=T, cyclonedx={"specVersion": "1.6"})),
+        ("runward.declared", c.DeclaredManifest(deployment="agents/a", submitted_at=T, requirements=["x==1"])),
+        ("runward.aibom.delta", c.BomDelta(deployment="agents/a", revision=1, created_at=T, findings=[
+            c.BomFinding(kind="undeclared_package", subject="requests", observed="2.32.3")])),
+        ("runward.policies", c.PolicyBundle(deployment="agents/a", revision=1, created_at=T, apd_revision=1,
+                                            mode=c.EnforcementMode.OBSERVE, egress_allowlist=[],
+                                            network_policy={}, seccomp_profile={})),
+        ("runward.promotions", c.PromotionDecision(deployment="agents/a", mode=c.EnforcementMode.AUDIT,
+                                                   approver="lead", reason="window complete", ts=T)),
+        ("runward.dead-letter", c.DeadLetter(stage="ingest", ts=T, source=SRC, reason="bad", payload="{")),
+    ]
+
+
+@pytest.mark.parametrize(("topic", "record"), samples(), ids=lambda v: v if isinstance(v, str) else "")
+def test_round_trip_through_the_topic_codec(topic: str, record: BaseModel) -> None:
+    payload = encode(record)
+    assert json.loads(payload)["schema_version"] == 1
+    assert decode(BY_NAME[topic], payload) == record
+
+
+def test_every_topic_is_covered_by_a_sample_and_keyed() -> None:
+    assert {t for t, _ in samples()} == {t.name for t in ALL_TOPICS}
+    for topic in ALL_TOPICS:
+        assert topic.producers and topic.consumers and topic.key
+    agent_topics = [t for t in ALL_TOPICS if not t.name.startswith("runward.raw") and t.name != "runward.dead-letter"]
+    assert all(t.key == "deployment id" for t in agent_topics)
+
+
+def test_unknown_schema_version_is_rejected_with_advice() -> None:
+    with pytest.raises(RejectedRecord, match="unknown schema_version 2 .*upgrade the consumer"):
+        decode(BY_NAME["runward.raw.llm"], b'{"schema_version": 2, "event_id": "x"}')
+    with pytest.raises(ValidationError, match="not supported"):
+        c.Signal.model_validate({"schema_version": 3})
+
+
+@pytest.mark.parametrize("bad", ["agents", "Agents/a", "agents/", "a/b/c", "agents/-x"])
+def test_deployment_id_must_be_namespace_slash_name(bad: str) -> None:
+    with pytest.raises(ValidationError, match="namespace/name"):
+        c.Attribution(deployment=bad)
+
+
+def test_contract_refuses_unknown_fields() -> None:
+    with pytest.raises(RejectedRecord, match="Extra inputs are not permitted"):
+        decode(BY_NAME["runward.raw.llm"],
+               b'{"event_id":"x","ts":"2026-01-01T00:00:00Z","operation":"chat","prompt_raw":"hi"}')

@@ -1,0 +1,59 @@
+"""The store against both backends: SQLite (the embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from runward.contracts import AttackStory, DeadLetter, SourceRef
+from runward.store import SchemaOutOfDate, Store, upgrade
+
+T = datetime(2026, 11, 27, 9, tzinfo=timezone.utc)
+
+
+def story(version: int, status: str = "potential compromise") -> AttackStory:
+    return AttackStory(story_id="story-1", deployment="agents/bot", version=version, first_seen=T,
+                       last_seen=T + timedelta(seconds=version), status=status, severity=3,  # type: ignore[arg-type]
+                       surfaces=[], techniques=[], narrative=[f"v{version}"], signals=[], ocsf={})
+
+
+def test_unmigrated_store_says_how_to_fix_it(db_url: str) -> None:
+    with pytest.raises(SchemaOutOfDate, match="run `runward db upgrade`"):
+        Store(db_url)
+
+
+def test_artifacts_agents_stories_health(db_url: str) -> None:
+    upgrade(db_url)
+    upgrade(db_url)  # idempotent
+    store = Store(db_url)
+
+    store.touch_agent("agents/bot", "bot", T)
+    store.touch_agent("agents/bot", None, T + timedelta(hours=1))
+    [agent] = store.agents()
+    assert agent["service_account"] == "bot" and agent["last_seen"] == T + timedelta(hours=1)
+    assert agent["first_seen"].tzinfo is not None
+
+    store.put_artifact("agents/bot", "apd", 1, T, {"revision": 1})
+    store.put_artifact("agents/bot", "apd", 2, T, {"revision": 2})
+    store.put_artifact("agents/bot", "apd", 2, T, {"revision": 2, "redelivered": True})  # idempotent upsert
+    assert store.latest_artifact("agents/bot", "apd") == {"revision": 2, "redelivered": True}
+    assert store.artifact_revisions("agents/bot", "apd") == [1, 2]
+    assert store.latest_artifact("agents/bot", "aibom") is None
+
+    store.put_story(story(2))
+    store.put_story(story(1))  # an older version arriving late never wins
+    assert store.story("story-1")["narrative"] == ["v2"]  # type: ignore[index]
+    assert [s["story_id"] for s in store.stories(deployment="agents/bot")] == ["story-1"]
+
+    store.record_progress("ingest", 10, 1, 4, T)
+    store.record_progress("ingest", 5, 0, 0, None)
+    [health] = store.stage_health()
+    assert (health["processed"], health["dead_letters"], health["lag"]) == (15, 1, 0)
+    assert health["last_record_at"] == T
+
+    store.put_dead_letter(DeadLetter(stage="ingest", ts=T, reason="not valid JSON", payload="{",
+                                     source=SourceRef(topic="runward.raw.sensor", partition=2, offset=41)))
+    [letter] = store.dead_letters(stage="ingest")
+    assert (letter["topic"], letter["partition"], letter["offset"], letter["reason"]) == (
+        "runward.raw.sensor", 2, 41, "not valid JSON")

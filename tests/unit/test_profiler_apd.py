@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from runward.config import AUTONOMY_WINDOWS_S
+from runward.contracts import EnrichedEvent, SourceRef, Surface, WindowStatus
+from services.profiler.apd import ApdState, FoldResult, Policy, fold
+
+T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+POLICY = Policy(window_s=AUTONOMY_WINDOWS_S, window_override_s=None, drift_correlation_s=3600)
+SRC = SourceRef(topic="runward.events.enriched", partition=0, offset=0)
+
+
+def ev(at: timedelta, category: str | None, behaviour: str | None, *, pod: str = "bot-1",
+       surface: Surface = Surface.PROCESS, kind: str = "exec", **extra: Any) -> EnrichedEvent:
+    return EnrichedEvent(event_id=f"{at}-{behaviour}", ts=T0 + at, deployment="agents/bot", namespace="agents",
+                         pod=pod, surface=surface, kind=kind, behaviour=behaviour, category=category,
+                         source=SRC, **extra)
+
+
+def run(events: list[EnrichedEvent], state: ApdState | None = None) -> tuple[ApdState, list[FoldResult]]:
+    results = []
+    for event in events:
+        result = fold(state, event, POLICY)
+        state = result.state
+        results.append(result)
+    assert state is not None
+    return state, results
+
+
+def spec(at: timedelta, changed: bool, autonomy: str = "low") -> EnrichedEvent:
+    return ev(at, None, None, surface=Surface.DEPLOYMENT, kind="deployment_spec",
+              detail={"autonomy": autonomy, "changed": changed})
+
+
+def test_replicas_and_restarts_fold_into_one_versioned_apd() -> None:
+    state, results = run([
+        spec(timedelta(0), False),
+        ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", pod="bot-1"),
+        ev(timedelta(seconds=2), "exec", "exec:/usr/bin/python3", pod="bot-2"),  # second replica
+        ev(timedelta(hours=5), "exec", "exec:/usr/bin/python3", pod="bot-3"),  # restarted pod
+        ev(timedelta(hours=5, seconds=1), "file", "file:/etc/hosts", pod="bot-3"),
+    ])
+    revisions = [r.revision for r in results if r.revision]
+    assert [r.revision for r in revisions] == [1, 2]
+    assert revisions[0].added == {"exec": ["exec:/usr/bin/python3"]}
+    assert revisions[1].added == {"file": ["file:/etc/hosts"]}
+    assert state.pods_seen == ["bot-1", "bot-2", "bot-3"]
+    assert revisions[1].window_ends_at == T0 + timedelta(days=3)  # low autonomy
+
+
+def test_window_status_learning_then_stable_then_complete() -> None:
+    state, results = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/bin/a")])
+    assert results[-1].revision and results[-1].revision.window_status is WindowStatus.LEARNING
+    _, results = run([ev(timedelta(hours=2), "file", "file:/x")], state)
+    assert results[-1].revision and results[-1].revision.window_status is WindowStatus.LEARNING
+    state = results[-1].state
+    _, results = run([ev(timedelta(hours=4), "exec", "exec:/bin/a")], state)  # nothing new for 2 h
+    assert results[-1].revision is None
+    _, results = run([ev(timedelta(days=3, seconds=1), "exec", "exec:/bin/a")], state)
+    assert results[-1].revision and results[-1].revision.window_status is WindowStatus.COMPLETE
+
+
+def test_deviation_after_window_is_a_signal_not_baseline() -> None:
+    state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3")])
+    state, results = run([ev(timedelta(days=4), "exec", "exec:/bin/sh"),
+                          ev(timedelta(days=4, seconds=5), "exec", "exec:/bin/sh")], state)
+    signals = [s for r in results for s in r.signals]
+    assert len(signals) == 1, "a repeated deviation is one signal"
+    assert signals[0].title == "outside APD baseline: exec:/bin/sh" and not signals[0].deployment_correlated
+    assert signals[0].techniques[0].uid == "T1059"
+    assert "exec:/bin/sh" not in state.behaviours["exec"]
+
+
+def test_drift_after_a_deployment_change_is_expected_and_learnt() -> None:
+    state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3")])
+    state, results = run([spec(timedelta(days=4), True),
+                          ev(timedelta(days=4, minutes=10), "egress", "egress:milvus:19530/tcp",
+                             surface=Surface.NETWORK, kind="connect")], state)
+    [signal] = results[-1].signals
+    assert signal.deployment_correlated and signal.severity == 1
+    assert "egress:milvus:19530/tcp" in state.behaviours["egress"]
+    # Outside the correlation window the same kind of drift is a deviation again.
+    _, results = run([ev(timedelta(days=4, hours=2), "egress", "egress:new:443/tcp", surface=Surface.NETWORK,
+                         kind="connect")], state)
+    assert not results[-1].signals[0].deployment_correlated
+
+
+def test_sensor_losses_mark_the_apd_partial() -> None:
+    state, results = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/a", partial=True)])
+    assert state.partial and results[-1].revision and results[-1].revision.partial
+
+
+def test_prompt_injection_is_a_signal_even_while_learning() -> None:
+    _, results = run([ev(timedelta(seconds=1), "llm", "llm:openai/gpt-4o", surface=Surface.INPUT, kind="chat",
+                         flags=["prompt_injection:ignore_instructions:AML.T0051"])])
+    [signal] = results[-1].signals
+    assert signal.surface is Surface.INPUT and signal.techniques[0].uid == "AML.T0051"
