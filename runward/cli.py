@@ -193,6 +193,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from runward.store import SchemaOutOfDate
+    from services.profiler.reconciliation.job import ReconcileError, ReconcileInputs, reconcile
+    from services.profiler.reconciliation.render_markdown import render_markdown
+
+    config = _settings(args)
+    inputs = ReconcileInputs(
+        deployment=args.deployment, rbac=[Path(p) for p in args.rbac], audit=[Path(p) for p in args.audit],
+        service_account=args.service_account, iam=[Path(p) for p in args.iam or []],
+        cloudtrail=[Path(p) for p in args.cloudtrail or []], aws_role_arn=args.aws_role_arn,
+        deployments=[Path(p) for p in args.deployments or []])
+    try:
+        report = reconcile(inputs, config, publish=not args.no_publish)
+    except (ReconcileError, SchemaOutOfDate) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    k8s = report.kubernetes
+    print(f"{args.deployment}: Kubernetes RBAC granted {k8s.granted_count}, used {k8s.used_count}, "
+          f"unused {k8s.unused_count}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = args.deployment.replace("/", "_")
+        (out / f"{stem}.reconciliation.json").write_text(report.model_dump_json(indent=2))
+        (out / f"{stem}.reconciliation.md").write_text(render_markdown(report))
+        from services.profiler.reconciliation.render_html import render_html
+
+        (out / f"{stem}.reconciliation.html").write_text(render_html(report))
+        print(f"report written to {out}/{stem}.reconciliation.{{json,md,html}}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runward", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -224,6 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stage)
     p = common(sub.add_parser("api", help="run the status API"))
     p.set_defaults(func=cmd_api)
+    p = common(sub.add_parser("reconcile", help="granted (RBAC/IAM) vs used (audit/CloudTrail) report for an agent"))
+    p.add_argument("--deployment", required=True, help="the agent, namespace/name")
+    p.add_argument("--rbac", action="append", required=True, help="RBAC manifests (file or directory; repeat)")
+    p.add_argument("--audit", action="append", required=True, help="audit.k8s.io/v1 log (file or dir; repeat)")
+    p.add_argument("--service-account", help="defaults to the one the pipeline saw the agent run as")
+    p.add_argument("--iam", action="append", help="AWS IAM policy documents attached to the agent's role")
+    p.add_argument("--cloudtrail", action="append", help="CloudTrail logs (Records[])")
+    p.add_argument("--aws-role-arn", help="the agent's IAM role, to pick its CloudTrail calls")
+    p.add_argument("--deployments", action="append", help="Deployment manifests, for ServiceAccount posture")
+    p.add_argument("--out", help="also write JSON, Markdown and HTML here (to attach to the ticket)")
+    p.add_argument("--no-publish", action="store_true", help="store only, do not publish to Kafka")
+    p.set_defaults(func=cmd_reconcile)
     db = sub.add_parser("db", help="store maintenance").add_subparsers(dest="db_command", required=True)
     p = common(db.add_parser("upgrade", help="apply the store's Alembic migrations"))
     p.set_defaults(func=cmd_db_upgrade)

@@ -26,6 +26,7 @@ from runward.contracts import (
     RawSensorEvent,
     Signal,
 )
+from runward.contracts.reconciliation import ReconciliationReport
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ BOM_DELTA = Topic("runward.aibom.delta", "deployment id", BomDelta, ("bom",), ("
 POLICIES = Topic(
     "runward.policies", "deployment id", PolicyBundle, ("enforcer",), ("GitOps / admission", "api (store)")
 )
+RECONCILIATION = Topic(
+    "runward.reconciliation", "deployment id", ReconciliationReport,
+    ("runward reconcile (profiler)",), ("deployment ticket / GitOps", "api (store)"),
+)
 PROMOTIONS = Topic(
     "runward.promotions", "deployment id", PromotionDecision, ("api",), ("enforcer",)
 )
@@ -89,7 +94,7 @@ DEAD_LETTER = Topic(
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (
-    RAW_SENSOR, RAW_LLM, RAW_K8S, ENRICHED, APD, SIGNALS, ATTACK_STORIES, AIBOM, DECLARED, BOM_DELTA, POLICIES,
-    PROMOTIONS, DEAD_LETTER,
+    RAW_SENSOR, RAW_LLM, RAW_K8S, ENRICHED, APD, SIGNALS, ATTACK_STORIES, AIBOM, DECLARED, BOM_DELTA,
+    RECONCILIATION, POLICIES, PROMOTIONS, DEAD_LETTER,
 )
 BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}

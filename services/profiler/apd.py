@@ -7,6 +7,7 @@ Pure logic; the Faust app keeps `ApdState` in a changelogged table and the store
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,7 +17,8 @@ from runward.contracts import ApdRevision, EnrichedEvent, Signal, Surface, Windo
 from services.profiler import techniques
 
 # Behaviours learnt at any time without raising a signal: they refine, not widen, the envelope.
-SILENT_CATEGORIES = frozenset({"egress_ip", "syscalls"})
+SILENT_CATEGORIES = frozenset({"egress_ip", "syscalls", "exec_args"})
+_VARIABLE_ARG = re.compile(r"^(\d+|[0-9a-f]{8,}|/tmp/.*|/proc/\d+.*|[A-Za-z0-9+/=_-]{32,})$")
 STABLE_AFTER = timedelta(hours=1)
 SEVERITY = {Surface.IDENTITY: 4, Surface.TOOL: 3, Surface.MULTI_AGENT: 4, Surface.NETWORK: 3,
             Surface.PROCESS: 3, Surface.FILE: 2, Surface.INPUT: 3}
@@ -120,10 +122,17 @@ def _behaviours(event: EnrichedEvent) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     if event.category and event.behaviour:
         pairs.append((event.category, event.behaviour))
+    if event.category == "exec" and event.detail.get("argv"):
+        pairs.append(("exec_args", f"{event.detail.get('binary')} {argument_pattern(event.detail['argv'])}".strip()))
     if event.category == "egress" and event.detail.get("address"):
         d = event.detail
         pairs.append(("egress_ip", f"{d['address']}:{d['port']}/{d['protocol']}"))
     return pairs
+
+
+def argument_pattern(argv: list[str]) -> str:
+    """argv[1:] with run-specific values folded, so one way of invoking a binary is one key."""
+    return " ".join("*" if _VARIABLE_ARG.match(arg) else arg for arg in argv[1:])
 
 
 def _deployment_correlated(state: ApdState, ts: datetime, policy: Policy) -> bool:

@@ -27,7 +27,7 @@ async def handle(event: EnrichedEvent, ctx: Context) -> Sequence[Output]:
     result = fold(ApdState.model_validate(raw) if raw else None, event, policy)
     apds[event.deployment] = result.state.model_dump(mode="json")
     outputs = [Output(SIGNALS, s.deployment, s) for s in result.signals]
-    if event.kind != "deployment_spec" and _due(event):
+    if _due(event):
         await asyncio.to_thread(stage.store.touch_agent, event.deployment, event.service_account, event.ts)
     if result.revision:
         rev = result.revision

@@ -24,7 +24,7 @@ from services.ingest import domain, prompt_guard
 
 T = datetime(2026, 11, 27, tzinfo=timezone.utc)
 SRC = SourceRef(topic="runward.raw.k8s", partition=0, offset=1)
-PROMPTS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "prompts"
+PROMPTS = Path(__file__).resolve().parents[1] / "data" / "prompts"
 
 
 def pod(name: str, rs: str, uid: str, sa: str | None = "bot") -> K8sObjectEvent:

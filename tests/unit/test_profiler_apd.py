@@ -97,3 +97,11 @@ def test_prompt_injection_is_a_signal_even_while_learning() -> None:
                          flags=["prompt_injection:ignore_instructions:AML.T0051"])])
     [signal] = results[-1].signals
     assert signal.surface is Surface.INPUT and signal.techniques[0].uid == "AML.T0051"
+
+
+def test_exec_argument_patterns_fold_run_specific_values() -> None:
+    state, _ = run([ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3",
+                       detail={"binary": "/usr/bin/python3", "argv": ["python3", "-m", "agent", "--port", "8080"]}),
+                    ev(timedelta(seconds=2), "exec", "exec:/usr/bin/python3",
+                       detail={"binary": "/usr/bin/python3", "argv": ["python3", "/tmp/tmpx81/job.py", "4242"]})])
+    assert state.behaviours["exec_args"] == ["/usr/bin/python3 * *", "/usr/bin/python3 -m agent --port *"]

@@ -16,7 +16,7 @@ from services.profiler.reconciliation.loaders import (
     load_rbac,
     load_yaml_documents,
 )
-from services.profiler.reconciliation.models import (
+from runward.contracts.reconciliation import (
     AgentPosture,
     IamReconciliation,
     K8sPermission,

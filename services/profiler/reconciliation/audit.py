@@ -13,7 +13,7 @@ from typing import Any
 
 from runward.contracts.raw import K8sAuditEvent
 from services.profiler.reconciliation.matching import non_resource_matches
-from services.profiler.reconciliation.models import (
+from runward.contracts.reconciliation import (
     SA_USER_PREFIX,
     DeniedK8sAttempt,
     K8sRequest,

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from services.profiler.reconciliation.audit import MAX_EVIDENCE_IDS, parse_timestamp
-from services.profiler.reconciliation.models import AwsCall, DeniedAwsAttempt, ObservedAwsCall
+from runward.contracts.reconciliation import AwsCall, DeniedAwsAttempt, ObservedAwsCall
 
 # eventSource host prefixes whose IAM service prefix differs.
 _SERVICE_ALIASES = {"monitoring": "cloudwatch", "email": "ses"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from services.profiler.reconciliation.models import AwsCall, IamGrantSource, IamPermission
+from runward.contracts.reconciliation import AwsCall, IamGrantSource, IamPermission
 
 POLICY_VERSION = "2012-10-17"
 

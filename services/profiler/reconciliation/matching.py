@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.profiler.reconciliation.models import K8sPermission, K8sRequest
+from runward.contracts.reconciliation import K8sPermission, K8sRequest
 
 ALL = "*"
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runward.contracts.common import deployment_id
-from services.profiler.reconciliation.models import AgentPosture, PostureFinding, ServiceAccountRef
+from runward.contracts.reconciliation import AgentPosture, PostureFinding, ServiceAccountRef
 
 
 def service_account_of(deployment: Mapping[str, Any]) -> ServiceAccountRef:

@@ -32,7 +32,7 @@ from kubernetes.client import (
 
 from services.profiler.reconciliation.audit import is_discovery
 from services.profiler.reconciliation.matching import covers
-from services.profiler.reconciliation.models import SA_USER_PREFIX, K8sPermission, K8sRequest
+from runward.contracts.reconciliation import SA_USER_PREFIX, K8sPermission, K8sRequest
 from services.profiler.reconciliation.rbac import RBAC_API_VERSION
 
 VERB_EXPANSIONS: Mapping[str, tuple[str, ...]] = {

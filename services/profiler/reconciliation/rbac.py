@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from services.profiler.reconciliation.models import SA_USER_PREFIX, GrantSource, K8sPermission
+from runward.contracts.reconciliation import SA_USER_PREFIX, GrantSource, K8sPermission
 
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 _ROLE_KINDS = {"Role", "ClusterRole"}

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import yaml
 
-from services.profiler.reconciliation.models import (
+from runward.contracts.reconciliation import (
     IamPermissionUsage,
     IamReconciliation,
     K8sReconciliation,

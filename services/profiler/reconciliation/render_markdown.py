@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from services.profiler.reconciliation.models import IamReconciliation, K8sReconciliation, ReconciliationReport
+from runward.contracts.reconciliation import IamReconciliation, K8sReconciliation, ReconciliationReport
 from services.profiler.reconciliation.render import (
     UNUSED,
     USED,

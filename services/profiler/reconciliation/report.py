@@ -10,7 +10,7 @@ from runward.contracts.common import utcnow
 from services.profiler.reconciliation import cloudtrail, iam, matching
 from services.profiler.reconciliation.audit import AuditInput, extract_requests, is_discovery
 from services.profiler.reconciliation.iam import IamPolicy
-from services.profiler.reconciliation.models import (
+from runward.contracts.reconciliation import (
     AgentPosture,
     AwsCall,
     IamPermissionUsage,

@@ -1,0 +1,167 @@
+"""OTLP/HTTP receiver for GenAI/MCP traces, plus webhook intake for Falco and Tetragon.
+
+POST /v1/traces     application/x-protobuf | application/json (optionally gzip), answered per
+                    the OTLP/HTTP spec: 200 + ExportTraceServiceResponse (partial_success names
+                    rejected spans), 400 + google.rpc.Status for undecodable bodies (not
+                    retryable), 415 for other media types, 503 when the broker did not take
+                    the records (retryable).
+POST /v1/falco      Falco http_output alerts (object, array or JSON lines)
+POST /v1/tetragon   Tetragon export events (JSON lines or array)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from runward.config import Settings
+from runward.contracts import RawSensorEvent
+from runward.topics import RAW_LLM, RAW_SENSOR
+
+from services.ingest.sources import falco, otlp, tetragon
+from services.ingest.sources.config import SourceConfig
+from services.ingest.sources.publish import RawPublisher
+from services.ingest.sources.sensorcommon import Batch, parse_json_items, sensor_key, translate_batch
+
+log = logging.getLogger(__name__)
+
+_GRPC_INVALID_ARGUMENT, _GRPC_UNAVAILABLE = 3, 14
+
+
+class BodyError(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(config: SourceConfig, publisher: RawPublisher) -> FastAPI:
+    app = FastAPI(title="Runward OTLP receiver", docs_url=None, redoc_url=None)
+
+    @app.post("/v1/traces")
+    async def traces(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "")
+        json_body = content_type.split(";")[0].strip().lower() == otlp.JSON
+        if content_type.split(";")[0].strip().lower() not in {otlp.PROTOBUF, otlp.JSON}:
+            return _status(415, f"unsupported content type {content_type!r}; "
+                                f"send {otlp.PROTOBUF} or {otlp.JSON}", json_body=True)
+        try:
+            body = await _read_body(request, config.max_body_bytes)
+            export = otlp.decode_request(body, content_type)
+        except BodyError as exc:
+            return _status(exc.status, str(exc), json_body)
+        except otlp.OtlpDecodeError as exc:
+            return _status(400, str(exc), json_body)
+        sender = request.client.host if request.client else None
+        result = otlp.translate(export, sender, config)
+        items = [(RAW_LLM, e.attribution.deployment or f"otlp:{sender}", e) for e in result.events]
+        failure = await _deliver(publisher, items)
+        if failure:
+            return _status(503, f"records not accepted by Kafka, retry later: {failure}", json_body,
+                           headers={"Retry-After": "5"})
+        response = ExportTraceServiceResponse()
+        if result.rejected:
+            response.partial_success.rejected_spans = len(result.rejected)
+            response.partial_success.error_message = result.error_message
+            log.info("OTLP from %s: %d spans rejected: %s", sender, len(result.rejected), result.error_message)
+        return _message(200, response, json_body)
+
+    @app.post("/v1/falco")
+    async def falco_alerts(request: Request) -> Response:
+        return await _sensor_intake(request, config, publisher, falco.translate)
+
+    @app.post("/v1/tetragon")
+    async def tetragon_events(request: Request) -> Response:
+        return await _sensor_intake(request, config, publisher, tetragon.translate)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+async def _sensor_intake(request: Request, config: SourceConfig, publisher: RawPublisher,
+                         translate: Callable[[dict[str, Any]], RawSensorEvent]) -> Response:
+    try:
+        items = parse_json_items(await _read_body(request, config.max_body_bytes))
+    except BodyError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return JSONResponse({"error": f"body is not JSON, a JSON array or JSON lines: {exc}"}, status_code=400)
+    batch: Batch = translate_batch(items, translate)
+    failure = await _deliver(publisher, [(RAW_SENSOR, sensor_key(e), e) for e in batch.events])
+    if failure:
+        return JSONResponse({"error": f"records not accepted by Kafka, retry later: {failure}"},
+                            status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse({"accepted": len(batch.events),
+                         "rejected": [{"index": i, "reason": r} for i, r in batch.rejected]})
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    try:
+        if encoding == "gzip":
+            body = _bounded(zlib.decompressobj(16 + zlib.MAX_WBITS), body, limit)
+        elif encoding == "deflate":
+            body = _bounded(zlib.decompressobj(), body, limit)
+        elif encoding not in {"identity", ""}:
+            raise BodyError(415, f"unsupported content-encoding {encoding!r}; use gzip or none")
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise BodyError(400, f"body is not valid {encoding}: {exc}") from None
+    if len(body) > limit:
+        raise BodyError(413, f"body larger than {limit} bytes; export smaller batches")
+    return body
+
+
+def _bounded(decompressor: Any, body: bytes, limit: int) -> bytes:
+    out = decompressor.decompress(body, limit + 1)
+    if len(out) > limit:
+        raise BodyError(413, f"decompressed body larger than {limit} bytes; export smaller batches")
+    return bytes(out)
+
+
+async def _deliver(publisher: RawPublisher, items: list[Any]) -> str | None:
+    try:
+        errors = await publisher.send_all(items)
+    except asyncio.TimeoutError:
+        return "delivery timed out"
+    failed = [e for e in errors if e]
+    return f"{len(failed)} of {len(errors)} records failed: {failed[0]}" if failed else None
+
+
+def _message(status: int, message: Message, json_body: bool, headers: dict[str, str] | None = None) -> Response:
+    if json_body:
+        return Response(json_format.MessageToJson(message, indent=None), status_code=status,
+                        media_type=otlp.JSON, headers=headers)
+    return Response(message.SerializeToString(), status_code=status, media_type=otlp.PROTOBUF, headers=headers)
+
+
+def _status(status: int, text: str, json_body: bool, headers: dict[str, str] | None = None) -> Response:
+    code = _GRPC_UNAVAILABLE if status == 503 else _GRPC_INVALID_ARGUMENT
+    return _message(status, status_pb2.Status(code=code, message=text), json_body, headers)
+
+
+def serve(settings: Settings, port: int = 4318, config: SourceConfig | None = None,
+          host: str = "127.0.0.1") -> None:
+    """Run the receiver in the foreground until SIGINT/SIGTERM."""
+    import uvicorn
+
+    publisher = RawPublisher(settings.kafka, "runward-otlp-receiver")
+    try:
+        uvicorn.run(create_app(config or SourceConfig(), publisher), host=host, port=port, log_level="info")
+    finally:
+        undelivered = publisher.close()
+        if undelivered:
+            log.warning("%d records were still undelivered at exit", undelivered)

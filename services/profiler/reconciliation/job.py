@@ -1,0 +1,93 @@
+"""`runward reconcile`: build an agent's reconciliation report from RBAC/IAM (granted) and
+audit/CloudTrail (used), keep it in the store for the API and publish it for the ticket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from runward.codec import encode
+from runward.config import Settings
+from runward.contracts import utcnow
+from runward.contracts.reconciliation import ReconciliationReport
+from runward.store import Store
+from runward.topics import RECONCILIATION
+from services.profiler.reconciliation.loaders import (
+    load_audit_events,
+    load_cloudtrail,
+    load_deployments,
+    load_iam_policies,
+    load_rbac,
+)
+from services.profiler.reconciliation.posture import assess_service_accounts
+from services.profiler.reconciliation.render_html import render_html
+from services.profiler.reconciliation.render_markdown import render_markdown
+from services.profiler.reconciliation.report import build_report
+
+
+class ReconcileError(ValueError):
+    pass
+
+
+@dataclass
+class ReconcileInputs:
+    deployment: str
+    rbac: list[Path]
+    audit: list[Path]
+    service_account: str | None = None
+    iam: list[Path] = field(default_factory=list)
+    cloudtrail: list[Path] = field(default_factory=list)
+    aws_role_arn: str | None = None
+    deployments: list[Path] = field(default_factory=list)
+
+
+def _agent_deployments(store: Store) -> list[dict[str, Any]]:
+    """Deployments as the API returns them, rebuilt from what the pipeline saw, for SA posture."""
+    return [
+        {"metadata": {"namespace": a["namespace"], "name": a["name"]},
+         "spec": {"template": {"spec": {"serviceAccountName": a["service_account"] or "default"}}}}
+        for a in store.agents()
+    ]
+
+
+def reconcile(inputs: ReconcileInputs, config: Settings, *, publish: bool = True) -> ReconciliationReport:
+    for path in [*inputs.rbac, *inputs.audit, *inputs.iam, *inputs.cloudtrail, *inputs.deployments]:
+        if not path.exists():
+            raise ReconcileError(f"{path}: no such file or directory")
+    store = Store(config.db_url)
+    namespace = inputs.deployment.partition("/")[0]
+    sa = inputs.service_account or next(
+        (a["service_account"] for a in store.agents() if a["deployment"] == inputs.deployment), None)
+    if not sa:
+        raise ReconcileError(
+            f"no ServiceAccount known for {inputs.deployment}: pass --service-account or let the pipeline see it")
+    apd = store.latest_artifact(inputs.deployment, "apd") or {}
+    deployments = load_deployments(*inputs.deployments) if inputs.deployments else _agent_deployments(store)
+    posture = next((p for p in assess_service_accounts(deployments) if p.deployment == inputs.deployment), None)
+    report = build_report(
+        f"{namespace}:{sa}", load_rbac(*inputs.rbac), load_audit_events(*inputs.audit), agent=inputs.deployment,
+        iam_policies=load_iam_policies(*inputs.iam) if inputs.iam else (),
+        cloudtrail_records=load_cloudtrail(*inputs.cloudtrail) if inputs.cloudtrail else (),
+        aws_role_arn=inputs.aws_role_arn, window_start=_when(apd.get("window_started_at")),
+        window_end=_when(apd.get("window_ends_at")), posture=posture, generated_at=utcnow(),
+    )
+    revision = max(store.artifact_revisions(inputs.deployment, "reconciliation"), default=0) + 1
+    body = {**report.model_dump(mode="json"), "revision": revision,
+            "rendered": {"markdown": render_markdown(report), "html": render_html(report)}}
+    store.put_artifact(inputs.deployment, "reconciliation", revision, report.generated_at, body)
+    if publish:
+        producer = Producer({"bootstrap.servers": config.kafka, "enable.idempotence": True,
+                             "partitioner": "murmur2_random"})
+        producer.produce(RECONCILIATION.name, key=inputs.deployment.encode(), value=encode(report))
+        if producer.flush(15) > 0:
+            raise ReconcileError(f"Kafka at {config.kafka} did not acknowledge the report within 15 s "
+                                 "(it is stored; rerun to publish)")
+    return report
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
