@@ -7,15 +7,6 @@ Typical use::
     render_markdown(report)
 """
 
-from services.profiler.reconciliation.iam import IamPolicy, parse_policy
-from services.profiler.reconciliation.loaders import (
-    load_audit_events,
-    load_cloudtrail,
-    load_deployments,
-    load_iam_policies,
-    load_rbac,
-    load_yaml_documents,
-)
 from runward.contracts.reconciliation import (
     AgentPosture,
     IamReconciliation,
@@ -25,6 +16,15 @@ from runward.contracts.reconciliation import (
     PostureFinding,
     ReconciliationReport,
     ServiceAccountRef,
+)
+from services.profiler.reconciliation.iam import IamPolicy, parse_policy
+from services.profiler.reconciliation.loaders import (
+    load_audit_events,
+    load_cloudtrail,
+    load_deployments,
+    load_iam_policies,
+    load_rbac,
+    load_yaml_documents,
 )
 from services.profiler.reconciliation.posture import assess_service_accounts, service_account_of
 from services.profiler.reconciliation.proposal import ProposalOptions, propose_rbac

@@ -12,13 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from runward.contracts.raw import K8sAuditEvent
-from services.profiler.reconciliation.matching import non_resource_matches
 from runward.contracts.reconciliation import (
     SA_USER_PREFIX,
     DeniedK8sAttempt,
     K8sRequest,
     ObservedK8sRequest,
 )
+from services.profiler.reconciliation.matching import non_resource_matches
 
 AUDIT_API_VERSIONS = frozenset({"audit.k8s.io/v1", "audit.k8s.io/v1beta1"})
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.profiler.reconciliation.audit import MAX_EVIDENCE_IDS, parse_timestamp
 from runward.contracts.reconciliation import AwsCall, DeniedAwsAttempt, ObservedAwsCall
+from services.profiler.reconciliation.audit import MAX_EVIDENCE_IDS, parse_timestamp
 
 # eventSource host prefixes whose IAM service prefix differs.
 _SERVICE_ALIASES = {"monitoring": "cloudwatch", "email": "ses"}

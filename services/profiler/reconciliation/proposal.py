@@ -30,9 +30,9 @@ from kubernetes.client import (
     V1RoleRef,
 )
 
+from runward.contracts.reconciliation import SA_USER_PREFIX, K8sPermission, K8sRequest
 from services.profiler.reconciliation.audit import is_discovery
 from services.profiler.reconciliation.matching import covers
-from runward.contracts.reconciliation import SA_USER_PREFIX, K8sPermission, K8sRequest
 from services.profiler.reconciliation.rbac import RBAC_API_VERSION
 
 VERB_EXPANSIONS: Mapping[str, tuple[str, ...]] = {

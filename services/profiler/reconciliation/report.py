@@ -7,9 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from runward.contracts.common import utcnow
-from services.profiler.reconciliation import cloudtrail, iam, matching
-from services.profiler.reconciliation.audit import AuditInput, extract_requests, is_discovery
-from services.profiler.reconciliation.iam import IamPolicy
 from runward.contracts.reconciliation import (
     AgentPosture,
     AwsCall,
@@ -21,6 +18,9 @@ from runward.contracts.reconciliation import (
     ReconciliationReport,
     ServiceAccountRef,
 )
+from services.profiler.reconciliation import cloudtrail, iam, matching
+from services.profiler.reconciliation.audit import AuditInput, extract_requests, is_discovery
+from services.profiler.reconciliation.iam import IamPolicy
 from services.profiler.reconciliation.proposal import ProposalOptions, propose_rbac
 from services.profiler.reconciliation.rbac import Identity, RbacInventory, granted_permissions
 
