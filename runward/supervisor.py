@@ -150,6 +150,17 @@ class Supervisor:
         self.config.tokens_file = path
         self._print(f"  tokens     API tokens in {path} (viewer and approver; mode 0600)")
 
+    def restart(self, name: str) -> Service:
+        """Stop one stage and start it again (it resumes from its committed offsets and changelogs)."""
+        service = next(s for s in self.services if s.name == name)
+        os.killpg(service.proc.pid, signal.SIGTERM)
+        service.proc.wait(timeout=30)
+        self.services.remove(service)
+        since = time.time()
+        self.spawn(name, [sys.executable, "-m", f"services.{name}.app"])
+        self._wait_stage(Store(self.config.db_url), name, since)
+        return self.services[-1]
+
     def exited(self) -> list[Service]:
         return [s for s in self.services if s.proc.poll() is not None]
 
