@@ -70,6 +70,11 @@ class Stage:
             consumer_auto_offset_reset="earliest",
             web_enabled=False,
             producer_acks=-1,
+            # A restarted stage rejoins in seconds: the broker evicts a dead member after the session
+            # timeout and completes a join after the rebalance timeout (Tansu waits it out in full).
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=2.0,
+            broker_rebalance_timeout=5.0,
         )
         self.inputs = {t.name: t for t in inputs}
         self._source = self.app.topic(*self.inputs, key_serializer="raw", value_serializer="raw")
