@@ -271,12 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="store maintenance").add_subparsers(dest="db_command", required=True)
     p = common(db.add_parser("upgrade", help="apply the store's Alembic migrations"))
     p.set_defaults(func=cmd_db_upgrade)
-    try:
-        from sensor.cli import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub)
+    from sensor.cli import add_commands as sensor_commands
+    from services.bom.cli import add_commands as bom_commands
+
+    sensor_commands(sub)  # run, sensor
+    bom_commands(sub)  # declare, gateway, otlp
     return parser
 
 

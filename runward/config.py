@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     tokens_file: Path | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    otlp_port: int = Field(default=4318, description="OTLP/HTTP receiver for GenAI/MCP traces")
 
     @property
     def db_url(self) -> str:

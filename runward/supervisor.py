@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from runward.broker import ensure_topics, start_broker
+from runward.broker import ensure_topics, port_open, start_broker
 from runward.config import Settings
 from runward.store import Store, upgrade
 
@@ -48,7 +48,8 @@ class Supervisor:
         env = dict(os.environ)
         env.update(RUNWARD_KAFKA=self.config.kafka, RUNWARD_HOME=str(self.config.home.resolve()),
                    RUNWARD_DB=self.config.db_url, RUNWARD_PARTITIONS=str(self.config.partitions),
-                   RUNWARD_API_HOST=self.config.api_host, RUNWARD_API_PORT=str(self.config.api_port))
+                   RUNWARD_API_HOST=self.config.api_host, RUNWARD_API_PORT=str(self.config.api_port),
+                   RUNWARD_OTLP_PORT=str(self.config.otlp_port))
         if self.config.api_tokens:
             env["RUNWARD_API_TOKENS"] = self.config.api_tokens
         if self.config.tokens_file:
@@ -88,6 +89,7 @@ class Supervisor:
             self._wait_stage(store, stage, started)
         self.spawn("api", [sys.executable, "-m", "runward.api"])
         self._wait_api()
+        self._start_otlp()
         if with_sensor:
             self._start_sensor()
 
@@ -119,6 +121,22 @@ class Supervisor:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"api did not answer on {url}/healthz within {timeout:.0f} s; see {service.log}")
+
+    def _start_otlp(self, timeout: float = 20) -> None:
+        port = self.config.otlp_port
+        if port_open("127.0.0.1", port):
+            self._print(f"  otlp       not started: 127.0.0.1:{port} is in use (set RUNWARD_OTLP_PORT)")
+            return
+        service = self.spawn("otlp", [sys.executable, "-m", "runward.cli", "otlp", "--port", str(port)])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if service.proc.poll() is not None:
+                raise RuntimeError(f"otlp receiver exited with {service.proc.returncode}; see {service.log}")
+            if port_open("127.0.0.1", port):
+                self._print(f"  otlp       up at http://127.0.0.1:{port}/v1/traces (GenAI/MCP spans)")
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"otlp receiver did not listen on {port} within {timeout:.0f} s; see {service.log}")
 
     def _start_sensor(self) -> None:
         try:

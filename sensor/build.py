@@ -1,0 +1,169 @@
+"""Build the CO-RE BPF object from source against the running kernel's BTF.
+
+`python -m sensor.build` builds eagerly; the loader calls `ensure_built()` so a fresh
+clone works without a separate step. The object is rebuilt when its sources, the compiler
+flags or the kernel BTF change (content hashes, not mtimes: checkouts reset mtimes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+SENSOR_DIR = Path(__file__).resolve().parent
+BPF_DIR = SENSOR_DIR / "bpf"
+MAIN_SOURCE = BPF_DIR / "runward.bpf.c"
+OBJECT_NAME = "runward.bpf.o"
+BTF_PATH = Path("/sys/kernel/btf/vmlinux")
+_TOOL_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Features:
+    """Kernel features probed from BTF, turned into -D flags."""
+
+    cap_tracepoint: bool
+
+    def defines(self) -> list[str]:
+        return ["-DRW_HAVE_CAP_TRACEPOINT"] if self.cap_tracepoint else []
+
+
+def build_dir() -> Path:
+    override = os.environ.get("RUNWARD_SENSOR_BUILD_DIR")
+    return Path(override) if override else SENSOR_DIR / "build"
+
+
+def find_tool(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in _TOOL_DIRS:
+        candidate = Path(directory) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise BuildError(f"{name} not found: apt-get install clang llvm libbpf-dev bpftool")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sources_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(BPF_DIR.glob("*")):
+        if path.suffix in {".c", ".h"}:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def probe_features(vmlinux_h: Path) -> Features:
+    text = vmlinux_h.read_text(errors="replace")
+    return Features(cap_tracepoint="btf_trace_cap_capable)" in text)
+
+
+def _dump_vmlinux_h(out: Path, btf: Path) -> None:
+    bpftool = find_tool("bpftool")
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "wb") as handle:
+        result = subprocess.run(
+            [bpftool, "btf", "dump", "file", str(btf), "format", "c"],
+            stdout=handle, stderr=subprocess.PIPE, check=False,
+        )
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise BuildError(f"bpftool btf dump failed: {result.stderr.decode(errors='replace').strip()}")
+    tmp.replace(out)
+
+
+def _compile(out: Path, include: Path, features: Features) -> None:
+    clang = find_tool("clang")
+    tmp = out.with_suffix(".tmp.o")
+    cmd = [
+        clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", *features.defines(),
+        "-I", str(include), "-I", str(BPF_DIR), "-c", str(MAIN_SOURCE), "-o", str(tmp),
+    ]
+    result = subprocess.run(cmd, capture_output=True, check=False)
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        log = result.stderr.decode(errors="replace")
+        raise BuildError(f"clang failed building {MAIN_SOURCE.name}:\n{log[-4000:]}")
+    tmp.replace(out)
+
+
+def _stamp(btf: Path) -> dict[str, str]:
+    return {"btf": _sha256(btf.read_bytes()), "sources": _sources_digest(), "arch": "x86"}
+
+
+def is_current(btf: Path = BTF_PATH) -> bool:
+    """Whether the built object matches the sources and this kernel's BTF."""
+    out_dir = build_dir()
+    try:
+        stamp = json.loads((out_dir / "stamp.json").read_text())
+        return (out_dir / OBJECT_NAME).exists() and stamp == _stamp(btf)
+    except (OSError, ValueError):
+        return False
+
+
+def ensure_built(force: bool = False, btf: Path = BTF_PATH) -> Path:
+    """Return the path of an up-to-date object, building it if needed."""
+    if os.uname().machine != "x86_64":
+        raise BuildError(f"the sensor's syscall wiring is x86_64 only, this machine is {os.uname().machine}")
+    if not btf.exists():
+        raise BuildError(f"{btf} is missing: the kernel needs CONFIG_DEBUG_INFO_BTF=y for CO-RE")
+    out_dir = build_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    obj = out_dir / OBJECT_NAME
+    stamp_path = out_dir / "stamp.json"
+    vmlinux_h = out_dir / "vmlinux.h"
+    # Two processes (a test and a CLI) may build at once; the lock makes the second wait.
+    with open(out_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = _stamp(btf)
+        btf_digest = stamp["btf"]
+        if not force and obj.exists() and stamp_path.exists():
+            try:
+                if json.loads(stamp_path.read_text()) == stamp:
+                    return obj
+            except ValueError:
+                pass
+        old_btf = None
+        if stamp_path.exists():
+            try:
+                old_btf = json.loads(stamp_path.read_text()).get("btf")
+            except ValueError:
+                old_btf = None
+        if force or not vmlinux_h.exists() or old_btf != btf_digest:
+            _dump_vmlinux_h(vmlinux_h, btf)
+        _compile(obj, out_dir, probe_features(vmlinux_h))
+        stamp_path.write_text(json.dumps(stamp))
+    return obj
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sensor.build", description=__doc__)
+    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    args = parser.parse_args(argv)
+    try:
+        obj = ensure_built(force=args.force)
+    except BuildError as exc:
+        print(f"sensor build failed: {exc}", file=sys.stderr)
+        return 1
+    print(obj)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""CLI hooks, preflight reasons and the metrics formats (no kernel needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from runward.broker import free_port
+from sensor import cli, preflight
+from sensor.metrics import Metrics, serve
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="runward")
+    cli.add_commands(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def test_add_commands_registers_run_and_sensor_with_funcs() -> None:
+    args = parser().parse_args(
+        ["run", "--deployment", "agents/researcher", "--service-account", "researcher", "--replicas", "3",
+         "--", "python", "agent.py", "--flag"]
+    )
+    assert args.func is cli.cmd_run
+    assert (args.deployment, args.service_account, args.replicas) == ("agents/researcher", "researcher", 3)
+    assert args.cmd == ["--", "python", "agent.py", "--flag"]
+    sensor = parser().parse_args(["sensor", "--kafka", "k:9092", "--dns-port", "53", "--dns-port", "5353"])
+    assert sensor.func is cli.cmd_sensor
+    assert (sensor.kafka, sensor.dns_port, sensor.kubernetes) == ("k:9092", [53, 5353], None)
+
+
+def test_run_without_a_command_explains_the_syntax(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parser().parse_args(["run", "--deployment", "a/b", "--service-account", "b", "--"])
+    assert args.func(args) == 2
+    assert "after --" in capsys.readouterr().err
+
+
+def test_run_rejects_a_bad_deployment_id(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNWARD_HOME", str(tmp_path))
+    args = parser().parse_args(["run", "--deployment", "NoNamespace", "--service-account", "b", "--", "true"])
+    assert args.func(args) == 1
+    assert "namespace/name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("codes", "status"), [([0, 0], 0), ([0, 3], 3), ([-9], 137), ([2, -15], 2)])
+def test_exit_status_of_replicas(codes: list[int], status: int) -> None:
+    assert cli._exit_status(codes) == status
+
+
+def test_unavailable_reasons_are_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight, "effective_capabilities", lambda: 0)
+    assert "root" in (cli.sensor_unavailable_reason() or "")
+    monkeypatch.setattr(preflight, "effective_capabilities", lambda: (1 << 39) | (1 << 38))
+    monkeypatch.setattr(preflight, "BTF", Path("/nonexistent/vmlinux"))
+    assert "CONFIG_DEBUG_INFO_BTF" in (cli.sensor_unavailable_reason() or "")
+    monkeypatch.setattr(preflight, "kernel_version", lambda release=None: (5, 4))
+    assert "too old" in (cli.sensor_unavailable_reason() or "")
+
+
+def test_sensor_command_prints_why_it_cannot_start(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(preflight, "effective_capabilities", lambda: 0)
+    args = parser().parse_args(["sensor", "--kafka", "127.0.0.1:1"])
+    assert args.func(args) == 1
+    assert "runward sensor cannot start" in capsys.readouterr().err
+
+
+def test_kernel_version_parsing() -> None:
+    assert preflight.kernel_version("6.18.44-fc-v669") == (6, 18)
+    assert preflight.kernel_version("5.15.0-91-generic") == (5, 15)
+
+
+def test_prometheus_text_and_json_endpoint() -> None:
+    m = Metrics()
+    m.inc("runward_sensor_events_total", kind="exec")
+    m.inc("runward_sensor_events_total", 2, kind="file_open")
+    m.set("runward_sensor_ready", 1)
+    m.inc("runward_sensor_dedup_folded_total", kind='we"ird')
+    text = m.prometheus()
+    assert "# TYPE runward_sensor_events_total counter" in text
+    assert 'runward_sensor_events_total{kind="file_open"} 2' in text
+    assert "# TYPE runward_sensor_ready gauge" in text and "runward_sensor_ready 1" in text
+    assert 'kind="we\\"ird"' in text
+    port = free_port()
+    server = serve(m, port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            assert r.read().decode() == text
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics.json", timeout=2) as r:
+            assert json.loads(r.read())["runward_sensor_events_total"] == {"kind=exec": 1, "kind=file_open": 2}
+    finally:
+        server.shutdown()
+        server.server_close()
