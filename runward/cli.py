@@ -112,11 +112,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("error: no attack story within 90 s; see the logs in", sup.logs, file=sys.stderr)
             return 1
         _show_story(story)
+        if any(s.name == "sensor" for s in sup.services):
+            _live_demo(sup, store)
         _show_status(store)
         return 0
     finally:
         print("Stopping Runward")
         sup.stop()
+
+
+LIVE_AGENT = """
+import subprocess, sys, urllib.request
+subprocess.run(["/bin/true"])
+for _ in range(3):
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=2).read()
+    except Exception:
+        pass
+"""
+
+
+def _live_demo(sup: Any, store: Any) -> None:
+    """Drive a real workload under the eBPF sensor and show what its APD learnt."""
+    from sensor.workloads import run_workload
+
+    os.environ["RUNWARD_HOME"] = str(sup.config.home.resolve())
+    url = f"http://{sup.config.api_host}:{sup.config.api_port}/healthz"
+    print("Running a live workload under the eBPF sensor: runward run --deployment agents/live-demo "
+          "--service-account live-demo --replicas 2 -- python3 agent.py")
+    with run_workload("agents/live-demo", "live-demo", 2, [sys.executable, "-c", LIVE_AGENT, url],
+                      home=sup.config.home.resolve()) as workload:
+        workload.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    apd: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        apd = store.latest_artifact("agents/live-demo", "apd")
+        if apd and apd["behaviours"].get("egress") and len(apd["pods_seen"]) == 2:
+            break
+        time.sleep(0.5)
+    if not apd:
+        print("  the sensor reported nothing for agents/live-demo; see the sensor log", file=sys.stderr)
+        return
+    b = apd["behaviours"]
+    print(f"  APD of agents/live-demo, revision {apd['revision']}, pods {', '.join(apd['pods_seen'])}:")
+    print(f"    exec {', '.join(x.removeprefix('exec:') for x in b.get('exec', []))}")
+    print(f"    egress {', '.join(x.removeprefix('egress:') for x in b.get('egress', []))}")
+    print(f"    {len(b.get('syscalls', []))} syscalls, {len(b.get('file', []))} files")
+    print()
 
 
 def _wait_story(store: Any, timeout: float) -> dict[str, Any] | None:
@@ -242,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_up)
     p = common(sub.add_parser("demo", help="up + replay the bundled scenario + show the attack story"))
     p.add_argument("--scenario", default=str(BUNDLED_SCENARIO))
-    p.add_argument("--no-sensor", action="store_true", default=True, help=argparse.SUPPRESS)
+    p.add_argument("--no-sensor", action="store_true", help="replay only; do not drive live workloads")
     p.set_defaults(func=cmd_demo)
     p = common(sub.add_parser("replay", help="publish recorded raw events (JSON lines)"))
     p.add_argument("file")
