@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from runward import contracts as c
 from runward.codec import RejectedRecord, decode, encode
+from runward.contracts.reconciliation import K8sReconciliation, ReconciliationReport, ServiceAccountRef
 from runward.topics import ALL_TOPICS, BY_NAME
 
 T = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
@@ -45,6 +46,10 @@ def samples() -> list[tuple[str, BaseModel]]:
         ("runward.declared", c.DeclaredManifest(deployment="agents/a", submitted_at=T, requirements=["x==1"])),
         ("runward.aibom.delta", c.BomDelta(deployment="agents/a", revision=1, created_at=T, findings=[
             c.BomFinding(kind="undeclared_package", subject="requests", observed="2.32.3")])),
+        ("runward.reconciliation", ReconciliationReport(
+            agent="agents/a", service_account=ServiceAccountRef(namespace="agents", name="a"), generated_at=T,
+            kubernetes=K8sReconciliation(username="system:serviceaccount:agents:a", permissions=[], observed=[],
+                                         outside_grants=[], denied_attempts=[], proposed_rbac=[]))),
         ("runward.policies", c.PolicyBundle(deployment="agents/a", revision=1, created_at=T, apd_revision=1,
                                             mode=c.EnforcementMode.OBSERVE, egress_allowlist=[],
                                             network_policy={}, seccomp_profile={})),

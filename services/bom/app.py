@@ -1,38 +1,68 @@
-"""BOM: fold enriched events into the runtime AI-BOM of each agent (CycloneDX 1.6).
+"""BOM: fold enriched events into the runtime AI-BOM of each agent (CycloneDX 1.6) and
+compare it with what the agent's deployment pipeline declared.
 
-events.enriched  ->  aibom (a revision whenever the agent loaded something new)
+events.enriched + declared  ->  aibom (a revision when the agent loaded something new; bursts of
+                                       package loads coalesced, see pipeline.COALESCE_S)
+                            ->  aibom.delta (whenever the declared-vs-observed findings change)
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
-from runward.contracts import AiBom, EnrichedEvent
+from runward.contracts import DeclaredManifest, EnrichedEvent
 from runward.stage import Context, Output, Stage
-from runward.topics import AIBOM, ENRICHED
-from services.bom.cyclonedx_bom import runtime_bom
-from services.bom.evidence import RuntimeEvidence, fold
+from runward.topics import AIBOM, BOM_DELTA, DECLARED, ENRICHED
+from services.bom.pipeline import AgentState, on_declared, on_event
 
-stage = Stage("bom", inputs=[ENRICHED], outputs=[AIBOM])
+stage = Stage("bom", inputs=[ENRICHED, DECLARED], outputs=[AIBOM, BOM_DELTA])
 app = stage.app
-evidence_table = stage.table("runtime-evidence")
-revisions = stage.table("aibom-revision")
+# Both inputs are keyed by deployment id, so one table partition holds an agent's whole state.
+agents = stage.table("bom-agent-state")
 
 
-async def handle(event: EnrichedEvent, ctx: Context) -> Sequence[Output]:
-    raw = evidence_table.get(event.deployment)
-    evidence, changed = fold(RuntimeEvidence.model_validate(raw) if raw else None, event)
-    if not changed:
+# Parsed states, valid while the table still holds the very value they were stored as:
+# re-validating a large evidence document for each of an agent's events is the stage's
+# main cost otherwise. A rebalance or restart restores new objects, so the cache misses.
+_parsed: dict[str, tuple[Any, AgentState]] = {}
+
+
+def _load(deployment: str) -> AgentState:
+    raw = agents.get(deployment)
+    cached = _parsed.get(deployment)
+    if cached is not None and raw is not None and cached[0] is raw:
+        return cached[1]
+    return AgentState.model_validate(raw) if raw else AgentState()
+
+
+async def handle(record: Any, ctx: Context) -> Sequence[Output]:
+    deployment = record.deployment
+    state = _load(deployment)
+    if isinstance(record, DeclaredManifest):
+        step = on_declared(state, record)
+    elif isinstance(record, EnrichedEvent):
+        step = on_event(state, record)
+    else:  # the topic table routes only the records above here
+        raise TypeError(f"bom got {type(record).__name__}")
+    if not step.changed:
         return []
-    evidence_table[event.deployment] = evidence.model_dump(mode="json")
-    revision = int(revisions.get(event.deployment) or 0) + 1
-    revisions[event.deployment] = revision
-    bom = AiBom(deployment=event.deployment, revision=revision, created_at=event.ts,
-                cyclonedx=runtime_bom(evidence))
-    await asyncio.to_thread(stage.store.put_artifact, bom.deployment, "aibom", revision, bom.created_at,
-                            bom.model_dump(mode="json"))
-    return [Output(AIBOM, bom.deployment, bom)]
+    raw = step.state.model_dump(mode="json")
+    agents[deployment] = raw
+    _parsed[deployment] = (raw, step.state)
+    outputs: list[Output] = []
+    if step.aibom is not None:
+        bom = step.aibom
+        await asyncio.to_thread(stage.store.put_artifact, deployment, "aibom", bom.revision, bom.created_at,
+                                bom.model_dump(mode="json"))
+        outputs.append(Output(AIBOM, deployment, bom))
+    if step.delta is not None:
+        delta = step.delta
+        await asyncio.to_thread(stage.store.put_artifact, deployment, "bom_delta", delta.revision,
+                                delta.created_at, delta.model_dump(mode="json"))
+        outputs.append(Output(BOM_DELTA, deployment, delta))
+    return outputs
 
 
 stage.run(handle)

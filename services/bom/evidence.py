@@ -1,27 +1,75 @@
 """Runtime evidence of what an agent really loaded, folded from enriched events.
 
 Pure logic: the Faust app keeps `RuntimeEvidence` per Deployment in a changelogged table.
+Evidence only grows with new facts (no counters), so `changed` means the AI-BOM changed.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from runward.contracts import EnrichedEvent
+from services.bom import endpoints as endpoint_kinds
+from services.bom.python_packages import classify, import_root, normalise
 
-_DIST_INFO = re.compile(r"/(?:site|dist)-packages/([A-Za-z0-9_.]+?)-([0-9][^/]*?)\.dist-info/")
-_NATIVE_LIB = re.compile(r"/(lib[^/]+\.so(?:\.[0-9.]+)?)$")
-_MODEL_FILE = re.compile(r"\.(safetensors|gguf|onnx|bin|pt|pth)$")
+_NATIVE_LIB = re.compile(r"/(?P<file>[^/]+\.so(?:\.[0-9][0-9.]*)?)$")
+_PY_EXTENSION = re.compile(r"\.(?:cpython-|pypy|abi3)")
+_MODEL_FILE = re.compile(r"\.(?P<format>safetensors|gguf|ggml|onnx|bin|pt|pth|ckpt|tflite|mlmodel|h5|keras)$")
+_HF_CACHE = re.compile(r"/models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<revision>[0-9a-f]{7,40})/")
+_NOT_MODELS = re.compile(r"^/(?:proc|sys|dev)/|/(?:firmware|site-packages|dist-packages)/")
+
+STARTUP_GRACE_S = 60
+"""A server first used this long after its pod's first event was registered after startup."""
+
+
+class PythonImport(BaseModel):
+    name: str = Field(description="import root, e.g. yaml or google.protobuf")
+    site: str
+    first_seen: datetime
+
+
+class Distribution(BaseModel):
+    name: str = Field(description="as spelled in its dist-info directory")
+    version: str
+    site: str
+    first_seen: datetime
+
+
+class NativeLibrary(BaseModel):
+    name: str
+    path: str
+    package: str | None = Field(default=None, description="the wheel that vendors it (<pkg>.libs/)")
+    first_seen: datetime
+
+
+class ModelFile(BaseModel):
+    path: str
+    format: str
+    name: str
+    hf_repo: str | None = None
+    revision: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    first_seen: datetime
 
 
 class ModelUse(BaseModel):
     provider: str
     requested: str | None = None
-    served: str | None = None
-    calls: int = 0
+    served: list[str] = Field(default_factory=list)
+    first_seen: datetime | None = None
+
+
+class McpServer(BaseModel):
+    name: str
+    first_seen: datetime
+    at_startup: bool
+    initialized: bool = False
 
 
 class ToolRegistration(BaseModel):
@@ -29,55 +77,251 @@ class ToolRegistration(BaseModel):
     tool: str
     first_seen: datetime
     at_startup: bool
+    via: str = Field(default="tools_list", description="tools_list, list_changed or execute_tool")
+
+
+class Endpoint(BaseModel):
+    host: str
+    port: int
+    protocol: str
+    dns_name: str | None = None
+    addresses: list[str] = Field(default_factory=list)
+    kind: str = "external"
+    first_seen: datetime
 
 
 class RuntimeEvidence(BaseModel):
     deployment: str
     started_at: datetime
-    python_packages: dict[str, str] = Field(default_factory=dict, description="name -> version")
-    native_libraries: list[str] = Field(default_factory=list)
-    model_files: list[str] = Field(default_factory=list)
+    pods: dict[str, datetime] = Field(default_factory=dict, description="pod -> its first event")
+    images: list[str] = Field(default_factory=list)
+    python_imports: dict[str, PythonImport] = Field(default_factory=dict)
+    distributions: dict[str, Distribution] = Field(default_factory=dict, description="normalised name -> seen")
+    native_libraries: dict[str, NativeLibrary] = Field(default_factory=dict, description="path -> library")
+    model_files: dict[str, ModelFile] = Field(default_factory=dict, description="path -> artifact")
     models: dict[str, ModelUse] = Field(default_factory=dict, description="provider/requested -> use")
+    mcp_servers: dict[str, McpServer] = Field(default_factory=dict)
     tools: dict[str, ToolRegistration] = Field(default_factory=dict, description="server/tool -> registration")
-    endpoints: list[str] = Field(default_factory=list, description="host:port/proto reached")
+    listed: list[str] = Field(default_factory=list, description="pod|server pairs whose first tools/list was seen")
+    endpoints: dict[str, Endpoint] = Field(default_factory=dict, description="host:port/proto -> endpoint")
 
 
-STARTUP_GRACE_S = 60
+def fold(evidence: RuntimeEvidence | None, event: EnrichedEvent) -> tuple[RuntimeEvidence, frozenset[str]]:
+    """Add what the event shows was loaded; return the evidence and the sections that changed
+    (empty: the BOM is unchanged).
+
+    The evidence is updated in place (a new one is made for the first event): a busy agent
+    sends thousands of events, most of them repeats, and copying its whole evidence for each
+    would make the stage fall behind. The caller owns the evidence it passes in.
+    """
+    ev = evidence or RuntimeEvidence(deployment=event.deployment, started_at=event.ts)
+    changes: set[str] = set()
+    pod = event.pod or "-"
+    if pod not in ev.pods:
+        ev.pods[pod] = event.ts
+        changes.add("pods")
+    handler = _HANDLERS.get(event.kind)
+    if handler is not None:
+        changes |= handler(ev, event, event.detail)
+    elif event.category == "egress":
+        changes |= _egress(ev, event, event.detail)
+    return ev, frozenset(changes)
 
 
-def fold(evidence: RuntimeEvidence | None, event: EnrichedEvent) -> tuple[RuntimeEvidence, bool]:
-    """Add what the event shows was loaded; say whether the BOM changed."""
-    ev = (evidence or RuntimeEvidence(deployment=event.deployment, started_at=event.ts)).model_copy(deep=True)
-    before = ev.model_dump_json()
-    detail = event.detail
-    if event.kind == "file_open":
-        path = str(detail.get("path", ""))
-        if match := _DIST_INFO.search(path):
-            ev.python_packages[_normalise(match.group(1))] = match.group(2)
-        elif match := _NATIVE_LIB.search(path):
-            ev.native_libraries = sorted({*ev.native_libraries, match.group(1)})
-        if _MODEL_FILE.search(path):
-            ev.model_files = sorted({*ev.model_files, path})
-    elif event.kind == "chat":
-        provider = detail.get("provider") or "unknown"
-        requested = detail.get("request_model")
-        key = f"{provider}/{requested or detail.get('response_model')}"
-        use = ev.models.get(key) or ModelUse(provider=provider, requested=requested)
-        use.served = detail.get("response_model") or use.served
-        use.calls += 1
-        ev.models[key] = use
-    elif event.kind in {"tools_list", "execute_tool"}:
-        server = detail.get("mcp_server") or "local"
-        names = detail.get("tools") or ([detail["tool_name"]] if detail.get("tool_name") else [])
-        for tool in names:
-            key = f"{server}/{tool}"
-            if key not in ev.tools:
-                late = (event.ts - ev.started_at).total_seconds() > STARTUP_GRACE_S
-                ev.tools[key] = ToolRegistration(server=server, tool=tool, first_seen=event.ts, at_startup=not late)
-    elif event.category == "egress" and event.behaviour:
-        ev.endpoints = sorted({*ev.endpoints, event.behaviour.removeprefix("egress:")})
-    return ev, ev.model_dump_json() != before
+# --- files: packages, native libraries, model artifacts --------------------------------------
+
+def _file_open(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
+    path = str(detail.get("path", ""))
+    changes: set[str] = set()
+    site = classify(path)
+    if site is not None:
+        changes |= _python_file(ev, event, site)
+    elif ((lib := _NATIVE_LIB.search(path)) and not _PY_EXTENSION.search(lib.group("file"))
+          and path not in ev.native_libraries):
+        ev.native_libraries[path] = NativeLibrary(name=lib.group("file"), path=path, first_seen=event.ts)
+        changes.add("native_libraries")
+    if (model := _MODEL_FILE.search(path)) and not _NOT_MODELS.search(path) and _reads(detail):
+        changes |= _model_file(ev, event, path, model.group("format"), detail)
+    return changes
 
 
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+def _python_file(ev: RuntimeEvidence, event: EnrichedEvent, site: Any) -> set[str]:
+    if site.kind == "dist-info":
+        key = normalise(site.dist_name)
+        if key in ev.distributions:
+            return set()
+        ev.distributions[key] = Distribution(name=site.dist_name, version=site.dist_version, site=site.site,
+                                             first_seen=event.ts)
+        return {"distributions"}
+    if site.kind == "vendored-lib":
+        path = str(event.detail.get("path"))
+        if not _NATIVE_LIB.search(path) or path in ev.native_libraries:
+            return set()
+        ev.native_libraries[path] = NativeLibrary(name=path.rsplit("/", 1)[-1], path=path,
+                                                  package=site.package[0], first_seen=event.ts)
+        return {"native_libraries"}
+    if site.kind != "code":
+        return set()  # .pth files, package data
+    root = import_root(site, ev.python_imports.keys())
+    if root is None or root.startswith("__"):
+        return set()  # covered by a known root; editable-install finders
+    ev.python_imports[root] = PythonImport(name=root, site=site.site, first_seen=event.ts)
+    return {"python_imports"}
+
+
+def _reads(detail: dict[str, Any]) -> bool:
+    """Opened for reading: a checkpoint being written is not a model being loaded."""
+    return int(detail.get("flags") or 0) & os.O_ACCMODE != os.O_WRONLY
+
+
+def _model_file(ev: RuntimeEvidence, event: EnrichedEvent, path: str, fmt: str,
+                detail: dict[str, Any]) -> set[str]:
+    known = ev.model_files.get(path)
+    size = detail.get("size") if isinstance(detail.get("size"), int) else None
+    sha256 = detail.get("sha256") if isinstance(detail.get("sha256"), str) else None
+    if known is not None:
+        # Only what the enricher can tell (the sensor cannot hash); never invent a digest.
+        if (known.size is None and size is not None) or (known.sha256 is None and sha256 is not None):
+            known.size, known.sha256 = known.size or size, known.sha256 or sha256
+            return {"model_files"}
+        return set()
+    hf = _HF_CACHE.search(path)
+    name = f"{hf.group('org')}/{hf.group('name')}" if hf else path.rsplit("/", 1)[-1]
+    ev.model_files[path] = ModelFile(path=path, format=fmt, name=name, first_seen=event.ts, size=size,
+                                     sha256=sha256, hf_repo=name if hf else None,
+                                     revision=hf.group("revision") if hf else None)
+    return {"model_files"}
+
+
+# --- LLM calls and MCP -----------------------------------------------------------------------
+
+def _chat(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
+    provider = str(detail.get("provider") or "unknown")
+    requested, served = detail.get("request_model"), detail.get("response_model")
+    if not requested and not served:
+        return set()
+    key = f"{provider}/{requested or served}"
+    use = ev.models.get(key)
+    if use is not None and (not served or served in use.served):
+        return set()
+    if use is None:
+        use = ev.models[key] = ModelUse(provider=provider, requested=requested, first_seen=event.ts)
+    if served:
+        use.served = sorted([*use.served, str(served)])
+    return {"models"}
+
+
+def _mcp(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
+    server = str(detail.get("mcp_server") or "local")
+    pod = event.pod or "-"
+    changes: set[str] = set()
+    if server not in ev.mcp_servers:
+        late = (event.ts - ev.pods[pod]).total_seconds() > STARTUP_GRACE_S
+        ev.mcp_servers[server] = McpServer(name=server, first_seen=event.ts, at_startup=not late)
+        changes.add("mcp_servers")
+    registered = ev.mcp_servers[server]
+    if event.kind == "initialize":
+        if not registered.initialized:
+            registered.initialized = True
+            changes.add("mcp_servers")
+        return changes
+    baseline_key = f"{pod}|{server}"
+    if event.kind == "tools_list":
+        # The first list a pod gets from a server is its startup toolset; anything a later
+        # list adds was registered after startup (notifications/tools/list_changed).
+        first = baseline_key not in ev.listed
+        if first:
+            ev.listed = sorted([*ev.listed, baseline_key])
+        for tool in detail.get("tools") or []:
+            changes |= _register(ev, server, str(tool), event.ts, at_startup=first and registered.at_startup,
+                                 via="tools_list" if first else "list_changed")
+        return changes
+    tool = detail.get("tool_name")
+    if tool:
+        # Called without ever being listed: late if the server's list is known, else by time.
+        late = baseline_key in ev.listed or (event.ts - ev.pods[pod]).total_seconds() > STARTUP_GRACE_S
+        changes |= _register(ev, server, str(tool), event.ts, at_startup=not late, via="execute_tool")
+    return changes
+
+
+def _register(ev: RuntimeEvidence, server: str, tool: str, ts: datetime, at_startup: bool, via: str) -> set[str]:
+    key = f"{server}/{tool}"
+    if key in ev.tools:
+        return set()
+    ev.tools[key] = ToolRegistration(server=server, tool=tool, first_seen=ts, at_startup=at_startup, via=via)
+    return {"tools"}
+
+
+# --- network and deployment ------------------------------------------------------------------
+
+def _egress(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
+    address = detail.get("address")
+    port, protocol = int(detail.get("port") or 0), str(detail.get("protocol") or "tcp")
+    dns_name = (detail.get("dns_name") or "").rstrip(".") or None
+    host = dns_name or str(address)
+    key = f"{host}:{port}/{protocol}"
+    endpoint = ev.endpoints.get(key)
+    if endpoint is None:
+        endpoint = ev.endpoints[key] = Endpoint(host=host, port=port, protocol=protocol, dns_name=dns_name,
+                                                first_seen=event.ts,
+                                                kind=endpoint_kinds.classify(host, port, protocol))
+    elif not address or address in endpoint.addresses:
+        return set()
+    if address and address not in endpoint.addresses:
+        endpoint.addresses = sorted([*endpoint.addresses, str(address)])
+    return {"endpoints"}
+
+
+def _deployment_spec(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
+    images = sorted({str(i) for i in detail.get("images") or [] if i})
+    if not images or images == ev.images:
+        return set()
+    ev.images = images
+    return {"images"}
+
+
+_HANDLERS = {
+    "file_open": _file_open,
+    "chat": _chat,
+    "initialize": _mcp,
+    "tools_list": _mcp,
+    "execute_tool": _mcp,
+    "deployment_spec": _deployment_spec,
+}
+
+
+# --- views ------------------------------------------------------------------------------------
+
+class ObservedPackage(BaseModel):
+    """A Python distribution as the runtime shows it: imported (code opened) or only its metadata read."""
+
+    name: str = Field(description="normalised distribution name (best guess when no dist-info was seen)")
+    version: str | None = None
+    imports: list[str] = Field(default_factory=list)
+    site: str
+    first_seen: datetime
+    dist_info: str | None = Field(default=None, description="the dist-info directory the version came from")
+
+    @property
+    def imported(self) -> bool:
+        return bool(self.imports)
+
+
+def observed_packages(ev: RuntimeEvidence, known_names: list[str] | None = None) -> list[ObservedPackage]:
+    """Join import roots to distributions: by dist-info seen, else by declared or well-known names."""
+    from services.bom.python_packages import distribution_of
+
+    dist_names = [d.name for d in ev.distributions.values()]
+    packages: dict[str, ObservedPackage] = {}
+    for imp in sorted(ev.python_imports.values(), key=lambda i: i.name):
+        name = distribution_of(imp.name, [*dist_names, *(known_names or [])])
+        package = packages.get(name)
+        if package is None:
+            package = packages[name] = ObservedPackage(name=name, site=imp.site, first_seen=imp.first_seen)
+        package.imports = sorted({*package.imports, imp.name})
+        package.first_seen = min(package.first_seen, imp.first_seen)
+    for key, dist in ev.distributions.items():
+        package = packages.setdefault(key, ObservedPackage(name=key, site=dist.site, first_seen=dist.first_seen))
+        package.version = dist.version
+        package.dist_info = f"{dist.site}/{dist.name}-{dist.version}.dist-info"
+    return sorted(packages.values(), key=lambda p: p.name)

@@ -31,7 +31,7 @@ VIEWER, APPROVER = "viewer-token-for-e2e-0123456789", "approver-token-for-e2e-01
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
     home = tmp_path_factory.mktemp("runward")
-    config = Settings(kafka=f"127.0.0.1:{free_port()}", home=home, api_port=free_port(),
+    config = Settings(kafka=f"127.0.0.1:{free_port()}", home=home, api_port=free_port(), otlp_port=free_port(),
                       api_tokens=f"soc:{VIEWER}:viewer,lead:{APPROVER}:approver")
     sup = Supervisor(config, external_kafka=False)
     sup.start(with_sensor=False)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
     config = Settings(kafka=f"127.0.0.1:{free_port()}", home=tmp_path_factory.mktemp("restart"),
-                      api_port=free_port(), api_tokens="t:restart-token-0123456789:viewer")
+                      api_port=free_port(), otlp_port=free_port(), api_tokens="t:restart-token-0123456789:viewer")
     sup = Supervisor(config, external_kafka=False)
     sup.start(with_sensor=False)
     try:

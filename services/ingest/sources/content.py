@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 from runward.contracts import RawLlmEvent
 from runward.redaction import redact_text, redact_value
-
 from services.ingest.sources.config import SourceConfig
 
 

@@ -24,7 +24,6 @@ from pydantic import ValidationError
 
 from runward.contracts import Attribution, RawLlmEvent
 from runward.contracts.common import deployment_id
-
 from services.ingest.sources.config import SourceConfig
 from services.ingest.sources.content import apply_content_policy
 

@@ -12,10 +12,11 @@ POST /v1/tetragon   Tetragon export events (JSON lines or array)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -28,7 +29,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from runward.config import Settings
 from runward.contracts import RawSensorEvent
 from runward.topics import RAW_LLM, RAW_SENSOR
-
 from services.ingest.sources import falco, otlp, tetragon
 from services.ingest.sources.config import SourceConfig
 from services.ingest.sources.publish import RawPublisher
@@ -45,14 +45,24 @@ class BodyError(ValueError):
         self.status = status
 
 
-def create_app(config: SourceConfig, publisher: RawPublisher) -> FastAPI:
-    app = FastAPI(title="Runward OTLP receiver", docs_url=None, redoc_url=None)
+def create_app(config: SourceConfig, publisher: RawPublisher, close_publisher: bool = False) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_publisher:
+            # Here, not after uvicorn.run: uvicorn re-raises SIGTERM once the app has shut down.
+            undelivered = await asyncio.to_thread(publisher.close)
+            if undelivered:
+                log.warning("%d records were still undelivered at exit", undelivered)
+
+    app = FastAPI(title="Runward OTLP receiver", docs_url=None, redoc_url=None, lifespan=lifespan)
 
     @app.post("/v1/traces")
     async def traces(request: Request) -> Response:
         content_type = request.headers.get("content-type", "")
-        json_body = content_type.split(";")[0].strip().lower() == otlp.JSON
-        if content_type.split(";")[0].strip().lower() not in {otlp.PROTOBUF, otlp.JSON}:
+        media = content_type.split(";")[0].strip().lower()
+        json_body = media == otlp.JSON  # answer in the encoding the client sent
+        if media not in {otlp.PROTOBUF, otlp.JSON}:
             return _status(415, f"unsupported content type {content_type!r}; "
                                 f"send {otlp.PROTOBUF} or {otlp.JSON}", json_body=True)
         try:
@@ -109,6 +119,9 @@ async def _sensor_intake(request: Request, config: SourceConfig, publisher: RawP
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:  # refuse before reading it into memory
+        raise BodyError(413, f"body larger than {limit} bytes; export smaller batches")
     body = await request.body()
     encoding = request.headers.get("content-encoding", "identity").lower()
     try:
@@ -135,7 +148,7 @@ def _bounded(decompressor: Any, body: bytes, limit: int) -> bytes:
 async def _deliver(publisher: RawPublisher, items: list[Any]) -> str | None:
     try:
         errors = await publisher.send_all(items)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return "delivery timed out"
     failed = [e for e in errors if e]
     return f"{len(failed)} of {len(errors)} records failed: {failed[0]}" if failed else None
@@ -159,9 +172,5 @@ def serve(settings: Settings, port: int = 4318, config: SourceConfig | None = No
     import uvicorn
 
     publisher = RawPublisher(settings.kafka, "runward-otlp-receiver")
-    try:
-        uvicorn.run(create_app(config or SourceConfig(), publisher), host=host, port=port, log_level="info")
-    finally:
-        undelivered = publisher.close()
-        if undelivered:
-            log.warning("%d records were still undelivered at exit", undelivered)
+    app = create_app(config or SourceConfig(), publisher, close_publisher=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")

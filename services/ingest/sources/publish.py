@@ -47,14 +47,14 @@ class RawPublisher:
         config = producer_config(bootstrap, client_id)
         config.update(overrides or {})
         config["error_cb"] = lambda err: log.warning("kafka: %s", err)
-        self._producer = Producer(config)
+        self._producer: Producer | None = Producer(config)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(0.1)
+        while not self._stop.is_set() and (producer := self._producer) is not None:
+            producer.poll(0.1)
 
     def send(self, topic: Topic, key: str, record: BaseModel) -> Future[None]:
         future: Future[None] = Future()
@@ -65,6 +65,9 @@ class RawPublisher:
             else:
                 future.set_exception(DeliveryError(f"{message.topic()}: {error.str()}"))
 
+        if self._producer is None:
+            future.set_exception(DeliveryError("publisher is closed"))
+            return future
         try:
             self._producer.produce(topic.name, key=key.encode(), value=encode(record), on_delivery=delivered)
         except BufferError as exc:
@@ -82,7 +85,10 @@ class RawPublisher:
 
     def close(self, timeout_s: float = 10.0) -> int:
         """Flush and stop; return how many records were still undelivered."""
-        remaining = int(self._producer.flush(timeout_s))
+        producer, remaining = self._producer, 0
+        if producer is not None:
+            remaining = int(producer.flush(timeout_s))
         self._stop.set()
         self._thread.join(timeout=2)
+        self._producer = None  # librdkafka's threads end with the last reference
         return remaining

@@ -19,7 +19,6 @@ from runward.contracts import (
     RawSensorEvent,
 )
 from runward.contracts.common import deployment_id
-
 from services.ingest.sources.sensorcommon import (
     UnsupportedEvent,
     deployment_from_pod,

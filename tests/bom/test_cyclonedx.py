@@ -1,0 +1,97 @@
+"""Every AI-BOM Runward emits is CycloneDX 1.6 that the library's strict validator accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+
+from runward.contracts import DeclaredManifest, utcnow
+from services.bom.cyclonedx_bom import InvalidBom, declared_cyclonedx, runtime_bom, validate
+from services.bom.declared import declared_bom, load_deployment_yaml, requirements_from_text
+from services.bom.evidence import fold
+from tests.bom.factories import SITE, chat, connected, initialize, opened, tool_call, tools_list
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "bom"
+HF = "/root/.cache/huggingface/hub/models--Qwen--Qwen2.5-0.5B/snapshots/060db6499f32faf8b98477b0a26969ef7d8b9987"
+
+
+def strict_errors(document: dict) -> object:  # type: ignore[type-arg]
+    return JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(document))
+
+
+def full_evidence():  # type: ignore[no-untyped-def]
+    evidence = None
+    for e in [
+        opened(f"{SITE}/httpx/__pycache__/__init__.cpython-311.pyc"),
+        opened(f"{SITE}/httpx-0.28.1.dist-info/METADATA"),
+        opened(f"{SITE}/google/protobuf/__pycache__/__init__.cpython-311.pyc"),
+        opened("/usr/lib/x86_64-linux-gnu/libssl.so.3"),
+        opened(f"{HF}/model.safetensors"),
+        opened("/models/llama.gguf", size=1024, sha256="0f" * 32),
+        chat("openai", "gpt-4o", "gpt-4o-2024-08-06"),
+        initialize("time", at=1), tools_list("time", ["get_current_time"], at=1),
+        tools_list("time", ["get_current_time", "delete_records"], at=90), tool_call("time", "get_current_time"),
+        connected("api.openai.com", "162.159.140.245"), connected(None, "2001:db8::1", port=8443),
+    ]:
+        evidence, _ = fold(evidence, e)
+    return evidence
+
+
+def test_runtime_bom_validates_and_says_what_was_loaded() -> None:
+    doc = runtime_bom(full_evidence(), revision=3)
+    assert strict_errors(doc) is None
+    assert doc["specVersion"] == "1.6" and doc["version"] == 3
+    assert doc["metadata"]["lifecycles"] == [{"phase": "operations"}]
+    components = {c["bom-ref"]: c for c in doc["components"]}
+    httpx = components["pypi:httpx@0.28.1"]
+    assert httpx["purl"] == "pkg:pypi/httpx@0.28.1"
+    methods = [m for i in httpx["evidence"]["identity"] for m in i["methods"]]
+    assert {m["technique"] for m in methods} == {"instrumentation"}
+    assert {o["location"] for o in httpx["evidence"]["occurrences"]} >= {f"{SITE}/httpx"}
+    model = components["model:openai/gpt-4o"]
+    assert model["type"] == "machine-learning-model" and model["name"] == "gpt-4o-2024-08-06"
+    assert model["modelCard"]["modelParameters"]["task"] == "text-generation"
+    gguf = components["model-file:/models/llama.gguf"]
+    assert gguf["hashes"] == [{"alg": "SHA-256", "content": "0f" * 32}]
+    assert "hashes" not in components[f"model-file:{HF}/model.safetensors"]  # never invented
+    services = {s["bom-ref"]: s for s in doc["services"]}
+    tools = {t["name"]: t for t in services["mcp-server:time"]["services"]}
+    late = {p["name"]: p["value"] for p in tools["delete_records"]["properties"]}
+    assert late["runward:mcp:registered"] == "after-startup"
+    assert services["endpoint:api.openai.com:443/tcp"]["endpoints"] == ["https://api.openai.com"]
+    ipv6 = services["endpoint:2001:db8::1:8443/tcp"]
+    assert "endpoints" not in ipv6
+    assert {"name": "runward:endpoint:address", "value": "2001:db8::1"} in ipv6["properties"]
+
+
+def test_revisions_of_one_agent_share_a_serial() -> None:
+    evidence = full_evidence()
+    one, two = runtime_bom(evidence, revision=1), runtime_bom(evidence, revision=2)
+    assert one["serialNumber"] == two["serialNumber"] and one["version"] + 1 == two["version"]
+
+
+def test_declared_bom_validates_with_lifecycle_build() -> None:
+    manifest = DeclaredManifest(
+        deployment="agents/support-bot", submitted_at=utcnow(),
+        deployment_manifest=load_deployment_yaml((DATA / "deployment.yaml").read_text()),
+        requirements=requirements_from_text("requirements.txt", (DATA / "requirements.txt").read_text()),
+        mcp_config=json.loads((DATA / "mcp.json").read_text()))
+    doc = declared_cyclonedx(declared_bom(manifest))
+    assert strict_errors(doc) is None
+    assert doc["metadata"]["lifecycles"] == [{"phase": "build"}]
+    refs = {c["bom-ref"] for c in doc["components"]}
+    assert {"pypi:httpx@0.28.1", "pypi:openai@unpinned", "model:openai/gpt-4o-2024-08-06",
+            "image:ghcr.io/example/support-bot:1.4.2"} <= refs
+    github = next(s for s in doc["services"] if s["name"] == "github")
+    assert [t["name"] for t in github["services"]] == ["get_issue", "list_issues"]
+
+
+def test_an_invalid_document_is_refused() -> None:
+    doc = runtime_bom(full_evidence())
+    doc["components"][0]["modelCard"] = {"notAField": True}
+    with pytest.raises(InvalidBom, match="does not validate"):
+        validate(doc, "agents/support-bot")
