@@ -17,6 +17,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from runward.kafka import producer_config
 from runward.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
 
 RAW_TOPICS = {RAW_SENSOR.name, RAW_LLM.name, RAW_K8S.name}
@@ -94,8 +95,7 @@ def replay(path: Path, bootstrap: str, *, rebase: bool = True,
            progress: Callable[[str], None] = print) -> int:
     lines = list(read_lines(path))
     shift = rebase_offset(lines, datetime.now(timezone.utc)) if rebase else timedelta(0)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
-                         "partitioner": "murmur2_random", "compression.type": "lz4"})
+    producer = Producer(producer_config(bootstrap, "runward-replay", {"linger.ms": 5, "compression.type": "lz4"}))
     failures: list[str] = []
 
     def delivered(err: Any, msg: Any) -> None:

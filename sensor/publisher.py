@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from runward.codec import encode
 from runward.contracts import RawSensorEvent
+from runward.kafka import producer_config as kafka_producer_config
 from runward.topics import RAW_SENSOR
 from sensor.metrics import Metrics
 
@@ -17,22 +18,17 @@ log = logging.getLogger(__name__)
 
 
 def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": bootstrap,
-        "client.id": client_id,
+    return kafka_producer_config(bootstrap, client_id, {
         # Batching bounded well under the 1 s end-to-end target.
         "linger.ms": 20,
         "batch.num.messages": 10_000,
         "compression.type": "lz4",
-        "enable.idempotence": True,  # implies acks=all and ordered retries per partition
         # A bounded queue: when the broker is away the sensor drops (and counts) rather
         # than growing without limit on the node.
         "queue.buffering.max.messages": 100_000,
         "queue.buffering.max.kbytes": 65_536,
         "message.timeout.ms": 30_000,
-        # Same partition for the same key as the Java client (murmur2), random when keyless.
-        "partitioner": "murmur2_random",
-    }
+    })
 
 
 class KafkaPublisher:

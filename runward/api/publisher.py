@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from pydantic import BaseModel
 
 from runward.codec import encode
+from runward.kafka import producer_config
 from runward.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -43,16 +44,10 @@ class KafkaPublisher:
 
     def _get_producer(self) -> Producer:
         if self._producer is None:
-            self._producer = Producer({
-                "bootstrap.servers": self.bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                # murmur2_random is what the Java client and Faust use: the same key lands on
-                # the same partition as every other record of this agent.
-                "partitioner": "murmur2_random",
+            self._producer = Producer(producer_config(self.bootstrap, "runward-api", {
                 "message.timeout.ms": max(1000, int(self.timeout_s * 1000) - 500),
                 "socket.connection.setup.timeout.ms": max(1000, int(self.timeout_s * 1000)),
-            })
+            }))
         return self._producer
 
     def publish(self, topic: Topic, key: str, record: BaseModel) -> None:

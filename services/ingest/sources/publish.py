@@ -17,23 +17,19 @@ from confluent_kafka import KafkaError, Message, Producer
 from pydantic import BaseModel
 
 from runward.codec import encode
+from runward.kafka import producer_config as kafka_producer_config
 from runward.topics import Topic
 
 log = logging.getLogger(__name__)
 
 
 def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": bootstrap,
-        "client.id": client_id,
+    return kafka_producer_config(bootstrap, client_id, {
         "linger.ms": 5,
-        "enable.idempotence": True,  # acks=all and ordered retries per partition
-        # Same partition for the same key as the Java client; random when keyless.
-        "partitioner": "murmur2_random",
         # Bounded so a missing broker becomes a retryable answer, not a hung request.
         "message.timeout.ms": 15_000,
         "queue.buffering.max.messages": 100_000,
-    }
+    })
 
 
 class DeliveryError(RuntimeError):

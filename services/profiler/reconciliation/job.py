@@ -14,6 +14,7 @@ from runward.codec import encode
 from runward.config import Settings
 from runward.contracts import utcnow
 from runward.contracts.reconciliation import ReconciliationReport
+from runward.kafka import producer_config
 from runward.store import Store
 from runward.topics import RECONCILIATION
 from services.profiler.reconciliation.loaders import (
@@ -80,8 +81,7 @@ def reconcile(inputs: ReconcileInputs, config: Settings, *, publish: bool = True
             "rendered": {"markdown": render_markdown(report), "html": render_html(report)}}
     store.put_artifact(inputs.deployment, "reconciliation", revision, report.generated_at, body)
     if publish:
-        producer = Producer({"bootstrap.servers": config.kafka, "enable.idempotence": True,
-                             "partitioner": "murmur2_random"})
+        producer = Producer(producer_config(config.kafka, "runward-reconcile"))
         producer.produce(RECONCILIATION.name, key=inputs.deployment.encode(), value=encode(report))
         if producer.flush(15) > 0:
             raise ReconcileError(f"Kafka at {config.kafka} did not acknowledge the report within 15 s "
