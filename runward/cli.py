@@ -143,11 +143,13 @@ def _live_demo(sup: Any, store: Any) -> None:
     with run_workload("agents/live-demo", "live-demo", 2, [sys.executable, "-c", LIVE_AGENT, url],
                       home=sup.config.home.resolve()) as workload:
         workload.wait(timeout=30)
-    deadline = time.monotonic() + 20
+    print("  waiting for the profiler to publish the coalesced file and syscall sets ...")
+    deadline = time.monotonic() + 45
     apd: dict[str, Any] | None = None
     while time.monotonic() < deadline:
         apd = store.latest_artifact("agents/live-demo", "apd")
-        if apd and apd["behaviours"].get("egress") and len(apd["pods_seen"]) == 2:
+        if apd and apd["behaviours"].get("egress") and apd["behaviours"].get("syscalls") and \
+                len(apd["pods_seen"]) == 2:
             break
         time.sleep(0.5)
     if not apd:

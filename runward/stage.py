@@ -129,9 +129,12 @@ class Stage:
                                    f"stage error ({type(exc).__name__}: {exc}); report it with this record")
             return
         for out in outputs:
-            await self._topics[out.topic.name].send(key=out.key.encode(), value=encode(out.record))
+            await self.publish(out)
         self._counters.processed += 1
         self._counters.last_record_at = utcnow()
+
+    async def publish(self, out: Output) -> None:
+        await self._topics[out.topic.name].send(key=out.key.encode(), value=encode(out.record))
 
     async def dead_letter(self, source: SourceRef, key: str | None, payload: bytes | None, reason: str) -> None:
         raw = payload or b""

@@ -66,7 +66,7 @@ RAW_K8S = Topic(
 )
 ENRICHED = Topic(
     "runward.events.enriched", "deployment id", EnrichedEvent,
-    ("ingest",), ("bom", "profiler"),
+    ("ingest", "profiler (flush punctuation)"), ("bom", "profiler"),
 )
 APD = Topic("runward.apd", "deployment id", ApdRevision, ("profiler",), ("enforcer", "api (store)"))
 SIGNALS = Topic("runward.signals", "deployment id", Signal, ("profiler",), ("correlator",))

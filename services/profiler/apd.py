@@ -20,6 +20,11 @@ from services.profiler import techniques
 SILENT_CATEGORIES = frozenset({"egress_ip", "syscalls", "exec_args"})
 _VARIABLE_ARG = re.compile(r"^(\d+|[0-9a-f]{8,}|/tmp/.*|/proc/\d+.*|[A-Za-z0-9+/=_-]{32,})$")
 STABLE_AFTER = timedelta(hours=1)
+# An agent's start-up opens hundreds of files in a second: those categories are published at
+# most once per COALESCE of event time instead of one revision per file.
+COALESCED_CATEGORIES = frozenset({"file", "syscalls", "exec_args", "egress_ip"})
+COALESCE = timedelta(seconds=10)
+FLUSH_KIND = "flush"  # punctuation on the enriched topic: no behaviour, time has passed
 SEVERITY = {Surface.IDENTITY: 4, Surface.TOOL: 3, Surface.MULTI_AGENT: 4, Surface.NETWORK: 3,
             Surface.PROCESS: 3, Surface.FILE: 2, Surface.INPUT: 3}
 
@@ -37,6 +42,9 @@ class ApdState(BaseModel):
     window_complete_announced: bool = False
     deviations_signalled: list[str] = Field(default_factory=list)
     pods_seen: list[str] = Field(default_factory=list)
+    pending_added: dict[str, list[str]] = Field(
+        default_factory=dict, description="learnt but not yet published (coalesced categories)")
+    last_revision_at: datetime | None = None
 
 
 @dataclass
@@ -75,14 +83,17 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     result = FoldResult(state)
     added: dict[str, list[str]] = {}
 
+    if event.kind == FLUSH_KIND:
+        return _maybe_publish(state, result, event, policy, added, new_pod=False)
     if event.kind == "deployment_spec":
         state.autonomy = str(event.detail.get("autonomy") or state.autonomy)
         if event.detail.get("changed"):
             state.last_deployment_change = event.ts
         return result
 
-    if event.pod and event.pod not in state.pods_seen:
-        state.pods_seen = sorted([*state.pods_seen, event.pod])
+    new_pod = bool(event.pod) and event.pod not in state.pods_seen
+    if new_pod:
+        state.pods_seen = sorted([*state.pods_seen, str(event.pod)])
     if event.partial and not state.partial:
         state.partial = True  # the sensor lost events: the envelope may be missing behaviours
         added.setdefault("_flags", []).append("partial")
@@ -109,12 +120,23 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
             state.last_novel_at = event.ts
             state.novel_times = [t for t in state.novel_times if event.ts - t < timedelta(hours=1)] + [event.ts]
 
+    return _maybe_publish(state, result, event, policy, added, new_pod)
+
+
+def _maybe_publish(state: ApdState, result: FoldResult, event: EnrichedEvent, policy: Policy,
+                   added: dict[str, list[str]], new_pod: bool) -> FoldResult:
     status = window_status(state, event.ts, policy)
     announce = status is WindowStatus.COMPLETE and not state.window_complete_announced
-    if added or announce:
+    for category, behaviours in added.items():
+        state.pending_added[category] = [*state.pending_added.get(category, []), *behaviours]
+    immediate = announce or new_pod or any(c not in COALESCED_CATEGORIES for c in added)
+    due = bool(state.pending_added) and (
+        state.last_revision_at is None or event.ts - state.last_revision_at >= COALESCE)
+    if immediate or due:
         state.window_complete_announced = state.window_complete_announced or announce
         state.revision += 1
-        result.revision = _revision(state, event.ts, status, added, policy)
+        result.revision = _revision(state, event.ts, status, state.pending_added, policy)
+        state.pending_added, state.last_revision_at = {}, event.ts
     return result
 
 

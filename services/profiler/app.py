@@ -6,28 +6,56 @@ events.enriched  ->  apd (a revision per change)  +  signals (deviations, input 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from runward.config import AUTONOMY_WINDOWS_S
-from runward.contracts import EnrichedEvent
+from runward.contracts import EnrichedEvent, SourceRef, Surface
 from runward.stage import Context, Output, Stage
 from runward.topics import APD, ENRICHED, SIGNALS
-from services.profiler.apd import ApdState, Policy, fold
+from services.profiler.apd import COALESCE, FLUSH_KIND, ApdState, Policy, fold
 
-stage = Stage("profiler", inputs=[ENRICHED], outputs=[APD, SIGNALS])
+stage = Stage("profiler", inputs=[ENRICHED], outputs=[APD, SIGNALS, ENRICHED])
 app = stage.app
 apds = stage.table("apd-state")
 policy = Policy(window_s=AUTONOMY_WINDOWS_S, window_override_s=stage.config.observation_window_s,
                 drift_correlation_s=stage.config.drift_correlation_s)
 
 
+# deployment -> (wall-clock time of its last event, that event's time); in memory only: a restart
+# merely delays a flush until the agent's next event.
+_idle: dict[str, tuple[float, datetime, str]] = {}
+
+
+@app.timer(COALESCE.total_seconds())
+async def flush_idle_agents() -> None:
+    """Publish what was coalesced for agents that went quiet.
+
+    Tables can only change inside the stream, so the timer sends a flush record through the
+    agent's own partition of the enriched topic instead of touching state here. Its time is the
+    agent's last event time plus the coalescing interval: event time, so replays stay exact.
+    """
+    now = time.monotonic()
+    for deployment, (seen, last_ts, namespace) in list(_idle.items()):
+        if now - seen < COALESCE.total_seconds():
+            continue
+        del _idle[deployment]
+        tick_ts = last_ts + COALESCE
+        await stage.publish(Output(ENRICHED, deployment, EnrichedEvent(
+            event_id=f"flush:{deployment}:{tick_ts.isoformat()}", ts=tick_ts, deployment=deployment,
+            namespace=namespace, surface=Surface.DEPLOYMENT, kind=FLUSH_KIND,
+            source=SourceRef(topic="runward.profiler.flush", partition=0, offset=0))))
+
+
 async def handle(event: EnrichedEvent, ctx: Context) -> Sequence[Output]:
+    if event.kind != FLUSH_KIND:
+        _idle[event.deployment] = (time.monotonic(), event.ts, event.namespace)
     raw = apds.get(event.deployment)
     result = fold(ApdState.model_validate(raw) if raw else None, event, policy)
     apds[event.deployment] = result.state.model_dump(mode="json")
     outputs = [Output(SIGNALS, s.deployment, s) for s in result.signals]
-    if _due(event):
+    if event.kind != FLUSH_KIND and _due(event):
         await asyncio.to_thread(stage.store.touch_agent, event.deployment, event.service_account, event.ts)
     if result.revision:
         rev = result.revision

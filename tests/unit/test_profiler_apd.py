@@ -40,14 +40,28 @@ def test_replicas_and_restarts_fold_into_one_versioned_apd() -> None:
         ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", pod="bot-1"),
         ev(timedelta(seconds=2), "exec", "exec:/usr/bin/python3", pod="bot-2"),  # second replica
         ev(timedelta(hours=5), "exec", "exec:/usr/bin/python3", pod="bot-3"),  # restarted pod
-        ev(timedelta(hours=5, seconds=1), "file", "file:/etc/hosts", pod="bot-3"),
+        ev(timedelta(hours=5, seconds=1), "exec", "exec:/usr/bin/git", pod="bot-3"),
     ])
     revisions = [r.revision for r in results if r.revision]
-    assert [r.revision for r in revisions] == [1, 2]
+    assert [r.revision for r in revisions] == [1, 2, 3, 4]
     assert revisions[0].added == {"exec": ["exec:/usr/bin/python3"]}
-    assert revisions[1].added == {"file": ["file:/etc/hosts"]}
-    assert state.pods_seen == ["bot-1", "bot-2", "bot-3"]
-    assert revisions[1].window_ends_at == T0 + timedelta(days=3)  # low autonomy
+    assert [r.added for r in revisions[1:3]] == [{}, {}]  # a new pod is a revision, with nothing new learnt
+    assert revisions[3].added == {"exec": ["exec:/usr/bin/git"]}
+    assert revisions[3].pods_seen == state.pods_seen == ["bot-1", "bot-2", "bot-3"]
+    assert revisions[3].window_ends_at == T0 + timedelta(days=3)  # low autonomy
+
+
+def test_start_up_bursts_of_files_are_coalesced_into_one_revision() -> None:
+    events = [ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3")]
+    events += [ev(timedelta(seconds=1, milliseconds=i), "file", f"file:/usr/lib/python3/m{i}.py", kind="file_open")
+               for i in range(1, 200)]
+    state, results = run(events)
+    assert [r.revision.revision for r in results if r.revision] == [1]
+    assert len(state.pending_added["file"]) == 199
+    # The next event after the coalescing interval publishes them all, whatever it is.
+    state, results = run([ev(timedelta(seconds=12), "exec", "exec:/usr/bin/python3")], state)
+    [revision] = [r.revision for r in results if r.revision]
+    assert revision.revision == 2 and len(revision.added["file"]) == 199 and state.pending_added == {}
 
 
 def test_window_status_learning_then_stable_then_complete() -> None:
@@ -105,3 +119,15 @@ def test_exec_argument_patterns_fold_run_specific_values() -> None:
                     ev(timedelta(seconds=2), "exec", "exec:/usr/bin/python3",
                        detail={"binary": "/usr/bin/python3", "argv": ["python3", "/tmp/tmpx81/job.py", "4242"]})])
     assert state.behaviours["exec_args"] == ["/usr/bin/python3 * *", "/usr/bin/python3 -m agent --port *"]
+
+
+def test_a_flush_publishes_what_was_coalesced_for_a_quiet_agent() -> None:
+    state, _ = run([ev(timedelta(seconds=1), "exec", "exec:/a"),
+                    ev(timedelta(seconds=2), "file", "file:/etc/hosts", kind="file_open")])
+    assert state.pending_added == {"file": ["file:/etc/hosts"]}
+    flush = ev(timedelta(seconds=2) + timedelta(seconds=10), None, None, pod="", surface=Surface.DEPLOYMENT,
+               kind="flush")
+    state, results = run([flush], state)
+    assert results[-1].revision is not None and results[-1].revision.added == {"file": ["file:/etc/hosts"]}
+    state, results = run([flush], state)
+    assert results[-1].revision is None  # nothing pending: a flush learns nothing
