@@ -54,6 +54,8 @@ async def handle(record: Any, ctx: Context) -> Sequence[Output]:
     outputs: list[Output] = []
     if step.aibom is not None:
         bom = step.aibom
+        if bom.revision == 1:  # the agent may reach bom before the profiler has listed it
+            await asyncio.to_thread(stage.store.touch_agent, deployment, None, bom.created_at)
         await asyncio.to_thread(stage.store.put_artifact, deployment, "aibom", bom.revision, bom.created_at,
                                 bom.model_dump(mode="json"))
         outputs.append(Output(AIBOM, deployment, bom))

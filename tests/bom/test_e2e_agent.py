@@ -18,8 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from fastapi.testclient import TestClient
 
+from runward.api.app import create_app
 from runward.broker import free_port
+from runward.config import Settings
 from runward.contracts import AiBom, BomDelta
 from runward.topics import AIBOM, BOM_DELTA
 from services.bom.cli import main as bom_cli
@@ -165,3 +170,17 @@ def test_the_ai_bom_lists_what_the_agent_really_loaded(world: tuple[str, Path]) 
     late = {t["name"]: {p["name"]: p["value"] for p in t["properties"]} for t in servers["ops"]["services"]}
     assert late["delete_records"]["runward:mcp:registered"] == "after-startup"
     assert late["get_status"]["runward:mcp:registered"] == "startup"
+
+    # The platform team gets the same artifacts from the API: a downloadable, valid CycloneDX 1.6 file.
+    token = "viewer-token-bom-e2e-0123456789"
+    client = TestClient(create_app(Settings(db=f"sqlite:///{home / 'runward.db'}", kafka=bootstrap,
+                                            api_tokens=f"ops:{token}:viewer")))
+    namespace, _, name = DEPLOYMENT.partition("/")
+    auth = {"Authorization": f"Bearer {token}"}
+    served = client.get(f"/v1/agents/{namespace}/{name}/aibom", headers=auth)
+    assert served.status_code == 200 and "cyclonedx" in served.headers["content-type"]
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(served.text) is None
+    assert json.loads(served.text)["specVersion"] == "1.6"
+    served_delta = client.get(f"/v1/agents/{namespace}/{name}/bom-delta", headers=auth).json()
+    kinds = {(f["kind"], f["subject"]) for f in served_delta["findings"]}
+    assert ("undeclared_package", OMITTED) in kinds and ("late_tool", "ops/delete_records") in kinds
