@@ -52,6 +52,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_stage(args: argparse.Namespace) -> int:
     import importlib
 
+    # Stages read their configuration at import: command-line overrides go in first.
+    if args.kafka:
+        os.environ["RUNWARD_KAFKA"] = args.kafka
+    if args.db:
+        os.environ["RUNWARD_DB"] = args.db
     module = importlib.import_module(f"services.{args.name}.app")
     module.stage.main()
     return 0
@@ -244,7 +249,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     config = _settings(args)
     inputs = ReconcileInputs(
-        deployment=args.deployment, rbac=[Path(p) for p in args.rbac], audit=[Path(p) for p in args.audit],
+        deployment=args.deployment, rbac=[Path(p) for p in args.rbac], audit=[Path(p) for p in args.audit or []],
         service_account=args.service_account, iam=[Path(p) for p in args.iam or []],
         cloudtrail=[Path(p) for p in args.cloudtrail or []], aws_role_arn=args.aws_role_arn,
         deployments=[Path(p) for p in args.deployments or []])
@@ -303,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = common(sub.add_parser("reconcile", help="granted (RBAC/IAM) vs used (audit/CloudTrail) report for an agent"))
     p.add_argument("--deployment", required=True, help="the agent, namespace/name")
     p.add_argument("--rbac", action="append", required=True, help="RBAC manifests (file or directory; repeat)")
-    p.add_argument("--audit", action="append", required=True, help="audit.k8s.io/v1 log (file or dir; repeat)")
+    p.add_argument("--audit", action="append",
+                   help="audit.k8s.io/v1 log (file or dir; repeat); default: every audit event on runward.raw.k8s")
     p.add_argument("--service-account", help="defaults to the one the pipeline saw the agent run as")
     p.add_argument("--iam", action="append", help="AWS IAM policy documents attached to the agent's role")
     p.add_argument("--cloudtrail", action="append", help="CloudTrail logs (Records[])")

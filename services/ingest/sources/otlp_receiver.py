@@ -7,6 +7,7 @@ POST /v1/traces     application/x-protobuf | application/json (optionally gzip),
                     the records (retryable).
 POST /v1/falco      Falco http_output alerts (object, array or JSON lines)
 POST /v1/tetragon   Tetragon export events (JSON lines or array)
+POST /v1/k8s-audit  Kubernetes audit webhook backend: an audit.k8s.io/v1 EventList (or Events)
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from runward.config import Settings
-from runward.contracts import RawSensorEvent
-from runward.topics import RAW_LLM, RAW_SENSOR
+from runward.contracts import K8sAuditEvent, RawSensorEvent
+from runward.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
 from services.ingest.sources import falco, otlp, tetragon
 from services.ingest.sources.config import SourceConfig
 from services.ingest.sources.publish import RawPublisher
@@ -94,11 +95,46 @@ def create_app(config: SourceConfig, publisher: RawPublisher, close_publisher: b
     async def tetragon_events(request: Request) -> Response:
         return await _sensor_intake(request, config, publisher, tetragon.translate)
 
+    @app.post("/v1/k8s-audit")
+    async def k8s_audit(request: Request) -> Response:
+        """The API server's audit webhook: each Event goes to runward.raw.k8s, keyed by auditID."""
+        try:
+            items = parse_json_items(await _read_body(request, config.max_body_bytes))
+        except BodyError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except (UnicodeDecodeError, ValueError) as exc:
+            return JSONResponse({"error": f"body is not JSON: {exc}"}, status_code=400)
+        events, rejected = audit_events(items)
+        failure = await _deliver(publisher, [(RAW_K8S, str(e.event.get("auditID", "")), e) for e in events])
+        if failure:
+            return JSONResponse({"error": f"records not accepted by Kafka, retry later: {failure}"},
+                                status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"accepted": len(events),
+                             "rejected": [{"index": i, "reason": r} for i, r in rejected]})
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def audit_events(items: list[Any]) -> tuple[list[K8sAuditEvent], list[tuple[int, str]]]:
+    """Flatten EventLists; keep audit.k8s.io/v1 Events, name the reason for anything else."""
+    events: list[K8sAuditEvent] = []
+    rejected: list[tuple[int, str]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            rejected.append((index, "not a JSON object"))
+            continue
+        inner = item.get("items") if item.get("kind") == "EventList" else [item]
+        for event in inner or []:
+            if isinstance(event, dict) and event.get("apiVersion") == "audit.k8s.io/v1" \
+                    and event.get("kind") == "Event":
+                events.append(K8sAuditEvent(event=event))
+            else:
+                rejected.append((index, "not an audit.k8s.io/v1 Event or EventList"))
+    return events, rejected
 
 
 async def _sensor_intake(request: Request, config: SourceConfig, publisher: RawPublisher,

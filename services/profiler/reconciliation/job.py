@@ -17,6 +17,7 @@ from runward.contracts.reconciliation import ReconciliationReport
 from runward.kafka import producer_config
 from runward.store import Store
 from runward.topics import RECONCILIATION
+from services.profiler.reconciliation.kafka_audit import audit_events_from_kafka
 from services.profiler.reconciliation.loaders import (
     load_audit_events,
     load_cloudtrail,
@@ -38,7 +39,7 @@ class ReconcileError(ValueError):
 class ReconcileInputs:
     deployment: str
     rbac: list[Path]
-    audit: list[Path]
+    audit: list[Path] = field(default_factory=list)  # empty: every audit event on runward.raw.k8s
     service_account: str | None = None
     iam: list[Path] = field(default_factory=list)
     cloudtrail: list[Path] = field(default_factory=list)
@@ -69,8 +70,12 @@ def reconcile(inputs: ReconcileInputs, config: Settings, *, publish: bool = True
     apd = store.latest_artifact(inputs.deployment, "apd") or {}
     deployments = load_deployments(*inputs.deployments) if inputs.deployments else _agent_deployments(store)
     posture = next((p for p in assess_service_accounts(deployments) if p.deployment == inputs.deployment), None)
+    try:
+        audit = load_audit_events(*inputs.audit) if inputs.audit else audit_events_from_kafka(config.kafka)
+    except RuntimeError as exc:
+        raise ReconcileError(f"{exc}; or pass --audit with audit log files") from None
     report = build_report(
-        f"{namespace}:{sa}", load_rbac(*inputs.rbac), load_audit_events(*inputs.audit), agent=inputs.deployment,
+        f"{namespace}:{sa}", load_rbac(*inputs.rbac), audit, agent=inputs.deployment,
         iam_policies=load_iam_policies(*inputs.iam) if inputs.iam else (),
         cloudtrail_records=load_cloudtrail(*inputs.cloudtrail) if inputs.cloudtrail else (),
         aws_role_arn=inputs.aws_role_arn, window_start=_when(apd.get("window_started_at")),
