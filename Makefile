@@ -7,7 +7,7 @@ APT_PACKAGES := clang llvm libbpf-dev bpftool docker-compose runc busybox-static
 .PHONY: run test deps system-deps lint clean
 
 ## make run: install what is missing, start everything, replay the bundled scenario, show the attack story
-run: $(VENV)/.installed
+run: deps
 	$(VENV)/bin/runward demo
 
 ## make test: install what is missing, then run the whole suite (real broker, PostgreSQL, SQLite, eBPF)
