@@ -245,7 +245,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from runward.store import SchemaOutOfDate
     from services.profiler.reconciliation.job import ReconcileError, ReconcileInputs, reconcile
-    from services.profiler.reconciliation.render_markdown import render_markdown
 
     config = _settings(args)
     inputs = ReconcileInputs(
@@ -254,22 +253,20 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         cloudtrail=[Path(p) for p in args.cloudtrail or []], aws_role_arn=args.aws_role_arn,
         deployments=[Path(p) for p in args.deployments or []])
     try:
-        report = reconcile(inputs, config, publish=not args.no_publish)
+        result = reconcile(inputs, config, publish=not args.no_publish)
     except (ReconcileError, SchemaOutOfDate) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    k8s = report.kubernetes
+    k8s = result.report.kubernetes
     print(f"{args.deployment}: Kubernetes RBAC granted {k8s.granted_count}, used {k8s.used_count}, "
           f"unused {k8s.unused_count}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         stem = args.deployment.replace("/", "_")
-        (out / f"{stem}.reconciliation.json").write_text(report.model_dump_json(indent=2))
-        (out / f"{stem}.reconciliation.md").write_text(render_markdown(report))
-        from services.profiler.reconciliation.render_html import render_html
-
-        (out / f"{stem}.reconciliation.html").write_text(render_html(report))
+        (out / f"{stem}.reconciliation.json").write_text(result.report.model_dump_json(indent=2))
+        (out / f"{stem}.reconciliation.md").write_text(result.markdown)
+        (out / f"{stem}.reconciliation.html").write_text(result.html)
         print(f"report written to {out}/{stem}.reconciliation.{{json,md,html}}")
     return 0
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,34 +94,38 @@ class Supervisor:
         if with_sensor:
             self._start_sensor()
 
-    def _wait_stage(self, store: Store, stage: str, since: float, timeout: float = 90) -> None:
-        service = next(s for s in self.services if s.name == stage)
+    def _wait_until(self, service: Service, ready: Callable[[], bool], timeout: float, waiting_for: str) -> None:
+        """Poll `ready` until it holds; fail fast, naming the log, if the process dies first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if service.proc.poll() is not None:
-                raise RuntimeError(f"{stage} exited with {service.proc.returncode}; see {service.log}")
-            for row in store.stage_health():
-                if row["stage"] == stage and row["updated_at"] and row["updated_at"].timestamp() >= since:
-                    self._print(f"  {stage:<10} up (pid {service.proc.pid}, log {service.log})")
-                    return
-            time.sleep(0.5)
-        raise RuntimeError(f"{stage} did not report a heartbeat within {timeout:.0f} s; see {service.log}")
+                raise RuntimeError(f"{service.name} exited with {service.proc.returncode}; see {service.log}")
+            if ready():
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"{service.name} {waiting_for} within {timeout:.0f} s; see {service.log}")
+
+    def _wait_stage(self, store: Store, stage: str, since: float, timeout: float = 90) -> None:
+        service = next(s for s in self.services if s.name == stage)
+
+        def beating() -> bool:
+            return any(row["stage"] == stage and row["updated_at"] and row["updated_at"].timestamp() >= since
+                       for row in store.stage_health())
+
+        self._wait_until(service, beating, timeout, "did not report a heartbeat")
+        self._print(f"  {stage:<10} up (pid {service.proc.pid}, log {service.log})")
 
     def _wait_api(self, timeout: float = 30) -> None:
         url = f"http://{self.config.api_host}:{self.config.api_port}"
-        service = self.services[-1]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if service.proc.poll() is not None:
-                raise RuntimeError(f"api exited with {service.proc.returncode}; see {service.log}")
+
+        def healthy() -> bool:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    self._print(f"  api        up at {url} (OpenAPI at {url}/docs)")
-                    return
+                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"api did not answer on {url}/healthz within {timeout:.0f} s; see {service.log}")
+                return False
+
+        self._wait_until(self.services[-1], healthy, timeout, f"did not answer on {url}/healthz")
+        self._print(f"  api        up at {url} (OpenAPI at {url}/docs)")
 
     def _start_otlp(self, timeout: float = 20) -> None:
         port = self.config.otlp_port
@@ -128,15 +133,8 @@ class Supervisor:
             self._print(f"  otlp       not started: 127.0.0.1:{port} is in use (set RUNWARD_OTLP_PORT)")
             return
         service = self.spawn("otlp", [sys.executable, "-m", "runward.cli", "otlp", "--port", str(port)])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if service.proc.poll() is not None:
-                raise RuntimeError(f"otlp receiver exited with {service.proc.returncode}; see {service.log}")
-            if port_open("127.0.0.1", port):
-                self._print(f"  otlp       up at http://127.0.0.1:{port}/v1/traces (GenAI/MCP spans)")
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"otlp receiver did not listen on {port} within {timeout:.0f} s; see {service.log}")
+        self._wait_until(service, lambda: port_open("127.0.0.1", port), timeout, f"did not listen on {port}")
+        self._print(f"  otlp       up at http://127.0.0.1:{port}/v1/traces (GenAI/MCP spans)")
 
     def _start_sensor(self) -> None:
         try:

@@ -93,7 +93,7 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
 
     # The platform team sees the same story and the agent's artifacts through the API.
     listed = api(pipeline, "/v1/attack-stories?deployment=agents/support-bot").json()
-    assert any(s["story_id"] == story["story_id"] for s in _items(listed))
+    assert any(s["story_id"] == story["story_id"] for s in listed)
     agent = api(pipeline, "/v1/agents/agents/support-bot")
     assert agent.status_code == 200
     apd = api(pipeline, "/v1/agents/agents/support-bot/apd").json()
@@ -135,26 +135,16 @@ def test_bad_records_are_dead_lettered_and_counted(pipeline: Supervisor) -> None
     # The stage kept running: the valid record after the bad ones was processed.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        stages = {s["stage"]: s for s in _items(api(pipeline, "/v1/stages").json())}
+        stages = {s["stage"]: s for s in api(pipeline, "/v1/stages").json()}
         if stages["ingest"]["dead_letters"] >= 3:
             break
         time.sleep(1)
     assert stages["ingest"]["dead_letters"] == 3
-    names = [a["deployment"] for a in _items(api(pipeline, "/v1/agents").json())]
+    names = [a["deployment"] for a in api(pipeline, "/v1/agents").json()]
     deadline = time.monotonic() + 30
     while "agents/dlq-probe" not in names and time.monotonic() < deadline:
         time.sleep(1)
-        names = [a["deployment"] for a in _items(api(pipeline, "/v1/agents").json())]
+        names = [a["deployment"] for a in api(pipeline, "/v1/agents").json()]
     assert "agents/dlq-probe" in names
-    letters_api = _items(api(pipeline, "/v1/dead-letters?stage=ingest").json())
+    letters_api = api(pipeline, "/v1/dead-letters?stage=ingest").json()
     assert len(letters_api) == 3 and all("payload" not in letter for letter in letters_api)
-
-
-def _items(body: Any) -> list[Any]:
-    """List endpoints may wrap their rows; accept both shapes."""
-    if isinstance(body, list):
-        return body
-    for key in ("items", "stories", "agents", "stages", "dead_letters"):
-        if key in body:
-            return list(body[key])
-    raise AssertionError(f"unexpected list body: {body}")

@@ -26,7 +26,7 @@ def test_reconcile_stores_publishes_and_serves(db_url: str, kafka_bootstrap: str
     Store(db_url).touch_agent("ns1/agent", "sa1", utcnow())
     config = Settings(kafka=kafka_bootstrap, db=db_url, api_tokens=f"ops:{TOKEN}:viewer")
     report = reconcile(ReconcileInputs(deployment="ns1/agent", rbac=[DATA / "rbac_sa1_overbroad.yaml"],
-                                       audit=[DATA / "audit2rbac_demo.log"]), config)
+                                       audit=[DATA / "audit2rbac_demo.log"]), config).report
     # Split derived by hand from the log (see test_demo_log_reconciliation): 39 granted, 2 used.
     assert (report.kubernetes.granted_count, report.kubernetes.used_count) == (39, 2)
 
@@ -70,7 +70,7 @@ def test_audit_webhook_feeds_the_report_through_kafka(db_url: str, kafka_bootstr
 
     config = Settings(kafka=kafka_bootstrap, db=db_url)
     report = reconcile(ReconcileInputs(deployment="ns1/agent", service_account="sa1",
-                                       rbac=[DATA / "rbac_sa1_overbroad.yaml"]), config, publish=False)
+                                       rbac=[DATA / "rbac_sa1_overbroad.yaml"]), config, publish=False).report
     # The broker is shared by the session, so other tests' audit events may be there too; sa1's
     # calls come only from this log, so the split is the hand-derived one.
     assert (report.kubernetes.granted_count, report.kubernetes.used_count) == (39, 2)

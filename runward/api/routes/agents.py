@@ -133,14 +133,10 @@ def get_bom_delta(namespace: Namespace, name: Name, store: StoreDep) -> JSONResp
             description="One ServiceAccount per agent: flags a ServiceAccount shared with other agent "
                         "Deployments and an agent running as its namespace's `default` ServiceAccount.")
 def get_posture(namespace: Namespace, name: Name, store: StoreDep) -> dict[str, Any]:
-    from services.profiler.reconciliation.posture import assess_service_accounts
+    from services.profiler.reconciliation.posture import assess_service_accounts, deployments_from_agents
 
     find_agent(store, namespace, name)
-    deployments = [
-        {"metadata": {"namespace": a["namespace"], "name": a["name"]},
-         "spec": {"template": {"spec": {"serviceAccountName": a["service_account"] or "default"}}}}
-        for a in store.agents()
-    ]
+    deployments = deployments_from_agents(store.agents())
     wanted = deployment_id(namespace, name)
     posture = next(p for p in assess_service_accounts(deployments) if p.deployment == wanted)
     return posture.model_dump(mode="json")

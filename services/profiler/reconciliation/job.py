@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import Producer
 
@@ -25,7 +24,7 @@ from services.profiler.reconciliation.loaders import (
     load_iam_policies,
     load_rbac,
 )
-from services.profiler.reconciliation.posture import assess_service_accounts
+from services.profiler.reconciliation.posture import assess_service_accounts, deployments_from_agents
 from services.profiler.reconciliation.render_html import render_html
 from services.profiler.reconciliation.render_markdown import render_markdown
 from services.profiler.reconciliation.report import build_report
@@ -47,28 +46,29 @@ class ReconcileInputs:
     deployments: list[Path] = field(default_factory=list)
 
 
-def _agent_deployments(store: Store) -> list[dict[str, Any]]:
-    """Deployments as the API returns them, rebuilt from what the pipeline saw, for SA posture."""
-    return [
-        {"metadata": {"namespace": a["namespace"], "name": a["name"]},
-         "spec": {"template": {"spec": {"serviceAccountName": a["service_account"] or "default"}}}}
-        for a in store.agents()
-    ]
+@dataclass(frozen=True)
+class Reconciled:
+    """The report and its renderings, made once for the store, the ticket files and the topic."""
+
+    report: ReconciliationReport
+    markdown: str
+    html: str
 
 
-def reconcile(inputs: ReconcileInputs, config: Settings, *, publish: bool = True) -> ReconciliationReport:
+def reconcile(inputs: ReconcileInputs, config: Settings, *, publish: bool = True) -> Reconciled:
     for path in [*inputs.rbac, *inputs.audit, *inputs.iam, *inputs.cloudtrail, *inputs.deployments]:
         if not path.exists():
             raise ReconcileError(f"{path}: no such file or directory")
     store = Store(config.db_url)
     namespace = inputs.deployment.partition("/")[0]
+    agents = store.agents()
     sa = inputs.service_account or next(
-        (a["service_account"] for a in store.agents() if a["deployment"] == inputs.deployment), None)
+        (a["service_account"] for a in agents if a["deployment"] == inputs.deployment), None)
     if not sa:
         raise ReconcileError(
             f"no ServiceAccount known for {inputs.deployment}: pass --service-account or let the pipeline see it")
     apd = store.latest_artifact(inputs.deployment, "apd") or {}
-    deployments = load_deployments(*inputs.deployments) if inputs.deployments else _agent_deployments(store)
+    deployments = load_deployments(*inputs.deployments) if inputs.deployments else deployments_from_agents(agents)
     posture = next((p for p in assess_service_accounts(deployments) if p.deployment == inputs.deployment), None)
     try:
         audit = load_audit_events(*inputs.audit) if inputs.audit else audit_events_from_kafka(config.kafka)
@@ -82,8 +82,9 @@ def reconcile(inputs: ReconcileInputs, config: Settings, *, publish: bool = True
         window_end=_when(apd.get("window_ends_at")), posture=posture, generated_at=utcnow(),
     )
     revision = max(store.artifact_revisions(inputs.deployment, "reconciliation"), default=0) + 1
+    result = Reconciled(report, render_markdown(report), render_html(report))
     body = {**report.model_dump(mode="json"), "revision": revision,
-            "rendered": {"markdown": render_markdown(report), "html": render_html(report)}}
+            "rendered": {"markdown": result.markdown, "html": result.html}}
     store.put_artifact(inputs.deployment, "reconciliation", revision, report.generated_at, body)
     if publish:
         producer = Producer(producer_config(config.kafka, "runward-reconcile"))
@@ -91,7 +92,7 @@ def reconcile(inputs: ReconcileInputs, config: Settings, *, publish: bool = True
         if producer.flush(15) > 0:
             raise ReconcileError(f"Kafka at {config.kafka} did not acknowledge the report within 15 s "
                                  "(it is stored; rerun to publish)")
-    return report
+    return result
 
 
 def _when(value: str | None) -> datetime | None:

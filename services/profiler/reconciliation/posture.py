@@ -23,6 +23,15 @@ def service_account_of(deployment: Mapping[str, Any]) -> ServiceAccountRef:
     return ServiceAccountRef(namespace=str(meta.get("namespace") or "default"), name=str(name))
 
 
+def deployments_from_agents(agents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Deployments in the API's shape, rebuilt from the agents the pipeline saw (the store's rows)."""
+    return [
+        {"metadata": {"namespace": a["namespace"], "name": a["name"]},
+         "spec": {"template": {"spec": {"serviceAccountName": a["service_account"] or "default"}}}}
+        for a in agents
+    ]
+
+
 def assess_service_accounts(deployments: Iterable[Mapping[str, Any]]) -> list[AgentPosture]:
     """Per agent Deployment, the ServiceAccount it runs as and what is wrong with that."""
     agents: list[tuple[str, ServiceAccountRef]] = []
