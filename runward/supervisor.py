@@ -136,8 +136,9 @@ class Supervisor:
         self._wait_until(service, lambda: port_open("127.0.0.1", port), timeout, f"did not listen on {port}")
         self._print(f"  otlp       up at http://127.0.0.1:{port}/v1/traces (GenAI/MCP spans)")
 
-    def _start_sensor(self) -> None:
+    def _start_sensor(self, timeout: float = 180) -> None:
         try:
+            from sensor.build import is_current
             from sensor.cli import sensor_unavailable_reason
         except ImportError:
             self._print("  sensor     not started: the sensor package is not installed")
@@ -146,13 +147,22 @@ class Supervisor:
         if reason:
             self._print(f"  sensor     not started: {reason}")
             return
-        service = self.spawn("sensor", [sys.executable, "-m", "runward.cli", "sensor"])
-        time.sleep(1.0)
-        if service.proc.poll() is not None:
-            self._print(f"  sensor     exited with {service.proc.returncode}; see {service.log}")
+        ready = self.config.home / "sensor.ready"
+        ready.unlink(missing_ok=True)
+        if not is_current():
+            self._print("  sensor     compiling its eBPF programs for this kernel (first start only)")
+        service = self.spawn("sensor", [sys.executable, "-m", "runward.cli", "sensor", "--ready-file", str(ready)])
+        # "Up" means attached: a workload started before that would lose its first execs.
+        try:
+            self._wait_until(service, ready.exists, timeout, "did not attach its programs")
+        except RuntimeError as exc:
+            self._print(f"  sensor     not started: {exc}")
+            if service.proc.poll() is None:
+                service.proc.terminate()
+                service.proc.wait(10)
             self.services.remove(service)
-        else:
-            self._print(f"  sensor     up (pid {service.proc.pid}, log {service.log})")
+            return
+        self._print(f"  sensor     up (pid {service.proc.pid}, log {service.log})")
 
     def _ensure_tokens(self) -> None:
         if self.config.api_tokens or self.config.tokens_file:

@@ -30,6 +30,14 @@ def _home() -> Path:
     return state_dir()
 
 
+def _write_ready(path: Path, programs: str) -> None:
+    # Written whole, then renamed: a reader never sees a half-written file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(f"pid {os.getpid()}\nprograms {programs}\n")
+    tmp.replace(path)
+
+
 def _exit_status(codes: list[int]) -> int:
     for code in codes:
         if code != 0:
@@ -125,6 +133,8 @@ def cmd_sensor(args: argparse.Namespace) -> int:
         programs = ", ".join(sensor.probes.programs)
         print(f"runward sensor: programs {programs} attached; watching {watched}; "
               f"publishing to {config.bootstrap}", file=sys.stderr, flush=True)
+        if args.ready_file is not None:
+            _write_ready(args.ready_file, programs)
         sensor.run(stop)
     finally:
         undelivered = sensor.close()
@@ -172,6 +182,9 @@ def add_commands(subparsers: Any) -> None:
                         help="serve /metrics (Prometheus) and /metrics.json on PORT")
     sensor.add_argument("--metrics-host", default="127.0.0.1",
                         help="address for --metrics-port (0.0.0.0 in a DaemonSet, for Prometheus)")
+    sensor.add_argument("--ready-file", type=Path, metavar="PATH",
+                        help="write PATH once the programs are attached (a readiness probe; the first "
+                             "start on a node compiles the programs and can take tens of seconds)")
     sensor.set_defaults(func=cmd_sensor)
 
 

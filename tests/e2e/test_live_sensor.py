@@ -108,6 +108,8 @@ def test_replicas_and_restart_fold_into_one_apd_then_deviation_is_a_story(
     apd = wait_for(lambda: (a := store.latest_artifact("agents/live-agent", "apd")) and
                    egress in a["behaviours"].get("egress", []) and len(a["pods_seen"]) == 2 and
                    "syscall:connect" in a["behaviours"].get("syscalls", []) and a, timeout=45)
+    # The entrypoint's own exec too: the sensor is attached before `runward up` says it is up.
+    assert f"exec:{sys.executable}" in apd["behaviours"]["exec"]
     assert any(b.endswith("/true") for b in apd["behaviours"]["exec"])
     assert "syscall:connect" in apd["behaviours"].get("syscalls", [])
     assert apd["window_status"] in {"learning", "stable"}

@@ -33,6 +33,14 @@ def test_add_commands_registers_run_and_sensor_with_funcs() -> None:
     assert (sensor.kafka, sensor.dns_port, sensor.kubernetes) == ("k:9092", [53, 5353], None)
 
 
+def test_ready_file_is_written_whole(tmp_path: Path) -> None:
+    args = parser().parse_args(["sensor", "--ready-file", str(tmp_path / "state" / "sensor.ready")])
+    assert args.ready_file == tmp_path / "state" / "sensor.ready"
+    cli._write_ready(args.ready_file, "rw_exec, rw_exit")
+    assert "programs rw_exec, rw_exit" in args.ready_file.read_text()
+    assert [p.name for p in args.ready_file.parent.iterdir()] == ["sensor.ready"]  # no temp file left
+
+
 def test_run_without_a_command_explains_the_syntax(capsys: pytest.CaptureFixture[str]) -> None:
     args = parser().parse_args(["run", "--deployment", "a/b", "--service-account", "b", "--"])
     assert args.func(args) == 2
