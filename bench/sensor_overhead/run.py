@@ -15,6 +15,13 @@ Three conditions, alternating inside every round:
              of the attached tracepoints)
   watched    sensor running and observing the workload
 
+Then an accounting pass, with kernel.bpf_stats_enabled on only for it (the stats cost two
+clock reads per program run, which would tax the ratios above): the exact time the kernel
+spent in the sensor's programs plus the sensor process's CPU, per run of each workload and
+for the agent at a realistic pace (it waits on its "model" between calls). This is the
+figure to hold against the < 1 % target: the CPU ratios above cannot resolve 1 % on a
+noisy 2-CPU machine, the accounting can.
+
 Then a rate ramp finds the highest file-open event rate the sensor sustains with zero
 drops (dedup disabled, so every event crosses the perf buffer *and* is published).
 Everything is local: the embedded broker, a loopback HTTP server, a loopback DNS responder.
@@ -72,7 +79,8 @@ for _ in range(execs):
 AGENT = r'''
 import hashlib, http.client, json, socket, struct, subprocess, sys
 port, dns_ip, iterations, docs, true_bin = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
-import glob
+think_s = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+import glob, time
 corpus = sorted(glob.glob(docs + "/*.txt"))
 history = []
 for i in range(iterations):
@@ -91,6 +99,7 @@ for i in range(iterations):
     digest = hashlib.sha256(json.dumps(history).encode() * 20).hexdigest()
     if i % 25 == 0:
         subprocess.run([true_bin, digest[:8]])
+    time.sleep(think_s)
 '''
 
 GENERATOR = r'''
@@ -219,6 +228,77 @@ def run_watched(home: Path, name: str, cmd: list[str]) -> Run:
         return Run(wall, cpu_usec(workload.replicas[0].cgroup) / 1e6)
 
 
+class BpfStats:
+    """Time the kernel spent running the sensor's programs, from kernel.bpf_stats_enabled.
+
+    On only inside the `with`: it costs two clock reads per program run."""
+
+    SYSCTL = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+    def __init__(self, sensor_pid: int) -> None:
+        self.sensor_pid = sensor_pid
+        self._previous = "0"
+
+    def __enter__(self) -> BpfStats:
+        self._previous = self.SYSCTL.read_text().strip()
+        self.SYSCTL.write_text("1")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.SYSCTL.write_text(self._previous)
+
+    def programs(self) -> list[dict[str, Any]]:
+        out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True, check=True)
+        progs = json.loads(out.stdout)
+        # Owned by this sensor process when bpftool can tell; else by the programs' rw_ prefix.
+        owned = [p for p in progs if any(o.get("pid") == self.sensor_pid for o in p.get("pids", []))]
+        return owned or [p for p in progs if str(p.get("name", "")).startswith("rw_")]
+
+    def by_program(self) -> dict[str, tuple[int, int]]:
+        """(run_time_ns, run_cnt) of each of the sensor's programs."""
+        progs = self.programs()
+        if not progs:
+            raise RuntimeError("bpftool lists none of the sensor's programs")
+        return {str(p["name"]): (int(p.get("run_time_ns", 0)), int(p.get("run_cnt", 0))) for p in progs}
+
+
+@dataclass
+class Accounted:
+    workload: str
+    wall_s: float
+    workload_cpu_s: float
+    bpf_s: float
+    bpf_runs: int
+    sensor_cpu_s: float
+    events: float
+    programs: dict[str, tuple[float, int]]  # name -> (seconds, runs) during the run
+
+    @property
+    def of_workload(self) -> float:
+        """Sensor cost (kernel programs + sensor process) as a share of the workload's own CPU."""
+        return (self.bpf_s + self.sensor_cpu_s) / self.workload_cpu_s
+
+    @property
+    def of_a_cpu(self) -> float:
+        """Sensor cost as a share of one CPU over the run's wall time."""
+        return (self.bpf_s + self.sensor_cpu_s) / self.wall_s
+
+
+def account(sensor: SensorProcess, stats: BpfStats, home: Path, name: str, cmd: list[str]) -> Accounted:
+    before = wait_drained(sensor, quiet_s=0.2)
+    progs0 = stats.by_program()
+    cpu0 = proc_cpu_s(sensor.proc.pid)
+    run = run_watched(home, name, cmd)
+    after = wait_drained(sensor)
+    progs1 = stats.by_program()
+    events = (sum(after.get("runward_sensor_events_total", {}).values())
+              - sum(before.get("runward_sensor_events_total", {}).values()))
+    programs = {prog: ((ns - progs0.get(prog, (0, 0))[0]) / 1e9, cnt - progs0.get(prog, (0, 0))[1])
+                for prog, (ns, cnt) in progs1.items()}
+    return Accounted(name, run.wall_s, run.cpu_s, sum(t for t, _ in programs.values()),
+                     sum(c for _, c in programs.values()), proc_cpu_s(sensor.proc.pid) - cpu0, events, programs)
+
+
 def proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -300,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--think", type=float, default=0.5, metavar="SECONDS",
+                        help="the paced agent's wait on its model after each call (default 0.5)")
     args = parser.parse_args(argv)
     reason = sensor_unavailable_reason()
     root = cgroup2_root()
@@ -371,6 +453,13 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
         if rnd % 2 == 1:
             for name, cmd in workloads.items():
                 runs.setdefault((name, "off"), []).append(run_unwatched(root, cmd))
+    paced = "agent-paced"
+    paced_cmd = [*workloads["agent-like"][:4], "60", str(docs), TRUE, str(args.think)]
+    accounted: list[Accounted] = []
+    with sensor_running(bootstrap, home, 1.0, work / "sensor-accounting.log") as sensor, \
+            BpfStats(sensor.proc.pid) as stats:
+        for name, cmd in [*workloads.items(), (paced, paced_cmd)]:
+            accounted.append(account(sensor, stats, home, name, cmd))
     ramp = _ramp(bootstrap, home, work)
 
     figures: dict[str, Any] = {"rounds": args.rounds, "workloads": {}}
@@ -399,6 +488,19 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
               f"({100 * e['sensor_cpu_s'] / watched_cpu:.0f}% of the workload's own CPU); "
               f"{e['events_published']:.0f} events published, {e['events_folded']:.0f} folded by dedup")
     print(f"sensor peak RSS: {rss_kb / 1024:.1f} MiB")
+    print(f"\naccounting (kernel.bpf_stats_enabled; {paced}: the agent-like loop, 60 calls, "
+          f"{args.think:.1f} s waiting on the model after each):")
+    print(f"{'workload':<15}{'wall s':>8}{'its CPU s':>11}{'BPF s':>9}{'BPF runs':>11}{'sensor s':>10}"
+          f"{'events':>8}{'of its CPU':>12}{'of a CPU':>10}")
+    for a in accounted:
+        print(f"{a.workload:<15}{a.wall_s:>8.2f}{a.workload_cpu_s:>11.3f}{a.bpf_s:>9.4f}{a.bpf_runs:>11,}"
+              f"{a.sensor_cpu_s:>10.3f}{a.events:>8.0f}{100 * a.of_workload:>11.2f}%{100 * a.of_a_cpu:>9.2f}%")
+    print("where the kernel time goes (ns per run of each program):")
+    for a in accounted:
+        busiest = sorted(a.programs.items(), key=lambda kv: -kv[1][0])[:4]
+        print(f"  {a.workload:<15}" + ", ".join(f"{prog} {1e9 * t / max(c, 1):.0f} ns x {c:,}"
+                                                   for prog, (t, c) in busiest if c))
+    figures["accounting"] = [{**vars(a), "of_workload": a.of_workload, "of_a_cpu": a.of_a_cpu} for a in accounted]
     print("\nrate ramp (file opens, dedup off, every event published):")
     print(f"{'target/s':>10}{'achieved/s':>12}{'published':>11}{'drops':>7}")
     best = 0.0
