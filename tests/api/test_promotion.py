@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import Message
 from fastapi.testclient import TestClient
 
 from runward.api.app import create_app
@@ -17,6 +16,7 @@ from runward.config import Settings
 from runward.contracts import PromotionDecision
 from runward.store import Store
 from runward.topics import PROMOTIONS
+from tests.kafka_reading import read_messages
 
 from .support import APPROVER, TOKEN_SPEC, SpyPublisher, make_client
 
@@ -47,21 +47,10 @@ def kafka_murmur2_partition(key: bytes, partitions: int) -> int:
 
 
 def read_promotion(bootstrap: str, reason: str, timeout_s: float = 30) -> Message:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"api-test-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
-    # assign() instead of subscribe(): group rebalancing is slow on the embedded broker.
-    consumer.assign([TopicPartition(PROMOTIONS.name, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            if reason.encode() in (message.value() or b""):
-                return message
-        raise AssertionError(f"no promotion with reason {reason!r} on {PROMOTIONS.name} within {timeout_s} s")
-    finally:
-        consumer.close()
+    found = read_messages(bootstrap, PROMOTIONS.name, 1, lambda m: reason.encode() in (m.value() or b""),
+                          timeout_s, PARTITIONS)
+    assert found, f"no promotion with reason {reason!r} on {PROMOTIONS.name} within {timeout_s} s"
+    return found[0]
 
 
 @pytest.mark.parametrize(("key", "partition"), [

@@ -15,7 +15,7 @@ from runward.topics import AIBOM, BOM_DELTA, ENRICHED
 from services.bom.cli import main as bom_cli
 from tests.bom.factories import SITE, chat, connected, event, opened, tools_list
 from tests.bom.stage_util import own_broker, publish, running_stages
-from tests.sources.kafka_util import read_records
+from tests.kafka_reading import read_records
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bom"
 DEPLOYMENT = "agents/support-bot"

@@ -16,7 +16,7 @@ import pytest
 from runward.broker import free_port
 from services.bom.cli import add_commands, main
 from tests.bom.stage_util import REPO
-from tests.sources.kafka_util import read_records
+from tests.kafka_reading import read_records
 from tests.sources.otlp_util import chat_span, export_request, k8s_resource
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bom"

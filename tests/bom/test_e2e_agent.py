@@ -29,7 +29,7 @@ from runward.contracts import AiBom, BomDelta
 from runward.topics import AIBOM, BOM_DELTA
 from services.bom.cli import main as bom_cli
 from tests.bom.stage_util import REPO, own_broker, running_stages
-from tests.sources.kafka_util import read_records
+from tests.kafka_reading import read_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kernel]
 

@@ -11,17 +11,17 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from runward.broker import free_port
 from runward.config import Settings
 from runward.replay import replay, store_barrier
 from runward.supervisor import Supervisor
 from runward.topics import ATTACK_STORIES, DEAD_LETTER, POLICIES, RAW_LLM, RAW_SENSOR
+from tests.kafka_reading import read_values
 
 pytestmark = pytest.mark.e2e
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "support_agent.jsonl"
@@ -41,22 +41,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
         sup.stop()
 
 
-def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 60) -> list[Any]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"e2e-{time.time_ns()}",
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(4)])
-    messages: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and len(messages) < want:
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error():
-                messages.append(msg)
-    finally:
-        consumer.close()
-    return messages
-
-
 def api(sup: Supervisor, path: str, token: str = VIEWER) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{sup.config.api_port}{path}",
                      headers={"Authorization": f"Bearer {token}"}, timeout=10)
@@ -70,7 +54,7 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
     # The story grows as signals join; wait for the version that spans every attacked surface.
     deadline, story = time.monotonic() + 90, None
     while time.monotonic() < deadline:
-        stories = [json.loads(m.value()) for m in read_topic(pipeline.config.kafka, ATTACK_STORIES.name, 100, 3)]
+        stories = read_values(pipeline.config.kafka, ATTACK_STORIES.name, 100, 3)
         compromised = [s for s in stories if s["status"] == "potential compromise"]
         if compromised and max(s["version"] for s in compromised) >= 6:
             story = max(compromised, key=lambda s: s["version"])
@@ -87,7 +71,7 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
     assert "sk-proj-Zk3v9QmLr8TxW2aYpB7nCq4dHs6Ju1Ef" not in json.dumps(story)
 
     # The retriever's drift followed its Deployment update: tagged, not escalated.
-    drift = [json.loads(m.value()) for m in read_topic(pipeline.config.kafka, ATTACK_STORIES.name, 100, 3)]
+    drift = read_values(pipeline.config.kafka, ATTACK_STORIES.name, 100, 3)
     retriever = [s for s in drift if s["deployment"] == "agents/retriever"]
     assert retriever and all(s["status"] == "expected drift, deployment correlated" for s in retriever)
 
@@ -102,7 +86,7 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
     assert "egress:api.openai.com:443/tcp" in apd["behaviours"]["egress"]
     assert sorted(apd["pods_seen"]) == ["support-bot-7d9f8c6b5-q7m4w", "support-bot-7d9f8c6b5-x2k9p"]
 
-    policies = [json.loads(m.value()) for m in read_topic(pipeline.config.kafka, POLICIES.name, 500, 3)]
+    policies = read_values(pipeline.config.kafka, POLICIES.name, 500, 3)
     latest = max((p for p in policies if p["deployment"] == "agents/support-bot"), key=lambda p: p["revision"])
     assert latest["egress_allowlist"] == ["api.openai.com:443/tcp", "crm-mcp.tools.svc.cluster.local:8080/tcp"]
     assert latest["network_policy"]["kind"] == "NetworkPolicy"
@@ -125,7 +109,7 @@ def test_bad_records_are_dead_lettered_and_counted(pipeline: Supervisor) -> None
     producer.produce(RAW_LLM.name, key=b"agents/dlq-probe", value=json.dumps(valid_llm).encode())
     assert producer.flush(10) == 0
 
-    letters = [json.loads(m.value()) for m in read_topic(pipeline.config.kafka, DEAD_LETTER.name, 3, 60)]
+    letters = read_values(pipeline.config.kafka, DEAD_LETTER.name, 3, 60)
     reasons = {(letter["source"]["topic"], letter["payload"][:9]): letter["reason"] for letter in letters}
     assert "not valid JSON" in reasons[(RAW_SENSOR.name, "{not json")]
     assert any("unknown schema_version 99" in r for r in reasons.values())

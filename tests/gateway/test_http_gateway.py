@@ -25,7 +25,7 @@ from services.gateway.session import REFUSED, AgentIdentity, GatewaySession
 from services.gateway.sink import KafkaSink, ListSink
 from services.gateway.streamable_http import HttpGateway
 from tests.gateway.late_tools_server import create_server as create_late_server
-from tests.sources.kafka_util import read_records
+from tests.kafka_reading import read_records
 
 
 @contextmanager

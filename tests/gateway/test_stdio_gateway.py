@@ -16,7 +16,7 @@ from mcp.client.stdio import stdio_client
 from runward.contracts import RawLlmEvent
 from runward.topics import RAW_LLM
 from services.gateway.session import REFUSED
-from tests.sources.kafka_util import read_records
+from tests.kafka_reading import read_records
 
 REPO = Path(__file__).resolve().parents[2]
 TIME_SERVER = [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]

@@ -4,10 +4,8 @@ API (both store backends) and published on runward.reconciliation (real broker).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
 from fastapi.testclient import TestClient
 
 from runward.api.app import create_app
@@ -16,6 +14,7 @@ from runward.contracts import utcnow
 from runward.store import Store, upgrade
 from runward.topics import RECONCILIATION
 from services.profiler.reconciliation.job import ReconcileInputs, reconcile
+from tests.kafka_reading import read_messages
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "posture"
 TOKEN = "viewer-token-reconcile-0123456789"
@@ -30,15 +29,8 @@ def test_reconcile_stores_publishes_and_serves(db_url: str, kafka_bootstrap: str
     # Split derived by hand from the log (see test_demo_log_reconciliation): 39 granted, 2 used.
     assert (report.kubernetes.granted_count, report.kubernetes.used_count) == (39, 2)
 
-    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"t-{time.time_ns()}"})
-    consumer.assign([TopicPartition(RECONCILIATION.name, p, 0) for p in range(4)])
-    published = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not published:
-        msg = consumer.poll(0.5)
-        if msg is not None and not msg.error() and msg.key() == b"ns1/agent":
-            published.append(json.loads(msg.value()))
-    consumer.close()
+    published = [json.loads(m.value()) for m in read_messages(kafka_bootstrap, RECONCILIATION.name, 1,
+                                                              lambda m: m.key() == b"ns1/agent")]
     assert published and published[-1]["kubernetes"]["unused_count"] == 37
 
     client = TestClient(create_app(config))

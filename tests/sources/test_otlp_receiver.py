@@ -27,7 +27,7 @@ from runward.topics import RAW_LLM, RAW_SENSOR
 from services.ingest.sources.config import SourceConfig
 from services.ingest.sources.otlp_receiver import create_app
 from services.ingest.sources.publish import RawPublisher
-from tests.sources.kafka_util import read_records
+from tests.kafka_reading import read_records
 from tests.sources.otlp_util import chat_span, export_request, k8s_resource, mcp_call_span, to_otlp_json
 
 SENSORS = Path(__file__).resolve().parents[1] / "data" / "bom" / "sensors"
