@@ -174,8 +174,8 @@ def add_commands(subparsers: Any) -> None:
     sensor.add_argument("--dns-port", type=int, action="append", metavar="PORT",
                         help="UDP port carrying DNS (repeatable, default 53)")
     sensor.add_argument("--no-read-write-dns", action="store_true",
-                        help="do not inspect read()/write() on UDP sockets for DNS (Go's resolver uses them; "
-                             "skipping saves a file-table lookup per read/write of watched processes)")
+                        help="do not inspect read()/write() on UDP sockets for DNS (Go's resolver uses them; they are "
+                             "inspected only in cgroups that connected a UDP socket to a DNS port)")
     sensor.add_argument("--watch-cgroup", action="append", metavar="PATH",
                         help="extra cgroup v2 directory whose subtree to observe (repeatable)")
     sensor.add_argument("--metrics-port", type=int, metavar="PORT",

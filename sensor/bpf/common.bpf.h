@@ -57,6 +57,9 @@ struct cg_state {
 	u64 syscalls[RW_SYSCALL_WORDS];
 	u64 caps_seen;
 	u64 losses;
+	/* Set once a UDP socket of this cgroup is connected to a DNS port: only then can a plain
+	 * read()/write() carry DNS (Go's resolver), so only then are they inspected. */
+	u64 dns_connected;
 };
 
 struct verdict {

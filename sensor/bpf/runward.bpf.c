@@ -224,7 +224,7 @@ int BPF_PROG(rw_sys_enter, struct pt_regs *regs, long id)
 		__sync_fetch_and_or(&st->syscalls[((u64)id >> 6) & (RW_SYSCALL_WORDS - 1)], 1ULL << (id & 63));
 	if (id == RW_NR_sendto || id == RW_NR_sendmsg || id == RW_NR_sendmmsg) {
 		dns_send(ctx, st, cg, regs, id);
-	} else if (id == RW_NR_write) {
+	} else if (id == RW_NR_write && st->dns_connected) {
 		struct config *cfg = get_config();
 		if (cfg && cfg->sock_rw)
 			dns_send(ctx, st, cg, regs, id);
@@ -343,6 +343,9 @@ static __always_inline void conn_event(void *ctx, long fd, const void *uaddr, lo
 	if (type == RW_EV_CONNECT) {
 		if (read_user_sockaddr(uaddr, &e.family, &e.port, e.addr))
 			return;
+		if (protocol == RW_IPPROTO_UDP && ret == 0 && !st->dns_connected &&
+		    bpf_map_lookup_elem(&dns_ports, &e.port))
+			st->dns_connected = 1;
 	} else {
 		u16 peer_port = 0;
 		sock_peer(sk, &e.family, &peer_port, e.addr);
@@ -371,7 +374,8 @@ static __always_inline void dns_recv(void *ctx, struct pt_regs *regs, long id, l
 	if (id == RW_NR_recvfrom) {
 		dns_event(ctx, st, cg, fd, (void *)regs->si, ret, (void *)regs->r8, 1);
 	} else if (id == RW_NR_read) {
-		dns_event(ctx, st, cg, fd, (void *)regs->si, ret, NULL, 1);
+		if (st->dns_connected)
+			dns_event(ctx, st, cg, fd, (void *)regs->si, ret, NULL, 1);
 	} else {
 		void *base = NULL, *name = NULL;
 		u64 len = 0;

@@ -535,6 +535,50 @@ def test_glibc_resolver_is_seen_through_its_real_system_calls(
     assert ("tcp", "127.0.0.1", tcp.port, name) in connects
 
 
+GO_STYLE_RESOLVER = """
+import os, select, socket, struct, sys
+name, dns_ip, tcp_port, scratch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+# Plain file writes and reads first: not DNS, and this cgroup has no DNS socket yet.
+fd = os.open(scratch, os.O_RDWR | os.O_CREAT)
+os.write(fd, b"\\x00" * 64); os.lseek(fd, 0, 0); os.read(fd, 64); os.close(fd)
+# Go's resolver: a connected UDP socket, then write() and read(), never sendto/recvfrom.
+question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\\0"
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.connect((dns_ip, 53))
+os.write(udp.fileno(), struct.pack(">HHHHHH", 0x6f6f, 0x0100, 1, 0, 0, 0) + question + struct.pack(">HH", 1, 1))
+assert select.select([udp], [], [], 5)[0], "no DNS answer"
+reply = os.read(udp.fileno(), 512)
+address = socket.inet_ntoa(reply[-4:])
+socket.create_connection((address, tcp_port), timeout=5).close()
+"""
+
+
+def test_go_style_resolver_read_write_on_a_connected_udp_socket(
+    sensor: SensorRun, reader: TopicReader, dns: DnsResponder, tcp: TcpServer, tmp_path: Path
+) -> None:
+    """read()/write() are inspected for DNS only in cgroups that connected a UDP socket to a DNS
+    port (a file-table lookup per read/write is the sensor's largest per-syscall cost otherwise)."""
+    name = f"go-{RUN_ID}.agents.internal"
+    deployment = f"{NAMESPACE}/go-resolver-{RUN_ID}"
+    proc = runward_run(sensor.home, deployment, "go-resolver",
+                       [sys.executable, "-c", GO_STYLE_RESOLVER, name, dns.ip, str(tcp.port), str(tmp_path / "f")])
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr.decode()
+
+    found = reader.wait_for(
+        lambda r: r.event.attribution.deployment == deployment,
+        lambda f: any(r.event.detail.kind == "connect" and r.event.detail.protocol == "tcp"  # type: ignore[union-attr]
+                      for r in f), timeout=10,
+    )
+    questions = [(r.event.detail.name, r.event.detail.qtype) for r in found  # type: ignore[union-attr]
+                 if r.event.detail.kind == "dns"]
+    assert questions == [(name, "A")]
+    connects = {(c.protocol, c.address, c.port, c.dns_name) for c in  # type: ignore[union-attr]
+                (r.event.detail for r in found) if c.kind == "connect"}
+    # The answer was read with read(): the sensor learnt the name of the address it connected to.
+    assert ("tcp", "127.0.0.1", tcp.port, name) in connects
+
+
 def test_sensor_says_plainly_when_kafka_is_not_there(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     env = {**os.environ, "RUNWARD_HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
