@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -21,6 +22,36 @@ def story(version: int, status: str = "potential compromise") -> AttackStory:
 def test_unmigrated_store_says_how_to_fix_it(db_url: str) -> None:
     with pytest.raises(SchemaOutOfDate, match="run `runward db upgrade`"):
         Store(db_url)
+
+
+def test_two_stages_seeing_a_new_agent_at_once_both_succeed(db_url: str) -> None:
+    """The profiler and bom stages touch a new agent concurrently (each in its own process, so
+    each with its own engine): a read-then-insert raced and lost the bom record to the DLQ."""
+    upgrade(db_url)
+    stores = [Store(db_url) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def touch(store: Store, i: int) -> None:
+        barrier.wait()
+        try:
+            for n in range(20):
+                store.touch_agent(f"agents/new-{n}", "sa" if i == 0 else None, T + timedelta(minutes=i))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=touch, args=(store, i)) for i, store in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    agents = stores[0].agents()
+    assert len(agents) == 20
+    # The latest sighting wins whatever the order; a missing service account never erases one.
+    assert all(a["last_seen"] == T + timedelta(minutes=3) and a["service_account"] == "sa" for a in agents)
+    stores[0].touch_agent("agents/new-0", None, T - timedelta(days=1))  # a late, older record
+    assert stores[0].agents()[0]["last_seen"] == T + timedelta(minutes=3)
 
 
 def test_artifacts_agents_stories_health(db_url: str) -> None:

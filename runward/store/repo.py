@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from runward.contracts import AttackStory, DeadLetter, utcnow
@@ -40,16 +42,22 @@ class Store:
     # --- agents ---------------------------------------------------------------------------
 
     def touch_agent(self, deployment: str, service_account: str | None, seen: datetime) -> None:
+        """Record that the agent was seen. One atomic upsert: the profiler and bom stages both
+        call this for a new agent at the same moment, and a read-then-insert would race."""
         namespace, _, name = deployment.partition("/")
+        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
+        statement = insert(Agent).values(deployment=deployment, namespace=namespace, name=name,
+                                         service_account=service_account, first_seen=seen, last_seen=seen)
+        new = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[Agent.deployment],
+            set_={
+                "last_seen": sa.case((Agent.last_seen < new.last_seen, new.last_seen), else_=Agent.last_seen),
+                "service_account": sa.func.coalesce(new.service_account, Agent.service_account),
+            },
+        )
         with self.session() as s:
-            agent = s.get(Agent, deployment)
-            if agent is None:
-                s.add(Agent(deployment=deployment, namespace=namespace, name=name,
-                            service_account=service_account, first_seen=seen, last_seen=seen))
-                return
-            agent.last_seen = max(_aware(agent.last_seen) or seen, seen)
-            if service_account:
-                agent.service_account = service_account
+            s.execute(statement)
 
     def agents(self) -> list[dict[str, Any]]:
         with self.session() as s:
