@@ -98,19 +98,12 @@ def create_app(config: SourceConfig, publisher: RawPublisher, close_publisher: b
     @app.post("/v1/k8s-audit")
     async def k8s_audit(request: Request) -> Response:
         """The API server's audit webhook: each Event goes to runward.raw.k8s, keyed by auditID."""
-        try:
-            items = parse_json_items(await _read_body(request, config.max_body_bytes))
-        except BodyError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
-        except (UnicodeDecodeError, ValueError) as exc:
-            return JSONResponse({"error": f"body is not JSON: {exc}"}, status_code=400)
-        events, rejected = audit_events(items)
-        failure = await _deliver(publisher, [(RAW_K8S, str(e.event.get("auditID", "")), e) for e in events])
-        if failure:
-            return JSONResponse({"error": f"records not accepted by Kafka, retry later: {failure}"},
-                                status_code=503, headers={"Retry-After": "5"})
-        return JSONResponse({"accepted": len(events),
-                             "rejected": [{"index": i, "reason": r} for i, r in rejected]})
+
+        def records(items: list[Any]) -> tuple[list[Any], list[tuple[int, str]]]:
+            events, rejected = audit_events(items)
+            return [(RAW_K8S, str(e.event.get("auditID", "")), e) for e in events], rejected
+
+        return await _json_intake(request, config, publisher, records)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -139,19 +132,31 @@ def audit_events(items: list[Any]) -> tuple[list[K8sAuditEvent], list[tuple[int,
 
 async def _sensor_intake(request: Request, config: SourceConfig, publisher: RawPublisher,
                          translate: Callable[[dict[str, Any]], RawSensorEvent]) -> Response:
+    def records(items: list[Any]) -> tuple[list[Any], list[tuple[int, str]]]:
+        batch: Batch = translate_batch(items, translate)
+        return [(RAW_SENSOR, sensor_key(e), e) for e in batch.events], batch.rejected
+
+    return await _json_intake(request, config, publisher, records)
+
+
+async def _json_intake(
+    request: Request, config: SourceConfig, publisher: RawPublisher,
+    records: Callable[[list[Any]], tuple[list[Any], list[tuple[int, str]]]],
+) -> Response:
+    """A JSON webhook: parse the body, turn its items into (topic, key, record), publish them, and
+    answer how many were accepted and which were rejected and why (503 when Kafka did not take them)."""
     try:
         items = parse_json_items(await _read_body(request, config.max_body_bytes))
     except BodyError as exc:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
     except (UnicodeDecodeError, ValueError) as exc:
         return JSONResponse({"error": f"body is not JSON, a JSON array or JSON lines: {exc}"}, status_code=400)
-    batch: Batch = translate_batch(items, translate)
-    failure = await _deliver(publisher, [(RAW_SENSOR, sensor_key(e), e) for e in batch.events])
+    accepted, rejected = records(items)
+    failure = await _deliver(publisher, accepted)
     if failure:
         return JSONResponse({"error": f"records not accepted by Kafka, retry later: {failure}"},
                             status_code=503, headers={"Retry-After": "5"})
-    return JSONResponse({"accepted": len(batch.events),
-                         "rejected": [{"index": i, "reason": r} for i, r in batch.rejected]})
+    return JSONResponse({"accepted": len(accepted), "rejected": [{"index": i, "reason": r} for i, r in rejected]})
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
