@@ -267,11 +267,17 @@ class Accounted:
     workload: str
     wall_s: float
     workload_cpu_s: float
-    bpf_s: float
-    bpf_runs: int
     sensor_cpu_s: float
     events: float
     programs: dict[str, tuple[float, int]]  # name -> (seconds, runs) during the run
+
+    @property
+    def bpf_s(self) -> float:
+        return sum(t for t, _ in self.programs.values())
+
+    @property
+    def bpf_runs(self) -> int:
+        return sum(c for _, c in self.programs.values())
 
     @property
     def of_workload(self) -> float:
@@ -295,8 +301,7 @@ def account(sensor: SensorProcess, stats: BpfStats, home: Path, name: str, cmd: 
               - sum(before.get("runward_sensor_events_total", {}).values()))
     programs = {prog: ((ns - progs0.get(prog, (0, 0))[0]) / 1e9, cnt - progs0.get(prog, (0, 0))[1])
                 for prog, (ns, cnt) in progs1.items()}
-    return Accounted(name, run.wall_s, run.cpu_s, sum(t for t, _ in programs.values()),
-                     sum(c for _, c in programs.values()), proc_cpu_s(sensor.proc.pid) - cpu0, events, programs)
+    return Accounted(name, run.wall_s, run.cpu_s, proc_cpu_s(sensor.proc.pid) - cpu0, events, programs)
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -500,7 +505,8 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
         busiest = sorted(a.programs.items(), key=lambda kv: -kv[1][0])[:4]
         print(f"  {a.workload:<15}" + ", ".join(f"{prog} {1e9 * t / max(c, 1):.0f} ns x {c:,}"
                                                    for prog, (t, c) in busiest if c))
-    figures["accounting"] = [{**vars(a), "of_workload": a.of_workload, "of_a_cpu": a.of_a_cpu} for a in accounted]
+    figures["accounting"] = [{**vars(a), "bpf_s": a.bpf_s, "bpf_runs": a.bpf_runs, "of_workload": a.of_workload,
+                              "of_a_cpu": a.of_a_cpu} for a in accounted]
     print("\nrate ramp (file opens, dedup off, every event published):")
     print(f"{'target/s':>10}{'achieved/s':>12}{'published':>11}{'drops':>7}")
     best = 0.0
