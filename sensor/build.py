@@ -80,7 +80,9 @@ def _dump_vmlinux_h(out: Path, btf: Path) -> None:
     with open(tmp, "wb") as handle:
         result = subprocess.run(
             [bpftool, "btf", "dump", "file", str(btf), "format", "c"],
-            stdout=handle, stderr=subprocess.PIPE, check=False,
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            check=False,
         )
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
@@ -92,8 +94,21 @@ def _compile(out: Path, include: Path, features: Features) -> None:
     clang = find_tool("clang")
     tmp = out.with_suffix(".tmp.o")
     cmd = [
-        clang, "-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", *features.defines(),
-        "-I", str(include), "-I", str(BPF_DIR), "-c", str(MAIN_SOURCE), "-o", str(tmp),
+        clang,
+        "-g",
+        "-O2",
+        "-target",
+        "bpf",
+        "-D__TARGET_ARCH_x86",
+        *features.defines(),
+        "-I",
+        str(include),
+        "-I",
+        str(BPF_DIR),
+        "-c",
+        str(MAIN_SOURCE),
+        "-o",
+        str(tmp),
     ]
     result = subprocess.run(cmd, capture_output=True, check=False)
     if result.returncode != 0:

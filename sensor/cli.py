@@ -52,8 +52,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:
-        print("runward run: give the command after --, e.g. runward run --deployment ns/app "
-              "--service-account app -- python agent.py", file=sys.stderr)
+        print(
+            "runward run: give the command after --, e.g. runward run --deployment ns/app "
+            "--service-account app -- python agent.py",
+            file=sys.stderr,
+        )
         return 2
     try:
         workload = run_workload(args.deployment, args.service_account, args.replicas, cmd)
@@ -67,8 +70,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for replica in workload.replicas:
-            print(f"runward run: {workload.deployment} pod {replica.pod} pid {replica.process.pid} "
-                  f"cgroup {replica.cgroup_id}", file=sys.stderr)
+            print(
+                f"runward run: {workload.deployment} pod {replica.pod} pid {replica.process.pid} "
+                f"cgroup {replica.cgroup_id}",
+                file=sys.stderr,
+            )
         codes = workload.wait()
     finally:
         for sig, handler in previous.items():
@@ -89,7 +95,7 @@ def cmd_sensor(args: argparse.Namespace) -> int:
     note = preflight.mount_tracefs()
     if note:
         print(f"runward sensor: {note}", file=sys.stderr)
-    from runward.config import Settings
+    from runward.core.config import Settings
 
     in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
     config = SensorConfig(
@@ -131,8 +137,11 @@ def cmd_sensor(args: argparse.Namespace) -> int:
     try:
         watched = ", ".join(str(p) for p in sensor.watched_paths) or "nothing yet"
         programs = ", ".join(sensor.probes.programs)
-        print(f"runward sensor: programs {programs} attached; watching {watched}; "
-              f"publishing to {config.bootstrap}", file=sys.stderr, flush=True)
+        print(
+            f"runward sensor: programs {programs} attached; watching {watched}; publishing to {config.bootstrap}",
+            file=sys.stderr,
+            flush=True,
+        )
         if args.ready_file is not None:
             _write_ready(args.ready_file, programs)
         sensor.run(stop)
@@ -146,9 +155,10 @@ def cmd_sensor(args: argparse.Namespace) -> int:
 def add_commands(subparsers: Any) -> None:
     """Register `run` and `sensor` on the main CLI's subparsers."""
     run = subparsers.add_parser(
-        "run", help="run a workload in its own cgroup, attributed to a Deployment",
+        "run",
+        help="run a workload in its own cgroup, attributed to a Deployment",
         description="Start CMD as REPLICAS replicas, each in its own cgroup v2, registered so that "
-                    "the sensor attributes them to the Deployment and ServiceAccount.",
+        "the sensor attributes them to the Deployment and ServiceAccount.",
     )
     run.add_argument("--deployment", required=True, metavar="NS/NAME")
     run.add_argument("--service-account", required=True, metavar="SA")
@@ -157,34 +167,65 @@ def add_commands(subparsers: Any) -> None:
     run.set_defaults(func=cmd_run)
 
     sensor = subparsers.add_parser(
-        "sensor", help="run the eBPF sensor in the foreground",
-        description="Observe watched workloads with eBPF and publish to runward.raw.sensor until "
-                    "SIGINT/SIGTERM.",
+        "sensor",
+        help="run the eBPF sensor in the foreground",
+        description="Observe watched workloads with eBPF and publish to runward.raw.sensor until SIGINT/SIGTERM.",
     )
     sensor.add_argument("--kafka", metavar="BOOTSTRAP", help="bootstrap servers (default RUNWARD_KAFKA)")
     sensor.add_argument("--node", help="node name (default NODE_NAME or the hostname)")
     k8s = sensor.add_mutually_exclusive_group()
-    k8s.add_argument("--kubernetes", dest="kubernetes", action="store_true", default=None,
-                     help="also watch kubepods and resolve pods with the API (default: when in a cluster)")
+    k8s.add_argument(
+        "--kubernetes",
+        dest="kubernetes",
+        action="store_true",
+        default=None,
+        help="also watch kubepods and resolve pods with the API (default: when in a cluster)",
+    )
     k8s.add_argument("--no-kubernetes", dest="kubernetes", action="store_false")
-    sensor.add_argument("--dedup-window", type=float, default=1.0, metavar="SECONDS",
-                        help="fold identical events of a container within this window (0 disables)")
-    sensor.add_argument("--syscall-interval", type=float, default=1.0, metavar="SECONDS",
-                        help="how often the in-kernel syscall sets are read")
-    sensor.add_argument("--dns-port", type=int, action="append", metavar="PORT",
-                        help="UDP port carrying DNS (repeatable, default 53)")
-    sensor.add_argument("--no-read-write-dns", action="store_true",
-                        help="do not inspect read()/write() on UDP sockets for DNS (Go's resolver uses them; they are "
-                             "inspected only in cgroups that connected a UDP socket to a DNS port)")
-    sensor.add_argument("--watch-cgroup", action="append", metavar="PATH",
-                        help="extra cgroup v2 directory whose subtree to observe (repeatable)")
-    sensor.add_argument("--metrics-port", type=int, metavar="PORT",
-                        help="serve /metrics (Prometheus) and /metrics.json on PORT")
-    sensor.add_argument("--metrics-host", default="127.0.0.1",
-                        help="address for --metrics-port (0.0.0.0 in a DaemonSet, for Prometheus)")
-    sensor.add_argument("--ready-file", type=Path, metavar="PATH",
-                        help="write PATH once the programs are attached (a readiness probe; the first "
-                             "start on a node compiles the programs and can take tens of seconds)")
+    sensor.add_argument(
+        "--dedup-window",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="fold identical events of a container within this window (0 disables)",
+    )
+    sensor.add_argument(
+        "--syscall-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often the in-kernel syscall sets are read",
+    )
+    sensor.add_argument(
+        "--dns-port", type=int, action="append", metavar="PORT", help="UDP port carrying DNS (repeatable, default 53)"
+    )
+    sensor.add_argument(
+        "--no-read-write-dns",
+        action="store_true",
+        help="do not inspect read()/write() on UDP sockets for DNS (Go's resolver uses them; they are "
+        "inspected only in cgroups that connected a UDP socket to a DNS port)",
+    )
+    sensor.add_argument(
+        "--watch-cgroup",
+        action="append",
+        metavar="PATH",
+        help="extra cgroup v2 directory whose subtree to observe (repeatable)",
+    )
+    sensor.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve /metrics (Prometheus) and /metrics.json on PORT"
+    )
+    sensor.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for --metrics-port (0.0.0.0 in a DaemonSet, for Prometheus)",
+    )
+    sensor.add_argument(
+        "--ready-file",
+        type=Path,
+        metavar="PATH",
+        help="write PATH once the programs are attached (a readiness probe; the first "
+        "start on a node compiles the programs and can take tens of seconds)",
+    )
     sensor.set_defaults(func=cmd_sensor)
 
 

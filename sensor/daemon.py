@@ -72,7 +72,9 @@ class Sensor:
         self.cgroup_root = cgroup_root
         self.index = CgroupIndex(cgroup_root)
         self.pipeline = Pipeline(
-            config.node, resolver, Deduper(config.dedup_window_s),
+            config.node,
+            resolver,
+            Deduper(config.dedup_window_s),
             wall_offset_ns=time.time_ns() - time.monotonic_ns(),
         )
         self._server: ThreadingHTTPServer | None = None

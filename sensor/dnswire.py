@@ -8,8 +8,19 @@ import struct
 from dataclasses import dataclass
 
 QTYPES: dict[int, str] = {
-    1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA",
-    33: "SRV", 35: "NAPTR", 64: "SVCB", 65: "HTTPS", 255: "ANY",
+    1: "A",
+    2: "NS",
+    5: "CNAME",
+    6: "SOA",
+    12: "PTR",
+    15: "MX",
+    16: "TXT",
+    28: "AAAA",
+    33: "SRV",
+    35: "NAPTR",
+    64: "SVCB",
+    65: "HTTPS",
+    255: "ANY",
 }
 _MAX_POINTER_HOPS = 16
 
@@ -53,7 +64,7 @@ def _read_name(msg: bytes, off: int) -> tuple[str, int] | None:
             continue
         if length & 0xC0 or off + 1 + length > len(msg):
             return None
-        labels.append(msg[off + 1:off + 1 + length].decode("ascii", errors="replace"))
+        labels.append(msg[off + 1 : off + 1 + length].decode("ascii", errors="replace"))
         off += 1 + length
     name = ".".join(labels).lower()
     if len(name) > 253:
@@ -105,7 +116,7 @@ def parse_answers(msg: bytes) -> list[Answer]:
         _owner, off = read
         rtype, _rclass, ttl, rdlength = struct.unpack_from(">HHIH", msg, off)
         off += 10
-        rdata = msg[off:off + rdlength]
+        rdata = msg[off : off + rdlength]
         if len(rdata) != rdlength:
             break
         off += rdlength

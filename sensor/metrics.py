@@ -111,4 +111,3 @@ def serve(metrics: Metrics, port: int, host: str = "127.0.0.1") -> ThreadingHTTP
     thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="sensor-metrics", daemon=True)
     thread.start()
     return server
-

@@ -10,9 +10,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from runward.contracts import RawSensorEvent
-from runward.contracts.common import Attribution
-from runward.contracts.raw import (
+from runward.core.contracts import RawSensorEvent
+from runward.core.contracts.common import Attribution
+from runward.core.contracts.raw import (
     CapabilityDetail,
     ConnectDetail,
     DnsDetail,
@@ -89,9 +89,14 @@ class Pipeline:
         if cached is None:
             # Validated once per cgroup and identity, then shared by its events (never mutated).
             cached = self._attributions[(cgroup_id, identity)] = Attribution(
-                node=self.node, cgroup_id=cgroup_id, container_id=identity.container_id,
-                pod_uid=identity.pod_uid, namespace=identity.namespace, pod=identity.pod,
-                deployment=identity.deployment, service_account=identity.service_account,
+                node=self.node,
+                cgroup_id=cgroup_id,
+                container_id=identity.container_id,
+                pod_uid=identity.pod_uid,
+                namespace=identity.namespace,
+                pod=identity.pod,
+                deployment=identity.deployment,
+                service_account=identity.service_account,
             )
         return cached
 
@@ -109,7 +114,9 @@ class Pipeline:
         cgroup_id = record.header.cgroup_id
         if isinstance(record, ExecRecord):
             return ExecDetail(
-                binary=record.binary, argv=record.argv, ppid=record.ppid,
+                binary=record.binary,
+                argv=record.argv,
+                ppid=record.ppid,
                 parent_comm=record.parent_comm or None,
             )
         if isinstance(record, ExitRecord):
@@ -119,8 +126,12 @@ class Pipeline:
         if isinstance(record, ConnRecord):
             name = self.dns.lookup(cgroup_id, record.address, now) if record.kind == "connect" else None
             return ConnectDetail(
-                kind=record.kind, family=record.family, address=record.address, port=record.port,
-                protocol=record.protocol, dns_name=name,
+                kind=record.kind,
+                family=record.family,
+                address=record.address,
+                port=record.port,
+                protocol=record.protocol,
+                dns_name=name,
             )
         if isinstance(record, DnsRecord):
             if record.response:
@@ -148,8 +159,13 @@ class Pipeline:
             return None
         attribution = self.attribution(h.cgroup_id)
         event = RawSensorEvent(
-            event_id=self.next_id(), ts=self.wall_time(h.ts_ns), pid=h.pid, comm=h.comm or None,
-            attribution=attribution, detail=detail, kernel_losses=losses,
+            event_id=self.next_id(),
+            ts=self.wall_time(h.ts_ns),
+            pid=h.pid,
+            comm=h.comm or None,
+            attribution=attribution,
+            detail=detail,
+            kernel_losses=losses,
         )
         self.emitted[detail.kind] += 1
         return Emitted(self.key_for(attribution), event, h.cgroup_id)
@@ -167,7 +183,9 @@ class Pipeline:
         self._syscalls[cgroup_id] = previous | current
         attribution = self.attribution(cgroup_id)
         event = RawSensorEvent(
-            event_id=self.next_id(), ts=self.wall_time(ts_ns), attribution=attribution,
+            event_id=self.next_id(),
+            ts=self.wall_time(ts_ns),
+            attribution=attribution,
             detail=SyscallSetDetail(syscalls=sorted(previous | current)),
             kernel_losses=self._pending_losses.pop(cgroup_id, 0),
         )

@@ -53,8 +53,10 @@ def unavailable_reason() -> str | None:
     caps = effective_capabilities()
     can_bpf = caps & (1 << CAP_BPF) and caps & (1 << CAP_PERFMON) or caps & (1 << CAP_SYS_ADMIN)
     if not can_bpf:
-        return ("loading eBPF programs needs root with CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): "
-                "run it with sudo, or grant those capabilities to its container")
+        return (
+            "loading eBPF programs needs root with CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): "
+            "run it with sudo, or grant those capabilities to its container"
+        )
     if not BTF.exists():
         return f"no kernel BTF at {BTF}: the kernel must be built with CONFIG_DEBUG_INFO_BTF=y"
     if cgroup2_root() is None:
@@ -80,7 +82,9 @@ def mount_tracefs() -> str | None:
         return None
     result = subprocess.run(
         [shutil.which("mount") or "/bin/mount", "-t", "tracefs", "tracefs", str(TRACEFS)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         return f"tracefs could not be mounted on {TRACEFS} ({result.stderr.strip()}); continuing without it"

@@ -8,33 +8,41 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from runward.codec import encode
-from runward.contracts import RawSensorEvent
-from runward.kafka import producer_config as kafka_producer_config
-from runward.topics import RAW_SENSOR
+from runward.core.codec import encode
+from runward.core.contracts import RawSensorEvent
+from runward.core.kafka import producer_config as kafka_producer_config
+from runward.core.topics import RAW_SENSOR
 from sensor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 
 def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
-    return kafka_producer_config(bootstrap, client_id, {
-        # Batching bounded well under the 1 s end-to-end target.
-        "linger.ms": 20,
-        "batch.num.messages": 10_000,
-        "compression.type": "lz4",
-        # A bounded queue: when the broker is away the sensor drops (and counts) rather
-        # than growing without limit on the node.
-        "queue.buffering.max.messages": 100_000,
-        "queue.buffering.max.kbytes": 65_536,
-        "message.timeout.ms": 30_000,
-    })
+    return kafka_producer_config(
+        bootstrap,
+        client_id,
+        {
+            # Batching bounded well under the 1 s end-to-end target.
+            "linger.ms": 20,
+            "batch.num.messages": 10_000,
+            "compression.type": "lz4",
+            # A bounded queue: when the broker is away the sensor drops (and counts) rather
+            # than growing without limit on the node.
+            "queue.buffering.max.messages": 100_000,
+            "queue.buffering.max.kbytes": 65_536,
+            "message.timeout.ms": 30_000,
+        },
+    )
 
 
 class KafkaPublisher:
     def __init__(
-        self, bootstrap: str, metrics: Metrics, client_id: str = "runward-sensor",
-        topic: str = RAW_SENSOR.name, overrides: Mapping[str, Any] | None = None,
+        self,
+        bootstrap: str,
+        metrics: Metrics,
+        client_id: str = "runward-sensor",
+        topic: str = RAW_SENSOR.name,
+        overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.metrics = metrics
@@ -51,8 +59,10 @@ class KafkaPublisher:
             return f"Kafka does not answer ({exc.args[0]}); is the broker running? (--kafka / RUNWARD_KAFKA)"
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None:
-            return (f"topic {self.topic} is missing on the broker ({topic.error if topic else 'absent'}); "
-                    "create the Runward topics first (runward broker does)")
+            return (
+                f"topic {self.topic} is missing on the broker ({topic.error if topic else 'absent'}); "
+                "create the Runward topics first (runward broker does)"
+            )
         return None
 
     def _on_error(self, error: KafkaError) -> None:
@@ -71,9 +81,7 @@ class KafkaPublisher:
         value = encode(event)
         for attempt in range(2):
             try:
-                self._producer.produce(
-                    self.topic, key=key.encode(), value=value, on_delivery=self._on_delivery
-                )
+                self._producer.produce(self.topic, key=key.encode(), value=value, on_delivery=self._on_delivery)
                 return True
             except BufferError:
                 if attempt == 0:

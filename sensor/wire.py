@@ -37,21 +37,39 @@ EV_CAP = C["RW_EV_CAP"]
 # these lists, and tests/sensor compares the offsets with the BTF of the built object.
 FIELDS: dict[str, list[tuple[str, str]]] = {
     "event_header": [
-        ("type", "I"), ("pid", "I"), ("tid", "I"), ("losses", "I"), ("cgroup_id", "Q"), ("ts_ns", "Q"),
+        ("type", "I"),
+        ("pid", "I"),
+        ("tid", "I"),
+        ("losses", "I"),
+        ("cgroup_id", "Q"),
+        ("ts_ns", "Q"),
         ("comm", f"{C['RW_COMM_LEN']}s"),
     ],
     "exec_event": [
-        ("ppid", "I"), ("args_len", "I"), ("parent_comm", f"{C['RW_COMM_LEN']}s"),
-        ("filename", f"{C['RW_FILENAME_LEN']}s"), ("args", f"{C['RW_ARGS_LEN']}s"),
+        ("ppid", "I"),
+        ("args_len", "I"),
+        ("parent_comm", f"{C['RW_COMM_LEN']}s"),
+        ("filename", f"{C['RW_FILENAME_LEN']}s"),
+        ("args", f"{C['RW_ARGS_LEN']}s"),
     ],
     "exit_event": [("exit_code", "i"), ("_pad", "I")],
     "open_event": [("flags", "Q"), ("path_len", "I"), ("path_flags", "I")],  # then path[path_len]
     "conn_event": [
-        ("family", "H"), ("port", "H"), ("protocol", "H"), ("_pad", "H"), ("ret", "i"), ("_pad2", "I"),
+        ("family", "H"),
+        ("port", "H"),
+        ("protocol", "H"),
+        ("_pad", "H"),
+        ("ret", "i"),
+        ("_pad2", "I"),
         ("addr", "16s"),
     ],
     "dns_event": [
-        ("family", "H"), ("port", "H"), ("response", "B"), ("_pad", "3s"), ("len", "I"), ("addr", "16s"),
+        ("family", "H"),
+        ("port", "H"),
+        ("response", "B"),
+        ("_pad", "3s"),
+        ("len", "I"),
+        ("addr", "16s"),
     ],  # then payload[len]
     "cap_event": [("cap", "i"), ("ret", "i")],
 }
@@ -217,7 +235,7 @@ def decode(data: bytes) -> KernelRecord:
         _need(data, _OPEN, "open")
         flags, path_len, path_flags = _OPEN.unpack_from(data, off)
         start = off + _OPEN.size
-        raw = data[start:start + path_len]
+        raw = data[start : start + path_len]
         complete = bool(path_flags & C["RW_PATH_COMPLETE"]) and not path_flags & C["RW_PATH_TRUNCATED"]
         return OpenRecord(h, join_leaf_first(raw, complete), flags, complete)
     if h.type in (EV_CONNECT, EV_ACCEPT):
@@ -227,14 +245,19 @@ def decode(data: bytes) -> KernelRecord:
             raise WireError(f"connection sample with family {family} protocol {protocol}")
         fam, address = format_address(family, addr)
         return ConnRecord(
-            h, "connect" if h.type == EV_CONNECT else "accept", fam, address, port,
-            "tcp" if protocol == IPPROTO_TCP else "udp", ret,
+            h,
+            "connect" if h.type == EV_CONNECT else "accept",
+            fam,
+            address,
+            port,
+            "tcp" if protocol == IPPROTO_TCP else "udp",
+            ret,
         )
     if h.type == EV_DNS:
         _need(data, _DNS, "dns")
         family, port, response, _, length, addr = _DNS.unpack_from(data, off)
         start = off + _DNS.size
-        payload = data[start:start + min(length, C["RW_DNS_LEN"])]
+        payload = data[start : start + min(length, C["RW_DNS_LEN"])]
         address = format_address(family, addr)[1] if family in (AF_INET, AF_INET6) else ""
         return DnsRecord(h, bool(response), family, address, port, length, payload)
     if h.type == EV_CAP:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from runward.contracts.common import deployment_id
+from runward.core.contracts.common import deployment_id
 from sensor.attribution.cgroupfs import cgroup2_root, cgroup_id
 from sensor.attribution.local import LOCAL_CGROUP_DIR, Registry, WorkloadEntry, registry_path
 
@@ -190,15 +190,24 @@ def run_workload(
             except PermissionError:
                 raise WorkloadError(f"cannot create cgroup {cgroup}: runward run needs root") from None
             entry = WorkloadEntry(
-                cgroup_id=cgroup_id(cgroup), cgroup_path=str(cgroup), namespace=namespace,
-                deployment=deployment, pod=pod, pod_uid=str(uuid.uuid4()),
-                service_account=service_account, started_at=time.time(),
+                cgroup_id=cgroup_id(cgroup),
+                cgroup_path=str(cgroup),
+                namespace=namespace,
+                deployment=deployment,
+                pod=pod,
+                pod_uid=str(uuid.uuid4()),
+                service_account=service_account,
+                started_at=time.time(),
             )
             registry.add(entry)
             try:
                 process = subprocess.Popen(
-                    cmd, preexec_fn=_join_cgroup(str(cgroup / "cgroup.procs")), env=env, cwd=cwd,
-                    stdout=stdout, stderr=stderr,
+                    cmd,
+                    preexec_fn=_join_cgroup(str(cgroup / "cgroup.procs")),
+                    env=env,
+                    cwd=cwd,
+                    stdout=stdout,
+                    stderr=stderr,
                 )
             except BaseException:
                 cgroup.rmdir()

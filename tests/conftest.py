@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runward.broker import ensure_topics, free_port, start_broker
+from runward.control.broker import ensure_topics, free_port, start_broker
 
 
 @pytest.fixture(scope="session")

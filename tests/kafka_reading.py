@@ -13,11 +13,18 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 
 
-def read_messages(bootstrap: str, topic: str, want: int, match: Callable[[Message], bool] = lambda m: True,
-                  timeout: float = 20.0, partitions: int = 4) -> list[Message]:
+def read_messages(
+    bootstrap: str,
+    topic: str,
+    want: int,
+    match: Callable[[Message], bool] = lambda m: True,
+    timeout: float = 20.0,
+    partitions: int = 4,
+) -> list[Message]:
     """The messages on `topic` that `match`, once `want` arrived or at the timeout (fewer then)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{time.time_ns()}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"test-{time.time_ns()}", "enable.auto.commit": False}
+    )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     found: list[Message] = []
     deadline = time.monotonic() + timeout
@@ -36,9 +43,14 @@ def read_values(bootstrap: str, topic: str, want: int, timeout: float = 20.0) ->
     return [json.loads(m.value()) for m in read_messages(bootstrap, topic, want, timeout=timeout)]
 
 
-def read_records(bootstrap: str, topic: str, match: Callable[[dict[str, Any]], bool], want: int,
-                 timeout: float = 20.0, partitions: int = 4) -> list[tuple[str | None, dict[str, Any]]]:
+def read_records(
+    bootstrap: str,
+    topic: str,
+    match: Callable[[dict[str, Any]], bool],
+    want: int,
+    timeout: float = 20.0,
+    partitions: int = 4,
+) -> list[tuple[str | None, dict[str, Any]]]:
     """(key, value) of the records on `topic` whose JSON value `match`es, waiting until `want` arrived."""
-    messages = read_messages(bootstrap, topic, want, lambda m: bool(match(json.loads(m.value()))),
-                             timeout, partitions)
+    messages = read_messages(bootstrap, topic, want, lambda m: bool(match(json.loads(m.value()))), timeout, partitions)
     return [((m.key() or b"").decode() or None, json.loads(m.value())) for m in messages]

@@ -15,8 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_docker_compose_config_is_clean() -> None:
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed (make deps installs the Debian package)")
-    result = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""
 

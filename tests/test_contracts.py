@@ -8,53 +8,139 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from runward import contracts as c
-from runward.codec import RejectedRecord, decode, encode
-from runward.contracts.reconciliation import K8sReconciliation, ReconciliationReport, ServiceAccountRef
-from runward.topics import ALL_TOPICS, BY_NAME
+from runward.core import contracts as c
+from runward.core.codec import RejectedRecord, decode, encode
+from runward.core.contracts.reconciliation import K8sReconciliation, ReconciliationReport, ServiceAccountRef
+from runward.core.topics import ALL_TOPICS, BY_NAME
 
 T = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 SRC = c.SourceRef(topic="runward.raw.sensor", partition=1, offset=7)
 
 
 def samples() -> list[tuple[str, BaseModel]]:
-    signal = c.Signal(signal_id="s1", deployment="agents/a", ts=T, surface=c.Surface.TOOL, title="t",
-                      techniques=[c.Technique(uid="AML.T0053", name="AI Agent Tool Invocation")], severity=3,
-                      source_event="e1")
+    signal = c.Signal(
+        signal_id="s1",
+        deployment="agents/a",
+        ts=T,
+        surface=c.Surface.TOOL,
+        title="t",
+        techniques=[c.Technique(uid="AML.T0053", name="AI Agent Tool Invocation")],
+        severity=3,
+        source_event="e1",
+    )
     return [
-        ("runward.raw.sensor", c.RawSensorEvent(event_id="e1", ts=T, detail=c.ExecDetail(binary="/bin/sh"),
-                                                attribution=c.Attribution(deployment="agents/a"))),
-        ("runward.raw.sensor", c.RawSensorEvent(event_id="e2", ts=T, detail=c.ConnectDetail(
-            kind="accept", family="ipv6", address="::1", port=8080))),
-        ("runward.raw.sensor", c.RawSensorEvent(event_id="e3", ts=T, detail=c.SyscallSetDetail(
-            syscalls=["read", "openat"]))),
+        (
+            "runward.raw.sensor",
+            c.RawSensorEvent(
+                event_id="e1",
+                ts=T,
+                detail=c.ExecDetail(binary="/bin/sh"),
+                attribution=c.Attribution(deployment="agents/a"),
+            ),
+        ),
+        (
+            "runward.raw.sensor",
+            c.RawSensorEvent(
+                event_id="e2", ts=T, detail=c.ConnectDetail(kind="accept", family="ipv6", address="::1", port=8080)
+            ),
+        ),
+        (
+            "runward.raw.sensor",
+            c.RawSensorEvent(event_id="e3", ts=T, detail=c.SyscallSetDetail(syscalls=["read", "openat"])),
+        ),
         ("runward.raw.llm", c.RawLlmEvent(event_id="l1", ts=T, operation="chat", request_model="gpt-4o")),
         ("runward.raw.k8s", c.K8sObjectEvent(type="ADDED", object={"kind": "Pod", "metadata": {"name": "p"}})),
         ("runward.raw.k8s", c.K8sAuditEvent(event={"kind": "Event", "apiVersion": "audit.k8s.io/v1"})),
-        ("runward.events.enriched", c.EnrichedEvent(
-            event_id="e1", ts=T, deployment="agents/a", namespace="agents", surface=c.Surface.PROCESS,
-            kind="exec", behaviour="exec:/bin/sh", category="exec", source=SRC)),
-        ("runward.apd", c.ApdRevision(deployment="agents/a", revision=1, created_at=T, autonomy="low",
-                                      window_started_at=T, window_ends_at=T,
-                                      window_status=c.WindowStatus.LEARNING)),
+        (
+            "runward.events.enriched",
+            c.EnrichedEvent(
+                event_id="e1",
+                ts=T,
+                deployment="agents/a",
+                namespace="agents",
+                surface=c.Surface.PROCESS,
+                kind="exec",
+                behaviour="exec:/bin/sh",
+                category="exec",
+                source=SRC,
+            ),
+        ),
+        (
+            "runward.apd",
+            c.ApdRevision(
+                deployment="agents/a",
+                revision=1,
+                created_at=T,
+                autonomy="low",
+                window_started_at=T,
+                window_ends_at=T,
+                window_status=c.WindowStatus.LEARNING,
+            ),
+        ),
         ("runward.signals", signal),
-        ("runward.attack-stories", c.AttackStory(
-            story_id="story-1", deployment="agents/a", version=1, first_seen=T, last_seen=T,
-            status="potential compromise", severity=3, surfaces=[c.Surface.TOOL], techniques=signal.techniques,
-            narrative=["x"], signals=[signal], ocsf={"class_uid": 2004})),
+        (
+            "runward.attack-stories",
+            c.AttackStory(
+                story_id="story-1",
+                deployment="agents/a",
+                version=1,
+                first_seen=T,
+                last_seen=T,
+                status="potential compromise",
+                severity=3,
+                surfaces=[c.Surface.TOOL],
+                techniques=signal.techniques,
+                narrative=["x"],
+                signals=[signal],
+                ocsf={"class_uid": 2004},
+            ),
+        ),
         ("runward.aibom", c.AiBom(deployment="agents/a", revision=1, created_at=T, cyclonedx={"specVersion": "1.6"})),
         ("runward.declared", c.DeclaredManifest(deployment="agents/a", submitted_at=T, requirements=["x==1"])),
-        ("runward.aibom.delta", c.BomDelta(deployment="agents/a", revision=1, created_at=T, findings=[
-            c.BomFinding(kind="undeclared_package", subject="requests", observed="2.32.3")])),
-        ("runward.reconciliation", ReconciliationReport(
-            agent="agents/a", service_account=ServiceAccountRef(namespace="agents", name="a"), generated_at=T,
-            kubernetes=K8sReconciliation(username="system:serviceaccount:agents:a", permissions=[], observed=[],
-                                         outside_grants=[], denied_attempts=[], proposed_rbac=[]))),
-        ("runward.policies", c.PolicyBundle(deployment="agents/a", revision=1, created_at=T, apd_revision=1,
-                                            mode=c.EnforcementMode.OBSERVE, egress_allowlist=[],
-                                            network_policy={}, seccomp_profile={})),
-        ("runward.promotions", c.PromotionDecision(deployment="agents/a", mode=c.EnforcementMode.AUDIT,
-                                                   approver="lead", reason="window complete", ts=T)),
+        (
+            "runward.aibom.delta",
+            c.BomDelta(
+                deployment="agents/a",
+                revision=1,
+                created_at=T,
+                findings=[c.BomFinding(kind="undeclared_package", subject="requests", observed="2.32.3")],
+            ),
+        ),
+        (
+            "runward.reconciliation",
+            ReconciliationReport(
+                agent="agents/a",
+                service_account=ServiceAccountRef(namespace="agents", name="a"),
+                generated_at=T,
+                kubernetes=K8sReconciliation(
+                    username="system:serviceaccount:agents:a",
+                    permissions=[],
+                    observed=[],
+                    outside_grants=[],
+                    denied_attempts=[],
+                    proposed_rbac=[],
+                ),
+            ),
+        ),
+        (
+            "runward.policies",
+            c.PolicyBundle(
+                deployment="agents/a",
+                revision=1,
+                created_at=T,
+                apd_revision=1,
+                mode=c.EnforcementMode.OBSERVE,
+                egress_allowlist=[],
+                network_policy={},
+                seccomp_profile={},
+            ),
+        ),
+        (
+            "runward.promotions",
+            c.PromotionDecision(
+                deployment="agents/a", mode=c.EnforcementMode.AUDIT, approver="lead", reason="window complete", ts=T
+            ),
+        ),
         ("runward.dead-letter", c.DeadLetter(stage="ingest", ts=T, source=SRC, reason="bad", payload="{")),
     ]
 
@@ -89,5 +175,7 @@ def test_deployment_id_must_be_namespace_slash_name(bad: str) -> None:
 
 def test_contract_refuses_unknown_fields() -> None:
     with pytest.raises(RejectedRecord, match="Extra inputs are not permitted"):
-        decode(BY_NAME["runward.raw.llm"],
-               b'{"event_id":"x","ts":"2026-01-01T00:00:00Z","operation":"chat","prompt_raw":"hi"}')
+        decode(
+            BY_NAME["runward.raw.llm"],
+            b'{"event_id":"x","ts":"2026-01-01T00:00:00Z","operation":"chat","prompt_raw":"hi"}',
+        )

@@ -7,16 +7,27 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from runward.contracts import AttackStory, DeadLetter, SourceRef
-from runward.store import SchemaOutOfDate, Store, upgrade
+from runward.core.contracts import AttackStory, DeadLetter, SourceRef
+from runward.core.store import SchemaOutOfDate, Store, upgrade
 
 T = datetime(2026, 11, 27, 9, tzinfo=timezone.utc)
 
 
 def story(version: int, status: str = "potential compromise") -> AttackStory:
-    return AttackStory(story_id="story-1", deployment="agents/bot", version=version, first_seen=T,
-                       last_seen=T + timedelta(seconds=version), status=status, severity=3,  # type: ignore[arg-type]
-                       surfaces=[], techniques=[], narrative=[f"v{version}"], signals=[], ocsf={})
+    return AttackStory(
+        story_id="story-1",
+        deployment="agents/bot",
+        version=version,
+        first_seen=T,
+        last_seen=T + timedelta(seconds=version),
+        status=status,
+        severity=3,  # type: ignore[arg-type]
+        surfaces=[],
+        techniques=[],
+        narrative=[f"v{version}"],
+        signals=[],
+        ocsf={},
+    )
 
 
 def test_unmigrated_store_says_how_to_fix_it(db_url: str) -> None:
@@ -83,8 +94,19 @@ def test_artifacts_agents_stories_health(db_url: str) -> None:
     assert (health["processed"], health["dead_letters"], health["lag"]) == (15, 1, 0)
     assert health["last_record_at"] == T
 
-    store.put_dead_letter(DeadLetter(stage="ingest", ts=T, reason="not valid JSON", payload="{",
-                                     source=SourceRef(topic="runward.raw.sensor", partition=2, offset=41)))
+    store.put_dead_letter(
+        DeadLetter(
+            stage="ingest",
+            ts=T,
+            reason="not valid JSON",
+            payload="{",
+            source=SourceRef(topic="runward.raw.sensor", partition=2, offset=41),
+        )
+    )
     [letter] = store.dead_letters(stage="ingest")
     assert (letter["topic"], letter["partition"], letter["offset"], letter["reason"]) == (
-        "runward.raw.sensor", 2, 41, "not valid JSON")
+        "runward.raw.sensor",
+        2,
+        41,
+        "not valid JSON",
+    )

@@ -54,7 +54,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from runward.broker import ensure_topics, free_port, start_broker  # noqa: E402
+from runward.control.broker import ensure_topics, free_port, start_broker  # noqa: E402
 from sensor.attribution.cgroupfs import cgroup2_root  # noqa: E402
 from sensor.build import ensure_built  # noqa: E402
 from sensor.cli import sensor_unavailable_reason  # noqa: E402
@@ -62,7 +62,7 @@ from sensor.workloads import _join_cgroup, _remove_cgroup, run_workload  # noqa:
 
 TRUE = shutil.which("true") or "/bin/true"
 
-HEAVY = r'''
+HEAVY = r"""
 import os, socket, subprocess, sys
 path, port, opens, connects, execs, true_bin = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:6]), sys.argv[6]
 for _ in range(opens):
@@ -74,9 +74,9 @@ for _ in range(connects):
     s.close()
 for _ in range(execs):
     subprocess.run([true_bin])
-'''
+"""
 
-AGENT = r'''
+AGENT = r"""
 import hashlib, http.client, json, socket, struct, subprocess, sys
 port, dns_ip, iterations, docs, true_bin = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 think_s = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
@@ -100,9 +100,9 @@ for i in range(iterations):
     if i % 25 == 0:
         subprocess.run([true_bin, digest[:8]])
     time.sleep(think_s)
-'''
+"""
 
-GENERATOR = r'''
+GENERATOR = r"""
 import os, sys, time
 rate, duration, path = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 start = time.monotonic(); done = 0
@@ -115,10 +115,11 @@ while True:
         os.close(os.open(path, os.O_RDONLY)); done += 1
     time.sleep(0.002)
 print(done, time.monotonic() - start)
-'''
+"""
 
 
 # ---------------------------------------------------------------- local services
+
 
 class Loopback:
     """TCP sink, a JSON 'model' endpoint and a DNS responder, all on 127.0.0.x."""
@@ -134,8 +135,9 @@ class Loopback:
 
             def do_POST(self) -> None:  # noqa: N802
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                reply = json.dumps({"choices": [{"message": {"role": "assistant",
-                                                             "content": f"ok {len(request['messages'])}"}}]}).encode()
+                reply = json.dumps(
+                    {"choices": [{"message": {"role": "assistant", "content": f"ok {len(request['messages'])}"}}]}
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
@@ -189,6 +191,7 @@ class Loopback:
 
 # ---------------------------------------------------------------- measurement
 
+
 def cpu_usec(cgroup: Path) -> int:
     for line in (cgroup / "cpu.stat").read_text().splitlines():
         if line.startswith("usage_usec"):
@@ -207,8 +210,7 @@ def run_unwatched(root: Path, cmd: list[str]) -> Run:
     cgroup.mkdir(parents=True)
     try:
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, preexec_fn=_join_cgroup(str(cgroup / "cgroup.procs")),
-                                stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, preexec_fn=_join_cgroup(str(cgroup / "cgroup.procs")), stdout=subprocess.DEVNULL)
         if proc.wait() != 0:
             raise RuntimeError(f"workload failed: {cmd[:3]}")
         wall = time.monotonic() - start
@@ -297,10 +299,13 @@ def account(sensor: SensorProcess, stats: BpfStats, home: Path, name: str, cmd: 
     run = run_watched(home, name, cmd)
     after = wait_drained(sensor)
     progs1 = stats.by_program()
-    events = (sum(after.get("runward_sensor_events_total", {}).values())
-              - sum(before.get("runward_sensor_events_total", {}).values()))
-    programs = {prog: ((ns - progs0.get(prog, (0, 0))[0]) / 1e9, cnt - progs0.get(prog, (0, 0))[1])
-                for prog, (ns, cnt) in progs1.items()}
+    events = sum(after.get("runward_sensor_events_total", {}).values()) - sum(
+        before.get("runward_sensor_events_total", {}).values()
+    )
+    programs = {
+        prog: ((ns - progs0.get(prog, (0, 0))[0]) / 1e9, cnt - progs0.get(prog, (0, 0))[1])
+        for prog, (ns, cnt) in progs1.items()
+    }
     return Accounted(name, run.wall_s, run.cpu_s, proc_cpu_s(sensor.proc.pid) - cpu0, events, programs)
 
 
@@ -322,9 +327,22 @@ class SensorProcess:
         env = {**os.environ, "RUNWARD_HOME": str(home), "PYTHONPATH": str(REPO)}
         self._log = open(log, "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sensor.cli", "sensor", "--kafka", bootstrap, "--metrics-port", str(self.port),
-             "--dedup-window", str(dedup_window)],
-            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "sensor.cli",
+                "sensor",
+                "--kafka",
+                bootstrap,
+                "--metrics-port",
+                str(self.port),
+                "--dedup-window",
+                str(dedup_window),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while self.metrics().get("runward_sensor_ready", {}).get("") != 1:
@@ -343,9 +361,11 @@ class SensorProcess:
         return float(values.get(name, {}).get(labels, 0))
 
     def drops(self, values: dict[str, Any]) -> float:
-        return (self.counter(values, "runward_sensor_perf_lost_samples_total")
-                + self.counter(values, "runward_sensor_kernel_output_failed_total")
-                + self.counter(values, "runward_sensor_producer_queue_full_total"))
+        return (
+            self.counter(values, "runward_sensor_perf_lost_samples_total")
+            + self.counter(values, "runward_sensor_kernel_output_failed_total")
+            + self.counter(values, "runward_sensor_producer_queue_full_total")
+        )
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -381,12 +401,18 @@ def wait_drained(sensor: SensorProcess, quiet_s: float = 0.4, timeout_s: float =
 
 # ---------------------------------------------------------------- the benchmark
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--think", type=float, default=0.5, metavar="SECONDS",
-                        help="the paced agent's wait on its model after each call (default 0.5)")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="the paced agent's wait on its model after each call (default 0.5)",
+    )
     args = parser.parse_args(argv)
     reason = sensor_unavailable_reason()
     root = cgroup2_root()
@@ -422,10 +448,17 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
     (work / "agent.py").write_text(AGENT)
     (work / "gen.py").write_text(GENERATOR)
     workloads = {
-        "syscall-heavy": [sys.executable, str(work / "heavy.py"), str(data), str(net.sink_port),
-                          "120000", "3000", "300", TRUE],
-        "agent-like": [sys.executable, str(work / "agent.py"), str(net.http_port), net.dns_ip, "600",
-                       str(docs), TRUE],
+        "syscall-heavy": [
+            sys.executable,
+            str(work / "heavy.py"),
+            str(data),
+            str(net.sink_port),
+            "120000",
+            "3000",
+            "300",
+            TRUE,
+        ],
+        "agent-like": [sys.executable, str(work / "agent.py"), str(net.http_port), net.dns_ip, "600", str(docs), TRUE],
     }
     runs: dict[tuple[str, str], list[Run]] = {}
     sensor_cpu: dict[str, list[float]] = {name: [] for name in workloads}
@@ -450,10 +483,14 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
                     runs.setdefault((name, condition), []).append(run_watched(home, name, cmd))
                     after = wait_drained(sensor)
                     sensor_cpu[name].append(proc_cpu_s(sensor.proc.pid) - cpu0)
-                    events[name].append(sum(after.get("runward_sensor_events_total", {}).values())
-                                        - sum(before.get("runward_sensor_events_total", {}).values()))
-                    folded[name].append(sum(after.get("runward_sensor_dedup_folded_total", {}).values())
-                                        - sum(before.get("runward_sensor_dedup_folded_total", {}).values()))
+                    events[name].append(
+                        sum(after.get("runward_sensor_events_total", {}).values())
+                        - sum(before.get("runward_sensor_events_total", {}).values())
+                    )
+                    folded[name].append(
+                        sum(after.get("runward_sensor_dedup_folded_total", {}).values())
+                        - sum(before.get("runward_sensor_dedup_folded_total", {}).values())
+                    )
             rss_kb = max(rss_kb, proc_rss_kb(sensor.proc.pid))
         if rnd % 2 == 1:
             for name, cmd in workloads.items():
@@ -461,15 +498,16 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
     paced = "agent-paced"
     paced_cmd = [*workloads["agent-like"][:4], "60", str(docs), TRUE, str(args.think)]
     accounted: list[Accounted] = []
-    with sensor_running(bootstrap, home, 1.0, work / "sensor-accounting.log") as sensor, \
-            BpfStats(sensor.proc.pid) as stats:
+    with (
+        sensor_running(bootstrap, home, 1.0, work / "sensor-accounting.log") as sensor,
+        BpfStats(sensor.proc.pid) as stats,
+    ):
         for name, cmd in [*workloads.items(), (paced, paced_cmd)]:
             accounted.append(account(sensor, stats, home, name, cmd))
     ramp = _ramp(bootstrap, home, work)
 
     figures: dict[str, Any] = {"rounds": args.rounds, "workloads": {}}
-    print(f"\nRunward sensor overhead ({args.rounds} rounds, kernel {os.uname().release}, "
-          f"{os.cpu_count()} CPUs)\n")
+    print(f"\nRunward sensor overhead ({args.rounds} rounds, kernel {os.uname().release}, {os.cpu_count()} CPUs)\n")
     print(f"{'workload':<15}{'condition':<11}{'CPU s (median)':>15}{'min-max':>15}{'wall s':>9}{'CPU ratio':>11}")
     for name in workloads:
         base = statistics.median(r.cpu_s for r in runs[(name, "off")])
@@ -489,24 +527,36 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
     for name in workloads:
         e = figures["workloads"][name]
         watched_cpu = e["watched"]["cpu_s"]
-        print(f"{name}: sensor CPU {e['sensor_cpu_s']:.3f} s per run "
-              f"({100 * e['sensor_cpu_s'] / watched_cpu:.0f}% of the workload's own CPU); "
-              f"{e['events_published']:.0f} events published, {e['events_folded']:.0f} folded by dedup")
+        print(
+            f"{name}: sensor CPU {e['sensor_cpu_s']:.3f} s per run "
+            f"({100 * e['sensor_cpu_s'] / watched_cpu:.0f}% of the workload's own CPU); "
+            f"{e['events_published']:.0f} events published, {e['events_folded']:.0f} folded by dedup"
+        )
     print(f"sensor peak RSS: {rss_kb / 1024:.1f} MiB")
-    print(f"\naccounting (kernel.bpf_stats_enabled; {paced}: the agent-like loop, 60 calls, "
-          f"{args.think:.1f} s waiting on the model after each):")
-    print(f"{'workload':<15}{'wall s':>8}{'its CPU s':>11}{'BPF s':>9}{'BPF runs':>11}{'sensor s':>10}"
-          f"{'events':>8}{'of its CPU':>12}{'of a CPU':>10}")
+    print(
+        f"\naccounting (kernel.bpf_stats_enabled; {paced}: the agent-like loop, 60 calls, "
+        f"{args.think:.1f} s waiting on the model after each):"
+    )
+    print(
+        f"{'workload':<15}{'wall s':>8}{'its CPU s':>11}{'BPF s':>9}{'BPF runs':>11}{'sensor s':>10}"
+        f"{'events':>8}{'of its CPU':>12}{'of a CPU':>10}"
+    )
     for a in accounted:
-        print(f"{a.workload:<15}{a.wall_s:>8.2f}{a.workload_cpu_s:>11.3f}{a.bpf_s:>9.4f}{a.bpf_runs:>11,}"
-              f"{a.sensor_cpu_s:>10.3f}{a.events:>8.0f}{100 * a.of_workload:>11.2f}%{100 * a.of_a_cpu:>9.2f}%")
+        print(
+            f"{a.workload:<15}{a.wall_s:>8.2f}{a.workload_cpu_s:>11.3f}{a.bpf_s:>9.4f}{a.bpf_runs:>11,}"
+            f"{a.sensor_cpu_s:>10.3f}{a.events:>8.0f}{100 * a.of_workload:>11.2f}%{100 * a.of_a_cpu:>9.2f}%"
+        )
     print("where the kernel time goes (ns per run of each program):")
     for a in accounted:
         busiest = sorted(a.programs.items(), key=lambda kv: -kv[1][0])[:4]
-        print(f"  {a.workload:<15}" + ", ".join(f"{prog} {1e9 * t / max(c, 1):.0f} ns x {c:,}"
-                                                   for prog, (t, c) in busiest if c))
-    figures["accounting"] = [{**vars(a), "bpf_s": a.bpf_s, "bpf_runs": a.bpf_runs, "of_workload": a.of_workload,
-                              "of_a_cpu": a.of_a_cpu} for a in accounted]
+        print(
+            f"  {a.workload:<15}"
+            + ", ".join(f"{prog} {1e9 * t / max(c, 1):.0f} ns x {c:,}" for prog, (t, c) in busiest if c)
+        )
+    figures["accounting"] = [
+        {**vars(a), "bpf_s": a.bpf_s, "bpf_runs": a.bpf_runs, "of_workload": a.of_workload, "of_a_cpu": a.of_a_cpu}
+        for a in accounted
+    ]
     print("\nrate ramp (file opens, dedup off, every event published):")
     print(f"{'target/s':>10}{'achieved/s':>12}{'published':>11}{'drops':>7}")
     best = 0.0
@@ -515,8 +565,14 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
         if step["drops"] == 0 and step["published"] >= step["generated"]:
             best = max(best, step["achieved"])
     print(f"highest event rate sustained with zero drops: {best:.0f} events/s")
-    figures.update({"sensor_peak_rss_mib": rss_kb / 1024, "ramp": ramp, "max_zero_drop_rate": best,
-                    "runtime_s": time.monotonic() - began})
+    figures.update(
+        {
+            "sensor_peak_rss_mib": rss_kb / 1024,
+            "ramp": ramp,
+            "max_zero_drop_rate": best,
+            "runtime_s": time.monotonic() - began,
+        }
+    )
     print(f"(benchmark took {figures['runtime_s']:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
@@ -529,17 +585,28 @@ def _ramp(bootstrap: str, home: Path, work: Path) -> list[dict[str, float]]:
     with sensor_running(bootstrap, home, 0.0, work / "sensor-ramp.log") as sensor:
         for rate in (2_000, 5_000, 10_000, 20_000, 30_000, 40_000, 60_000, 80_000):
             before = wait_drained(sensor, quiet_s=0.2)
-            workload = run_workload("bench/ramp", "ramp", 1,
-                                    [sys.executable, str(work / "gen.py"), str(rate), "2.0", str(target_file)],
-                                    home=home, stdout=subprocess.PIPE)
+            workload = run_workload(
+                "bench/ramp",
+                "ramp",
+                1,
+                [sys.executable, str(work / "gen.py"), str(rate), "2.0", str(target_file)],
+                home=home,
+                stdout=subprocess.PIPE,
+            )
             with workload:
                 out = workload.replicas[0].process.communicate()[0].decode().split()
             generated, elapsed = int(out[0]), float(out[1])
             after = wait_drained(sensor)
-            opened = (sensor.counter(after, "runward_sensor_events_total", "kind=file_open")
-                      - sensor.counter(before, "runward_sensor_events_total", "kind=file_open"))
-            step = {"target": rate, "achieved": generated / elapsed, "generated": generated,
-                    "published": opened, "drops": sensor.drops(after) - sensor.drops(before)}
+            opened = sensor.counter(after, "runward_sensor_events_total", "kind=file_open") - sensor.counter(
+                before, "runward_sensor_events_total", "kind=file_open"
+            )
+            step = {
+                "target": rate,
+                "achieved": generated / elapsed,
+                "generated": generated,
+                "published": opened,
+                "drops": sensor.drops(after) - sensor.drops(before),
+            }
             steps.append(step)
             if step["drops"] > 0 or step["achieved"] < 0.9 * rate:
                 break

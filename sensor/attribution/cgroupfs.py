@@ -48,9 +48,7 @@ class CgroupIndex:
     an unknown cgroup costs one walk, not one per event.
     """
 
-    def __init__(
-        self, root: Path, min_rescan_s: float = 0.5, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, root: Path, min_rescan_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root
         self.min_rescan_s = min_rescan_s
         self._clock = clock

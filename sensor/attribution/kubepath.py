@@ -30,7 +30,10 @@ _MONITOR = re.compile(r"^crio-conmon-([0-9a-f]{64})(?:\.scope)?$")
 
 Runtime = Literal["containerd", "cri-o", "docker"]
 _RUNTIMES: dict[str, Runtime] = {
-    "cri-containerd": "containerd", "crio": "cri-o", "cri-o": "cri-o", "docker": "docker",
+    "cri-containerd": "containerd",
+    "crio": "cri-o",
+    "cri-o": "cri-o",
+    "docker": "docker",
 }
 
 
@@ -53,7 +56,7 @@ def parse_cgroup_path(path: str) -> ContainerRef | None:
         if not match:
             continue
         pod_uid = match.group(1).replace("_", "-")
-        before = " ".join(segments[:index + 1])
+        before = " ".join(segments[: index + 1])
         qos: Literal["guaranteed", "burstable", "besteffort"] = (
             "burstable" if "burstable" in before else "besteffort" if "besteffort" in before else "guaranteed"
         )

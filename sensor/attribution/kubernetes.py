@@ -94,9 +94,7 @@ class KubernetesResolver:
         if key in self._replicasets:
             return self._replicasets[key]
         try:
-            rs = self.apps.read_namespaced_replica_set(
-                name, namespace, _request_timeout=self.request_timeout_s
-            )
+            rs = self.apps.read_namespaced_replica_set(name, namespace, _request_timeout=self.request_timeout_s)
         except Exception as exc:
             self.api_errors += 1
             log.warning("reading ReplicaSet %s/%s failed: %s", namespace, name, exc)

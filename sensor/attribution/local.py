@@ -26,7 +26,7 @@ ENDED_RETENTION_S = 600.0  # keep ended workloads a while: their last events may
 
 
 def state_dir() -> Path:
-    """$RUNWARD_HOME, default .runward (the same place runward.config uses)."""
+    """$RUNWARD_HOME, default .runward (the same place runward.core.config uses)."""
     return Path(os.environ.get("RUNWARD_HOME", ".runward")).resolve()
 
 
@@ -49,8 +49,11 @@ class WorkloadEntry:
 
     def identity(self) -> Identity:
         return Identity(
-            namespace=self.namespace, pod=self.pod, pod_uid=self.pod_uid,
-            deployment=self.deployment, service_account=self.service_account,
+            namespace=self.namespace,
+            pod=self.pod,
+            pod_uid=self.pod_uid,
+            deployment=self.deployment,
+            service_account=self.service_account,
         )
 
 
@@ -97,10 +100,7 @@ class Registry:
             entries = self._read()
             yield entries
             now = self._clock()
-            keep = [
-                asdict(e) for e in entries.values()
-                if e.ended_at is None or now - e.ended_at < ENDED_RETENTION_S
-            ]
+            keep = [asdict(e) for e in entries.values() if e.ended_at is None or now - e.ended_at < ENDED_RETENTION_S]
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps({"version": 1, "workloads": keep}, indent=1))
             tmp.replace(self.path)

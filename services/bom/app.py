@@ -12,9 +12,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from runward.contracts import DeclaredManifest, EnrichedEvent
-from runward.stage import Context, Output, Stage
-from runward.topics import AIBOM, BOM_DELTA, DECLARED, ENRICHED
+from runward.core.contracts import DeclaredManifest, EnrichedEvent
+from runward.core.stage import Context, Output, Stage
+from runward.core.topics import AIBOM, BOM_DELTA, DECLARED, ENRICHED
 from services.bom.pipeline import AgentState, on_declared, on_event
 
 stage = Stage("bom", inputs=[ENRICHED, DECLARED], outputs=[AIBOM, BOM_DELTA])
@@ -56,13 +56,20 @@ async def handle(record: Any, ctx: Context) -> Sequence[Output]:
         bom = step.aibom
         if bom.revision == 1:  # the agent may reach bom before the profiler has listed it
             await asyncio.to_thread(stage.store.touch_agent, deployment, None, bom.created_at)
-        await asyncio.to_thread(stage.store.put_artifact, deployment, "aibom", bom.revision, bom.created_at,
-                                bom.model_dump(mode="json"))
+        await asyncio.to_thread(
+            stage.store.put_artifact, deployment, "aibom", bom.revision, bom.created_at, bom.model_dump(mode="json")
+        )
         outputs.append(Output(AIBOM, deployment, bom))
     if step.delta is not None:
         delta = step.delta
-        await asyncio.to_thread(stage.store.put_artifact, deployment, "bom_delta", delta.revision,
-                                delta.created_at, delta.model_dump(mode="json"))
+        await asyncio.to_thread(
+            stage.store.put_artifact,
+            deployment,
+            "bom_delta",
+            delta.revision,
+            delta.created_at,
+            delta.model_dump(mode="json"),
+        )
         outputs.append(Output(BOM_DELTA, deployment, delta))
     return outputs
 

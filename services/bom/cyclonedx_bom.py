@@ -51,6 +51,7 @@ class InvalidBom(ValueError):
 
 # --- runtime (lifecycle operations) ----------------------------------------------------------
 
+
 def runtime_bom(evidence: RuntimeEvidence, revision: int = 1, created_at: datetime | None = None) -> dict[str, Any]:
     bom, root = _new_bom(evidence.deployment, LifecyclePhase.OPERATIONS, revision, created_at)
     bom.metadata.properties.add(Property(name="runward:observed-since", value=evidence.started_at.isoformat()))
@@ -66,57 +67,90 @@ def runtime_bom(evidence: RuntimeEvidence, revision: int = 1, created_at: dateti
         props = [Property(name="runward:native:path", value=lib.path)]
         if lib.package:
             props.append(Property(name="runward:native:vendored-by", value=lib.package))
-        components.append(Component(
-            name=lib.name, type=ComponentType.LIBRARY, bom_ref=f"native:{lib.path}", properties=props,
-            evidence=ComponentEvidence(
-                identity=[_identity(IdentityField.NAME, "0.9", f"shared object opened: {lib.path}")],
-                occurrences=[Occurrence(location=lib.path)])))
+        components.append(
+            Component(
+                name=lib.name,
+                type=ComponentType.LIBRARY,
+                bom_ref=f"native:{lib.path}",
+                properties=props,
+                evidence=ComponentEvidence(
+                    identity=[_identity(IdentityField.NAME, "0.9", f"shared object opened: {lib.path}")],
+                    occurrences=[Occurrence(location=lib.path)],
+                ),
+            )
+        )
     for use in sorted(evidence.models.values(), key=lambda u: (u.provider, u.requested or "")):
         components.append(_served_model(use.provider, use.requested, use.served))
     for artifact in sorted(evidence.model_files.values(), key=lambda m: m.path):
         hashes = [HashType(alg=HashAlgorithm.SHA_256, content=artifact.sha256)] if artifact.sha256 else []
-        props = [Property(name="runward:model:format", value=artifact.format),
-                 Property(name="runward:model:path", value=artifact.path)]
+        props = [
+            Property(name="runward:model:format", value=artifact.format),
+            Property(name="runward:model:path", value=artifact.path),
+        ]
         if artifact.size is not None:
             props.append(Property(name="runward:model:size-bytes", value=str(artifact.size)))
-        components.append(Component(
-            name=artifact.name, version=artifact.revision, type=ComponentType.MACHINE_LEARNING_MODEL,
-            bom_ref=f"model-file:{artifact.path}", hashes=hashes, properties=props,
-            evidence=ComponentEvidence(
-                identity=[_identity(IdentityField.NAME, "0.8", f"model artifact opened: {artifact.path}")],
-                occurrences=[Occurrence(location=artifact.path)])))
+        components.append(
+            Component(
+                name=artifact.name,
+                version=artifact.revision,
+                type=ComponentType.MACHINE_LEARNING_MODEL,
+                bom_ref=f"model-file:{artifact.path}",
+                hashes=hashes,
+                properties=props,
+                evidence=ComponentEvidence(
+                    identity=[_identity(IdentityField.NAME, "0.8", f"model artifact opened: {artifact.path}")],
+                    occurrences=[Occurrence(location=artifact.path)],
+                ),
+            )
+        )
     for component in components:
         bom.components.add(component)
     services = [_mcp_server(evidence, name) for name in sorted(evidence.mcp_servers)]
-    services += [_endpoint_service(e.host, e.port, e.protocol, e.kind, e.addresses, e.dns_name)
-                 for _, e in sorted(evidence.endpoints.items())]
+    services += [
+        _endpoint_service(e.host, e.port, e.protocol, e.kind, e.addresses, e.dns_name)
+        for _, e in sorted(evidence.endpoints.items())
+    ]
     for service in services:
         bom.services.add(service)
     bom.register_dependency(root, components)
     document = _serialise(bom)
-    cards = {_model_ref(u.provider, u.requested, u.served): _api_model_card(u.provider, u.requested, u.served)
-             for u in evidence.models.values()}
-    cards |= {f"model-file:{m.path}": _file_model_card(m.format, m.hf_repo, m.revision)
-              for m in evidence.model_files.values()}
+    cards = {
+        _model_ref(u.provider, u.requested, u.served): _api_model_card(u.provider, u.requested, u.served)
+        for u in evidence.models.values()
+    }
+    cards |= {
+        f"model-file:{m.path}": _file_model_card(m.format, m.hf_repo, m.revision) for m in evidence.model_files.values()
+    }
     _add_model_cards(document, cards)
     return validate(document, evidence.deployment)
 
 
 def _observed_package(pkg: Any) -> Component:
-    identity = [_identity(IdentityField.NAME, "0.9" if pkg.dist_info else "0.6",
-                          f"imported: {', '.join(pkg.imports)}" if pkg.imports else f"metadata read: {pkg.dist_info}")]
+    identity = [
+        _identity(
+            IdentityField.NAME,
+            "0.9" if pkg.dist_info else "0.6",
+            f"imported: {', '.join(pkg.imports)}" if pkg.imports else f"metadata read: {pkg.dist_info}",
+        )
+    ]
     occurrences = [Occurrence(location=f"{pkg.site}/{imp.replace('.', '/')}") for imp in pkg.imports]
     if pkg.dist_info:
         identity.append(_identity(IdentityField.VERSION, "1", f"dist-info opened: {pkg.dist_info}"))
         occurrences.append(Occurrence(location=pkg.dist_info))
-    props = [Property(name="runward:python:evidence", value="import" if pkg.imported else "metadata"),
-             Property(name="runward:first-seen", value=pkg.first_seen.isoformat())]
+    props = [
+        Property(name="runward:python:evidence", value="import" if pkg.imported else "metadata"),
+        Property(name="runward:first-seen", value=pkg.first_seen.isoformat()),
+    ]
     props += [Property(name="runward:python:import", value=imp) for imp in pkg.imports]
     return Component(
-        name=pkg.name, version=pkg.version, type=ComponentType.LIBRARY,
+        name=pkg.name,
+        version=pkg.version,
+        type=ComponentType.LIBRARY,
         purl=PackageURL("pypi", name=pkg.name, version=pkg.version),
-        bom_ref=f"pypi:{pkg.name}@{pkg.version or 'unknown'}", properties=props,
-        evidence=ComponentEvidence(identity=identity, occurrences=occurrences))
+        bom_ref=f"pypi:{pkg.name}@{pkg.version or 'unknown'}",
+        properties=props,
+        evidence=ComponentEvidence(identity=identity, occurrences=occurrences),
+    )
 
 
 def _served_model(provider: str, requested: str | None, served: list[str]) -> Component:
@@ -125,10 +159,21 @@ def _served_model(provider: str, requested: str | None, served: list[str]) -> Co
         props.append(Property(name="runward:model:requested", value=requested))
     props += [Property(name="runward:model:served", value=s) for s in served]
     return Component(
-        name=(served or [requested or "unknown"])[-1], group=provider, type=ComponentType.MACHINE_LEARNING_MODEL,
-        bom_ref=_model_ref(provider, requested, served), properties=props,
-        evidence=ComponentEvidence(identity=[_identity(
-            IdentityField.NAME, "1", f"LLM call: requested {requested or '-'}, served {', '.join(served) or '-'}")]))
+        name=(served or [requested or "unknown"])[-1],
+        group=provider,
+        type=ComponentType.MACHINE_LEARNING_MODEL,
+        bom_ref=_model_ref(provider, requested, served),
+        properties=props,
+        evidence=ComponentEvidence(
+            identity=[
+                _identity(
+                    IdentityField.NAME,
+                    "1",
+                    f"LLM call: requested {requested or '-'}, served {', '.join(served) or '-'}",
+                )
+            ]
+        ),
+    )
 
 
 def _model_ref(provider: str, requested: str | None, served: list[str]) -> str:
@@ -139,28 +184,52 @@ def _mcp_server(evidence: RuntimeEvidence, name: str) -> Service:
     server = evidence.mcp_servers[name]
     tools = [t for t in evidence.tools.values() if t.server == name]
     return Service(
-        name=name, bom_ref=f"mcp-server:{name}",
-        properties=[Property(name="runward:mcp:registered", value=_when(server.at_startup)),
-                    Property(name="runward:mcp:initialize-seen", value=str(server.initialized).lower()),
-                    Property(name="runward:first-seen", value=server.first_seen.isoformat())],
-        services=[Service(name=t.tool, group=name, bom_ref=f"mcp-tool:{name}/{t.tool}", properties=[
-            Property(name="runward:mcp:registered", value=_when(t.at_startup)),
-            Property(name="runward:mcp:registered-via", value=t.via),
-            Property(name="runward:first-seen", value=t.first_seen.isoformat()),
-        ]) for t in sorted(tools, key=lambda t: t.tool)])
+        name=name,
+        bom_ref=f"mcp-server:{name}",
+        properties=[
+            Property(name="runward:mcp:registered", value=_when(server.at_startup)),
+            Property(name="runward:mcp:initialize-seen", value=str(server.initialized).lower()),
+            Property(name="runward:first-seen", value=server.first_seen.isoformat()),
+        ],
+        services=[
+            Service(
+                name=t.tool,
+                group=name,
+                bom_ref=f"mcp-tool:{name}/{t.tool}",
+                properties=[
+                    Property(name="runward:mcp:registered", value=_when(t.at_startup)),
+                    Property(name="runward:mcp:registered-via", value=t.via),
+                    Property(name="runward:first-seen", value=t.first_seen.isoformat()),
+                ],
+            )
+            for t in sorted(tools, key=lambda t: t.tool)
+        ],
+    )
 
 
-def _endpoint_service(host: str, port: int | None, protocol: str, kind: str, addresses: Iterable[str],
-                      dns_name: str | None, declared: bool = False) -> Service:
+def _endpoint_service(
+    host: str,
+    port: int | None,
+    protocol: str,
+    kind: str,
+    addresses: Iterable[str],
+    dns_name: str | None,
+    declared: bool = False,
+) -> Service:
     props = [Property(name="runward:endpoint:kind", value=kind)]
     props += [Property(name="runward:endpoint:address", value=a) for a in addresses]
     if dns_name:
         props.append(Property(name="runward:endpoint:dns-name", value=dns_name))
     ref = f"endpoint:{host}:{port}/{protocol}" if port else f"endpoint:{host}"
     uris = [XsUri(_uri(host, port, protocol))] if _HOSTNAME.match(host) else []
-    return Service(name=host, bom_ref=ref, endpoints=uris,
-                   x_trust_boundary=kind not in {"local", "infrastructure"}, properties=props,
-                   description="declared egress" if declared else None)
+    return Service(
+        name=host,
+        bom_ref=ref,
+        endpoints=uris,
+        x_trust_boundary=kind not in {"local", "infrastructure"},
+        properties=props,
+        description="declared egress" if declared else None,
+    )
 
 
 def _uri(host: str, port: int | None, protocol: str) -> str:
@@ -177,25 +246,37 @@ def _when(at_startup: bool) -> str:
 
 # --- declared (lifecycle build) --------------------------------------------------------------
 
+
 def declared_cyclonedx(declared: DeclaredBom, revision: int = 1, created_at: datetime | None = None) -> dict[str, Any]:
     bom, root = _new_bom(declared.deployment, LifecyclePhase.BUILD, revision, created_at)
     components: list[Component] = [_image(image, _MANIFEST) for image in declared.images]
     for pkg in sorted(declared.packages.values(), key=lambda p: p.name):
-        components.append(Component(
-            name=pkg.name, version=pkg.version, type=ComponentType.LIBRARY,
-            purl=PackageURL("pypi", name=pkg.name, version=pkg.version),
-            bom_ref=f"pypi:{pkg.name}@{pkg.version or 'unpinned'}",
-            properties=[Property(name="runward:declared:source", value=pkg.source)]
-            + ([Property(name="runward:declared:specifier", value=pkg.specifier)] if pkg.specifier else [])))
+        components.append(
+            Component(
+                name=pkg.name,
+                version=pkg.version,
+                type=ComponentType.LIBRARY,
+                purl=PackageURL("pypi", name=pkg.name, version=pkg.version),
+                bom_ref=f"pypi:{pkg.name}@{pkg.version or 'unpinned'}",
+                properties=[Property(name="runward:declared:source", value=pkg.source)]
+                + ([Property(name="runward:declared:specifier", value=pkg.specifier)] if pkg.specifier else []),
+            )
+        )
     seen_models: set[str] = set()
     for model in declared.models:
         ref = f"model:{model.provider or 'unknown'}/{model.name}"
         if ref in seen_models:
             continue
         seen_models.add(ref)
-        components.append(Component(
-            name=model.name, group=model.provider, type=ComponentType.MACHINE_LEARNING_MODEL, bom_ref=ref,
-            properties=[Property(name="runward:declared:source", value=model.source)]))
+        components.append(
+            Component(
+                name=model.name,
+                group=model.provider,
+                type=ComponentType.MACHINE_LEARNING_MODEL,
+                bom_ref=ref,
+                properties=[Property(name="runward:declared:source", value=model.source)],
+            )
+        )
     for component in components:
         bom.components.add(component)
     for server in declared.mcp_servers.values():
@@ -204,36 +285,52 @@ def declared_cyclonedx(declared: DeclaredBom, revision: int = 1, created_at: dat
             props.append(Property(name="runward:mcp:launch", value=command_line(server)))
         if server.package:
             props.append(Property(name="runward:mcp:package", value=server.package))
-        bom.services.add(Service(
-            name=server.name, bom_ref=f"mcp-server:{server.name}", properties=props,
-            endpoints=[XsUri(server.url)] if server.url else [],
-            services=[Service(name=t, group=server.name, bom_ref=f"mcp-tool:{server.name}/{t}")
-                      for t in server.tools or []]))
+        bom.services.add(
+            Service(
+                name=server.name,
+                bom_ref=f"mcp-server:{server.name}",
+                properties=props,
+                endpoints=[XsUri(server.url)] if server.url else [],
+                services=[
+                    Service(name=t, group=server.name, bom_ref=f"mcp-tool:{server.name}/{t}")
+                    for t in server.tools or []
+                ],
+            )
+        )
     for host in declared.endpoints:
         bom.services.add(_endpoint_service(host, None, "https", "declared", [], None, declared=True))
     bom.register_dependency(root, components)
     document = _serialise(bom)
-    _add_model_cards(document, {f"model:{m.provider or 'unknown'}/{m.name}": _api_model_card(m.provider, m.name, [])
-                                for m in declared.models})
+    _add_model_cards(
+        document,
+        {f"model:{m.provider or 'unknown'}/{m.name}": _api_model_card(m.provider, m.name, []) for m in declared.models},
+    )
     return validate(document, declared.deployment)
 
 
 # --- shared ----------------------------------------------------------------------------------
 
-def _new_bom(deployment: str, phase: LifecyclePhase, revision: int,
-             created_at: datetime | None) -> tuple[Bom, Component]:
+
+def _new_bom(
+    deployment: str, phase: LifecyclePhase, revision: int, created_at: datetime | None
+) -> tuple[Bom, Component]:
     # One serial per agent and lifecycle, the revision as BOM version: consumers see one
     # document evolving, and a redelivered revision is byte-identical.
     bom = Bom(serial_number=uuid.uuid5(_SERIALS, f"{deployment}:{phase.value}"), version=revision)
     if created_at is not None:
         bom.metadata.timestamp = created_at
     bom.metadata.lifecycles = [PredefinedLifecycle(phase)]
-    bom.metadata.tools.components.add(Component(name="runward", group="runward", type=ComponentType.APPLICATION,
-                                                bom_ref="tool:runward"))
+    bom.metadata.tools.components.add(
+        Component(name="runward", group="runward", type=ComponentType.APPLICATION, bom_ref="tool:runward")
+    )
     namespace, _, name = deployment.partition("/")
-    root = Component(name=name, group=namespace, type=ComponentType.APPLICATION,
-                     bom_ref=f"deployment:{deployment}",
-                     properties=[Property(name="runward:deployment", value=deployment)])
+    root = Component(
+        name=name,
+        group=namespace,
+        type=ComponentType.APPLICATION,
+        bom_ref=f"deployment:{deployment}",
+        properties=[Property(name="runward:deployment", value=deployment)],
+    )
     bom.metadata.component = root
     return bom, root
 
@@ -244,16 +341,24 @@ def _image(ref: str, technique: AnalysisTechnique) -> Component:
     props = [Property(name="runward:image", value=ref)]
     if digest:
         props.append(Property(name="runward:image:digest", value=digest))
-    return Component(name=repo, version=tag or digest, type=ComponentType.CONTAINER, bom_ref=f"image:{ref}",
-                     properties=props,
-                     evidence=ComponentEvidence(identity=[_identity(IdentityField.NAME, "1", f"image {ref}",
-                                                                    technique)]))
+    return Component(
+        name=repo,
+        version=tag or digest,
+        type=ComponentType.CONTAINER,
+        bom_ref=f"image:{ref}",
+        properties=props,
+        evidence=ComponentEvidence(identity=[_identity(IdentityField.NAME, "1", f"image {ref}", technique)]),
+    )
 
 
-def _identity(field: IdentityField, confidence: str, value: str,
-              technique: AnalysisTechnique = _INSTRUMENTED) -> Identity:
-    return Identity(field=field, confidence=Decimal(confidence),
-                    methods=[Method(technique=technique, confidence=Decimal(confidence), value=value)])
+def _identity(
+    field: IdentityField, confidence: str, value: str, technique: AnalysisTechnique = _INSTRUMENTED
+) -> Identity:
+    return Identity(
+        field=field,
+        confidence=Decimal(confidence),
+        methods=[Method(technique=technique, confidence=Decimal(confidence), value=value)],
+    )
 
 
 def _api_model_card(provider: str | None, requested: str | None, served: list[str]) -> dict[str, Any]:
@@ -261,9 +366,10 @@ def _api_model_card(provider: str | None, requested: str | None, served: list[st
     if requested:
         props.append({"name": "runward:model:requested", "value": requested})
     props += [{"name": "runward:model:served", "value": s} for s in served]
-    return {"modelParameters": {"task": "text-generation", "inputs": [{"format": "text"}],
-                                "outputs": [{"format": "text"}]},
-            "properties": props}
+    return {
+        "modelParameters": {"task": "text-generation", "inputs": [{"format": "text"}], "outputs": [{"format": "text"}]},
+        "properties": props,
+    }
 
 
 def _file_model_card(fmt: str, hf_repo: str | None, revision: str | None) -> dict[str, Any]:

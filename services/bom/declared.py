@@ -19,8 +19,8 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, Field
 
-from runward.contracts import DeclaredManifest
-from runward.redaction import REDACTED, redact_text, redact_value
+from runward.core.contracts import DeclaredManifest
+from runward.core.redaction import REDACTED, redact_text, redact_value
 from services.bom.endpoints import MODEL_PROVIDERS
 from services.bom.python_packages import normalise
 
@@ -31,11 +31,23 @@ _MODEL_ENV = re.compile(r"(?:^|_)(?:MODEL|MODEL_NAME|MODEL_ID)$|^AZURE_OPENAI_(?
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@/\s]+@")
 _SECRET_ENV = re.compile(r"(?i)key|secret|token|password|passwd|credential")
 _ENV_PROVIDERS = (
-    ("AZURE_OPENAI", "azure.ai.openai"), ("OPENAI", "openai"), ("ANTHROPIC", "anthropic"),
-    ("CLAUDE", "anthropic"), ("GEMINI", "gcp.gemini"), ("GOOGLE", "gcp.gemini"), ("VERTEX", "gcp.vertex_ai"),
-    ("MISTRAL", "mistral_ai"), ("COHERE", "cohere"), ("GROQ", "groq"), ("BEDROCK", "aws.bedrock"),
-    ("DEEPSEEK", "deepseek"), ("TOGETHER", "together"), ("OPENROUTER", "openrouter"), ("OLLAMA", "ollama"),
-    ("HF", "huggingface"), ("HUGGINGFACE", "huggingface"),
+    ("AZURE_OPENAI", "azure.ai.openai"),
+    ("OPENAI", "openai"),
+    ("ANTHROPIC", "anthropic"),
+    ("CLAUDE", "anthropic"),
+    ("GEMINI", "gcp.gemini"),
+    ("GOOGLE", "gcp.gemini"),
+    ("VERTEX", "gcp.vertex_ai"),
+    ("MISTRAL", "mistral_ai"),
+    ("COHERE", "cohere"),
+    ("GROQ", "groq"),
+    ("BEDROCK", "aws.bedrock"),
+    ("DEEPSEEK", "deepseek"),
+    ("TOGETHER", "together"),
+    ("OPENROUTER", "openrouter"),
+    ("OLLAMA", "ollama"),
+    ("HF", "huggingface"),
+    ("HUGGINGFACE", "huggingface"),
 )
 
 
@@ -82,8 +94,12 @@ class DeclaredBom(BaseModel):
 
 
 def declared_bom(manifest: DeclaredManifest) -> DeclaredBom:
-    bom = DeclaredBom(deployment=manifest.deployment, has_manifest=manifest.deployment_manifest is not None,
-                      has_requirements=bool(manifest.requirements), has_mcp_config=manifest.mcp_config is not None)
+    bom = DeclaredBom(
+        deployment=manifest.deployment,
+        has_manifest=manifest.deployment_manifest is not None,
+        has_requirements=bool(manifest.requirements),
+        has_mcp_config=manifest.mcp_config is not None,
+    )
     for package in parse_requirements(manifest.requirements):
         bom.packages[package.name] = package
     if manifest.deployment_manifest is not None:
@@ -93,12 +109,14 @@ def declared_bom(manifest: DeclaredManifest) -> DeclaredBom:
             bom.mcp_servers[server.name] = server
             _declare_server_parts(bom, server)
     bom.providers = sorted(set(bom.providers) | {m.provider for m in bom.models if m.provider})
-    bom.endpoints = sorted(set(bom.endpoints) | {host for host, provider in MODEL_PROVIDERS.items()
-                                                 if provider in bom.providers})
+    bom.endpoints = sorted(
+        set(bom.endpoints) | {host for host, provider in MODEL_PROVIDERS.items() if provider in bom.providers}
+    )
     return bom
 
 
 # --- requirements and lock files -------------------------------------------------------------
+
 
 def parse_requirements(lines: Iterable[str]) -> list[DeclaredPackage]:
     packages: list[DeclaredPackage] = []
@@ -110,8 +128,9 @@ def parse_requirements(lines: Iterable[str]) -> list[DeclaredPackage]:
         except InvalidRequirement as exc:
             raise DeclaredError(f"requirement {line!r} is not PEP 508: {exc}") from None
         pins = [s.version for s in req.specifier if s.operator in {"==", "==="} and "*" not in s.version]
-        packages.append(DeclaredPackage(name=normalise(req.name), version=pins[0] if pins else None,
-                                        specifier=str(req.specifier)))
+        packages.append(
+            DeclaredPackage(name=normalise(req.name), version=pins[0] if pins else None, specifier=str(req.specifier))
+        )
     return packages
 
 
@@ -137,8 +156,12 @@ def requirements_from_text(filename: str, text: str) -> list[str]:
     try:
         if base == "pipfile.lock":
             data = json.loads(text)
-            return sorted(f"{name}{spec.get('version', '')}" for section in ("default", "develop")
-                          for name, spec in (data.get(section) or {}).items() if isinstance(spec, dict))
+            return sorted(
+                f"{name}{spec.get('version', '')}"
+                for section in ("default", "develop")
+                for name, spec in (data.get(section) or {}).items()
+                if isinstance(spec, dict)
+            )
         if base.endswith(".lock") or base.endswith(".toml"):
             data = tomllib.loads(text)
             if isinstance(data.get("project"), dict):  # pyproject.toml: the declared dependencies
@@ -154,6 +177,7 @@ def requirements_from_text(filename: str, text: str) -> list[str]:
 
 # --- the Deployment --------------------------------------------------------------------------
 
+
 def load_deployment_yaml(text: str, deployment: str | None = None) -> dict[str, Any]:
     """The apps/v1 Deployment from a (multi-document) manifest, with secret env values redacted."""
     try:
@@ -165,11 +189,17 @@ def load_deployment_yaml(text: str, deployment: str | None = None) -> dict[str, 
         raise DeclaredError("manifest has no kind: Deployment document")
     if deployment:
         namespace, _, name = deployment.partition("/")
-        named = [d for d in found if (d.get("metadata") or {}).get("name") == name
-                 and (d.get("metadata") or {}).get("namespace", namespace) == namespace]
+        named = [
+            d
+            for d in found
+            if (d.get("metadata") or {}).get("name") == name
+            and (d.get("metadata") or {}).get("namespace", namespace) == namespace
+        ]
         if not named:
-            present = ", ".join(f"{(d.get('metadata') or {}).get('namespace', '?')}/"
-                                f"{(d.get('metadata') or {}).get('name', '?')}" for d in found)
+            present = ", ".join(
+                f"{(d.get('metadata') or {}).get('namespace', '?')}/{(d.get('metadata') or {}).get('name', '?')}"
+                for d in found
+            )
             raise DeclaredError(f"manifest has no Deployment {deployment} (it has {present})")
         found = named
     return redact_manifest(found[0])
@@ -191,14 +221,14 @@ def redact_manifest(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     spec = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return [c for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
-            if isinstance(c, dict)]
+    return [c for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])] if isinstance(c, dict)]
 
 
 def _read_deployment(bom: DeclaredBom, doc: dict[str, Any]) -> None:
-    annotations = {**((doc.get("metadata") or {}).get("annotations") or {}),
-                   **((((doc.get("spec") or {}).get("template") or {}).get("metadata") or {})
-                      .get("annotations") or {})}
+    annotations = {
+        **((doc.get("metadata") or {}).get("annotations") or {}),
+        **((((doc.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}),
+    }
     for container in _containers(doc):
         if container.get("image"):
             bom.images.append(str(container["image"]))
@@ -250,6 +280,7 @@ def _split(value: Any) -> list[str]:
 
 # --- MCP client configuration ----------------------------------------------------------------
 
+
 def parse_mcp_config(config: dict[str, Any]) -> list[DeclaredMcpServer]:
     """`mcpServers` (Claude Desktop, Cursor, Cline) or `servers` (VS Code .vscode/mcp.json)."""
     servers = config.get("mcpServers") or config.get("servers") or (config.get("mcp") or {}).get("servers")
@@ -263,10 +294,22 @@ def parse_mcp_config(config: dict[str, Any]) -> list[DeclaredMcpServer]:
         command = entry.get("command")
         args = [str(a) for a in entry.get("args") or []]
         transport = str(entry.get("type") or entry.get("transport") or ("http" if url else "stdio"))
-        tools = next((entry[k] for k in ("tools", "allowedTools", "alwaysAllow", "autoApprove")
-                      if isinstance(entry.get(k), list)), None)
-        server = DeclaredMcpServer(name=str(name), transport=transport, command=command, args=args, url=url,
-                                   tools=[str(t) for t in tools] if tools is not None else None)
+        tools = next(
+            (
+                entry[k]
+                for k in ("tools", "allowedTools", "alwaysAllow", "autoApprove")
+                if isinstance(entry.get(k), list)
+            ),
+            None,
+        )
+        server = DeclaredMcpServer(
+            name=str(name),
+            transport=transport,
+            command=command,
+            args=args,
+            url=url,
+            tools=[str(t) for t in tools] if tools is not None else None,
+        )
         if command:
             server.package, server.module = _launch_target(str(command), args)
         out.append(server)
@@ -278,7 +321,7 @@ def _launch_target(command: str, args: list[str]) -> tuple[str | None, str | Non
     words = [command.rsplit("/", 1)[-1], *args]
     program = words[0]
     if program in {"runward", "python", "python3"} and "gateway" in words and "--" in words:
-        return _launch_target(words[words.index("--") + 1], words[words.index("--") + 2:])  # gateway-wrapped
+        return _launch_target(words[words.index("--") + 1], words[words.index("--") + 2 :])  # gateway-wrapped
     if program.startswith("python") and "-m" in words[:-1]:
         return None, words[words.index("-m") + 1]
     options = [w for w in words[1:] if not w.startswith("-")]
@@ -290,7 +333,7 @@ def _launch_target(command: str, args: list[str]) -> tuple[str | None, str | Non
     if program in {"npx", "bunx", "pnpx"} and options:
         return f"npm:{options[0]}", None
     if program in {"docker", "podman"} and "run" in words:
-        images = [w for w in words[words.index("run") + 1:] if not w.startswith("-") and "=" not in w]
+        images = [w for w in words[words.index("run") + 1 :] if not w.startswith("-") and "=" not in w]
         return (f"oci:{images[0]}" if images else None), None
     return None, None
 

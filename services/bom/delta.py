@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 
 from packaging.version import InvalidVersion, Version
 
-from runward.contracts import BomFinding
+from runward.core.contracts import BomFinding
 from services.bom.declared import DeclaredBom
 from services.bom.evidence import Endpoint, ModelUse, RuntimeEvidence, observed_packages
 
@@ -42,22 +42,38 @@ def _packages(declared: DeclaredBom, evidence: RuntimeEvidence) -> list[BomFindi
         pin = declared.packages.get(pkg.name)
         if pin is None:
             if pkg.imported and not declared_modules.intersection(pkg.imports):
-                findings.append(BomFinding(
-                    kind="undeclared_package", subject=pkg.name, observed=pkg.version,
-                    detail=f"imported as {', '.join(pkg.imports)} from {pkg.site}; not in the declared "
-                           "requirements (a missing pin or an unpinned transitive dependency)"))
+                findings.append(
+                    BomFinding(
+                        kind="undeclared_package",
+                        subject=pkg.name,
+                        observed=pkg.version,
+                        detail=f"imported as {', '.join(pkg.imports)} from {pkg.site}; not in the declared "
+                        "requirements (a missing pin or an unpinned transitive dependency)",
+                    )
+                )
             continue
         if pin.version and pkg.version and not _same_version(pin.version, pkg.version):
-            findings.append(BomFinding(
-                kind="version_drift", subject=pkg.name, declared=pin.version, observed=pkg.version,
-                detail=f"{pkg.dist_info} loaded, {pin.name}=={pin.version} declared"))
+            findings.append(
+                BomFinding(
+                    kind="version_drift",
+                    subject=pkg.name,
+                    declared=pin.version,
+                    observed=pkg.version,
+                    detail=f"{pkg.dist_info} loaded, {pin.name}=={pin.version} declared",
+                )
+            )
     if evidence.python_imports:  # only once Python activity is observed at all
         seen = {p.name for p in observed}
         for name, pin in sorted(declared.packages.items()):
             if name not in seen:
-                findings.append(BomFinding(
-                    kind="declared_not_loaded", subject=name, declared=pin.version,
-                    detail=f"declared ({pin.source}) but not imported so far"))
+                findings.append(
+                    BomFinding(
+                        kind="declared_not_loaded",
+                        subject=name,
+                        declared=pin.version,
+                        detail=f"declared ({pin.source}) but not imported so far",
+                    )
+                )
     return findings
 
 
@@ -78,15 +94,28 @@ def _models(declared: DeclaredBom, evidence: RuntimeEvidence) -> list[BomFinding
         label = f"{use.provider}/{use.requested or (use.served or ['?'])[0]}"
         match = next((d for d in sorted(names) if use.requested and same_model(d, use.requested)), None)
         if use.requested and match is None:
-            findings.append(BomFinding(kind="model_drift", subject=label, declared=pins, observed=use.requested,
-                                       detail="the agent requests a model its deployment does not declare"))
+            findings.append(
+                BomFinding(
+                    kind="model_drift",
+                    subject=label,
+                    declared=pins,
+                    observed=use.requested,
+                    detail="the agent requests a model its deployment does not declare",
+                )
+            )
             continue
         for served in use.served:
             wanted = match or next((d for d in sorted(names) if same_model(d, served)), None)
             if wanted is None or not same_model(wanted, served):
-                findings.append(BomFinding(
-                    kind="model_drift", subject=label, declared=wanted or pins, observed=served,
-                    detail=_served_detail(use, wanted)))
+                findings.append(
+                    BomFinding(
+                        kind="model_drift",
+                        subject=label,
+                        declared=wanted or pins,
+                        observed=served,
+                        detail=_served_detail(use, wanted),
+                    )
+                )
     return findings
 
 
@@ -98,7 +127,7 @@ def same_model(declared: str, observed: str) -> bool:
         return True
     if _PINNED.search(d):
         return False
-    return o.startswith(d) and bool(_SNAPSHOT.match(o[len(d):]))
+    return o.startswith(d) and bool(_SNAPSHOT.match(o[len(d) :]))
 
 
 def _served_detail(use: ModelUse, wanted: str | None) -> str:
@@ -111,20 +140,39 @@ def _tools(declared: DeclaredBom, evidence: RuntimeEvidence) -> list[BomFinding]
     findings = []
     for key, tool in sorted(evidence.tools.items()):
         if not tool.at_startup:
-            findings.append(BomFinding(
-                kind="late_tool", subject=key, observed=tool.first_seen.isoformat(),
-                detail=f"registered after startup (seen via {tool.via})"))
+            findings.append(
+                BomFinding(
+                    kind="late_tool",
+                    subject=key,
+                    observed=tool.first_seen.isoformat(),
+                    detail=f"registered after startup (seen via {tool.via})",
+                )
+            )
         server = declared.mcp_servers.get(tool.server)
-        if server is not None and server.tools is not None and not any(
-                fnmatchcase(tool.tool, pattern) for pattern in server.tools):
-            findings.append(BomFinding(kind="undeclared_tool", subject=key, declared=", ".join(server.tools),
-                                       detail=f"MCP server {tool.server} offers a tool its configuration omits"))
+        if (
+            server is not None
+            and server.tools is not None
+            and not any(fnmatchcase(tool.tool, pattern) for pattern in server.tools)
+        ):
+            findings.append(
+                BomFinding(
+                    kind="undeclared_tool",
+                    subject=key,
+                    declared=", ".join(server.tools),
+                    detail=f"MCP server {tool.server} offers a tool its configuration omits",
+                )
+            )
     if declared.has_mcp_config:
         for name, seen in sorted(evidence.mcp_servers.items()):
             if name not in declared.mcp_servers:
-                findings.append(BomFinding(
-                    kind="undeclared_mcp_server", subject=name, observed=seen.first_seen.isoformat(),
-                    detail=f"not in the MCP configuration ({'startup' if seen.at_startup else 'after startup'})"))
+                findings.append(
+                    BomFinding(
+                        kind="undeclared_mcp_server",
+                        subject=name,
+                        observed=seen.first_seen.isoformat(),
+                        detail=f"not in the MCP configuration ({'startup' if seen.at_startup else 'after startup'})",
+                    )
+                )
     return findings
 
 
@@ -133,11 +181,16 @@ def _endpoints(declared: DeclaredBom, evidence: RuntimeEvidence) -> list[BomFind
     for key, endpoint in sorted(evidence.endpoints.items()):
         if endpoint.kind in {"infrastructure", "local"} or endpoint_declared(endpoint, declared.endpoints):
             continue
-        findings.append(BomFinding(
-            kind="undeclared_endpoint", subject=key, observed=", ".join(endpoint.addresses) or None,
-            detail=f"{endpoint.kind} endpoint not declared (env URLs, {'runward.io/egress'} annotation, "
-                   "model providers or MCP server URLs)"
-                   + ("" if endpoint.dns_name else "; only an address was seen, no DNS name")))
+        findings.append(
+            BomFinding(
+                kind="undeclared_endpoint",
+                subject=key,
+                observed=", ".join(endpoint.addresses) or None,
+                detail=f"{endpoint.kind} endpoint not declared (env URLs, {'runward.io/egress'} annotation, "
+                "model providers or MCP server URLs)"
+                + ("" if endpoint.dns_name else "; only an address was seen, no DNS name"),
+            )
+        )
     return findings
 
 

@@ -10,22 +10,60 @@ import ipaddress
 from fnmatch import fnmatchcase
 
 MODEL_PROVIDERS: dict[str, str] = {
-    "api.openai.com": "openai", "*.openai.azure.com": "azure.ai.openai", "api.anthropic.com": "anthropic",
-    "generativelanguage.googleapis.com": "gcp.gemini", "*-aiplatform.googleapis.com": "gcp.vertex_ai",
-    "aiplatform.googleapis.com": "gcp.vertex_ai", "bedrock-runtime.*.amazonaws.com": "aws.bedrock",
-    "api.mistral.ai": "mistral_ai", "api.cohere.ai": "cohere", "api.cohere.com": "cohere",
-    "api.groq.com": "groq", "api.together.xyz": "together", "api.deepseek.com": "deepseek",
-    "openrouter.ai": "openrouter", "api.x.ai": "xai", "api.perplexity.ai": "perplexity",
-    "api-inference.huggingface.co": "huggingface", "router.huggingface.co": "huggingface",
-    "*.services.ai.azure.com": "azure.ai.inference", "api.fireworks.ai": "fireworks",
+    "api.openai.com": "openai",
+    "*.openai.azure.com": "azure.ai.openai",
+    "api.anthropic.com": "anthropic",
+    "generativelanguage.googleapis.com": "gcp.gemini",
+    "*-aiplatform.googleapis.com": "gcp.vertex_ai",
+    "aiplatform.googleapis.com": "gcp.vertex_ai",
+    "bedrock-runtime.*.amazonaws.com": "aws.bedrock",
+    "api.mistral.ai": "mistral_ai",
+    "api.cohere.ai": "cohere",
+    "api.cohere.com": "cohere",
+    "api.groq.com": "groq",
+    "api.together.xyz": "together",
+    "api.deepseek.com": "deepseek",
+    "openrouter.ai": "openrouter",
+    "api.x.ai": "xai",
+    "api.perplexity.ai": "perplexity",
+    "api-inference.huggingface.co": "huggingface",
+    "router.huggingface.co": "huggingface",
+    "*.services.ai.azure.com": "azure.ai.inference",
+    "api.fireworks.ai": "fireworks",
 }
-MODEL_HUBS = ("huggingface.co", "*.huggingface.co", "cdn-lfs*.huggingface.co", "*.hf.co", "ollama.com",
-              "registry.ollama.ai")
-RAG_HOSTS = ("*.pinecone.io", "*.weaviate.network", "*.weaviate.cloud", "*.qdrant.io", "*.qdrant.tech",
-             "*.zillizcloud.com", "*.turbopuffer.com", "*.trychroma.com", "*.es.io", "*.elastic-cloud.com",
-             "*.algolia.net", "*.mongodb.net", "*.supabase.co")
-RAG_PORTS = {6333: "qdrant", 6334: "qdrant", 19530: "milvus", 8000: "chroma", 9200: "elasticsearch",
-             8080: "weaviate", 6379: "redis", 5432: "postgres"}
+MODEL_HUBS = (
+    "huggingface.co",
+    "*.huggingface.co",
+    "cdn-lfs*.huggingface.co",
+    "*.hf.co",
+    "ollama.com",
+    "registry.ollama.ai",
+)
+RAG_HOSTS = (
+    "*.pinecone.io",
+    "*.weaviate.network",
+    "*.weaviate.cloud",
+    "*.qdrant.io",
+    "*.qdrant.tech",
+    "*.zillizcloud.com",
+    "*.turbopuffer.com",
+    "*.trychroma.com",
+    "*.es.io",
+    "*.elastic-cloud.com",
+    "*.algolia.net",
+    "*.mongodb.net",
+    "*.supabase.co",
+)
+RAG_PORTS = {
+    6333: "qdrant",
+    6334: "qdrant",
+    19530: "milvus",
+    8000: "chroma",
+    9200: "elasticsearch",
+    8080: "weaviate",
+    6379: "redis",
+    5432: "postgres",
+}
 DNS_PORTS = {53, 853}
 
 

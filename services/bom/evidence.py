@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from runward.contracts import EnrichedEvent
+from runward.core.contracts import EnrichedEvent
 from services.bom import endpoints as endpoint_kinds
 from services.bom.python_packages import classify, import_root, normalise
 
@@ -130,14 +130,18 @@ def fold(evidence: RuntimeEvidence | None, event: EnrichedEvent) -> tuple[Runtim
 
 # --- files: packages, native libraries, model artifacts --------------------------------------
 
+
 def _file_open(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
     path = str(detail.get("path", ""))
     changes: set[str] = set()
     site = classify(path)
     if site is not None:
         changes |= _python_file(ev, event, site)
-    elif ((lib := _NATIVE_LIB.search(path)) and not _PY_EXTENSION.search(lib.group("file"))
-          and path not in ev.native_libraries):
+    elif (
+        (lib := _NATIVE_LIB.search(path))
+        and not _PY_EXTENSION.search(lib.group("file"))
+        and path not in ev.native_libraries
+    ):
         ev.native_libraries[path] = NativeLibrary(name=lib.group("file"), path=path, first_seen=event.ts)
         changes.add("native_libraries")
     if (model := _MODEL_FILE.search(path)) and not _NOT_MODELS.search(path) and _reads(detail):
@@ -150,15 +154,17 @@ def _python_file(ev: RuntimeEvidence, event: EnrichedEvent, site: Any) -> set[st
         key = normalise(site.dist_name)
         if key in ev.distributions:
             return set()
-        ev.distributions[key] = Distribution(name=site.dist_name, version=site.dist_version, site=site.site,
-                                             first_seen=event.ts)
+        ev.distributions[key] = Distribution(
+            name=site.dist_name, version=site.dist_version, site=site.site, first_seen=event.ts
+        )
         return {"distributions"}
     if site.kind == "vendored-lib":
         path = str(event.detail.get("path"))
         if not _NATIVE_LIB.search(path) or path in ev.native_libraries:
             return set()
-        ev.native_libraries[path] = NativeLibrary(name=path.rsplit("/", 1)[-1], path=path,
-                                                  package=site.package[0], first_seen=event.ts)
+        ev.native_libraries[path] = NativeLibrary(
+            name=path.rsplit("/", 1)[-1], path=path, package=site.package[0], first_seen=event.ts
+        )
         return {"native_libraries"}
     if site.kind != "code":
         return set()  # .pth files, package data
@@ -174,8 +180,7 @@ def _reads(detail: dict[str, Any]) -> bool:
     return int(detail.get("flags") or 0) & os.O_ACCMODE != os.O_WRONLY
 
 
-def _model_file(ev: RuntimeEvidence, event: EnrichedEvent, path: str, fmt: str,
-                detail: dict[str, Any]) -> set[str]:
+def _model_file(ev: RuntimeEvidence, event: EnrichedEvent, path: str, fmt: str, detail: dict[str, Any]) -> set[str]:
     known = ev.model_files.get(path)
     size = detail.get("size") if isinstance(detail.get("size"), int) else None
     sha256 = detail.get("sha256") if isinstance(detail.get("sha256"), str) else None
@@ -187,13 +192,21 @@ def _model_file(ev: RuntimeEvidence, event: EnrichedEvent, path: str, fmt: str,
         return set()
     hf = _HF_CACHE.search(path)
     name = f"{hf.group('org')}/{hf.group('name')}" if hf else path.rsplit("/", 1)[-1]
-    ev.model_files[path] = ModelFile(path=path, format=fmt, name=name, first_seen=event.ts, size=size,
-                                     sha256=sha256, hf_repo=name if hf else None,
-                                     revision=hf.group("revision") if hf else None)
+    ev.model_files[path] = ModelFile(
+        path=path,
+        format=fmt,
+        name=name,
+        first_seen=event.ts,
+        size=size,
+        sha256=sha256,
+        hf_repo=name if hf else None,
+        revision=hf.group("revision") if hf else None,
+    )
     return {"model_files"}
 
 
 # --- LLM calls and MCP -----------------------------------------------------------------------
+
 
 def _chat(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
     provider = str(detail.get("provider") or "unknown")
@@ -233,8 +246,14 @@ def _mcp(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> s
         if first:
             ev.listed = sorted([*ev.listed, baseline_key])
         for tool in detail.get("tools") or []:
-            changes |= _register(ev, server, str(tool), event.ts, at_startup=first and registered.at_startup,
-                                 via="tools_list" if first else "list_changed")
+            changes |= _register(
+                ev,
+                server,
+                str(tool),
+                event.ts,
+                at_startup=first and registered.at_startup,
+                via="tools_list" if first else "list_changed",
+            )
         return changes
     tool = detail.get("tool_name")
     if tool:
@@ -254,6 +273,7 @@ def _register(ev: RuntimeEvidence, server: str, tool: str, ts: datetime, at_star
 
 # --- network and deployment ------------------------------------------------------------------
 
+
 def _egress(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
     address = detail.get("address")
     port, protocol = int(detail.get("port") or 0), str(detail.get("protocol") or "tcp")
@@ -262,9 +282,14 @@ def _egress(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -
     key = f"{host}:{port}/{protocol}"
     endpoint = ev.endpoints.get(key)
     if endpoint is None:
-        endpoint = ev.endpoints[key] = Endpoint(host=host, port=port, protocol=protocol, dns_name=dns_name,
-                                                first_seen=event.ts,
-                                                kind=endpoint_kinds.classify(host, port, protocol))
+        endpoint = ev.endpoints[key] = Endpoint(
+            host=host,
+            port=port,
+            protocol=protocol,
+            dns_name=dns_name,
+            first_seen=event.ts,
+            kind=endpoint_kinds.classify(host, port, protocol),
+        )
     elif not address or address in endpoint.addresses:
         return set()
     if address and address not in endpoint.addresses:
@@ -291,6 +316,7 @@ _HANDLERS = {
 
 
 # --- views ------------------------------------------------------------------------------------
+
 
 class ObservedPackage(BaseModel):
     """A Python distribution as the runtime shows it: imported (code opened) or only its metadata read."""

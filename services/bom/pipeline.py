@@ -14,8 +14,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from runward.codec import RejectedRecord
-from runward.contracts import AiBom, BomDelta, DeclaredManifest, EnrichedEvent
+from runward.core.codec import RejectedRecord
+from runward.core.contracts import AiBom, BomDelta, DeclaredManifest, EnrichedEvent
 from services.bom.cyclonedx_bom import declared_cyclonedx, runtime_bom
 from services.bom.declared import DeclaredError, declared_bom
 from services.bom.delta import compute_delta
@@ -60,8 +60,12 @@ def on_event(state: AgentState, event: EnrichedEvent) -> Step:
         urgent = False
     if not state.pending:
         return Step(state)
-    due = (urgent or event.kind == "exit" or state.published_at is None
-           or (event.ts - state.published_at).total_seconds() >= COALESCE_S)
+    due = (
+        urgent
+        or event.kind == "exit"
+        or state.published_at is None
+        or (event.ts - state.published_at).total_seconds() >= COALESCE_S
+    )
     if not due:
         return Step(state, changed=bool(changes))
     return _publish(state, event.deployment, event.ts)
@@ -72,8 +76,13 @@ def _publish(state: AgentState, deployment: str, ts: datetime) -> Step:
     assert evidence is not None, "only evidence makes a revision pending"
     revision = state.aibom_revision + 1
     state = state.model_copy(update={"aibom_revision": revision, "pending": False, "published_at": ts})
-    bom = AiBom(deployment=deployment, revision=revision, created_at=ts, lifecycle="operations",
-                cyclonedx=runtime_bom(evidence, revision, ts))
+    bom = AiBom(
+        deployment=deployment,
+        revision=revision,
+        created_at=ts,
+        lifecycle="operations",
+        cyclonedx=runtime_bom(evidence, revision, ts),
+    )
     state, delta = _delta(state, ts)
     return Step(state, changed=True, aibom=bom, delta=delta)
 
@@ -96,13 +105,18 @@ def _delta(state: AgentState, ts: datetime) -> tuple[AgentState, BomDelta | None
         return state, None
     declared = declared_bom(manifest)
     findings = compute_delta(declared, state.evidence)
-    digest = hashlib.sha256(json.dumps(
-        [state.declared_revision, [f.model_dump() for f in findings]], sort_keys=True).encode()).hexdigest()
+    digest = hashlib.sha256(
+        json.dumps([state.declared_revision, [f.model_dump() for f in findings]], sort_keys=True).encode()
+    ).hexdigest()
     if digest == state.delta_digest:
         return state, None  # same findings against the same declaration: nothing new to say
     state = state.model_copy(update={"delta_revision": state.delta_revision + 1, "delta_digest": digest})
     delta = BomDelta(
-        deployment=manifest.deployment, revision=state.delta_revision, created_at=ts,
-        aibom_revision=state.aibom_revision or None, findings=findings,
-        declared_bom=declared_cyclonedx(declared, state.declared_revision, manifest.submitted_at))
+        deployment=manifest.deployment,
+        revision=state.delta_revision,
+        created_at=ts,
+        aibom_revision=state.aibom_revision or None,
+        findings=findings,
+        declared_bom=declared_cyclonedx(declared, state.declared_revision, manifest.submitted_at),
+    )
     return state, delta

@@ -81,22 +81,54 @@ def normalise(name: str) -> str:
 # Import names whose distribution is named differently; the common cases only. A name not
 # listed here still resolves when its dist-info was opened or its distribution was declared.
 IMPORT_ALIASES: dict[str, str] = {
-    "yaml": "pyyaml", "PIL": "pillow", "sklearn": "scikit-learn", "cv2": "opencv-python",
-    "bs4": "beautifulsoup4", "dateutil": "python-dateutil", "google.protobuf": "protobuf",
-    "attr": "attrs", "jwt": "pyjwt", "dotenv": "python-dotenv", "OpenSSL": "pyopenssl",
-    "Crypto": "pycryptodome", "zmq": "pyzmq", "git": "gitpython", "magic": "python-magic",
-    "_cffi_backend": "cffi", "pkg_resources": "setuptools", "_distutils_hack": "setuptools",
-    "multipart": "python-multipart", "jose": "python-jose", "docx": "python-docx",
-    "serial": "pyserial", "usb": "pyusb", "Levenshtein": "levenshtein", "faiss": "faiss-cpu",
-    "psycopg2": "psycopg2-binary", "confluent_kafka": "confluent-kafka", "kafka": "kafka-python",
-    "google.genai": "google-genai", "google.generativeai": "google-generativeai",
+    "yaml": "pyyaml",
+    "PIL": "pillow",
+    "sklearn": "scikit-learn",
+    "cv2": "opencv-python",
+    "bs4": "beautifulsoup4",
+    "dateutil": "python-dateutil",
+    "google.protobuf": "protobuf",
+    "attr": "attrs",
+    "jwt": "pyjwt",
+    "dotenv": "python-dotenv",
+    "OpenSSL": "pyopenssl",
+    "Crypto": "pycryptodome",
+    "zmq": "pyzmq",
+    "git": "gitpython",
+    "magic": "python-magic",
+    "_cffi_backend": "cffi",
+    "pkg_resources": "setuptools",
+    "_distutils_hack": "setuptools",
+    "multipart": "python-multipart",
+    "jose": "python-jose",
+    "docx": "python-docx",
+    "serial": "pyserial",
+    "usb": "pyusb",
+    "Levenshtein": "levenshtein",
+    "faiss": "faiss-cpu",
+    "psycopg2": "psycopg2-binary",
+    "confluent_kafka": "confluent-kafka",
+    "kafka": "kafka-python",
+    "google.genai": "google-genai",
+    "google.generativeai": "google-generativeai",
     "opentelemetry.sdk": "opentelemetry-sdk",
-    "opentelemetry.proto": "opentelemetry-proto", "opentelemetry.semconv": "opentelemetry-semantic-conventions",
-    "opentelemetry.instrumentation": "opentelemetry-instrumentation", "typing_extensions": "typing-extensions",
-    "rpds": "rpds-py", "google.rpc": "googleapis-common-protos", "google.api": "googleapis-common-protos",
-    "pydantic_core": "pydantic-core", "mcp_server_time": "mcp-server-time", "websocket": "websocket-client",
-    "grpc": "grpcio", "huggingface_hub": "huggingface-hub", "llama_cpp": "llama-cpp-python",
-    "onnxruntime": "onnxruntime", "tiktoken_ext": "tiktoken", "_yaml": "pyyaml", "markupsafe": "markupsafe",
+    "opentelemetry.proto": "opentelemetry-proto",
+    "opentelemetry.semconv": "opentelemetry-semantic-conventions",
+    "opentelemetry.instrumentation": "opentelemetry-instrumentation",
+    "typing_extensions": "typing-extensions",
+    "rpds": "rpds-py",
+    "google.rpc": "googleapis-common-protos",
+    "google.api": "googleapis-common-protos",
+    "pydantic_core": "pydantic-core",
+    "mcp_server_time": "mcp-server-time",
+    "websocket": "websocket-client",
+    "grpc": "grpcio",
+    "huggingface_hub": "huggingface-hub",
+    "llama_cpp": "llama-cpp-python",
+    "onnxruntime": "onnxruntime",
+    "tiktoken_ext": "tiktoken",
+    "_yaml": "pyyaml",
+    "markupsafe": "markupsafe",
 }
 
 
@@ -104,9 +136,13 @@ def resolve(import_name: str, candidates: Iterable[str]) -> str | None:
     """The distribution an import root belongs to, among candidate distribution names."""
     by_norm = {normalise(c): c for c in candidates}
     base = import_name.replace(".", "-")
-    wanted = [normalise(base), normalise(_alias(import_name)),
-              *(normalise(f"{prefix}{base}") for prefix in ("python-", "py", "py-")),
-              normalise(f"{base}-python"), normalise(f"{base}-py")]
+    wanted = [
+        normalise(base),
+        normalise(_alias(import_name)),
+        *(normalise(f"{prefix}{base}") for prefix in ("python-", "py", "py-")),
+        normalise(f"{base}-python"),
+        normalise(f"{base}-py"),
+    ]
     for name in wanted:
         if name and name in by_norm:
             return by_norm[name]

@@ -9,9 +9,9 @@ import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 
-from runward.contracts import Signal
-from runward.stage import Context, Output, Stage
-from runward.topics import ATTACK_STORIES, SIGNALS
+from runward.core.contracts import Signal
+from runward.core.stage import Context, Output, Stage
+from runward.core.topics import ATTACK_STORIES, SIGNALS
 from services.correlator.story import StoryState, correlate
 
 stage = Stage("correlator", inputs=[SIGNALS], outputs=[ATTACK_STORIES])

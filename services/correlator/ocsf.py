@@ -17,7 +17,7 @@ from py_ocsf_models.objects.product import Product
 from py_ocsf_models.objects.resource_details import ResourceDetails
 
 if TYPE_CHECKING:
-    from runward.contracts import AttackStory
+    from runward.core.contracts import AttackStory
 
 OCSF_VERSION = "1.5.0"
 
@@ -33,19 +33,31 @@ def detection_finding(story: AttackStory) -> dict[str, Any]:
         activity_id=ActivityID.Create if first else ActivityID.Update,
         activity_name="Create" if first else "Update",
         type_uid=DetectionFindingTypeID.Create if first else DetectionFindingTypeID.Update,
-        severity_id=SeverityID(story.severity), severity=SeverityID(story.severity).name,
-        status_id=StatusID.New, time=_ms(story.last_seen), start_time=_ms(story.first_seen),
-        end_time=_ms(story.last_seen), count=len(story.signals),
+        severity_id=SeverityID(story.severity),
+        severity=SeverityID(story.severity).name,
+        status_id=StatusID.New,
+        time=_ms(story.last_seen),
+        start_time=_ms(story.first_seen),
+        end_time=_ms(story.last_seen),
+        count=len(story.signals),
         message=f"{story.status}: {story.deployment} across {', '.join(s.value for s in story.surfaces)}",
-        metadata=Metadata(product=Product(name="Runward", vendor_name="Runward"), version=OCSF_VERSION,
-                          correlation_uid=story.story_id),
+        metadata=Metadata(
+            product=Product(name="Runward", vendor_name="Runward"), version=OCSF_VERSION, correlation_uid=story.story_id
+        ),
         finding_info=FindingInformation(
-            uid=story.story_id, title=f"Attack story on {story.deployment}: {story.status}",
-            desc="\n".join(story.narrative), types=[story.status],
-            first_seen_time=_ms(story.first_seen), last_seen_time=_ms(story.last_seen),
-            attacks=[MITREAttack(technique=OcsfTechnique(uid=t.uid, name=t.name),
-                                 version="ATLAS" if t.uid.startswith("AML.") else "ATT&CK")
-                     for t in story.techniques],
+            uid=story.story_id,
+            title=f"Attack story on {story.deployment}: {story.status}",
+            desc="\n".join(story.narrative),
+            types=[story.status],
+            first_seen_time=_ms(story.first_seen),
+            last_seen_time=_ms(story.last_seen),
+            attacks=[
+                MITREAttack(
+                    technique=OcsfTechnique(uid=t.uid, name=t.name),
+                    version="ATLAS" if t.uid.startswith("AML.") else "ATT&CK",
+                )
+                for t in story.techniques
+            ],
             data_sources=sorted({s.surface.value for s in story.signals}),
         ),
         resources=[ResourceDetails(type="Deployment", name=name, namespace=namespace, uid=story.deployment)],

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from runward.contracts import AttackStory, Signal, Surface, Technique
+from runward.core import techniques
+from runward.core.contracts import AttackStory, Signal, Surface, Technique
 from services.correlator.ocsf import detection_finding
-from services.profiler import techniques
 
 # The brief's four detection surfaces: a story spanning several is far more likely an attack.
 AI_SURFACES = frozenset({Surface.INPUT, Surface.TOOL, Surface.IDENTITY, Surface.MULTI_AGENT})
@@ -49,15 +49,21 @@ def _story(state: StoryState) -> AttackStory:
     severity = max(s.severity for s in signals)
     if not correlated:
         # Each further surface the story spans makes a coincidence less likely.
-        severity = min(5, severity + len(set(surfaces) & AI_SURFACES) - 1 if set(surfaces) & AI_SURFACES
-                       else severity)
+        severity = min(5, severity + len(set(surfaces) & AI_SURFACES) - 1 if set(surfaces) & AI_SURFACES else severity)
     assert state.story_id is not None
     story = AttackStory(
-        story_id=state.story_id, deployment=signals[0].deployment, version=state.version,
-        first_seen=signals[0].ts, last_seen=signals[-1].ts,
+        story_id=state.story_id,
+        deployment=signals[0].deployment,
+        version=state.version,
+        first_seen=signals[0].ts,
+        last_seen=signals[-1].ts,
         status="expected drift, deployment correlated" if correlated else "potential compromise",
-        severity=1 if correlated else severity, surfaces=surfaces, techniques=techs,
-        narrative=[_line(s) for s in signals], signals=signals, ocsf={},
+        severity=1 if correlated else severity,
+        surfaces=surfaces,
+        techniques=techs,
+        narrative=[_line(s) for s in signals],
+        signals=signals,
+        ocsf={},
     )
     story.ocsf = detection_finding(story)
     return story
@@ -70,8 +76,9 @@ def _techniques(signals: list[Signal]) -> list[Technique]:
             found.setdefault(t.uid, t)
     # A tool call followed by new egress in one story is exfiltration through the agent's tools.
     tool_at = min((s.ts for s in signals if s.surface in {Surface.TOOL, Surface.MULTI_AGENT}), default=None)
-    if tool_at and any(s.surface is Surface.NETWORK and s.ts >= tool_at and not s.deployment_correlated
-                       for s in signals):
+    if tool_at and any(
+        s.surface is Surface.NETWORK and s.ts >= tool_at and not s.deployment_correlated for s in signals
+    ):
         found.setdefault(techniques.EXFIL_VIA_TOOL.uid, techniques.EXFIL_VIA_TOOL)
     return sorted(found.values(), key=lambda t: t.uid)
 
@@ -80,4 +87,5 @@ def _line(signal: Signal) -> str:
     when: datetime = signal.ts
     ids = ", ".join(t.uid for t in signal.techniques)
     return f"{when.isoformat(timespec='seconds')} [{signal.surface.value}] {signal.title}" + (
-        f" ({ids})" if ids else "")
+        f" ({ids})" if ids else ""
+    )

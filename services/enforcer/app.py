@@ -9,9 +9,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from runward.contracts import utcnow
-from runward.stage import Context, Output, Stage
-from runward.topics import APD, ATTACK_STORIES, POLICIES, PROMOTIONS
+from runward.core.contracts import utcnow
+from runward.core.stage import Context, Output, Stage
+from runward.core.topics import APD, ATTACK_STORIES, POLICIES, PROMOTIONS
 from services.enforcer.domain import EnforcerState, apply
 
 stage = Stage("enforcer", inputs=[APD, PROMOTIONS, ATTACK_STORIES], outputs=[POLICIES])
@@ -25,8 +25,14 @@ async def handle(record: Any, ctx: Context) -> Sequence[Output]:
     states[record.deployment] = state.model_dump(mode="json")
     if bundle is None:
         return []
-    await asyncio.to_thread(stage.store.put_artifact, bundle.deployment, "policy", bundle.revision,
-                            bundle.created_at, bundle.model_dump(mode="json"))
+    await asyncio.to_thread(
+        stage.store.put_artifact,
+        bundle.deployment,
+        "policy",
+        bundle.revision,
+        bundle.created_at,
+        bundle.model_dump(mode="json"),
+    )
     return [Output(POLICIES, bundle.deployment, bundle)]
 
 

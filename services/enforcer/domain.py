@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from runward.contracts import (
+from runward.core.contracts import (
     ApdRevision,
     AttackStory,
     EnforcementMode,
@@ -54,8 +54,13 @@ def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[Enfo
 def bundle(state: EnforcerState, now: datetime) -> PolicyBundle:
     assert state.apd is not None
     return PolicyBundle(
-        deployment=state.deployment, revision=state.revision, created_at=now, apd_revision=state.apd.revision,
-        mode=state.mode, egress_allowlist=egress_allowlist(state.apd),
+        deployment=state.deployment,
+        revision=state.revision,
+        created_at=now,
+        apd_revision=state.apd.revision,
+        mode=state.mode,
+        egress_allowlist=egress_allowlist(state.apd),
         network_policy=network_policy(state.apd, state.mode, state.pod_labels),
-        seccomp_profile=seccomp_profile(state.apd, state.mode), open_stories=state.open_stories,
+        seccomp_profile=seccomp_profile(state.apd, state.mode),
+        open_stories=state.open_stories,
     )

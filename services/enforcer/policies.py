@@ -21,7 +21,7 @@ from kubernetes.client import (
     V1ObjectMeta,
 )
 
-from runward.contracts import ApdRevision, EnforcementMode
+from runward.core.contracts import ApdRevision, EnforcementMode
 
 _SERIALIZER = ApiClient()
 SECCOMP_ARCHES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"]
@@ -54,19 +54,29 @@ def network_policy(apd: ApdRevision, mode: EnforcementMode, pod_labels: dict[str
     ]
     if apd.behaviours.get("dns"):
         # Names resolve through cluster DNS; without this rule an egress allowlist breaks resolution.
-        egress.append(V1NetworkPolicyEgressRule(
-            to=[V1NetworkPolicyPeer(
-                namespace_selector=V1LabelSelector(match_labels={"kubernetes.io/metadata.name": "kube-system"}),
-                pod_selector=V1LabelSelector(match_labels={"k8s-app": "kube-dns"}))],
-            ports=[V1NetworkPolicyPort(port=53, protocol="UDP"), V1NetworkPolicyPort(port=53, protocol="TCP")],
-        ))
+        egress.append(
+            V1NetworkPolicyEgressRule(
+                to=[
+                    V1NetworkPolicyPeer(
+                        namespace_selector=V1LabelSelector(match_labels={"kubernetes.io/metadata.name": "kube-system"}),
+                        pod_selector=V1LabelSelector(match_labels={"k8s-app": "kube-dns"}),
+                    )
+                ],
+                ports=[V1NetworkPolicyPort(port=53, protocol="UDP"), V1NetworkPolicyPort(port=53, protocol="TCP")],
+            )
+        )
     ingress_ports = sorted({_parse_ingress(b) for b in apd.behaviours.get("ingress", [])})
-    ingress = [V1NetworkPolicyIngressRule(ports=[V1NetworkPolicyPort(port=p, protocol=pr)
-                                                 for p, pr in ingress_ports])] if ingress_ports else []
+    ingress = (
+        [V1NetworkPolicyIngressRule(ports=[V1NetworkPolicyPort(port=p, protocol=pr) for p, pr in ingress_ports])]
+        if ingress_ports
+        else []
+    )
     policy = V1NetworkPolicy(
-        api_version="networking.k8s.io/v1", kind="NetworkPolicy",
+        api_version="networking.k8s.io/v1",
+        kind="NetworkPolicy",
         metadata=V1ObjectMeta(
-            name=f"runward-{name}", namespace=namespace,
+            name=f"runward-{name}",
+            namespace=namespace,
             labels={"app.kubernetes.io/managed-by": "runward"},
             annotations={
                 "runward.io/mode": mode.value,
@@ -77,7 +87,9 @@ def network_policy(apd: ApdRevision, mode: EnforcementMode, pod_labels: dict[str
         ),
         spec=V1NetworkPolicySpec(
             pod_selector=V1LabelSelector(match_labels=pod_labels or {"app": name}),
-            policy_types=["Ingress", "Egress"], egress=egress, ingress=ingress,
+            policy_types=["Ingress", "Egress"],
+            egress=egress,
+            ingress=ingress,
         ),
     )
     result: dict[str, Any] = _SERIALIZER.sanitize_for_serialization(policy)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from runward.contracts import (
+from runward.core.contracts import (
     EnrichedEvent,
     K8sAuditEvent,
     K8sObjectEvent,
@@ -16,8 +16,8 @@ from runward.contracts import (
     RawSensorEvent,
     utcnow,
 )
-from runward.stage import Context, Output, Stage
-from runward.topics import ENRICHED, RAW_K8S, RAW_LLM, RAW_SENSOR
+from runward.core.stage import Context, Output, Stage
+from runward.core.topics import ENRICHED, RAW_K8S, RAW_LLM, RAW_SENSOR
 from services.ingest import domain
 
 stage = Stage("ingest", inputs=[RAW_SENSOR, RAW_LLM, RAW_K8S], outputs=[ENRICHED])
@@ -41,8 +41,9 @@ async def handle(record: Any, ctx: Context) -> Sequence[Output]:
     released: list[EnrichedEvent] = []
     for event in events:
         if event.service_account and event.kind != "k8s_api":
-            released += domain.learn_service_account(registry, domain.Identity(
-                event.deployment, event.namespace, event.pod, event.service_account))
+            released += domain.learn_service_account(
+                registry, domain.Identity(event.deployment, event.namespace, event.pod, event.service_account)
+            )
     return [Output(ENRICHED, e.deployment, e) for e in [*released, *events]]
 
 

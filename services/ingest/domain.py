@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from runward.codec import RejectedRecord
-from runward.config import AUTONOMY_ANNOTATION
-from runward.contracts import (
+from runward.core.codec import RejectedRecord
+from runward.core.config import AUTONOMY_ANNOTATION
+from runward.core.contracts import (
     Attribution,
     CapabilityDetail,
     ConnectDetail,
@@ -31,7 +31,7 @@ from runward.contracts import (
     SyscallSetDetail,
     deployment_id,
 )
-from runward.redaction import redact_text, redact_value
+from runward.core.redaction import redact_text, redact_value
 from services.ingest import prompt_guard
 
 
@@ -55,8 +55,7 @@ class Identity:
 _POD_TEMPLATE_HASH = re.compile(r"-[a-z0-9]{5,10}$")
 
 
-def apply_k8s_object(registry: Registry, event: K8sObjectEvent, ts: datetime,
-                     source: SourceRef) -> list[EnrichedEvent]:
+def apply_k8s_object(registry: Registry, event: K8sObjectEvent, ts: datetime, source: SourceRef) -> list[EnrichedEvent]:
     """Learn ownership from Pods/ReplicaSets; turn Deployment spec changes into events."""
     obj = event.object
     kind = obj.get("kind")
@@ -78,11 +77,12 @@ def apply_k8s_object(registry: Registry, event: K8sObjectEvent, ts: datetime,
             return []  # not an agent Deployment's pod (a Job, a bare pod): nothing to attribute
         spec = obj.get("spec") or {}
         identity = {
-            "deployment": deployment, "namespace": namespace, "pod": name,
+            "deployment": deployment,
+            "namespace": namespace,
+            "pod": name,
             "service_account": spec.get("serviceAccountName") or "default",
         }
-        released = learn_service_account(
-            registry, Identity(deployment, namespace, name, identity["service_account"]))
+        released = learn_service_account(registry, Identity(deployment, namespace, name, identity["service_account"]))
         if meta.get("uid"):
             registry[f"pod:{meta['uid']}"] = identity
         for status in (obj.get("status") or {}).get("containerStatuses") or []:
@@ -107,12 +107,19 @@ def apply_k8s_object(registry: Registry, event: K8sObjectEvent, ts: datetime,
     changed = bool(previous) and generation > int(previous.get("generation", 0))
     if event.type == "DELETED" or (previous and not changed):
         return []
-    return [EnrichedEvent(
-        event_id=_event_id(source), ts=ts, deployment=dep, namespace=namespace,
-        service_account=state["service_account"], surface=Surface.DEPLOYMENT, kind="deployment_spec",
-        detail={**state, "changed": changed, "previous_generation": previous.get("generation")},
-        source=source,
-    )]
+    return [
+        EnrichedEvent(
+            event_id=_event_id(source),
+            ts=ts,
+            deployment=dep,
+            namespace=namespace,
+            service_account=state["service_account"],
+            surface=Surface.DEPLOYMENT,
+            kind="deployment_spec",
+            detail={**state, "changed": changed, "previous_generation": previous.get("generation")},
+            source=source,
+        )
+    ]
 
 
 def _controller(meta: dict[str, Any], kind: str) -> str | None:
@@ -134,12 +141,15 @@ def _pod_deployment(registry: Registry, namespace: str, meta: dict[str, Any]) ->
 
 # --- attribution ------------------------------------------------------------------------------
 
+
 def attribute(registry: Registry, attribution: Attribution) -> Identity:
     if attribution.deployment:
         namespace = attribution.namespace or attribution.deployment.partition("/")[0]
         return Identity(attribution.deployment, namespace, attribution.pod, attribution.service_account)
-    for key in (f"pod:{attribution.pod_uid}" if attribution.pod_uid else None,
-                f"cid:{attribution.container_id}" if attribution.container_id else None):
+    for key in (
+        f"pod:{attribution.pod_uid}" if attribution.pod_uid else None,
+        f"cid:{attribution.container_id}" if attribution.container_id else None,
+    ):
         known = registry.get(key) if key else None
         if known:
             return Identity(known["deployment"], known["namespace"], known["pod"], known["service_account"])
@@ -171,20 +181,40 @@ def enrich_sensor(registry: Registry, event: RawSensorEvent, source: SourceRef) 
     who = attribute(registry, event.attribution)
     detail = event.detail
     common: dict[str, Any] = {
-        "ts": event.ts, "deployment": who.deployment, "namespace": who.namespace, "pod": who.pod,
-        "service_account": who.service_account, "partial": event.kernel_losses > 0, "source": source,
+        "ts": event.ts,
+        "deployment": who.deployment,
+        "namespace": who.namespace,
+        "pod": who.pod,
+        "service_account": who.service_account,
+        "partial": event.kernel_losses > 0,
+        "source": source,
     }
     base = {"pid": event.pid, "comm": event.comm}
     if isinstance(detail, SyscallSetDetail):
         return [
-            EnrichedEvent(event_id=f"{event.event_id}:{name}", surface=Surface.PROCESS, kind="syscall",
-                          behaviour=f"syscall:{name}", category="syscalls", detail={**base, "syscall": name},
-                          **common)
+            EnrichedEvent(
+                event_id=f"{event.event_id}:{name}",
+                surface=Surface.PROCESS,
+                kind="syscall",
+                behaviour=f"syscall:{name}",
+                category="syscalls",
+                detail={**base, "syscall": name},
+                **common,
+            )
             for name in sorted(set(detail.syscalls))
         ]
     surface, category, behaviour, extra = _sensor_behaviour(detail)
-    return [EnrichedEvent(event_id=event.event_id, surface=surface, kind=detail.kind, behaviour=behaviour,
-                          category=category, detail={**base, **extra}, **common)]
+    return [
+        EnrichedEvent(
+            event_id=event.event_id,
+            surface=surface,
+            kind=detail.kind,
+            behaviour=behaviour,
+            category=category,
+            detail={**base, **extra},
+            **common,
+        )
+    ]
 
 
 def _sensor_behaviour(detail: Any) -> tuple[Surface, str | None, str | None, dict[str, Any]]:
@@ -197,8 +227,13 @@ def _sensor_behaviour(detail: Any) -> tuple[Surface, str | None, str | None, dic
         path = collapse_path(detail.path)
         return Surface.FILE, "file", f"file:{path}", {"path": detail.path, "flags": detail.flags}
     if isinstance(detail, ConnectDetail):
-        peer = {"address": detail.address, "port": detail.port, "protocol": detail.protocol,
-                "dns_name": detail.dns_name, "family": detail.family}
+        peer = {
+            "address": detail.address,
+            "port": detail.port,
+            "protocol": detail.protocol,
+            "dns_name": detail.dns_name,
+            "family": detail.family,
+        }
         if detail.kind == "accept":
             return Surface.NETWORK, "ingress", f"ingress:{detail.port}/{detail.protocol}", peer
         host = detail.dns_name or detail.address
@@ -212,8 +247,10 @@ def _sensor_behaviour(detail: Any) -> tuple[Surface, str | None, str | None, dic
 
 # --- LLM and MCP events -------------------------------------------------------------------------
 
-def enrich_llm(registry: Registry, event: RawLlmEvent, source: SourceRef,
-               capture_content: bool = True) -> list[EnrichedEvent]:
+
+def enrich_llm(
+    registry: Registry, event: RawLlmEvent, source: SourceRef, capture_content: bool = True
+) -> list[EnrichedEvent]:
     who = attribute(registry, event.attribution)
     flags: list[str] = []
     inputs, outputs, secrets = [], [], set()
@@ -233,10 +270,17 @@ def enrich_llm(registry: Registry, event: RawLlmEvent, source: SourceRef,
     if event.caller_agent and event.caller_agent != who.deployment:
         flags.append(f"multi_agent:{event.caller_agent}")
     detail: dict[str, Any] = {
-        "operation": event.operation, "provider": event.provider, "request_model": event.request_model,
-        "response_model": event.response_model, "tool_name": event.tool_name, "mcp_server": event.mcp_server,
-        "tool_call_id": event.tool_call_id, "tools": event.tools, "input_tokens": event.input_tokens,
-        "output_tokens": event.output_tokens, "caller_agent": event.caller_agent,
+        "operation": event.operation,
+        "provider": event.provider,
+        "request_model": event.request_model,
+        "response_model": event.response_model,
+        "tool_name": event.tool_name,
+        "mcp_server": event.mcp_server,
+        "tool_call_id": event.tool_call_id,
+        "tools": event.tools,
+        "input_tokens": event.input_tokens,
+        "output_tokens": event.output_tokens,
+        "caller_agent": event.caller_agent,
     }
     if capture_content:
         detail.update(input_messages=inputs, output_messages=outputs, tool_arguments=arguments)
@@ -251,11 +295,23 @@ def enrich_llm(registry: Registry, event: RawLlmEvent, source: SourceRef,
         surface = Surface.MULTI_AGENT
     else:
         surface = Surface.TOOL  # initialize / tools_list: registrations the AI-BOM records
-    return [EnrichedEvent(
-        event_id=event.event_id, ts=event.ts, deployment=who.deployment, namespace=who.namespace,
-        pod=who.pod, service_account=who.service_account, surface=surface, kind=event.operation,
-        behaviour=behaviour, category=category, detail=detail, flags=flags, source=source,
-    )]
+    return [
+        EnrichedEvent(
+            event_id=event.event_id,
+            ts=event.ts,
+            deployment=who.deployment,
+            namespace=who.namespace,
+            pod=who.pod,
+            service_account=who.service_account,
+            surface=surface,
+            kind=event.operation,
+            behaviour=behaviour,
+            category=category,
+            detail=detail,
+            flags=flags,
+            source=source,
+        )
+    ]
 
 
 # --- Kubernetes audit events --------------------------------------------------------------------
@@ -289,12 +345,26 @@ def enrich_audit(registry: Registry, record: K8sAuditEvent, source: SourceRef) -
     ts = _parse_time(event.get("requestReceivedTimestamp") or event.get("stageTimestamp"))
     return [
         EnrichedEvent(
-            event_id=f"{event.get('auditID')}:{dep}", ts=ts, deployment=dep, namespace=sa_namespace,
-            service_account=sa_name, surface=Surface.IDENTITY, kind="k8s_api", behaviour=behaviour,
-            category="k8s_api", flags=["denied"] if code == 403 else [],
-            detail={"verb": event.get("verb"), "api_group": group, "resource": resource, "namespace": scope,
-                    "name": ref.get("name"), "code": code, "user_agent": event.get("userAgent"),
-                    "shared_service_account": len(deployments) > 1},
+            event_id=f"{event.get('auditID')}:{dep}",
+            ts=ts,
+            deployment=dep,
+            namespace=sa_namespace,
+            service_account=sa_name,
+            surface=Surface.IDENTITY,
+            kind="k8s_api",
+            behaviour=behaviour,
+            category="k8s_api",
+            flags=["denied"] if code == 403 else [],
+            detail={
+                "verb": event.get("verb"),
+                "api_group": group,
+                "resource": resource,
+                "namespace": scope,
+                "name": ref.get("name"),
+                "code": code,
+                "user_agent": event.get("userAgent"),
+                "shared_service_account": len(deployments) > 1,
+            },
             source=source,
         )
         for dep in deployments
@@ -336,8 +406,11 @@ def learn_service_account(registry: Registry, identity: Identity) -> list[Enrich
     registry[f"parked:{sa}"] = []
     released: list[EnrichedEvent] = []
     for item in parked:
-        released.extend(enrich_audit(registry, K8sAuditEvent.model_validate(item["record"]),
-                                     SourceRef.model_validate(item["source"])))
+        released.extend(
+            enrich_audit(
+                registry, K8sAuditEvent.model_validate(item["record"]), SourceRef.model_validate(item["source"])
+            )
+        )
     return released
 
 

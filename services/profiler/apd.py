@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from runward.contracts import ApdRevision, EnrichedEvent, Signal, Surface, WindowStatus
-from services.profiler import techniques
+from runward.core import techniques
+from runward.core.contracts import ApdRevision, EnrichedEvent, Signal, Surface, WindowStatus
 
 # Behaviours learnt at any time without raising a signal: they refine, not widen, the envelope.
 SILENT_CATEGORIES = frozenset({"egress_ip", "syscalls", "exec_args"})
@@ -25,8 +25,15 @@ STABLE_AFTER = timedelta(hours=1)
 COALESCED_CATEGORIES = frozenset({"file", "syscalls", "exec_args", "egress_ip"})
 COALESCE = timedelta(seconds=10)
 FLUSH_KIND = "flush"  # punctuation on the enriched topic: no behaviour, time has passed
-SEVERITY = {Surface.IDENTITY: 4, Surface.TOOL: 3, Surface.MULTI_AGENT: 4, Surface.NETWORK: 3,
-            Surface.PROCESS: 3, Surface.FILE: 2, Surface.INPUT: 3}
+SEVERITY = {
+    Surface.IDENTITY: 4,
+    Surface.TOOL: 3,
+    Surface.MULTI_AGENT: 4,
+    Surface.NETWORK: 3,
+    Surface.PROCESS: 3,
+    Surface.FILE: 2,
+    Surface.INPUT: 3,
+}
 
 
 class ApdState(BaseModel):
@@ -43,7 +50,8 @@ class ApdState(BaseModel):
     deviations_signalled: list[str] = Field(default_factory=list)
     pods_seen: list[str] = Field(default_factory=list)
     pending_added: dict[str, list[str]] = Field(
-        default_factory=dict, description="learnt but not yet published (coalesced categories)")
+        default_factory=dict, description="learnt but not yet published (coalesced categories)"
+    )
     last_revision_at: datetime | None = None
 
 
@@ -56,8 +64,11 @@ class Policy:
     drift_correlation_s: int
 
     def window(self, autonomy: str) -> timedelta:
-        seconds = self.window_override_s if self.window_override_s is not None else \
-            self.window_s.get(autonomy, self.window_s["high"])
+        seconds = (
+            self.window_override_s
+            if self.window_override_s is not None
+            else self.window_s.get(autonomy, self.window_s["high"])
+        )
         return timedelta(seconds=seconds)
 
 
@@ -123,15 +134,22 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     return _maybe_publish(state, result, event, policy, added, new_pod)
 
 
-def _maybe_publish(state: ApdState, result: FoldResult, event: EnrichedEvent, policy: Policy,
-                   added: dict[str, list[str]], new_pod: bool) -> FoldResult:
+def _maybe_publish(
+    state: ApdState,
+    result: FoldResult,
+    event: EnrichedEvent,
+    policy: Policy,
+    added: dict[str, list[str]],
+    new_pod: bool,
+) -> FoldResult:
     status = window_status(state, event.ts, policy)
     announce = status is WindowStatus.COMPLETE and not state.window_complete_announced
     for category, behaviours in added.items():
         state.pending_added[category] = [*state.pending_added.get(category, []), *behaviours]
     immediate = announce or new_pod or any(c not in COALESCED_CATEGORIES for c in added)
     due = bool(state.pending_added) and (
-        state.last_revision_at is None or event.ts - state.last_revision_at >= COALESCE)
+        state.last_revision_at is None or event.ts - state.last_revision_at >= COALESCE
+    )
     if immediate or due:
         state.window_complete_announced = state.window_complete_announced or announce
         state.revision += 1
@@ -169,12 +187,21 @@ def _signal_id(*parts: str) -> str:
 def _deviation(event: EnrichedEvent, category: str, behaviour: str, correlated: bool) -> Signal:
     return Signal(
         signal_id=_signal_id(event.deployment, event.event_id, behaviour),
-        deployment=event.deployment, ts=event.ts, surface=event.surface,
+        deployment=event.deployment,
+        ts=event.ts,
+        surface=event.surface,
         title=f"{'expected drift' if correlated else 'outside APD baseline'}: {behaviour}",
-        behaviour=behaviour, techniques=techniques.for_behaviour(category, behaviour),
-        severity=1 if correlated else SEVERITY.get(event.surface, 3), deployment_correlated=correlated,
-        evidence={"pod": event.pod, "kind": event.kind, "detail": event.detail, "flags": event.flags,
-                  "source": event.source.model_dump()},
+        behaviour=behaviour,
+        techniques=techniques.for_behaviour(category, behaviour),
+        severity=1 if correlated else SEVERITY.get(event.surface, 3),
+        deployment_correlated=correlated,
+        evidence={
+            "pod": event.pod,
+            "kind": event.kind,
+            "detail": event.detail,
+            "flags": event.flags,
+            "source": event.source.model_dump(),
+        },
         source_event=event.event_id,
     )
 
@@ -185,37 +212,61 @@ def _input_signals(event: EnrichedEvent) -> list[Signal]:
     rules = [f.split(":") for f in event.flags if f.startswith("prompt_injection:")]
     if rules:
         found = sorted({t for _, _, t in rules})
-        signals.append(Signal(
-            signal_id=_signal_id(event.deployment, event.event_id, "input"), deployment=event.deployment,
-            ts=event.ts, surface=Surface.INPUT,
-            title="prompt injection / jailbreak patterns in agent input: " + ", ".join(r for _, r, _ in rules),
-            techniques=[techniques.BY_ID[t] for t in found], severity=3,
-            evidence={"rules": [r for _, r, _ in rules], "model": event.detail.get("request_model"),
-                      "source": event.source.model_dump()},
-            source_event=event.event_id,
-        ))
+        signals.append(
+            Signal(
+                signal_id=_signal_id(event.deployment, event.event_id, "input"),
+                deployment=event.deployment,
+                ts=event.ts,
+                surface=Surface.INPUT,
+                title="prompt injection / jailbreak patterns in agent input: " + ", ".join(r for _, r, _ in rules),
+                techniques=[techniques.BY_ID[t] for t in found],
+                severity=3,
+                evidence={
+                    "rules": [r for _, r, _ in rules],
+                    "model": event.detail.get("request_model"),
+                    "source": event.source.model_dump(),
+                },
+                source_event=event.event_id,
+            )
+        )
     callers = [f.split(":", 1)[1] for f in event.flags if f.startswith("multi_agent:")]
     if callers:
-        signals.append(Signal(
-            signal_id=_signal_id(event.deployment, event.event_id, "multi_agent"), deployment=event.deployment,
-            ts=event.ts, surface=Surface.MULTI_AGENT,
-            title=f"tool call triggered by another agent's output ({callers[0]})",
-            behaviour=event.behaviour, techniques=[techniques.INDIRECT_INJECTION, techniques.TOOL_INVOCATION],
-            severity=3, evidence={"caller_agent": callers[0], "tool": event.detail.get("tool_name"),
-                                  "source": event.source.model_dump()},
-            source_event=event.event_id,
-        ))
+        signals.append(
+            Signal(
+                signal_id=_signal_id(event.deployment, event.event_id, "multi_agent"),
+                deployment=event.deployment,
+                ts=event.ts,
+                surface=Surface.MULTI_AGENT,
+                title=f"tool call triggered by another agent's output ({callers[0]})",
+                behaviour=event.behaviour,
+                techniques=[techniques.INDIRECT_INJECTION, techniques.TOOL_INVOCATION],
+                severity=3,
+                evidence={
+                    "caller_agent": callers[0],
+                    "tool": event.detail.get("tool_name"),
+                    "source": event.source.model_dump(),
+                },
+                source_event=event.event_id,
+            )
+        )
     return signals
 
 
-def _revision(state: ApdState, now: datetime, status: WindowStatus, added: dict[str, list[str]],
-              policy: Policy) -> ApdRevision:
+def _revision(
+    state: ApdState, now: datetime, status: WindowStatus, added: dict[str, list[str]], policy: Policy
+) -> ApdRevision:
     return ApdRevision(
-        deployment=state.deployment, revision=state.revision, created_at=now, autonomy=state.autonomy,  # type: ignore[arg-type]
+        deployment=state.deployment,
+        revision=state.revision,
+        created_at=now,
+        autonomy=state.autonomy,  # type: ignore[arg-type]
         window_started_at=state.window_started_at,
         window_ends_at=state.window_started_at + policy.window(state.autonomy),
-        window_status=status, novel_last_hour=len([t for t in state.novel_times if now - t < STABLE_AFTER]),
+        window_status=status,
+        novel_last_hour=len([t for t in state.novel_times if now - t < STABLE_AFTER]),
         behaviours={k: list(v) for k, v in sorted(state.behaviours.items())},
-        added={k: sorted(v) for k, v in added.items()}, partial=state.partial,
-        last_deployment_change=state.last_deployment_change, pods_seen=list(state.pods_seen),
+        added={k: sorted(v) for k, v in added.items()},
+        partial=state.partial,
+        last_deployment_change=state.last_deployment_change,
+        pods_seen=list(state.pods_seen),
     )

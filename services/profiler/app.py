@@ -10,17 +10,20 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from runward.config import AUTONOMY_WINDOWS_S
-from runward.contracts import EnrichedEvent, SourceRef, Surface
-from runward.stage import Context, Output, Stage
-from runward.topics import APD, ENRICHED, SIGNALS
+from runward.core.config import AUTONOMY_WINDOWS_S
+from runward.core.contracts import EnrichedEvent, SourceRef, Surface
+from runward.core.stage import Context, Output, Stage
+from runward.core.topics import APD, ENRICHED, SIGNALS
 from services.profiler.apd import COALESCE, FLUSH_KIND, ApdState, Policy, fold
 
 stage = Stage("profiler", inputs=[ENRICHED], outputs=[APD, SIGNALS, ENRICHED])
 app = stage.app
 apds = stage.table("apd-state")
-policy = Policy(window_s=AUTONOMY_WINDOWS_S, window_override_s=stage.config.observation_window_s,
-                drift_correlation_s=stage.config.drift_correlation_s)
+policy = Policy(
+    window_s=AUTONOMY_WINDOWS_S,
+    window_override_s=stage.config.observation_window_s,
+    drift_correlation_s=stage.config.drift_correlation_s,
+)
 
 
 # deployment -> (wall-clock time of its last event, that event's time); in memory only: a restart
@@ -42,10 +45,21 @@ async def flush_idle_agents() -> None:
             continue
         del _idle[deployment]
         tick_ts = last_ts + COALESCE
-        await stage.publish(Output(ENRICHED, deployment, EnrichedEvent(
-            event_id=f"flush:{deployment}:{tick_ts.isoformat()}", ts=tick_ts, deployment=deployment,
-            namespace=namespace, surface=Surface.DEPLOYMENT, kind=FLUSH_KIND,
-            source=SourceRef(topic="runward.profiler.flush", partition=0, offset=0))))
+        await stage.publish(
+            Output(
+                ENRICHED,
+                deployment,
+                EnrichedEvent(
+                    event_id=f"flush:{deployment}:{tick_ts.isoformat()}",
+                    ts=tick_ts,
+                    deployment=deployment,
+                    namespace=namespace,
+                    surface=Surface.DEPLOYMENT,
+                    kind=FLUSH_KIND,
+                    source=SourceRef(topic="runward.profiler.flush", partition=0, offset=0),
+                ),
+            )
+        )
 
 
 async def handle(event: EnrichedEvent, ctx: Context) -> Sequence[Output]:
@@ -59,8 +73,9 @@ async def handle(event: EnrichedEvent, ctx: Context) -> Sequence[Output]:
         await asyncio.to_thread(stage.store.touch_agent, event.deployment, event.service_account, event.ts)
     if result.revision:
         rev = result.revision
-        await asyncio.to_thread(stage.store.put_artifact, rev.deployment, "apd", rev.revision, rev.created_at,
-                                rev.model_dump(mode="json"))
+        await asyncio.to_thread(
+            stage.store.put_artifact, rev.deployment, "apd", rev.revision, rev.created_at, rev.model_dump(mode="json")
+        )
         outputs.append(Output(APD, rev.deployment, rev))
     return outputs
 

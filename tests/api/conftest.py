@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from runward.api.app import create_app
-from runward.api.publisher import KafkaPublisher
-from runward.config import Settings
-from runward.store import Store, upgrade
+from runward.control.api.app import create_app
+from runward.control.api.publisher import KafkaPublisher
+from runward.core.config import Settings
+from runward.core.store import Store, upgrade
 
 from .support import TOKEN_SPEC, SpyPublisher, make_client, seed
 

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from runward.api.publisher import Publisher
-from runward.contracts import (
+from runward.control.api.publisher import Publisher
+from runward.core.contracts import (
     AiBom,
     ApdRevision,
     AttackStory,
@@ -27,9 +27,9 @@ from runward.contracts import (
     WindowStatus,
     utcnow,
 )
-from runward.store import Store
-from runward.store.schema import StageHealth
-from runward.topics import Topic
+from runward.core.store import Store
+from runward.core.store.schema import StageHealth
+from runward.core.topics import Topic
 
 VIEWER_TOKEN = "view-3b1f6c0e9a7d42aa"
 APPROVER_TOKEN = "approve-91d2c4f8e6ab17cd"
@@ -59,8 +59,11 @@ def no_secret_in(response: httpx.Response) -> None:
 def apd(deployment: str, revision: int, status: WindowStatus) -> ApdRevision:
     complete = status == WindowStatus.COMPLETE
     return ApdRevision(
-        deployment=deployment, revision=revision, created_at=NOW - timedelta(hours=10 - revision),
-        autonomy="low", window_started_at=NOW - timedelta(days=4),
+        deployment=deployment,
+        revision=revision,
+        created_at=NOW - timedelta(hours=10 - revision),
+        autonomy="low",
+        window_started_at=NOW - timedelta(days=4),
         window_ends_at=NOW - timedelta(days=1) if complete else NOW + timedelta(days=2),
         window_status=status,
         behaviours={"exec": ["exec:/usr/bin/python3"], "egress": ["egress:api.openai.com:443/tcp"]},
@@ -68,30 +71,55 @@ def apd(deployment: str, revision: int, status: WindowStatus) -> ApdRevision:
     )
 
 
-def bundle(deployment: str, revision: int, mode: EnforcementMode,
-           open_stories: list[str] | None = None) -> PolicyBundle:
+def bundle(
+    deployment: str, revision: int, mode: EnforcementMode, open_stories: list[str] | None = None
+) -> PolicyBundle:
     name = deployment.split("/")[1]
     return PolicyBundle(
-        deployment=deployment, revision=revision, created_at=BUNDLE_AT, apd_revision=1, mode=mode,
+        deployment=deployment,
+        revision=revision,
+        created_at=BUNDLE_AT,
+        apd_revision=1,
+        mode=mode,
         egress_allowlist=["api.openai.com:443/tcp"],
-        network_policy={"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                        "metadata": {"name": f"{name}-egress", "namespace": deployment.split("/")[0]},
-                        "spec": {"podSelector": {"matchLabels": {"app": name}}, "policyTypes": ["Egress"]}},
-        seccomp_profile={"defaultAction": "SCMP_ACT_LOG", "syscalls": [
-            {"names": ["read", "write", "openat"], "action": "SCMP_ACT_ALLOW"}]},
+        network_policy={
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": f"{name}-egress", "namespace": deployment.split("/")[0]},
+            "spec": {"podSelector": {"matchLabels": {"app": name}}, "policyTypes": ["Egress"]},
+        },
+        seccomp_profile={
+            "defaultAction": "SCMP_ACT_LOG",
+            "syscalls": [{"names": ["read", "write", "openat"], "action": "SCMP_ACT_ALLOW"}],
+        },
         open_stories=open_stories or [],
     )
 
 
 def story(story_id: str, deployment: str, status: str, last_seen: datetime) -> AttackStory:
     technique = Technique(uid="AML.T0051", name="LLM Prompt Injection")
-    signal = Signal(signal_id=f"{story_id}-s1", deployment=deployment, ts=last_seen, surface=Surface.INPUT,
-                    title="prompt injection pattern in user input", techniques=[technique], severity=4,
-                    source_event=f"{story_id}-e1")
+    signal = Signal(
+        signal_id=f"{story_id}-s1",
+        deployment=deployment,
+        ts=last_seen,
+        surface=Surface.INPUT,
+        title="prompt injection pattern in user input",
+        techniques=[technique],
+        severity=4,
+        source_event=f"{story_id}-e1",
+    )
     return AttackStory(
-        story_id=story_id, deployment=deployment, version=1, first_seen=last_seen - timedelta(minutes=5),
-        last_seen=last_seen, status=status, severity=4, surfaces=[Surface.INPUT], techniques=[technique],
-        narrative=["user input matched a prompt-injection rule"], signals=[signal],
+        story_id=story_id,
+        deployment=deployment,
+        version=1,
+        first_seen=last_seen - timedelta(minutes=5),
+        last_seen=last_seen,
+        status=status,
+        severity=4,
+        surfaces=[Surface.INPUT],
+        techniques=[technique],
+        narrative=["user input matched a prompt-injection rule"],
+        signals=[signal],
         ocsf={"class_uid": 2004, "finding_info": {"uid": story_id, "title": "prompt injection"}},
     )
 
@@ -102,21 +130,32 @@ def put(store: Store, kind: str, record: BaseModel) -> None:
 
 
 CYCLONEDX = {
-    "bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
+    "bomFormat": "CycloneDX",
+    "specVersion": "1.6",
+    "version": 1,
     "components": [{"type": "machine-learning-model", "name": "gpt-4o-mini", "bom-ref": "model-1"}],
 }
 RECONCILIATION = {
-    "deployment": "shop/retriever", "revision": 1, "granted": ["get pods", "list secrets", "get configmaps"],
-    "used": ["get configmaps"], "unused": ["get pods", "list secrets"],
-    "rendered": {"markdown": "# Reconciliation shop/retriever\n\n- unused: list secrets\n",
-                 "html": "<h1>Reconciliation shop/retriever</h1><p>unused: list secrets</p>"},
+    "deployment": "shop/retriever",
+    "revision": 1,
+    "granted": ["get pods", "list secrets", "get configmaps"],
+    "used": ["get configmaps"],
+    "unused": ["get pods", "list secrets"],
+    "rendered": {
+        "markdown": "# Reconciliation shop/retriever\n\n- unused: list secrets\n",
+        "html": "<h1>Reconciliation shop/retriever</h1><p>unused: list secrets</p>",
+    },
 }
 
 
 def seed(store: Store) -> None:
     """Four agents that exercise every branch of the agent views and of the gate."""
-    for deployment, sa_name in [("shop/retriever", "retriever-sa"), ("shop/planner", "planner-sa"),
-                                ("ops/helper", "helper-sa"), ("ops/fresh", None)]:
+    for deployment, sa_name in [
+        ("shop/retriever", "retriever-sa"),
+        ("shop/planner", "planner-sa"),
+        ("ops/helper", "helper-sa"),
+        ("ops/fresh", None),
+    ]:
         store.touch_agent(deployment, sa_name, NOW - timedelta(days=5))
         store.touch_agent(deployment, None, NOW - timedelta(minutes=1))
 
@@ -126,11 +165,17 @@ def seed(store: Store) -> None:
     put(store, "aibom", AiBom(deployment="shop/retriever", revision=1, created_at=NOW, cyclonedx=CYCLONEDX))
     put(store, "policy", bundle("shop/retriever", 1, EnforcementMode.AUDIT))
     store.put_artifact("shop/retriever", "reconciliation", 1, NOW, RECONCILIATION)
-    store.put_artifact("shop/retriever", "bom_delta", 1, NOW,
-                       {"deployment": "shop/retriever", "revision": 1, "undeclared": ["mcp:weather"]})
+    store.put_artifact(
+        "shop/retriever",
+        "bom_delta",
+        1,
+        NOW,
+        {"deployment": "shop/retriever", "revision": 1, "undeclared": ["mcp:weather"]},
+    )
     store.put_story(story("st-old", "shop/retriever", "potential compromise", BUNDLE_AT - timedelta(hours=1)))
-    store.put_story(story("st-drift", "shop/retriever", "expected drift, deployment correlated",
-                          NOW - timedelta(minutes=10)))
+    store.put_story(
+        story("st-drift", "shop/retriever", "expected drift, deployment correlated", NOW - timedelta(minutes=10))
+    )
 
     # planner: still learning, no policy yet (observe)
     put(store, "apd", apd("shop/planner", 1, WindowStatus.LEARNING))
@@ -143,16 +188,21 @@ def seed(store: Store) -> None:
 
     # stages: ingest fresh, profiler stale, the rest never started
     store.record_progress("ingest", processed=120, dead_letters=1, lag=3, last_record_at=NOW)
-    store.record_progress("profiler", processed=80, dead_letters=0, lag=0,
-                          last_record_at=NOW - timedelta(minutes=6))
+    store.record_progress("profiler", processed=80, dead_letters=0, lag=0, last_record_at=NOW - timedelta(minutes=6))
     with store.session() as s:
-        s.execute(sa.update(StageHealth).where(StageHealth.stage == "profiler")
-                  .values(updated_at=NOW - timedelta(minutes=5)))
-    store.put_dead_letter(DeadLetter(
-        stage="ingest", ts=NOW, source=SourceRef(topic="runward.raw.llm", partition=2, offset=41),
-        reason="not valid JSON on runward.raw.llm: Expecting value", key="shop/retriever",
-        payload=DEAD_LETTER_PAYLOAD,
-    ))
+        s.execute(
+            sa.update(StageHealth).where(StageHealth.stage == "profiler").values(updated_at=NOW - timedelta(minutes=5))
+        )
+    store.put_dead_letter(
+        DeadLetter(
+            stage="ingest",
+            ts=NOW,
+            source=SourceRef(topic="runward.raw.llm", partition=2, offset=41),
+            reason="not valid JSON on runward.raw.llm: Expecting value",
+            key="shop/retriever",
+            payload=DEAD_LETTER_PAYLOAD,
+        )
+    )
 
 
 @dataclass

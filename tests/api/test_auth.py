@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from runward.api.app import create_app
-from runward.api.auth import TokenConfigError, load_tokens
-from runward.config import Settings
-from runward.store import Store
+from runward.control.api.app import create_app
+from runward.control.api.auth import TokenConfigError, load_tokens
+from runward.core.config import Settings
+from runward.core.store import Store
 
 from .support import (
     APPROVER,
@@ -25,8 +25,15 @@ from .support import (
     make_client,
 )
 
-READ_PATHS = ["/v1/stages", "/v1/dead-letters", "/v1/agents", "/v1/agents/shop/retriever",
-              "/v1/agents/shop/retriever/aibom", "/v1/attack-stories", "/v1/attack-stories/st-old"]
+READ_PATHS = [
+    "/v1/stages",
+    "/v1/dead-letters",
+    "/v1/agents",
+    "/v1/agents/shop/retriever",
+    "/v1/agents/shop/retriever/aibom",
+    "/v1/attack-stories",
+    "/v1/attack-stories/st-old",
+]
 
 
 @pytest.mark.parametrize("path", READ_PATHS)
@@ -47,10 +54,15 @@ def test_wrong_token_is_401_and_not_logged(client: TestClient, caplog: pytest.Lo
     assert WRONG_TOKEN not in caplog.text
 
 
-@pytest.mark.parametrize("header", [
-    f"Basic {VIEWER_TOKEN}", f"Bearer {VIEWER_TOKEN[:-1]}", f"Bearer {VIEWER_TOKEN}x",
-    f"Bearer {VIEWER_TOKEN.upper()}",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"Basic {VIEWER_TOKEN}",
+        f"Bearer {VIEWER_TOKEN[:-1]}",
+        f"Bearer {VIEWER_TOKEN}x",
+        f"Bearer {VIEWER_TOKEN.upper()}",
+    ],
+)
 def test_other_schemes_and_near_misses_are_rejected(client: TestClient, header: str) -> None:
     assert client.get("/v1/agents", headers={"Authorization": header}).status_code == 401
 
@@ -62,8 +74,9 @@ def test_auth_comes_before_input_validation(client: TestClient) -> None:
 
 
 def test_viewer_cannot_promote(client: TestClient, publisher: SpyPublisher) -> None:
-    response = client.post("/v1/agents/shop/retriever/promotion", headers=VIEWER,
-                           json={"mode": "enforce", "reason": "looks fine"})
+    response = client.post(
+        "/v1/agents/shop/retriever/promotion", headers=VIEWER, json={"mode": "enforce", "reason": "looks fine"}
+    )
     assert response.status_code == 403
     detail = response.json()["detail"]
     assert "approver role" in detail and "alice" in detail and "viewer" in detail
@@ -89,22 +102,32 @@ def test_no_tokens_configured_refuses_everything(store: Store, publisher: SpyPub
 
 def test_tokens_file(tmp_path: Path, store: Store, publisher: SpyPublisher) -> None:
     path = tmp_path / "tokens.json"
-    path.write_text(json.dumps([{"name": "carol", "token": APPROVER_TOKEN, "role": "approver"},
-                                {"name": "dave", "token": VIEWER_TOKEN, "role": "viewer"}]))
+    path.write_text(
+        json.dumps(
+            [
+                {"name": "carol", "token": APPROVER_TOKEN, "role": "approver"},
+                {"name": "dave", "token": VIEWER_TOKEN, "role": "viewer"},
+            ]
+        )
+    )
     app = create_app(Settings(api_tokens="", tokens_file=path), store=store, publisher=publisher)
     with make_client(app) as client:
         assert client.get("/v1/agents", headers=VIEWER).status_code == 200
-        forbidden = client.post("/v1/agents/shop/retriever/promotion", headers=VIEWER,
-                                json={"mode": "observe", "reason": "step back"})
+        forbidden = client.post(
+            "/v1/agents/shop/retriever/promotion", headers=VIEWER, json={"mode": "observe", "reason": "step back"}
+        )
         assert forbidden.status_code == 403 and "dave" in forbidden.json()["detail"]
 
 
-@pytest.mark.parametrize("spec", [
-    f"alice:{VIEWER_TOKEN}",                        # no role
-    f"alice:{VIEWER_TOKEN}:admin",                  # unknown role
-    f":{VIEWER_TOKEN}:viewer",                      # no name
-    f"a:{VIEWER_TOKEN}:viewer,b:{VIEWER_TOKEN}:approver",  # shared token
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        f"alice:{VIEWER_TOKEN}",  # no role
+        f"alice:{VIEWER_TOKEN}:admin",  # unknown role
+        f":{VIEWER_TOKEN}:viewer",  # no name
+        f"a:{VIEWER_TOKEN}:viewer,b:{VIEWER_TOKEN}:approver",  # shared token
+    ],
+)
 def test_bad_token_config_fails_without_quoting_the_token(spec: str) -> None:
     with pytest.raises(TokenConfigError) as info:
         load_tokens(Settings(api_tokens=spec))
@@ -121,8 +144,9 @@ def test_bad_tokens_file_fails_without_quoting_the_token(tmp_path: Path) -> None
 
 def test_rejected_body_is_not_echoed(client: TestClient) -> None:
     # FastAPI's default 422 quotes the input; a token pasted into a body must not come back.
-    response = client.post("/v1/agents/shop/retriever/promotion", headers=APPROVER,
-                           json={"mode": APPROVER_TOKEN, "reason": "x"})
+    response = client.post(
+        "/v1/agents/shop/retriever/promotion", headers=APPROVER, json={"mode": APPROVER_TOKEN, "reason": "x"}
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "mode"]
 
@@ -133,6 +157,7 @@ def test_store_failure_is_503_without_driver_details(db_url: str, publisher: Spy
     with make_client(app) as client:
         response = client.get("/v1/agents", headers=VIEWER)
     assert response.status_code == 503
-    assert response.json() == {"detail": "the store (database) is unavailable or not migrated "
-                                         "(run `runward db upgrade`); see the API log"}
+    assert response.json() == {
+        "detail": "the store (database) is unavailable or not migrated (run `runward db upgrade`); see the API log"
+    }
     unmigrated.engine.dispose()

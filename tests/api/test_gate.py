@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from runward.api.gate import current_mode, evaluate, open_stories
-from runward.contracts import EnforcementMode, WindowStatus
+from runward.control.api.gate import current_mode, evaluate, open_stories
+from runward.core.contracts import EnforcementMode, WindowStatus
 
 from .support import BUNDLE_AT, NOW, apd, bundle, story
 
@@ -42,7 +42,8 @@ def test_incomplete_window_holds_promotion(status: WindowStatus) -> None:
 
 def test_missing_apd_holds_promotion() -> None:
     assert evaluate(AUDIT, None, None, []).reasons == (
-        "no APD baseline exists yet: the profiler has not observed this agent",)
+        "no APD baseline exists yet: the profiler has not observed this agent",
+    )
 
 
 def test_enforce_needs_audit_first() -> None:

@@ -9,12 +9,17 @@ from fastapi.testclient import TestClient
 from .support import VIEWER_TOKEN, no_secret_in
 
 ROUTES = {
-    ("get", "/v1/stages"), ("get", "/v1/dead-letters"), ("get", "/v1/agents"),
-    ("get", "/v1/agents/{namespace}/{name}"), ("get", "/v1/agents/{namespace}/{name}/apd"),
-    ("get", "/v1/agents/{namespace}/{name}/aibom"), ("get", "/v1/agents/{namespace}/{name}/policies"),
+    ("get", "/v1/stages"),
+    ("get", "/v1/dead-letters"),
+    ("get", "/v1/agents"),
+    ("get", "/v1/agents/{namespace}/{name}"),
+    ("get", "/v1/agents/{namespace}/{name}/apd"),
+    ("get", "/v1/agents/{namespace}/{name}/aibom"),
+    ("get", "/v1/agents/{namespace}/{name}/policies"),
     ("get", "/v1/agents/{namespace}/{name}/reconciliation"),
     ("get", "/v1/agents/{namespace}/{name}/bom-delta"),
-    ("get", "/v1/attack-stories"), ("get", "/v1/attack-stories/{story_id}"),
+    ("get", "/v1/attack-stories"),
+    ("get", "/v1/attack-stories/{story_id}"),
     ("post", "/v1/agents/{namespace}/{name}/promotion"),
 }
 

@@ -8,14 +8,14 @@ import pytest
 from confluent_kafka import Message
 from fastapi.testclient import TestClient
 
-from runward.api.app import create_app
-from runward.api.publisher import KafkaPublisher
-from runward.broker import free_port
-from runward.codec import decode
-from runward.config import Settings
-from runward.contracts import PromotionDecision
-from runward.store import Store
-from runward.topics import PROMOTIONS
+from runward.control.api.app import create_app
+from runward.control.api.publisher import KafkaPublisher
+from runward.control.broker import free_port
+from runward.core.codec import decode
+from runward.core.config import Settings
+from runward.core.contracts import PromotionDecision
+from runward.core.store import Store
+from runward.core.topics import PROMOTIONS
 from tests.kafka_reading import read_messages
 
 from .support import APPROVER, TOKEN_SPEC, SpyPublisher, make_client
@@ -28,7 +28,7 @@ def kafka_murmur2_partition(key: bytes, partitions: int) -> int:
     m, h = 0x5BD1E995, 0x9747B28C ^ len(key)
     whole = len(key) & ~3
     for i in range(0, whole, 4):
-        k = int.from_bytes(key[i:i + 4], "little")
+        k = int.from_bytes(key[i : i + 4], "little")
         k = (k * m) & 0xFFFFFFFF
         k ^= k >> 24
         k = (k * m) & 0xFFFFFFFF
@@ -47,15 +47,24 @@ def kafka_murmur2_partition(key: bytes, partitions: int) -> int:
 
 
 def read_promotion(bootstrap: str, reason: str, timeout_s: float = 30) -> Message:
-    found = read_messages(bootstrap, PROMOTIONS.name, 1, lambda m: reason.encode() in (m.value() or b""),
-                          timeout_s, PARTITIONS)
+    found = read_messages(
+        bootstrap, PROMOTIONS.name, 1, lambda m: reason.encode() in (m.value() or b""), timeout_s, PARTITIONS
+    )
     assert found, f"no promotion with reason {reason!r} on {PROMOTIONS.name} within {timeout_s} s"
     return found[0]
 
 
-@pytest.mark.parametrize(("key", "partition"), [
-    (b"", 681), (b"a", 524), (b"ab", 434), (b"abc", 107), (b"123456789", 566), (b"\x00 ", 742),
-])
+@pytest.mark.parametrize(
+    ("key", "partition"),
+    [
+        (b"", 681),
+        (b"a", 524),
+        (b"ab", 434),
+        (b"abc", 107),
+        (b"123456789", 566),
+        (b"\x00 ", 742),
+    ],
+)
 def test_reference_partitioner_matches_the_java_client(key: bytes, partition: int) -> None:
     # Values from Kafka's Java partitioner over 1000 partitions (as kafka-python checks them).
     assert kafka_murmur2_partition(key, 1000) == partition
@@ -65,12 +74,17 @@ def test_accepted_promotion_lands_on_the_promotions_topic(
     client: TestClient, publisher: SpyPublisher, kafka_bootstrap: str
 ) -> None:
     reason = f"window complete, reviewed {uuid.uuid4().hex}"
-    response = client.post("/v1/agents/shop/retriever/promotion", headers=APPROVER,
-                           json={"mode": "enforce", "reason": reason})
+    response = client.post(
+        "/v1/agents/shop/retriever/promotion", headers=APPROVER, json={"mode": "enforce", "reason": reason}
+    )
     assert response.status_code == 202, response.text
     body = response.json()
-    assert (body["deployment"], body["mode"], body["approver"], body["reason"]) == \
-        ("shop/retriever", "enforce", "bob", reason)
+    assert (body["deployment"], body["mode"], body["approver"], body["reason"]) == (
+        "shop/retriever",
+        "enforce",
+        "bob",
+        reason,
+    )
 
     message = read_promotion(kafka_bootstrap, reason)
     assert message.key() == b"shop/retriever"
@@ -81,24 +95,29 @@ def test_accepted_promotion_lands_on_the_promotions_topic(
 
 
 def test_stepping_back_needs_no_gate(client: TestClient, publisher: SpyPublisher) -> None:
-    response = client.post("/v1/agents/shop/retriever/promotion", headers=APPROVER,
-                           json={"mode": "observe", "reason": "agent broke under audit"})
+    response = client.post(
+        "/v1/agents/shop/retriever/promotion",
+        headers=APPROVER,
+        json={"mode": "observe", "reason": "agent broke under audit"},
+    )
     assert response.status_code == 202
     assert [(topic, key) for topic, key, _ in publisher.calls] == [(PROMOTIONS.name, "shop/retriever")]
 
 
-@pytest.mark.parametrize(("agent", "mode", "expected"), [
-    ("shop/planner", "audit", ["observation window of APD revision 1 is learning, not complete"]),
-    ("shop/planner", "enforce", ["is learning, not complete", "enforce needs the agent to be in audit mode"]),
-    ("ops/helper", "audit", ["attack story st-live", "attack story st-held"]),
-    ("ops/fresh", "audit", ["no APD baseline exists yet"]),
-    ("shop/retriever", "audit", ["the agent is already in audit mode"]),
-])
+@pytest.mark.parametrize(
+    ("agent", "mode", "expected"),
+    [
+        ("shop/planner", "audit", ["observation window of APD revision 1 is learning, not complete"]),
+        ("shop/planner", "enforce", ["is learning, not complete", "enforce needs the agent to be in audit mode"]),
+        ("ops/helper", "audit", ["attack story st-live", "attack story st-held"]),
+        ("ops/fresh", "audit", ["no APD baseline exists yet"]),
+        ("shop/retriever", "audit", ["the agent is already in audit mode"]),
+    ],
+)
 def test_gate_refusals_are_409_with_every_reason(
     client: TestClient, publisher: SpyPublisher, agent: str, mode: str, expected: list[str]
 ) -> None:
-    response = client.post(f"/v1/agents/{agent}/promotion", headers=APPROVER,
-                           json={"mode": mode, "reason": "go"})
+    response = client.post(f"/v1/agents/{agent}/promotion", headers=APPROVER, json={"mode": mode, "reason": "go"})
     assert response.status_code == 409
     body = response.json()
     assert f"promotion of {agent}" in body["detail"] and f"to {mode} refused" in body["detail"]
@@ -109,18 +128,20 @@ def test_gate_refusals_are_409_with_every_reason(
 
 
 def test_promotion_of_unknown_agent_is_404(client: TestClient) -> None:
-    response = client.post("/v1/agents/shop/ghost/promotion", headers=APPROVER,
-                           json={"mode": "audit", "reason": "x"})
+    response = client.post("/v1/agents/shop/ghost/promotion", headers=APPROVER, json={"mode": "audit", "reason": "x"})
     assert response.status_code == 404
     assert "agent shop/ghost not found" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("body", [
-    {"mode": "yolo", "reason": "x"},
-    {"mode": "audit"},
-    {"mode": "audit", "reason": ""},
-    {"mode": "audit", "reason": "x", "approver": "someone-else"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"mode": "yolo", "reason": "x"},
+        {"mode": "audit"},
+        {"mode": "audit", "reason": ""},
+        {"mode": "audit", "reason": "x", "approver": "someone-else"},
+    ],
+)
 def test_bad_promotion_body_is_422(client: TestClient, publisher: SpyPublisher, body: dict[str, str]) -> None:
     assert client.post("/v1/agents/shop/retriever/promotion", headers=APPROVER, json=body).status_code == 422
     assert publisher.calls == []
@@ -130,8 +151,9 @@ def test_kafka_down_is_503(store: Store) -> None:
     dead = KafkaPublisher(f"127.0.0.1:{free_port()}", timeout_s=2)
     app = create_app(Settings(api_tokens=TOKEN_SPEC), store=store, publisher=dead)
     with make_client(app) as client:
-        response = client.post("/v1/agents/shop/retriever/promotion", headers=APPROVER,
-                               json={"mode": "enforce", "reason": "ship it"})
+        response = client.post(
+            "/v1/agents/shop/retriever/promotion", headers=APPROVER, json={"mode": "enforce", "reason": "ship it"}
+        )
     assert response.status_code == 503
     detail = response.json()["detail"]
     assert "not recorded" in detail and "retry when Kafka is reachable" in detail

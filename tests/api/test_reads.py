@@ -16,8 +16,7 @@ def test_stages_report_staleness_and_not_started(client: TestClient) -> None:
     stages = {s["stage"]: s for s in response.json()}
     assert list(stages) == ["ingest", "bom", "profiler", "correlator", "enforcer"]
     ingest = stages["ingest"]
-    assert [ingest[k] for k in ("status", "stale", "processed", "lag", "dead_letters")] == \
-        ["running", False, 120, 3, 1]
+    assert [ingest[k] for k in ("status", "stale", "processed", "lag", "dead_letters")] == ["running", False, 120, 3, 1]
     assert ingest["last_record_at"] is not None
     assert (stages["profiler"]["status"], stages["profiler"]["stale"]) == ("stale", True)
     assert stages["profiler"]["processed"] == 80
@@ -68,8 +67,7 @@ def test_agent_detail_with_artifacts(client: TestClient) -> None:
     assert artifacts["policy"]["network_policy"]["kind"] == "NetworkPolicy"
     assert artifacts["reconciliation"]["unused"] == ["get pods", "list secrets"]
     assert artifacts["bom_delta"]["undeclared"] == ["mcp:weather"]
-    assert agent["revisions"] == {
-        "apd": [1, 2], "aibom": [1], "policy": [1], "reconciliation": [1], "bom_delta": [1]}
+    assert agent["revisions"] == {"apd": [1, 2], "aibom": [1], "policy": [1], "reconciliation": [1], "bom_delta": [1]}
     assert agent["open_story_ids"] == []
 
     fresh = client.get("/v1/agents/ops/fresh", headers=VIEWER).json()
@@ -134,32 +132,38 @@ def test_attack_stories(client: TestClient) -> None:
     assert body["techniques"][0]["uid"] == "AML.T0051"
 
 
-@pytest.mark.parametrize(("path", "named"), [
-    ("/v1/agents/shop/nobody", "agent shop/nobody not found"),
-    ("/v1/agents/shop/nobody/apd", "agent shop/nobody not found"),
-    ("/v1/agents/ops/fresh/apd", "no APD stored for agent ops/fresh"),
-    ("/v1/agents/ops/fresh/aibom", "no AI-BOM stored for agent ops/fresh"),
-    ("/v1/agents/ops/fresh/policies", "no policy bundle stored for agent ops/fresh"),
-    ("/v1/agents/ops/fresh/reconciliation", "no reconciliation report stored for agent ops/fresh"),
-    ("/v1/agents/ops/fresh/bom-delta", "no AI-BOM delta stored for agent ops/fresh"),
-    ("/v1/attack-stories/st-missing", "attack story st-missing not found"),
-])
+@pytest.mark.parametrize(
+    ("path", "named"),
+    [
+        ("/v1/agents/shop/nobody", "agent shop/nobody not found"),
+        ("/v1/agents/shop/nobody/apd", "agent shop/nobody not found"),
+        ("/v1/agents/ops/fresh/apd", "no APD stored for agent ops/fresh"),
+        ("/v1/agents/ops/fresh/aibom", "no AI-BOM stored for agent ops/fresh"),
+        ("/v1/agents/ops/fresh/policies", "no policy bundle stored for agent ops/fresh"),
+        ("/v1/agents/ops/fresh/reconciliation", "no reconciliation report stored for agent ops/fresh"),
+        ("/v1/agents/ops/fresh/bom-delta", "no AI-BOM delta stored for agent ops/fresh"),
+        ("/v1/attack-stories/st-missing", "attack story st-missing not found"),
+    ],
+)
 def test_not_found_names_what_is_missing(client: TestClient, path: str, named: str) -> None:
     response = client.get(path, headers=VIEWER)
     assert response.status_code == 404
     assert named in response.json()["detail"]
 
 
-@pytest.mark.parametrize("path", [
-    "/v1/agents/Shop/retriever",          # upper case
-    "/v1/agents/shop/retriever_1",        # underscore
-    "/v1/agents/-shop/retriever",         # leading dash
-    f"/v1/agents/{'a' * 64}/retriever",   # namespace label too long
-    "/v1/agents/shop/retriever./apd",     # trailing dot
-    "/v1/attack-stories?deployment=shop",
-    "/v1/attack-stories?limit=0",
-    "/v1/attack-stories/bad%20id",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/agents/Shop/retriever",  # upper case
+        "/v1/agents/shop/retriever_1",  # underscore
+        "/v1/agents/-shop/retriever",  # leading dash
+        f"/v1/agents/{'a' * 64}/retriever",  # namespace label too long
+        "/v1/agents/shop/retriever./apd",  # trailing dot
+        "/v1/attack-stories?deployment=shop",
+        "/v1/attack-stories?limit=0",
+        "/v1/attack-stories/bad%20id",
+    ],
+)
 def test_bad_input_is_422_without_echo(client: TestClient, path: str) -> None:
     response = client.get(path, headers=VIEWER)
     assert response.status_code == 422

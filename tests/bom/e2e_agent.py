@@ -23,9 +23,23 @@ out, deployment, kafka, repo = sys.argv[1:5]
 
 def through_gateway(name: str, *server: str) -> StdioServerParameters:
     return StdioServerParameters(
-        command=sys.executable, cwd=repo, env={"PYTHONPATH": repo, "PATH": "/usr/bin:/bin"},
-        args=["-m", "services.gateway", "--deployment", deployment, "--server-name", name, "--kafka", kafka,
-              "--", sys.executable, *server])
+        command=sys.executable,
+        cwd=repo,
+        env={"PYTHONPATH": repo, "PATH": "/usr/bin:/bin"},
+        args=[
+            "-m",
+            "edges.gateway",
+            "--deployment",
+            deployment,
+            "--server-name",
+            name,
+            "--kafka",
+            kafka,
+            "--",
+            sys.executable,
+            *server,
+        ],
+    )
 
 
 async def main() -> None:

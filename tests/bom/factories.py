@@ -6,26 +6,46 @@ import itertools
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from runward.contracts import EnrichedEvent, SourceRef, Surface
+from runward.core.contracts import EnrichedEvent, SourceRef, Surface
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 SITE = "/usr/local/lib/python3.11/site-packages"
 DEPLOYMENT = "agents/support-bot"
 _offsets = itertools.count()
 
-_SURFACES = {"file_open": Surface.FILE, "connect": Surface.NETWORK, "chat": Surface.INPUT,
-             "execute_tool": Surface.TOOL, "tools_list": Surface.TOOL, "initialize": Surface.TOOL,
-             "deployment_spec": Surface.DEPLOYMENT, "exec": Surface.PROCESS}
+_SURFACES = {
+    "file_open": Surface.FILE,
+    "connect": Surface.NETWORK,
+    "chat": Surface.INPUT,
+    "execute_tool": Surface.TOOL,
+    "tools_list": Surface.TOOL,
+    "initialize": Surface.TOOL,
+    "deployment_spec": Surface.DEPLOYMENT,
+    "exec": Surface.PROCESS,
+}
 
 
-def event(kind: str, detail: dict[str, Any], at: float = 0.0, pod: str | None = "support-bot-7d4b9c5f6-x2x7q",
-          category: str | None = None, deployment: str = DEPLOYMENT) -> EnrichedEvent:
+def event(
+    kind: str,
+    detail: dict[str, Any],
+    at: float = 0.0,
+    pod: str | None = "support-bot-7d4b9c5f6-x2x7q",
+    category: str | None = None,
+    deployment: str = DEPLOYMENT,
+) -> EnrichedEvent:
     offset = next(_offsets)
     return EnrichedEvent(
-        event_id=f"e{offset}", ts=T0 + timedelta(seconds=at), deployment=deployment,
-        namespace=deployment.partition("/")[0], pod=pod, surface=_SURFACES.get(kind, Surface.PROCESS),
-        kind=kind, category=category, detail=detail,
-        source=SourceRef(topic="runward.events.enriched", partition=0, offset=offset))
+        event_id=f"e{offset}",
+        ts=T0 + timedelta(seconds=at),
+        deployment=deployment,
+        namespace=deployment.partition("/")[0],
+        pod=pod,
+        surface=_SURFACES.get(kind, Surface.PROCESS),
+        kind=kind,
+        category=category,
+        detail=detail,
+        source=SourceRef(topic="runward.events.enriched", partition=0, offset=offset),
+    )
 
 
 def opened(path: str, at: float = 0.0, **detail: Any) -> EnrichedEvent:
@@ -33,13 +53,21 @@ def opened(path: str, at: float = 0.0, **detail: Any) -> EnrichedEvent:
 
 
 def connected(host: str | None, address: str, port: int = 443, at: float = 0.0) -> EnrichedEvent:
-    return event("connect", {"address": address, "port": port, "protocol": "tcp", "dns_name": host,
-                             "family": "ipv4"}, at, category="egress")
+    return event(
+        "connect",
+        {"address": address, "port": port, "protocol": "tcp", "dns_name": host, "family": "ipv4"},
+        at,
+        category="egress",
+    )
 
 
 def chat(provider: str, requested: str | None, served: str | None, at: float = 0.0) -> EnrichedEvent:
-    return event("chat", {"operation": "chat", "provider": provider, "request_model": requested,
-                          "response_model": served}, at, category="llm")
+    return event(
+        "chat",
+        {"operation": "chat", "provider": provider, "request_model": requested, "response_model": served},
+        at,
+        category="llm",
+    )
 
 
 def tools_list(server: str, tools: list[str], at: float = 0.0) -> EnrichedEvent:
@@ -47,8 +75,12 @@ def tools_list(server: str, tools: list[str], at: float = 0.0) -> EnrichedEvent:
 
 
 def tool_call(server: str, tool: str, at: float = 0.0) -> EnrichedEvent:
-    return event("execute_tool", {"operation": "execute_tool", "mcp_server": server, "tool_name": tool,
-                                  "tools": []}, at, category="mcp_tools")
+    return event(
+        "execute_tool",
+        {"operation": "execute_tool", "mcp_server": server, "tool_name": tool, "tools": []},
+        at,
+        category="mcp_tools",
+    )
 
 
 def initialize(server: str, at: float = 0.0) -> EnrichedEvent:

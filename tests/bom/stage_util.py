@@ -14,10 +14,10 @@ from pathlib import Path
 from confluent_kafka import Producer
 from pydantic import BaseModel
 
-from runward.broker import ensure_topics, free_port, start_broker
-from runward.codec import encode
-from runward.store import Store, upgrade
-from runward.topics import Topic
+from runward.control.broker import ensure_topics, free_port, start_broker
+from runward.core.codec import encode
+from runward.core.store import Store, upgrade
+from runward.core.topics import Topic
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,14 +40,28 @@ def running_stages(names: Sequence[str], bootstrap: str, home: Path, timeout: fl
     """Start `python -m services.<name>.app` for each name; yield the store URL once all beat."""
     db_url = f"sqlite:///{home / 'runward.db'}"
     upgrade(db_url)
-    env = {**os.environ, "RUNWARD_KAFKA": bootstrap, "RUNWARD_DB": db_url, "RUNWARD_HOME": str(home),
-           "RUNWARD_PARTITIONS": "4", "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "RUNWARD_KAFKA": bootstrap,
+        "RUNWARD_DB": db_url,
+        "RUNWARD_HOME": str(home),
+        "RUNWARD_PARTITIONS": "4",
+        "PYTHONPATH": str(REPO),
+    }
     started, procs = time.time(), []
     try:
         for name in names:
             log = (home / f"{name}.log").open("ab")
-            procs.append(subprocess.Popen([sys.executable, "-m", f"services.{name}.app"], cwd=REPO, env=env,
-                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", f"services.{name}.app"],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         store = Store(db_url)
         deadline = time.monotonic() + timeout
         waiting = set(names)
@@ -55,8 +69,11 @@ def running_stages(names: Sequence[str], bootstrap: str, home: Path, timeout: fl
             for proc, name in zip(procs, names, strict=True):
                 if proc.poll() is not None:
                     raise RuntimeError(f"stage {name} exited {proc.returncode}; see {home / (name + '.log')}")
-            waiting -= {row["stage"] for row in store.stage_health()
-                        if row["updated_at"] and row["updated_at"].timestamp() >= started}
+            waiting -= {
+                row["stage"]
+                for row in store.stage_health()
+                if row["updated_at"] and row["updated_at"].timestamp() >= started
+            }
             time.sleep(0.3)
         if waiting:
             raise RuntimeError(f"stages {sorted(waiting)} sent no heartbeat within {timeout:.0f} s; see {home}")
@@ -73,8 +90,7 @@ def running_stages(names: Sequence[str], bootstrap: str, home: Path, timeout: fl
 
 
 def publish(bootstrap: str, topic: Topic, items: Sequence[tuple[str, BaseModel]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random",
-                         "enable.idempotence": True})
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "enable.idempotence": True})
     for key, record in items:
         producer.produce(topic.name, key=key.encode(), value=encode(record))
     assert producer.flush(15) == 0

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runward.broker import free_port
-from services.bom.cli import add_commands, main
+from runward.control.broker import free_port
+from runward.control.edge_commands import add_commands, main
 from tests.bom.stage_util import REPO
 from tests.kafka_reading import read_records
 from tests.sources.otlp_util import chat_span, export_request, k8s_resource
@@ -25,16 +25,33 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "bom"
 def test_add_commands_registers_three_commands_with_funcs() -> None:
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers(dest="command", required=True))
-    for argv in (["declare", "--deployment", "agents/a"], ["gateway", "--deployment", "agents/a", "--", "x"],
-                 ["otlp", "--port", "4318"]):
+    for argv in (
+        ["declare", "--deployment", "agents/a"],
+        ["gateway", "--deployment", "agents/a", "--", "x"],
+        ["otlp", "--port", "4318"],
+    ):
         args = parser.parse_args(argv)
         assert callable(args.func)
 
 
 def test_declare_dry_run_prints_a_valid_build_bom(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["declare", "--deployment", "agents/support-bot", "--manifest", str(DATA / "deployment.yaml"),
-                 "--requirements", str(DATA / "poetry.lock"), "--mcp-config", str(DATA / "vscode-mcp.json"),
-                 "--dry-run"]) == 0
+    assert (
+        main(
+            [
+                "declare",
+                "--deployment",
+                "agents/support-bot",
+                "--manifest",
+                str(DATA / "deployment.yaml"),
+                "--requirements",
+                str(DATA / "poetry.lock"),
+                "--mcp-config",
+                str(DATA / "vscode-mcp.json"),
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
     bom = json.loads(capsys.readouterr().out)
     assert bom["metadata"]["lifecycles"] == [{"phase": "build"}]
     assert {"pypi:httpx@0.28.1", "pypi:pyyaml@6.0.2"} <= {c["bom-ref"] for c in bom["components"]}
@@ -50,9 +67,23 @@ def test_gateway_needs_exactly_one_transport(capsys: pytest.CaptureFixture[str])
 def test_otlp_command_serves_until_terminated(kafka_bootstrap: str) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.bom.cli", "otlp", "--port", str(port), "--kafka", kafka_bootstrap,
-         "--sender", "127.0.0.1=agents/cli-agent"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "runward.control.edge_commands",
+            "otlp",
+            "--port",
+            str(port),
+            "--kafka",
+            kafka_bootstrap,
+            "--sender",
+            "127.0.0.1=agents/cli-agent",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -62,14 +93,25 @@ def test_otlp_command_serves_until_terminated(kafka_bootstrap: str) -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         body = export_request({"service.name": "cli"}, [chat_span(model="cli-model")]).SerializeToString()
-        reply = httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=body,
-                           headers={"content-type": "application/x-protobuf"}, timeout=20)
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/v1/traces",
+            content=body,
+            headers={"content-type": "application/x-protobuf"},
+            timeout=20,
+        )
         assert reply.status_code == 200
         records = read_records(kafka_bootstrap, "runward.raw.llm", lambda v: v["request_model"] == "cli-model", 1)
         assert records[0][1]["attribution"]["deployment"] == "agents/cli-agent"
         body = export_request(k8s_resource("agents", "x"), [chat_span()]).SerializeToString()
-        assert httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=body,
-                          headers={"content-type": "application/x-protobuf"}, timeout=20).status_code == 200
+        assert (
+            httpx.post(
+                f"http://127.0.0.1:{port}/v1/traces",
+                content=body,
+                headers={"content-type": "application/x-protobuf"},
+                timeout=20,
+            ).status_code
+            == 200
+        )
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=15)

@@ -9,7 +9,7 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from runward.contracts import DeclaredManifest, utcnow
+from runward.core.contracts import DeclaredManifest, utcnow
 from services.bom.cyclonedx_bom import InvalidBom, declared_cyclonedx, runtime_bom, validate
 from services.bom.declared import declared_bom, load_deployment_yaml, requirements_from_text
 from services.bom.evidence import fold
@@ -33,9 +33,12 @@ def full_evidence():  # type: ignore[no-untyped-def]
         opened(f"{HF}/model.safetensors"),
         opened("/models/llama.gguf", size=1024, sha256="0f" * 32),
         chat("openai", "gpt-4o", "gpt-4o-2024-08-06"),
-        initialize("time", at=1), tools_list("time", ["get_current_time"], at=1),
-        tools_list("time", ["get_current_time", "delete_records"], at=90), tool_call("time", "get_current_time"),
-        connected("api.openai.com", "162.159.140.245"), connected(None, "2001:db8::1", port=8443),
+        initialize("time", at=1),
+        tools_list("time", ["get_current_time"], at=1),
+        tools_list("time", ["get_current_time", "delete_records"], at=90),
+        tool_call("time", "get_current_time"),
+        connected("api.openai.com", "162.159.140.245"),
+        connected(None, "2001:db8::1", port=8443),
     ]:
         evidence, _ = fold(evidence, e)
     return evidence
@@ -76,16 +79,22 @@ def test_revisions_of_one_agent_share_a_serial() -> None:
 
 def test_declared_bom_validates_with_lifecycle_build() -> None:
     manifest = DeclaredManifest(
-        deployment="agents/support-bot", submitted_at=utcnow(),
+        deployment="agents/support-bot",
+        submitted_at=utcnow(),
         deployment_manifest=load_deployment_yaml((DATA / "deployment.yaml").read_text()),
         requirements=requirements_from_text("requirements.txt", (DATA / "requirements.txt").read_text()),
-        mcp_config=json.loads((DATA / "mcp.json").read_text()))
+        mcp_config=json.loads((DATA / "mcp.json").read_text()),
+    )
     doc = declared_cyclonedx(declared_bom(manifest))
     assert strict_errors(doc) is None
     assert doc["metadata"]["lifecycles"] == [{"phase": "build"}]
     refs = {c["bom-ref"] for c in doc["components"]}
-    assert {"pypi:httpx@0.28.1", "pypi:openai@unpinned", "model:openai/gpt-4o-2024-08-06",
-            "image:ghcr.io/example/support-bot:1.4.2"} <= refs
+    assert {
+        "pypi:httpx@0.28.1",
+        "pypi:openai@unpinned",
+        "model:openai/gpt-4o-2024-08-06",
+        "image:ghcr.io/example/support-bot:1.4.2",
+    } <= refs
     github = next(s for s in doc["services"] if s["name"] == "github")
     assert [t["name"] for t in github["services"]] == ["get_issue", "list_issues"]
 

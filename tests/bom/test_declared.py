@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runward.contracts import DeclaredManifest, utcnow
-from runward.redaction import REDACTED
+from runward.core.contracts import DeclaredManifest, utcnow
+from runward.core.redaction import REDACTED
 from services.bom.declared import (
     DeclaredError,
     declared_bom,
@@ -34,7 +34,9 @@ def test_requirements_pins_hashes_markers_and_options() -> None:
 
 def test_lock_files_become_pinned_lines() -> None:
     assert requirements_from_text("poetry.lock", (DATA / "poetry.lock").read_text()) == [
-        "httpx==0.28.1", "pyyaml==6.0.2"]
+        "httpx==0.28.1",
+        "pyyaml==6.0.2",
+    ]
     pipfile = json.dumps({"default": {"requests": {"version": "==2.32.3"}}, "develop": {}})
     assert requirements_from_text("Pipfile.lock", pipfile) == ["requests==2.32.3"]
     pyproject = '[project]\nname = "agent"\ndependencies = ["mcp>=1.9", "httpx==0.28.1"]\n'
@@ -83,15 +85,19 @@ def test_mcp_config_secrets_are_redacted_before_publishing() -> None:
 
 def test_declared_bom_combines_every_source() -> None:
     manifest = DeclaredManifest(
-        deployment="agents/support-bot", submitted_at=utcnow(),
+        deployment="agents/support-bot",
+        submitted_at=utcnow(),
         deployment_manifest=load_deployment_yaml((DATA / "deployment.yaml").read_text()),
         requirements=requirements_from_text("requirements.txt", (DATA / "requirements.txt").read_text()),
-        mcp_config=json.loads((DATA / "mcp.json").read_text()))
+        mcp_config=json.loads((DATA / "mcp.json").read_text()),
+    )
     bom = declared_bom(manifest)
     gateway_digest = "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945"
     assert bom.images == [f"ghcr.io/example/runward-gateway@{gateway_digest}", "ghcr.io/example/support-bot:1.4.2"]
     assert {(m.provider, m.name) for m in bom.models} == {
-        ("openai", "gpt-4o-2024-08-06"), ("openai", "text-embedding-3-small")}
+        ("openai", "gpt-4o-2024-08-06"),
+        ("openai", "text-embedding-3-small"),
+    }
     assert "openai" in bom.providers and "api.openai.com" in bom.endpoints
     assert {"kb.internal.example.com", "10.0.0.0/8", "mcp.docs.example.com", "cache.agents.svc"} <= set(bom.endpoints)
     assert bom.packages["mcp-server-time"].source == "mcp:time"  # what uvx runs is declared too

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-from runward.contracts import DeclaredManifest, utcnow
+from runward.core.contracts import DeclaredManifest, utcnow
 from services.bom.declared import declared_bom
 from services.bom.delta import compute_delta, same_model
 from services.bom.evidence import RuntimeEvidence, fold
 from tests.bom.factories import SITE, chat, connected, event, opened, tool_call, tools_list
 
 DEPLOYMENT = {
-    "apiVersion": "apps/v1", "kind": "Deployment",
-    "metadata": {"name": "support-bot", "namespace": "agents",
-                 "annotations": {"runward.io/egress": "kb.internal.example.com"}},
-    "spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "support-bot:1", "env": [
-        {"name": "OPENAI_MODEL", "value": "gpt-4o-2024-08-06"}]}]}}},
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {
+        "name": "support-bot",
+        "namespace": "agents",
+        "annotations": {"runward.io/egress": "kb.internal.example.com"},
+    },
+    "spec": {
+        "template": {
+            "spec": {
+                "containers": [
+                    {
+                        "name": "agent",
+                        "image": "support-bot:1",
+                        "env": [{"name": "OPENAI_MODEL", "value": "gpt-4o-2024-08-06"}],
+                    }
+                ]
+            }
+        }
+    },
 }
-MCP = {"mcpServers": {"time": {"command": "python", "args": ["-m", "mcp_server_time"],
-                               "tools": ["get_current_time", "convert_time"]}}}
+MCP = {
+    "mcpServers": {
+        "time": {"command": "python", "args": ["-m", "mcp_server_time"], "tools": ["get_current_time", "convert_time"]}
+    }
+}
 
 
 def declare(**fields: object) -> DeclaredManifest:
@@ -47,8 +65,7 @@ def test_packages_undeclared_drifted_and_not_loaded() -> None:
         opened(f"{SITE}/requests/__pycache__/__init__.cpython-311.pyc"),
         opened(f"{SITE}/mcp_server_time/__pycache__/__init__.cpython-311.pyc"),
     )
-    declared = declared_bom(declare(requirements=["httpx==0.28.1", "PyYAML==6.0.1", "openai==1.50.0"],
-                                    mcp_config=MCP))
+    declared = declared_bom(declare(requirements=["httpx==0.28.1", "PyYAML==6.0.1", "openai==1.50.0"], mcp_config=MCP))
     findings = compute_delta(declared, evidence)
     found = kinds(findings)
     assert found["undeclared_package"] == {"requests"}  # mcp_server_time is declared by the MCP config
@@ -64,10 +81,12 @@ def test_no_requirements_submitted_means_no_package_findings() -> None:
 
 
 def test_model_resolved_differently_than_pinned() -> None:
-    evidence = observe(chat("openai", "gpt-4o-2024-08-06", "gpt-4o-2024-08-06"),
-                       chat("openai", "gpt-4o-2024-08-06", "gpt-4o-2024-11-20"),
-                       chat("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
-                       connected("api.openai.com", "162.159.140.245"))
+    evidence = observe(
+        chat("openai", "gpt-4o-2024-08-06", "gpt-4o-2024-08-06"),
+        chat("openai", "gpt-4o-2024-08-06", "gpt-4o-2024-11-20"),
+        chat("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
+        connected("api.openai.com", "162.159.140.245"),
+    )
     findings = [f for f in compute_delta(declared_bom(declare(deployment_manifest=DEPLOYMENT)), evidence)]
     drifts = {(f.subject, f.observed) for f in findings if f.kind == "model_drift"}
     assert drifts == {("openai/gpt-4o-2024-08-06", "gpt-4o-2024-11-20"), ("openai/gpt-4o-mini", "gpt-4o-mini")}
@@ -95,9 +114,13 @@ def test_late_tools_undeclared_tools_and_servers() -> None:
 
 
 def test_undeclared_endpoints_skip_dns_and_loopback() -> None:
-    evidence = observe(connected("kb.internal.example.com", "10.1.2.3"), connected("pastebin.com", "104.20.1.1"),
-                       connected(None, "203.0.113.9", port=8443), connected(None, "10.96.0.10", port=53),
-                       connected("localhost", "127.0.0.1", port=8931))
+    evidence = observe(
+        connected("kb.internal.example.com", "10.1.2.3"),
+        connected("pastebin.com", "104.20.1.1"),
+        connected(None, "203.0.113.9", port=8443),
+        connected(None, "10.96.0.10", port=53),
+        connected("localhost", "127.0.0.1", port=8931),
+    )
     findings = compute_delta(declared_bom(declare(deployment_manifest=DEPLOYMENT)), evidence)
     assert kinds(findings) == {"undeclared_endpoint": {"pastebin.com:443/tcp", "203.0.113.9:8443/tcp"}}
     ip_only = next(f for f in findings if f.subject.startswith("203."))

@@ -22,12 +22,12 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from fastapi.testclient import TestClient
 
-from runward.api.app import create_app
-from runward.broker import free_port
-from runward.config import Settings
-from runward.contracts import AiBom, BomDelta
-from runward.topics import AIBOM, BOM_DELTA
-from services.bom.cli import main as bom_cli
+from runward.control.api.app import create_app
+from runward.control.broker import free_port
+from runward.control.edge_commands import main as bom_cli
+from runward.core.config import Settings
+from runward.core.contracts import AiBom, BomDelta
+from runward.core.topics import AIBOM, BOM_DELTA
 from tests.bom.stage_util import REPO, own_broker, running_stages
 from tests.kafka_reading import read_records
 
@@ -59,8 +59,11 @@ OMITTED = "pyyaml"  # the agent imports yaml; its requirements will not say so
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     home = tmp_path_factory.mktemp("bom-e2e")
-    with (own_broker(home) as bootstrap, running_stages(["ingest", "bom"], bootstrap, home),
-          sensor_running(bootstrap, home)):
+    with (
+        own_broker(home) as bootstrap,
+        running_stages(["ingest", "bom"], bootstrap, home),
+        sensor_running(bootstrap, home),
+    ):
         yield bootstrap, home
 
 
@@ -72,9 +75,23 @@ def sensor_running(bootstrap: str, home: Path) -> Any:
         port = free_port()
         env = {**os.environ, "RUNWARD_HOME": str(home), "PYTHONPATH": str(REPO)}
         with open(home / "sensor.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "sensor.cli", "sensor", "--kafka", bootstrap,
-                                     "--no-kubernetes", "--metrics-port", str(port)],
-                                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sensor.cli",
+                    "sensor",
+                    "--kafka",
+                    bootstrap,
+                    "--no-kubernetes",
+                    "--metrics-port",
+                    str(port),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             deadline = time.monotonic() + 90  # includes a first build of the BPF object
             while True:
@@ -107,10 +124,24 @@ def run_agent(bootstrap: str, home: Path) -> dict[str, Any]:
     truth = home / "ground-truth.json"
     env = {**os.environ, "RUNWARD_HOME": str(home), "PYTHONPATH": str(REPO)}
     with open(home / "agent.log", "wb") as log:
-        workload = run_workload(DEPLOYMENT, "bom-agent", 1,
-                                [sys.executable, str(Path(__file__).with_name("e2e_agent.py")), str(truth),
-                                 DEPLOYMENT, bootstrap, str(REPO)],
-                                home=home, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        workload = run_workload(
+            DEPLOYMENT,
+            "bom-agent",
+            1,
+            [
+                sys.executable,
+                str(Path(__file__).with_name("e2e_agent.py")),
+                str(truth),
+                DEPLOYMENT,
+                bootstrap,
+                str(REPO),
+            ],
+            home=home,
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             codes = workload.wait(timeout=60)
         finally:
@@ -121,8 +152,11 @@ def run_agent(bootstrap: str, home: Path) -> dict[str, Any]:
 
 def site_packages_roots(modules: dict[str, str]) -> set[str]:
     """Top-level modules the agent loaded from site-packages: what it really imported."""
-    return {name.split(".")[0] for name, path in modules.items()
-            if "/site-packages/" in path and not name.split(".")[0].startswith("__")}
+    return {
+        name.split(".")[0]
+        for name, path in modules.items()
+        if "/site-packages/" in path and not name.split(".")[0].startswith("__")
+    }
 
 
 def test_the_ai_bom_lists_what_the_agent_really_loaded(world: tuple[str, Path]) -> None:
@@ -137,13 +171,16 @@ def test_the_ai_bom_lists_what_the_agent_really_loaded(world: tuple[str, Path]) 
     pins = sorted(f"{d}=={metadata.version(d)}" for d in dists if d.lower() != OMITTED)
     requirements = home / "requirements.txt"
     requirements.write_text("\n".join(pins) + "\n")
-    assert bom_cli(["declare", "--deployment", DEPLOYMENT, "--requirements", str(requirements),
-                    "--kafka", bootstrap]) == 0
+    assert (
+        bom_cli(["declare", "--deployment", DEPLOYMENT, "--requirements", str(requirements), "--kafka", bootstrap]) == 0
+    )
 
     def complete(value: dict[str, Any]) -> bool:
-        return value["deployment"] == DEPLOYMENT and any(
-            f["kind"] == "undeclared_package" and f["subject"] == OMITTED for f in value["findings"]) and any(
-            f["kind"] == "late_tool" for f in value["findings"])
+        return (
+            value["deployment"] == DEPLOYMENT
+            and any(f["kind"] == "undeclared_package" and f["subject"] == OMITTED for f in value["findings"])
+            and any(f["kind"] == "late_tool" for f in value["findings"])
+        )
 
     records = read_records(bootstrap, BOM_DELTA.name, complete, want=1, timeout=60)
     assert records, f"no delta flagging {OMITTED}; see logs in {home}"
@@ -153,13 +190,22 @@ def test_the_ai_bom_lists_what_the_agent_really_loaded(world: tuple[str, Path]) 
     flagged = {s for k, s in found if k == "undeclared_package"}
     assert {"httpx", "anyio", "mcp"}.isdisjoint(flagged)  # declared, so not flagged
 
-    boms = read_records(bootstrap, AIBOM.name, lambda v: v["deployment"] == DEPLOYMENT
-                        and v["revision"] == delta.aibom_revision, want=1, timeout=30)
+    boms = read_records(
+        bootstrap,
+        AIBOM.name,
+        lambda v: v["deployment"] == DEPLOYMENT and v["revision"] == delta.aibom_revision,
+        want=1,
+        timeout=30,
+    )
     bom = AiBom.model_validate(boms[0][1]).cyclonedx
     (home / "aibom.cdx.json").write_text(json.dumps(bom, indent=1))  # kept for whoever debugs a failure
     (home / "bom-delta.json").write_text(delta.model_dump_json(indent=1))
-    imports = {p["value"].split(".")[0]: c for c in bom["components"]
-               for p in c.get("properties", []) if p["name"] == "runward:python:import"}
+    imports = {
+        p["value"].split(".")[0]: c
+        for c in bom["components"]
+        for p in c.get("properties", [])
+        if p["name"] == "runward:python:import"
+    }
     missing = roots - set(imports)
     assert not missing, f"imported by the agent but not in its AI-BOM: {sorted(missing)}"
     for component in imports.values():  # a version, when the BOM has one, is the installed one
@@ -173,8 +219,9 @@ def test_the_ai_bom_lists_what_the_agent_really_loaded(world: tuple[str, Path]) 
 
     # The platform team gets the same artifacts from the API: a downloadable, valid CycloneDX 1.6 file.
     token = "viewer-token-bom-e2e-0123456789"
-    client = TestClient(create_app(Settings(db=f"sqlite:///{home / 'runward.db'}", kafka=bootstrap,
-                                            api_tokens=f"ops:{token}:viewer")))
+    client = TestClient(
+        create_app(Settings(db=f"sqlite:///{home / 'runward.db'}", kafka=bootstrap, api_tokens=f"ops:{token}:viewer"))
+    )
     namespace, _, name = DEPLOYMENT.partition("/")
     auth = {"Authorization": f"Bearer {token}"}
     served = client.get(f"/v1/agents/{namespace}/{name}/aibom", headers=auth)

@@ -17,19 +17,21 @@ def fold_all(events: list) -> RuntimeEvidence:  # type: ignore[type-arg]
 
 
 def test_imports_are_read_from_code_file_opens_and_joined_to_dist_info_versions() -> None:
-    ev = fold_all([
-        opened(f"{SITE}/httpx/__pycache__/__init__.cpython-311.pyc"),
-        opened(f"{SITE}/httpx/__pycache__/_client.cpython-311.pyc"),
-        opened(f"{SITE}/yaml/__pycache__/__init__.cpython-311.pyc"),
-        opened(f"{SITE}/yaml/_yaml.cpython-311-x86_64-linux-gnu.so"),
-        opened(f"{SITE}/__pycache__/typing_extensions.cpython-311.pyc"),
-        opened(f"{SITE}/google/protobuf/__pycache__/__init__.cpython-311.pyc"),
-        opened(f"{SITE}/google/protobuf/internal/__pycache__/builder.cpython-311.pyc"),
-        opened(f"{SITE}/httpx-0.28.1.dist-info/METADATA"),
-        opened(f"{SITE}/PyYAML-6.0.2.dist-info/METADATA"),
-        opened(f"{SITE}/distutils-precedence.pth"),
-        opened(f"{SITE}/__editable___runward_0_1_0_finder.py"),
-    ])
+    ev = fold_all(
+        [
+            opened(f"{SITE}/httpx/__pycache__/__init__.cpython-311.pyc"),
+            opened(f"{SITE}/httpx/__pycache__/_client.cpython-311.pyc"),
+            opened(f"{SITE}/yaml/__pycache__/__init__.cpython-311.pyc"),
+            opened(f"{SITE}/yaml/_yaml.cpython-311-x86_64-linux-gnu.so"),
+            opened(f"{SITE}/__pycache__/typing_extensions.cpython-311.pyc"),
+            opened(f"{SITE}/google/protobuf/__pycache__/__init__.cpython-311.pyc"),
+            opened(f"{SITE}/google/protobuf/internal/__pycache__/builder.cpython-311.pyc"),
+            opened(f"{SITE}/httpx-0.28.1.dist-info/METADATA"),
+            opened(f"{SITE}/PyYAML-6.0.2.dist-info/METADATA"),
+            opened(f"{SITE}/distutils-precedence.pth"),
+            opened(f"{SITE}/__editable___runward_0_1_0_finder.py"),
+        ]
+    )
     assert sorted(ev.python_imports) == ["google.protobuf", "httpx", "typing_extensions", "yaml"]
     packages = {p.name: p for p in observed_packages(ev)}
     assert packages["httpx"].version == "0.28.1"
@@ -41,19 +43,27 @@ def test_imports_are_read_from_code_file_opens_and_joined_to_dist_info_versions(
 
 
 def test_nested_namespace_packages_resolve_to_their_distributions() -> None:
-    ev = fold_all([
-        opened(f"{SITE}/opentelemetry/context/__pycache__/__init__.cpython-311.pyc"),
-        opened(f"{SITE}/opentelemetry/trace/__pycache__/__init__.cpython-311.pyc"),
-        opened(f"{SITE}/opentelemetry/exporter/otlp/proto/common/__pycache__/__init__.cpython-311.pyc"),
-        opened(f"{SITE}/opentelemetry/exporter/otlp/proto/common/_internal/__pycache__/x.cpython-311.pyc"),
-        opened(f"{SITE}/rpds/__init__.py"),
-    ])
-    assert sorted(ev.python_imports) == ["opentelemetry.context", "opentelemetry.exporter.otlp.proto.common",
-                                         "opentelemetry.trace", "rpds"]
+    ev = fold_all(
+        [
+            opened(f"{SITE}/opentelemetry/context/__pycache__/__init__.cpython-311.pyc"),
+            opened(f"{SITE}/opentelemetry/trace/__pycache__/__init__.cpython-311.pyc"),
+            opened(f"{SITE}/opentelemetry/exporter/otlp/proto/common/__pycache__/__init__.cpython-311.pyc"),
+            opened(f"{SITE}/opentelemetry/exporter/otlp/proto/common/_internal/__pycache__/x.cpython-311.pyc"),
+            opened(f"{SITE}/rpds/__init__.py"),
+        ]
+    )
+    assert sorted(ev.python_imports) == [
+        "opentelemetry.context",
+        "opentelemetry.exporter.otlp.proto.common",
+        "opentelemetry.trace",
+        "rpds",
+    ]
     packages = {p.name: p.imports for p in observed_packages(ev)}
-    assert packages == {"opentelemetry-api": ["opentelemetry.context", "opentelemetry.trace"],
-                        "opentelemetry-exporter-otlp-proto-common": ["opentelemetry.exporter.otlp.proto.common"],
-                        "rpds-py": ["rpds"]}
+    assert packages == {
+        "opentelemetry-api": ["opentelemetry.context", "opentelemetry.trace"],
+        "opentelemetry-exporter-otlp-proto-common": ["opentelemetry.exporter.otlp.proto.common"],
+        "rpds-py": ["rpds"],
+    }
 
 
 def test_metadata_read_without_import_is_kept_apart() -> None:
@@ -63,11 +73,13 @@ def test_metadata_read_without_import_is_kept_apart() -> None:
 
 
 def test_native_libraries_and_vendored_shared_objects() -> None:
-    ev = fold_all([
-        opened("/usr/lib/x86_64-linux-gnu/libssl.so.3"),
-        opened(f"{SITE}/numpy.libs/libopenblas64_p-r0-0cf96a72.3.23.dev.so"),
-        opened("/usr/local/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so"),
-    ])
+    ev = fold_all(
+        [
+            opened("/usr/lib/x86_64-linux-gnu/libssl.so.3"),
+            opened(f"{SITE}/numpy.libs/libopenblas64_p-r0-0cf96a72.3.23.dev.so"),
+            opened("/usr/local/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so"),
+        ]
+    )
     libs = {lib.name: lib for lib in ev.native_libraries.values()}
     assert set(libs) == {"libssl.so.3", "libopenblas64_p-r0-0cf96a72.3.23.dev.so"}
     assert libs["libopenblas64_p-r0-0cf96a72.3.23.dev.so"].package == "numpy"
@@ -75,53 +87,79 @@ def test_native_libraries_and_vendored_shared_objects() -> None:
 
 def test_model_artifacts_record_hashes_only_when_given() -> None:
     hf = "/root/.cache/huggingface/hub/models--Qwen--Qwen2.5-0.5B/snapshots/060db6499f32faf8b98477b0a26969ef7d8b9987"
-    ev = fold_all([
-        opened(f"{hf}/model.safetensors"),
-        opened("/models/llama-3.2-1b-q4.gguf", size=807_694_464, sha256="ab" * 32),
-        opened("/tmp/checkpoint.bin", flags=os.O_WRONLY | os.O_CREAT),  # written, not loaded
-        opened("/proc/self/attr/current.bin"),
-    ])
+    ev = fold_all(
+        [
+            opened(f"{hf}/model.safetensors"),
+            opened("/models/llama-3.2-1b-q4.gguf", size=807_694_464, sha256="ab" * 32),
+            opened("/tmp/checkpoint.bin", flags=os.O_WRONLY | os.O_CREAT),  # written, not loaded
+            opened("/proc/self/attr/current.bin"),
+        ]
+    )
     assert set(ev.model_files) == {f"{hf}/model.safetensors", "/models/llama-3.2-1b-q4.gguf"}
     qwen = ev.model_files[f"{hf}/model.safetensors"]
     assert (qwen.name, qwen.revision, qwen.format, qwen.sha256) == (
-        "Qwen/Qwen2.5-0.5B", "060db6499f32faf8b98477b0a26969ef7d8b9987", "safetensors", None)
+        "Qwen/Qwen2.5-0.5B",
+        "060db6499f32faf8b98477b0a26969ef7d8b9987",
+        "safetensors",
+        None,
+    )
     gguf = ev.model_files["/models/llama-3.2-1b-q4.gguf"]
     assert gguf.size == 807_694_464 and gguf.sha256 == "ab" * 32
 
 
 def test_models_requested_versus_served() -> None:
-    ev = fold_all([chat("openai", "gpt-4o", "gpt-4o-2024-08-06"), chat("openai", "gpt-4o", "gpt-4o-2024-11-20"),
-                   chat("anthropic", None, "claude-sonnet-4-5")])
+    ev = fold_all(
+        [
+            chat("openai", "gpt-4o", "gpt-4o-2024-08-06"),
+            chat("openai", "gpt-4o", "gpt-4o-2024-11-20"),
+            chat("anthropic", None, "claude-sonnet-4-5"),
+        ]
+    )
     assert ev.models["openai/gpt-4o"].served == ["gpt-4o-2024-08-06", "gpt-4o-2024-11-20"]
     assert ev.models["anthropic/claude-sonnet-4-5"].requested is None
 
 
 def test_tools_in_a_later_list_were_registered_after_startup() -> None:
-    ev = fold_all([
-        event("exec", {"binary": "/usr/bin/python3"}, at=0),
-        initialize("time", at=1),
-        tools_list("time", ["convert_time", "get_current_time"], at=1),
-        tool_call("time", "get_current_time", at=5),
-        tools_list("time", ["convert_time", "get_current_time", "delete_records"], at=7),
-    ])
+    ev = fold_all(
+        [
+            event("exec", {"binary": "/usr/bin/python3"}, at=0),
+            initialize("time", at=1),
+            tools_list("time", ["convert_time", "get_current_time"], at=1),
+            tool_call("time", "get_current_time", at=5),
+            tools_list("time", ["convert_time", "get_current_time", "delete_records"], at=7),
+        ]
+    )
     assert {k: t.at_startup for k, t in ev.tools.items()} == {
-        "time/convert_time": True, "time/get_current_time": True, "time/delete_records": False}
+        "time/convert_time": True,
+        "time/get_current_time": True,
+        "time/delete_records": False,
+    }
     assert ev.tools["time/delete_records"].via == "list_changed"
     assert ev.mcp_servers["time"].at_startup and ev.mcp_servers["time"].initialized
 
 
 def test_a_server_first_used_long_after_pod_start_is_late_and_so_are_its_tools() -> None:
-    ev = fold_all([event("exec", {"binary": "/usr/bin/python3"}, at=0),
-                   tools_list("github", ["create_issue"], at=3600),
-                   tool_call("github", "push_files", at=3700)])
+    ev = fold_all(
+        [
+            event("exec", {"binary": "/usr/bin/python3"}, at=0),
+            tools_list("github", ["create_issue"], at=3600),
+            tool_call("github", "push_files", at=3700),
+        ]
+    )
     assert not ev.mcp_servers["github"].at_startup
     assert not ev.tools["github/create_issue"].at_startup
     assert ev.tools["github/push_files"].via == "execute_tool" and not ev.tools["github/push_files"].at_startup
 
 
 def test_endpoints_keep_dns_name_and_addresses_and_are_classified() -> None:
-    ev = fold_all([connected("api.openai.com", "162.159.140.245"), connected("api.openai.com", "172.66.0.243"),
-                   connected(None, "10.0.3.7", port=6333), connected("kube-dns", "10.96.0.10", port=53)])
+    ev = fold_all(
+        [
+            connected("api.openai.com", "162.159.140.245"),
+            connected("api.openai.com", "172.66.0.243"),
+            connected(None, "10.0.3.7", port=6333),
+            connected("kube-dns", "10.96.0.10", port=53),
+        ]
+    )
     openai = ev.endpoints["api.openai.com:443/tcp"]
     assert openai.addresses == ["162.159.140.245", "172.66.0.243"] and openai.kind == "model-provider"
     assert ev.endpoints["10.0.3.7:6333/tcp"].kind == "rag-source"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runward.codec import RejectedRecord
-from runward.contracts import DeclaredManifest
+from runward.core.codec import RejectedRecord
+from runward.core.contracts import DeclaredManifest
 from services.bom.pipeline import AgentState, on_declared, on_event
 from tests.bom.factories import SITE, T0, event, opened, tools_list
 
@@ -65,7 +65,8 @@ def test_a_declaration_publishes_pending_evidence_first() -> None:
     step = on_declared(state, declared(["httpx==0.28.1"]))
     assert step.aibom is not None and step.aibom.revision == 2
     assert step.delta is not None and ("undeclared_package", "requests") in {
-        (f.kind, f.subject) for f in step.delta.findings}
+        (f.kind, f.subject) for f in step.delta.findings
+    }
 
 
 def test_an_unreadable_declaration_is_dead_lettered_with_its_reason() -> None:

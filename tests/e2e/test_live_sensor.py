@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from runward.broker import free_port
-from runward.config import Settings
-from runward.store import Store
-from runward.supervisor import Supervisor
+from runward.control.broker import free_port
+from runward.control.supervisor import Supervisor
+from runward.core.config import Settings
+from runward.core.store import Store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kernel]
 TOKEN = "viewer-token-live-sensor-0123456789"
@@ -34,8 +34,14 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
     if reason:
         pytest.skip(f"the eBPF sensor cannot run here: {reason}")
     home = tmp_path_factory.mktemp("live")
-    config = Settings(kafka=f"127.0.0.1:{free_port()}", home=home, api_port=free_port(), otlp_port=free_port(),
-                      api_tokens=f"soc:{TOKEN}:viewer", observation_window_s=WINDOW_S)
+    config = Settings(
+        kafka=f"127.0.0.1:{free_port()}",
+        home=home,
+        api_port=free_port(),
+        otlp_port=free_port(),
+        api_tokens=f"soc:{TOKEN}:viewer",
+        observation_window_s=WINDOW_S,
+    )
     sup = Supervisor(config, external_kafka=False)
     sup.start(with_sensor=True)
     if not any(s.name == "sensor" for s in sup.services):
@@ -76,8 +82,9 @@ time.sleep(1.5)
 """
 
 
-def run_agent(sup: Supervisor, monkeypatch: pytest.MonkeyPatch, port: int, replicas: int,
-              extra: str | None = None) -> None:
+def run_agent(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch, port: int, replicas: int, extra: str | None = None
+) -> None:
     from sensor.workloads import run_workload
 
     monkeypatch.setenv("RUNWARD_HOME", str(sup.config.home.resolve()))
@@ -97,7 +104,8 @@ def wait_for(fn: Any, timeout: float = 30) -> Any:
 
 
 def test_replicas_and_restart_fold_into_one_apd_then_deviation_is_a_story(
-        pipeline: Supervisor, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = Store(pipeline.config.db_url)
     listener = Listener()
     egress = f"egress:127.0.0.1:{listener.port}/tcp"
@@ -105,9 +113,16 @@ def test_replicas_and_restart_fold_into_one_apd_then_deviation_is_a_story(
 
     run_agent(pipeline, monkeypatch, listener.port, replicas=2)
     # Syscalls and file opens are coalesced: the profiler's flush publishes them once the agent is quiet.
-    apd = wait_for(lambda: (a := store.latest_artifact("agents/live-agent", "apd")) and
-                   egress in a["behaviours"].get("egress", []) and len(a["pods_seen"]) == 2 and
-                   "syscall:connect" in a["behaviours"].get("syscalls", []) and a, timeout=45)
+    apd = wait_for(
+        lambda: (
+            (a := store.latest_artifact("agents/live-agent", "apd"))
+            and egress in a["behaviours"].get("egress", [])
+            and len(a["pods_seen"]) == 2
+            and "syscall:connect" in a["behaviours"].get("syscalls", [])
+            and a
+        ),
+        timeout=45,
+    )
     # The entrypoint's own exec too: the sensor is attached before `runward up` says it is up.
     assert f"exec:{sys.executable}" in apd["behaviours"]["exec"]
     assert any(b.endswith("/true") for b in apd["behaviours"]["exec"])
@@ -131,15 +146,26 @@ def test_replicas_and_restart_fold_into_one_apd_then_deviation_is_a_story(
     # After the window a new binary is a deviation: it becomes an attack story, not baseline.
     time.sleep(max(0.0, started + WINDOW_S + 2 - time.monotonic()))
     run_agent(pipeline, monkeypatch, listener.port, replicas=1, extra="/bin/hostname")
-    story = wait_for(lambda: next((s for s in store.stories("agents/live-agent")
-                                   if any(str(x["behaviour"]).endswith("/hostname") for x in s["signals"])), None),
-                     timeout=40)
+    story = wait_for(
+        lambda: next(
+            (
+                s
+                for s in store.stories("agents/live-agent")
+                if any(str(x["behaviour"]).endswith("/hostname") for x in s["signals"])
+            ),
+            None,
+        ),
+        timeout=40,
+    )
     assert story["status"] == "potential compromise" and "process" in story["surfaces"]
     final = store.latest_artifact("agents/live-agent", "apd")
     assert final is not None and final["window_status"] == "complete"
     assert not any(b.endswith("/hostname") for b in final["behaviours"]["exec"])
 
-    response = httpx.get(f"http://127.0.0.1:{pipeline.config.api_port}/v1/agents/agents/live-agent",
-                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    response = httpx.get(
+        f"http://127.0.0.1:{pipeline.config.api_port}/v1/agents/agents/live-agent",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
     assert response.status_code == 200
     assert response.json()["service_account"] == "live-agent"

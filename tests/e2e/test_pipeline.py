@@ -16,11 +16,11 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from runward.broker import free_port
-from runward.config import Settings
-from runward.replay import replay, store_barrier
-from runward.supervisor import Supervisor
-from runward.topics import ATTACK_STORIES, DEAD_LETTER, POLICIES, RAW_LLM, RAW_SENSOR
+from runward.control.broker import free_port
+from runward.control.replay import replay, store_barrier
+from runward.control.supervisor import Supervisor
+from runward.core.config import Settings
+from runward.core.topics import ATTACK_STORIES, DEAD_LETTER, POLICIES, RAW_LLM, RAW_SENSOR
 from tests.kafka_reading import read_values
 
 pytestmark = pytest.mark.e2e
@@ -31,8 +31,13 @@ VIEWER, APPROVER = "viewer-token-for-e2e-0123456789", "approver-token-for-e2e-01
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
     home = tmp_path_factory.mktemp("runward")
-    config = Settings(kafka=f"127.0.0.1:{free_port()}", home=home, api_port=free_port(), otlp_port=free_port(),
-                      api_tokens=f"soc:{VIEWER}:viewer,lead:{APPROVER}:approver")
+    config = Settings(
+        kafka=f"127.0.0.1:{free_port()}",
+        home=home,
+        api_port=free_port(),
+        otlp_port=free_port(),
+        api_tokens=f"soc:{VIEWER}:viewer,lead:{APPROVER}:approver",
+    )
     sup = Supervisor(config, external_kafka=False)
     sup.start(with_sensor=False)
     try:
@@ -42,13 +47,15 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
 
 
 def api(sup: Supervisor, path: str, token: str = VIEWER) -> httpx.Response:
-    return httpx.get(f"http://127.0.0.1:{sup.config.api_port}{path}",
-                     headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return httpx.get(
+        f"http://127.0.0.1:{sup.config.api_port}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
 
 
 def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
-    sent = replay(SCENARIO, pipeline.config.kafka, wait_ingested=store_barrier(pipeline.config.db_url),
-                  progress=lambda _: None)
+    sent = replay(
+        SCENARIO, pipeline.config.kafka, wait_ingested=store_barrier(pipeline.config.db_url), progress=lambda _: None
+    )
     assert sent == 132
 
     # The story grows as signals join; wait for the version that spans every attacked surface.
@@ -96,13 +103,19 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
 
 def test_bad_records_are_dead_lettered_and_counted(pipeline: Supervisor) -> None:
     producer = Producer({"bootstrap.servers": pipeline.config.kafka, "partitioner": "murmur2_random"})
-    valid_llm = {"event_id": "e-dlq", "ts": "2026-11-27T00:00:00Z", "operation": "chat",
-                 "attribution": {"deployment": "agents/dlq-probe"}}
+    valid_llm = {
+        "event_id": "e-dlq",
+        "ts": "2026-11-27T00:00:00Z",
+        "operation": "chat",
+        "attribution": {"deployment": "agents/dlq-probe"},
+    }
     bad = [
         (RAW_SENSOR.name, b"{not json"),
         (RAW_LLM.name, json.dumps({**valid_llm, "schema_version": 99}).encode()),
-        (RAW_SENSOR.name, json.dumps({"event_id": "x", "ts": "2026-11-27T00:00:00Z",
-                                      "detail": {"kind": "teleport"}}).encode()),
+        (
+            RAW_SENSOR.name,
+            json.dumps({"event_id": "x", "ts": "2026-11-27T00:00:00Z", "detail": {"kind": "teleport"}}).encode(),
+        ),
     ]
     for topic, payload in bad:
         producer.produce(topic, key=b"probe", value=payload)

@@ -17,13 +17,13 @@ from mcp import ClientSession, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp_server_time.server import create_server as create_time_server
 
-from runward.broker import free_port
-from runward.contracts import RawLlmEvent
-from runward.topics import RAW_LLM
-from services.gateway.policy import ServerRule, ToolPolicy
-from services.gateway.session import REFUSED, AgentIdentity, GatewaySession
-from services.gateway.sink import KafkaSink, ListSink
-from services.gateway.streamable_http import HttpGateway
+from edges.gateway.policy import ServerRule, ToolPolicy
+from edges.gateway.session import REFUSED, AgentIdentity, GatewaySession
+from edges.gateway.sink import KafkaSink, ListSink
+from edges.gateway.streamable_http import HttpGateway
+from runward.control.broker import free_port
+from runward.core.contracts import RawLlmEvent
+from runward.core.topics import RAW_LLM
 from tests.gateway.late_tools_server import create_server as create_late_server
 from tests.kafka_reading import read_records
 
@@ -73,8 +73,9 @@ def test_enforced_calls_over_streamable_http(json_response: bool) -> None:
             tools = [t.name for t in (await session.list_tools()).tools]
             allowed = await session.call_tool("get_current_time", {"timezone": "America/New_York"})
             with pytest.raises(MCPError) as refused:
-                await session.call_tool("convert_time", {"source_timezone": "UTC", "time": "09:30",
-                                                         "target_timezone": "Asia/Tokyo"})
+                await session.call_tool(
+                    "convert_time", {"source_timezone": "UTC", "time": "09:30", "target_timezone": "Asia/Tokyo"}
+                )
             return tools, allowed.content[0].text, refused.value  # type: ignore[union-attr]
 
     with gateway_in_front(app, policy, sink, "agents/http-agent") as url:
@@ -103,8 +104,9 @@ def test_late_tools_over_http_reach_kafka(kafka_bootstrap: str) -> None:
             anyio.run(agent, url)
     finally:
         assert sink.close() == 0
-    records = read_records(kafka_bootstrap, RAW_LLM.name,
-                           lambda v: v["attribution"]["deployment"] == deployment, want=4)
+    records = read_records(
+        kafka_bootstrap, RAW_LLM.name, lambda v: v["attribution"]["deployment"] == deployment, want=4
+    )
     events = [RawLlmEvent.model_validate(v) for _, v in records]
     lists = sorted((e.tools for e in events if e.operation == "tools_list"), key=len)
     assert lists == [["enable_admin", "get_status"], ["delete_records", "enable_admin", "get_status"]]

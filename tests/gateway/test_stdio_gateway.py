@@ -13,9 +13,9 @@ import pytest
 from mcp import ClientSession, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from runward.contracts import RawLlmEvent
-from runward.topics import RAW_LLM
-from services.gateway.session import REFUSED
+from edges.gateway.session import REFUSED
+from runward.core.contracts import RawLlmEvent
+from runward.core.topics import RAW_LLM
 from tests.kafka_reading import read_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,9 +25,22 @@ LATE_SERVER = [sys.executable, str(Path(__file__).with_name("late_tools_server.p
 
 def gateway(kafka: str, deployment: str, server_name: str, server: list[str], *extra: str) -> StdioServerParameters:
     return StdioServerParameters(
-        command=sys.executable, cwd=str(REPO),
-        args=["-m", "services.gateway", "--deployment", deployment, "--server-name", server_name,
-              "--kafka", kafka, *extra, "--", *server])
+        command=sys.executable,
+        cwd=str(REPO),
+        args=[
+            "-m",
+            "edges.gateway",
+            "--deployment",
+            deployment,
+            "--server-name",
+            server_name,
+            "--kafka",
+            kafka,
+            *extra,
+            "--",
+            *server,
+        ],
+    )
 
 
 def recorded(kafka: str, deployment: str, want: int) -> list[RawLlmEvent]:
@@ -70,18 +83,22 @@ def test_observe_mode_records_initialize_list_and_calls(kafka_bootstrap: str, de
 
 
 def test_enforce_mode_refuses_disallowed_calls_and_lets_allowed_ones_through(
-        kafka_bootstrap: str, deployment: str, tmp_path: Path) -> None:
+    kafka_bootstrap: str, deployment: str, tmp_path: Path
+) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("mode: enforce\nservers:\n  time:\n    allow: [get_current_time]\n")
 
     async def agent() -> tuple[str, MCPError]:
-        async with stdio_client(gateway(kafka_bootstrap, deployment, "time", TIME_SERVER,
-                                        "--policy", str(policy))) as (r, w), ClientSession(r, w) as session:
+        async with (
+            stdio_client(gateway(kafka_bootstrap, deployment, "time", TIME_SERVER, "--policy", str(policy))) as (r, w),
+            ClientSession(r, w) as session,
+        ):
             await session.initialize()
             allowed = await session.call_tool("get_current_time", {"timezone": "Asia/Tokyo"})
             with pytest.raises(MCPError) as refused:
-                await session.call_tool("convert_time", {"source_timezone": "UTC", "time": "12:00",
-                                                         "target_timezone": "Asia/Tokyo"})
+                await session.call_tool(
+                    "convert_time", {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}
+                )
             return allowed.content[0].text, refused.value  # type: ignore[union-attr]
 
     text, error = anyio.run(agent)
@@ -95,7 +112,8 @@ def test_enforce_mode_refuses_disallowed_calls_and_lets_allowed_ones_through(
 
 
 def test_tools_registered_after_startup_are_recorded_without_the_agent_relisting(
-        kafka_bootstrap: str, deployment: str) -> None:
+    kafka_bootstrap: str, deployment: str
+) -> None:
     async def agent() -> None:
         async with connect(gateway(kafka_bootstrap, deployment, "ops", LATE_SERVER)) as session:
             await session.list_tools()

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from services.profiler.reconciliation import (
+from jobs.reconciliation import (
     RbacInventory,
     ReconciliationReport,
     build_report,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from runward.contracts import K8sAuditEvent
-from services.profiler.reconciliation import K8sRequest
-from services.profiler.reconciliation.audit import extract_requests
+from jobs.reconciliation import K8sRequest
+from jobs.reconciliation.audit import extract_requests
+from runward.core.contracts import K8sAuditEvent
 from tests.posture.factories import SA1, audit_event
 
 GET_CM = K8sRequest(verb="get", resource="configmaps", namespace="ns1", name="prompts")
@@ -14,13 +14,9 @@ GET_CM = K8sRequest(verb="get", resource="configmaps", namespace="ns1", name="pr
 
 def test_only_response_complete_deduplicated_by_audit_id() -> None:
     events = [
-        audit_event(
-            "get", "configmaps", namespace="ns1", name="prompts", audit_id="a1", stage="RequestReceived"
-        ),
+        audit_event("get", "configmaps", namespace="ns1", name="prompts", audit_id="a1", stage="RequestReceived"),
         audit_event("get", "configmaps", namespace="ns1", name="prompts", audit_id="a1"),
-        audit_event(
-            "get", "configmaps", namespace="ns1", name="prompts", audit_id="a1"
-        ),  # second backend copy
+        audit_event("get", "configmaps", namespace="ns1", name="prompts", audit_id="a1"),  # second backend copy
         audit_event("get", "configmaps", namespace="ns1", name="prompts", audit_id="a2"),
         audit_event("get", "configmaps", namespace="ns1", name="prompts", audit_id="a3", stage="Panic"),
         {
@@ -35,9 +31,7 @@ def test_only_response_complete_deduplicated_by_audit_id() -> None:
 
 def test_status_codes_decide_used_denied_or_no_evidence() -> None:
     events = [
-        audit_event(
-            "get", "configmaps", namespace="ns1", name="prompts", code=404
-        ),  # authorised, then not found
+        audit_event("get", "configmaps", namespace="ns1", name="prompts", code=404),  # authorised, then not found
         audit_event("delete", "secrets", namespace="ns1", name="db", code=403),
         audit_event("list", "pods", namespace="ns1", code=401),  # never reached the authorizer
         audit_event("list", "pods", namespace="ns1", code=429),  # rejected by priority-and-fairness first
@@ -68,9 +62,7 @@ def test_impersonating_a_service_account_with_extra_group() -> None:
         "username": "system:serviceaccount:ns2:builder",
         "groups": ["system:serviceaccounts", "system:serviceaccounts:ns2", "system:authenticated", "ops"],
     }
-    out = extract_requests(
-        [audit_event("get", "pods", username=SA1, namespace="ns2", impersonated=target)], SA1
-    )
+    out = extract_requests([audit_event("get", "pods", username=SA1, namespace="ns2", impersonated=target)], SA1)
     assert set(out.used) == {
         K8sRequest(verb="impersonate", resource="serviceaccounts", namespace="ns2", name="builder"),
         K8sRequest(verb="impersonate", resource="groups", name="ops"),

@@ -51,7 +51,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from services.profiler.reconciliation import (
+from jobs.reconciliation import (
     Identity,
     K8sPermission,
     K8sRequest,
@@ -63,9 +63,7 @@ from services.profiler.reconciliation import (
 )
 
 
-def perm(
-    verb: str, group: str, resource: str, ns: str | None = None, name: str | None = None
-) -> K8sPermission:
+def perm(verb: str, group: str, resource: str, ns: str | None = None, name: str | None = None) -> K8sPermission:
     return K8sPermission(verb=verb, api_group=group, resource=resource, namespace=ns, resource_name=name)
 
 
@@ -82,10 +80,7 @@ EXPECTED_UNUSED = {
     perm("watch", "", "events"),
     K8sPermission(verb="get", non_resource_url="/metrics"),
     # ns1 (27)
-    *(
-        perm(v, "", "configmaps", "ns1")
-        for v in ("get", "list", "watch", "create", "update", "patch", "delete")
-    ),
+    *(perm(v, "", "configmaps", "ns1") for v in ("get", "list", "watch", "create", "update", "patch", "delete")),
     *(perm(v, "", "secrets", "ns1") for v in ("get", "list", "watch", "create", "update", "patch", "delete")),
     *(perm(v, "apps", "deployments", "ns1") for v in ("get", "list", "watch", "update", "patch")),
     *(perm(v, "batch", "jobs", "ns1") for v in ("create", "delete", "get", "list")),
@@ -193,9 +188,7 @@ def test_proposed_least_privilege_cluster_role(full_report: ReconciliationReport
 
 
 def _rules(objects: list[dict[str, Any]], kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
-    return [o["rules"] for o in objects if o["kind"] == kind and o["metadata"].get("namespace") == namespace][
-        0
-    ]
+    return [o["rules"] for o in objects if o["kind"] == kind and o["metadata"].get("namespace") == namespace][0]
 
 
 def test_include_denied_reproduces_audit2rbac_for_sa1(
@@ -262,9 +255,7 @@ def test_bob_namespaces_and_discovery(demo_events: list[dict[str, Any]]) -> None
         {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list", "watch"]}
     ]
     # Runward's default keeps one Role per namespace instead.
-    k8s, *_ = reconcile_kubernetes(
-        RbacInventory(), demo_events, bob, options=ProposalOptions(include_denied=True)
-    )
+    k8s, *_ = reconcile_kubernetes(RbacInventory(), demo_events, bob, options=ProposalOptions(include_denied=True))
     assert _rules(k8s.proposed_rbac, "ClusterRole") == [
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}
     ]

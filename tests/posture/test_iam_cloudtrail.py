@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from runward.contracts.reconciliation import AwsCall, IamPermission
-from services.profiler.reconciliation import ReconciliationReport, parse_policy, reconcile_aws
-from services.profiler.reconciliation.cloudtrail import iam_action, role_matches
-from services.profiler.reconciliation.iam import action_matches, covers, resource_matches
+from jobs.reconciliation import ReconciliationReport, parse_policy, reconcile_aws
+from jobs.reconciliation.cloudtrail import iam_action, role_matches
+from jobs.reconciliation.iam import action_matches, covers, resource_matches
+from runward.core.contracts.reconciliation import AwsCall, IamPermission
 
 ROLE = "arn:aws:iam::111122223333:role/agents/research-agent"
 

@@ -6,7 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
-from services.profiler.reconciliation import (
+from jobs.reconciliation import (
     load_audit_events,
     load_cloudtrail,
     load_deployments,
@@ -53,9 +53,7 @@ def test_iam_policy_cli_shapes(tmp_path: Path) -> None:
     (tmp_path / "inline.json").write_text(
         json.dumps({"RoleName": "r", "PolicyName": "agent-inline", "PolicyDocument": doc})
     )
-    (tmp_path / "managed.json").write_text(
-        json.dumps({"PolicyVersion": {"Document": doc, "VersionId": "v3"}})
-    )
+    (tmp_path / "managed.json").write_text(json.dumps({"PolicyVersion": {"Document": doc, "VersionId": "v3"}}))
     names = sorted(p.name for p in load_iam_policies(tmp_path))
     assert names == ["agent-inline", "managed"]
     assert all(p.statements[0].actions == ("s3:GetObject",) for p in load_iam_policies(tmp_path))
@@ -66,7 +64,5 @@ def test_rbac_and_deployments_from_a_directory(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.yml").write_text((DATA / "rbac_sa1_overbroad.yaml").read_text())
     inventory = load_rbac(tmp_path)
-    assert ("ClusterRole", None, "from-json") in inventory.roles and len(
-        inventory.bindings
-    ) == 15  # 8 CRB + 7 RB
+    assert ("ClusterRole", None, "from-json") in inventory.roles and len(inventory.bindings) == 15  # 8 CRB + 7 RB
     assert len(load_deployments(DATA / "agent_deployments.yaml", DATA / "rbac_sa1_overbroad.yaml")) == 6

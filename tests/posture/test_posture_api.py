@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from runward.api.app import create_app
-from runward.config import Settings
-from runward.contracts import utcnow
-from runward.store import Store, upgrade
+from runward.control.api.app import create_app
+from runward.core.config import Settings
+from runward.core.contracts import utcnow
+from runward.core.store import Store, upgrade
 
 TOKEN = "viewer-token-posture-0123456789"
 
@@ -15,8 +15,12 @@ TOKEN = "viewer-token-posture-0123456789"
 def test_shared_and_default_service_accounts_are_flagged(db_url: str) -> None:
     upgrade(db_url)
     store = Store(db_url)
-    for deployment, sa in [("agents/support-bot", "shared-agent"), ("agents/triage-bot", "shared-agent"),
-                           ("agents/lonely", "default"), ("agents/good", "good")]:
+    for deployment, sa in [
+        ("agents/support-bot", "shared-agent"),
+        ("agents/triage-bot", "shared-agent"),
+        ("agents/lonely", "default"),
+        ("agents/good", "good"),
+    ]:
         store.touch_agent(deployment, sa, utcnow())
     client = TestClient(create_app(Settings(db=db_url, api_tokens=f"ops:{TOKEN}:viewer")))
     auth = {"Authorization": f"Bearer {TOKEN}"}

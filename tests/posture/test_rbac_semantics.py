@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.profiler.reconciliation import (
+from jobs.reconciliation import (
     Identity,
     K8sPermission,
     K8sRequest,
@@ -15,7 +15,7 @@ from services.profiler.reconciliation import (
     granted_permissions,
     reconcile_kubernetes,
 )
-from services.profiler.reconciliation.matching import covers
+from jobs.reconciliation.matching import covers
 from tests.posture.factories import (
     SA1,
     audit_event,
@@ -61,9 +61,7 @@ def test_group_subjects_reach_the_service_account(group: str, expected: bool) ->
 def test_service_account_subject_matching() -> None:
     rb_no_ns = binding("RoleBinding", "b1", "ClusterRole", "read-pods", [sa_subject(namespace=None)], "ns1")
     assert granted([READ_PODS, rb_no_ns]) == {get_pods("ns1")}  # defaults to the binding's namespace
-    rb_other_ns = binding(
-        "RoleBinding", "b2", "ClusterRole", "read-pods", [sa_subject(namespace=None)], "ns2"
-    )
+    rb_other_ns = binding("RoleBinding", "b2", "ClusterRole", "read-pods", [sa_subject(namespace=None)], "ns2")
     assert granted([READ_PODS, rb_other_ns]) == set()  # that is ns2/sa1, another identity
     crb_no_ns = binding("ClusterRoleBinding", "b3", "ClusterRole", "read-pods", [sa_subject(namespace=None)])
     assert granted([READ_PODS, crb_no_ns]) == set()  # no namespace to default to
@@ -84,11 +82,7 @@ def test_rolebinding_to_clusterrole_grants_only_in_its_namespace() -> None:
     in_ns1 = K8sRequest(verb="get", resource="pods", namespace="ns1", name="p")
     cluster_scoped = K8sRequest(verb="get", resource="pods")
     assert covers(ns_grant, in_ns2) and not covers(ns_grant, in_ns1) and not covers(ns_grant, cluster_scoped)
-    assert (
-        covers(cluster_grant, in_ns2)
-        and covers(cluster_grant, in_ns1)
-        and covers(cluster_grant, cluster_scoped)
-    )
+    assert covers(cluster_grant, in_ns2) and covers(cluster_grant, in_ns1) and covers(cluster_grant, cluster_scoped)
 
 
 def test_rolebinding_to_clusterrole_cannot_grant_cluster_scoped_resources() -> None:
@@ -100,12 +94,8 @@ def test_rolebinding_to_clusterrole_cannot_grant_cluster_scoped_resources() -> N
 
 def test_role_is_looked_up_in_the_binding_namespace() -> None:
     r = role("reader", "ns1", rule(["get"], ["pods"]))
-    assert granted([r, binding("RoleBinding", "rb", "Role", "reader", [sa_subject()], "ns1")]) == {
-        get_pods("ns1")
-    }
-    inv = RbacInventory.from_objects(
-        [r, binding("RoleBinding", "rb", "Role", "reader", [sa_subject()], "ns2")]
-    )
+    assert granted([r, binding("RoleBinding", "rb", "Role", "reader", [sa_subject()], "ns1")]) == {get_pods("ns1")}
+    inv = RbacInventory.from_objects([r, binding("RoleBinding", "rb", "Role", "reader", [sa_subject()], "ns2")])
     perms, notes = granted_permissions(inv, SA1_ID)
     assert perms == {} and any("missing Role reader" in n for n in notes)
 
@@ -123,17 +113,11 @@ def test_wildcards_are_one_permission_and_match_like_the_authorizer() -> None:
     everything = K8sPermission(verb="*", api_group="*", resource="*")
     scale = K8sPermission(verb="get", api_group="apps", resource="*/scale")
     pods_star = K8sPermission(verb="get", resource="pods/*")
-    assert covers(
-        everything, K8sRequest(verb="delete", api_group="batch", resource="jobs", namespace="x", name="j")
-    )
-    assert covers(
-        everything, K8sRequest(verb="get", resource="pods", subresource="log", namespace="x", name="p")
-    )
+    assert covers(everything, K8sRequest(verb="delete", api_group="batch", resource="jobs", namespace="x", name="j"))
+    assert covers(everything, K8sRequest(verb="get", resource="pods", subresource="log", namespace="x", name="p"))
     assert covers(
         scale,
-        K8sRequest(
-            verb="get", api_group="apps", resource="deployments", subresource="scale", namespace="x", name="d"
-        ),
+        K8sRequest(verb="get", api_group="apps", resource="deployments", subresource="scale", namespace="x", name="d"),
     )
     assert not covers(scale, K8sRequest(verb="get", api_group="apps", resource="deployments", namespace="x"))
     # RBAC has no `pods/*` form: it only matches a literal resource named "pods/*".
@@ -156,9 +140,7 @@ def test_wildcard_rule_lists_the_concrete_permissions_used() -> None:
         K8sRequest(verb="get", resource="configmaps", namespace="ns1", name="prompts"),
         K8sRequest(verb="create", resource="pods", subresource="exec", namespace="ns1", name="runner"),
     }
-    assert [o.request for o in k8s.outside_grants] == [
-        K8sRequest(verb="list", resource="secrets", namespace="ns2")
-    ]
+    assert [o.request for o in k8s.outside_grants] == [K8sRequest(verb="list", resource="secrets", namespace="ns2")]
 
 
 def test_resource_names_restrict_only_named_requests() -> None:
@@ -210,9 +192,7 @@ def test_inventory_skips_foreign_objects_and_reports_bad_ones() -> None:
 
 def test_the_same_atom_from_two_bindings_counts_once_with_both_sources() -> None:
     crb1 = binding("ClusterRoleBinding", "one", "ClusterRole", "read-pods", [sa_subject()])
-    crb2 = binding(
-        "ClusterRoleBinding", "two", "ClusterRole", "read-pods", [group_subject("system:authenticated")]
-    )
+    crb2 = binding("ClusterRoleBinding", "two", "ClusterRole", "read-pods", [group_subject("system:authenticated")])
     perms, _ = granted_permissions(RbacInventory.from_objects([READ_PODS, crb1, crb2]), SA1_ID)
     assert list(perms) == [get_pods(None)]
     assert [s.binding_name for s in perms[get_pods(None)]] == ["one", "two"]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from runward.api.app import create_app
-from runward.config import Settings
-from runward.contracts import utcnow
-from runward.store import Store, upgrade
-from runward.topics import RECONCILIATION
-from services.profiler.reconciliation.job import ReconcileInputs, reconcile
+from jobs.reconciliation.job import ReconcileInputs, reconcile
+from runward.control.api.app import create_app
+from runward.core.config import Settings
+from runward.core.contracts import utcnow
+from runward.core.store import Store, upgrade
+from runward.core.topics import RECONCILIATION
 from tests.kafka_reading import read_messages
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "posture"
@@ -24,13 +24,19 @@ def test_reconcile_stores_publishes_and_serves(db_url: str, kafka_bootstrap: str
     upgrade(db_url)
     Store(db_url).touch_agent("ns1/agent", "sa1", utcnow())
     config = Settings(kafka=kafka_bootstrap, db=db_url, api_tokens=f"ops:{TOKEN}:viewer")
-    report = reconcile(ReconcileInputs(deployment="ns1/agent", rbac=[DATA / "rbac_sa1_overbroad.yaml"],
-                                       audit=[DATA / "audit2rbac_demo.log"]), config).report
+    report = reconcile(
+        ReconcileInputs(
+            deployment="ns1/agent", rbac=[DATA / "rbac_sa1_overbroad.yaml"], audit=[DATA / "audit2rbac_demo.log"]
+        ),
+        config,
+    ).report
     # Split derived by hand from the log (see test_demo_log_reconciliation): 39 granted, 2 used.
     assert (report.kubernetes.granted_count, report.kubernetes.used_count) == (39, 2)
 
-    published = [json.loads(m.value()) for m in read_messages(kafka_bootstrap, RECONCILIATION.name, 1,
-                                                              lambda m: m.key() == b"ns1/agent")]
+    published = [
+        json.loads(m.value())
+        for m in read_messages(kafka_bootstrap, RECONCILIATION.name, 1, lambda m: m.key() == b"ns1/agent")
+    ]
     assert published and published[-1]["kubernetes"]["unused_count"] == 37
 
     client = TestClient(create_app(config))
@@ -45,24 +51,28 @@ def test_reconcile_stores_publishes_and_serves(db_url: str, kafka_bootstrap: str
 
 def test_audit_webhook_feeds_the_report_through_kafka(db_url: str, kafka_bootstrap: str) -> None:
     """The API server's audit webhook posts EventLists; the report reads them back from raw.k8s."""
-    from services.ingest.sources.config import SourceConfig
-    from services.ingest.sources.otlp_receiver import create_app as receiver_app
-    from services.ingest.sources.publish import RawPublisher
-    from services.profiler.reconciliation import load_audit_events
+    from edges.intake.config import SourceConfig
+    from edges.intake.otlp_receiver import create_app as receiver_app
+    from edges.intake.publish import RawPublisher
+    from jobs.reconciliation import load_audit_events
 
     upgrade(db_url)
     events = load_audit_events(DATA / "audit2rbac_demo.log")
     publisher = RawPublisher(kafka_bootstrap, "test-audit-webhook")
     with TestClient(receiver_app(SourceConfig(), publisher, close_publisher=True)) as client:
-        answer = client.post("/v1/k8s-audit", json={"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
-                                                     "items": events})
+        answer = client.post(
+            "/v1/k8s-audit", json={"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": events}
+        )
         assert answer.status_code == 200 and answer.json()["accepted"] == len(events) == 37
         bad = client.post("/v1/k8s-audit", json={"kind": "Pod"})
         assert bad.json()["rejected"][0]["reason"].startswith("not an audit.k8s.io/v1 Event")
 
     config = Settings(kafka=kafka_bootstrap, db=db_url)
-    report = reconcile(ReconcileInputs(deployment="ns1/agent", service_account="sa1",
-                                       rbac=[DATA / "rbac_sa1_overbroad.yaml"]), config, publish=False).report
+    report = reconcile(
+        ReconcileInputs(deployment="ns1/agent", service_account="sa1", rbac=[DATA / "rbac_sa1_overbroad.yaml"]),
+        config,
+        publish=False,
+    ).report
     # The broker is shared by the session, so other tests' audit events may be there too; sa1's
     # calls come only from this log, so the split is the hand-derived one.
     assert (report.kubernetes.granted_count, report.kubernetes.used_count) == (39, 2)

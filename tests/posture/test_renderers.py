@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from services.profiler.reconciliation import (
+from jobs.reconciliation import (
     RbacInventory,
     ReconciliationReport,
     assess_service_accounts,
@@ -106,9 +106,7 @@ def test_html_escapes_names_from_the_cluster() -> None:
     assert "b&amp;&lt;i&gt;" in page
 
 
-def test_posture_section_when_supplied(
-    demo_events: list[dict[str, Any]], overbroad_rbac: RbacInventory
-) -> None:
+def test_posture_section_when_supplied(demo_events: list[dict[str, Any]], overbroad_rbac: RbacInventory) -> None:
     deployments = [
         {
             "metadata": {"name": n, "namespace": "ns1"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.profiler.reconciliation import (
+from jobs.reconciliation import (
     ServiceAccountRef,
     assess_service_accounts,
     load_deployments,
@@ -35,8 +35,7 @@ def test_fixture_deployments() -> None:
 
 def test_default_sa_shared_by_two_agents_gets_both_findings() -> None:
     deployments = [
-        {"metadata": {"name": n, "namespace": "agents"}, "spec": {"template": {"spec": {}}}}
-        for n in ("a", "b", "c")
+        {"metadata": {"name": n, "namespace": "agents"}, "spec": {"template": {"spec": {}}}} for n in ("a", "b", "c")
     ]
     for posture in assess_service_accounts(deployments):
         assert [f.code for f in posture.findings] == ["shared_service_account", "default_service_account"]

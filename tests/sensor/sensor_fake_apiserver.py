@@ -44,9 +44,14 @@ class FakeApiServer:
 
     def _not_found(self, kind: str, name: str) -> tuple[int, dict[str, Any]]:
         return 404, {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": f'{kind}.apps "{name}" not found', "reason": "NotFound",
-            "details": {"name": name, "group": "apps", "kind": kind}, "code": 404,
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f'{kind}.apps "{name}" not found',
+            "reason": "NotFound",
+            "details": {"name": name, "group": "apps", "kind": kind},
+            "code": 404,
         }
 
     def handle(self, raw_path: str) -> tuple[int, dict[str, Any]]:
@@ -65,8 +70,14 @@ class FakeApiServer:
                 if rs["metadata"]["namespace"] == ns and rs["metadata"]["name"] == name:
                     return 200, rs
             return self._not_found("replicasets", name)
-        return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
-                     "reason": "NotFound", "message": "the server could not find the requested resource"}
+        return 404, {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "code": 404,
+            "reason": "NotFound",
+            "message": "the server could not find the requested resource",
+        }
 
     @contextmanager
     def running(self) -> Iterator[FakeApiServer]:
@@ -96,10 +107,16 @@ class FakeApiServer:
 
     def kubeconfig(self, path: Path) -> Path:
         """A kubeconfig pointing at this server (what the sensor reads outside a cluster)."""
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-        }))
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                    "users": [{"name": "fake", "user": {}}],
+                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                }
+            )
+        )
         return path

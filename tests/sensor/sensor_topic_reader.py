@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from runward.codec import decode
-from runward.contracts import RawSensorEvent
-from runward.topics import RAW_SENSOR
+from runward.core.codec import decode
+from runward.core.contracts import RawSensorEvent
+from runward.core.topics import RAW_SENSOR
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,13 @@ class Received:
 
 class TopicReader:
     def __init__(self, bootstrap: str, partitions: int = 4) -> None:
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": "sensor-tests", "enable.auto.commit": False,
-        })
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "sensor-tests",
+                "enable.auto.commit": False,
+            }
+        )
         self._consumer.assign([TopicPartition(RAW_SENSOR.name, p, 0) for p in range(partitions)])
         self._lock = threading.Lock()
         self._records: list[Received] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runward.broker import free_port
+from runward.control.broker import free_port
 from sensor import cli, preflight
 from sensor.metrics import Metrics, serve
 
@@ -22,8 +22,19 @@ def parser() -> argparse.ArgumentParser:
 
 def test_add_commands_registers_run_and_sensor_with_funcs() -> None:
     args = parser().parse_args(
-        ["run", "--deployment", "agents/researcher", "--service-account", "researcher", "--replicas", "3",
-         "--", "python", "agent.py", "--flag"]
+        [
+            "run",
+            "--deployment",
+            "agents/researcher",
+            "--service-account",
+            "researcher",
+            "--replicas",
+            "3",
+            "--",
+            "python",
+            "agent.py",
+            "--flag",
+        ]
     )
     assert args.func is cli.cmd_run
     assert (args.deployment, args.service_account, args.replicas) == ("agents/researcher", "researcher", 3)
@@ -47,8 +58,9 @@ def test_run_without_a_command_explains_the_syntax(capsys: pytest.CaptureFixture
     assert "after --" in capsys.readouterr().err
 
 
-def test_run_rejects_a_bad_deployment_id(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_rejects_a_bad_deployment_id(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RUNWARD_HOME", str(tmp_path))
     args = parser().parse_args(["run", "--deployment", "NoNamespace", "--service-account", "b", "--", "true"])
     assert args.func(args) == 1
@@ -70,8 +82,9 @@ def test_unavailable_reasons_are_plain(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "too old" in (cli.sensor_unavailable_reason() or "")
 
 
-def test_sensor_command_prints_why_it_cannot_start(monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_sensor_command_prints_why_it_cannot_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(preflight, "effective_capabilities", lambda: 0)
     args = parser().parse_args(["sensor", "--kafka", "127.0.0.1:1"])
     assert args.func(args) == 1

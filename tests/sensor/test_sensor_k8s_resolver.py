@@ -46,9 +46,9 @@ def cgroups(tmp_path: Path) -> dict[str, Path]:
     u = {n: _uid(n).replace("-", "_") for n in PODS}
     dirs = {
         "researcher": f"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{u['researcher-6f7b9c8d4-k2x9z']}"
-                      f".slice/cri-containerd-{_cid('researcher-6f7b9c8d4-k2x9z')}.scope",
+        f".slice/cri-containerd-{_cid('researcher-6f7b9c8d4-k2x9z')}.scope",
         "retriever": f"kubepods.slice/kubepods-pod{u['retriever-5c4b3a2d1-p7q8r']}.slice/"
-                     f"crio-{_cid('retriever-5c4b3a2d1-p7q8r')}.scope",
+        f"crio-{_cid('retriever-5c4b3a2d1-p7q8r')}.scope",
         "vectordb": f"kubepods/besteffort/pod{_uid('vectordb-0')}/{_cid('vectordb-0')}",
         "debug": f"kubepods/besteffort/pod{_uid('debug-shell')}/{_cid('debug-shell')}",
         "unknown": "kubepods/burstable/pod0f0f0f0f-1111-4222-8333-444444444444/" + "77" * 32,
@@ -66,7 +66,10 @@ def make_resolver(api: FakeApiServer, root: Path, clock: Clock | None = None) ->
     config.host = api.url
     api_client = client.ApiClient(config)
     return KubernetesResolver(
-        client.CoreV1Api(api_client), client.AppsV1Api(api_client), CgroupIndex(root), node_name="node-a",
+        client.CoreV1Api(api_client),
+        client.AppsV1Api(api_client),
+        CgroupIndex(root),
+        node_name="node-a",
         clock=clock or Clock(),
     )
 
@@ -92,7 +95,9 @@ def test_crio_guaranteed_pod(api: FakeApiServer, cgroups: dict[str, Path]) -> No
     identity = make_resolver(api, cgroups["root"]).resolve(ino(cgroups["retriever"]))
     assert identity is not None
     assert (identity.deployment, identity.service_account, identity.container_id) == (
-        "rag/retriever", "retriever", _cid("retriever-5c4b3a2d1-p7q8r"),
+        "rag/retriever",
+        "retriever",
+        _cid("retriever-5c4b3a2d1-p7q8r"),
     )
 
 
@@ -132,9 +137,7 @@ def test_pods_of_other_nodes_are_not_listed(api: FakeApiServer, cgroups: dict[st
     assert resolver.pod(_uid("researcher-6f7b9c8d4-zz8wq")) is None  # runs on node-b
 
 
-def test_replicaset_lookups_are_cached_and_missing_ones_tolerated(
-    api: FakeApiServer, cgroups: dict[str, Path]
-) -> None:
+def test_replicaset_lookups_are_cached_and_missing_ones_tolerated(api: FakeApiServer, cgroups: dict[str, Path]) -> None:
     resolver = make_resolver(api, cgroups["root"])
     resolver.resolve(ino(cgroups["researcher"]))
     resolver.resolve(ino(cgroups["researcher"]))
@@ -161,6 +164,10 @@ def test_api_outage_keeps_resolving_what_is_cached(cgroups: dict[str, Path]) -> 
 def test_kubepods_roots_are_found_for_both_drivers_and_nested_setups(tmp_path: Path) -> None:
     for rel in ("kubepods.slice/x", "kubepods/burstable", "kubelet.slice/kubelet-kubepods.slice/y", "system.slice"):
         (tmp_path / rel).mkdir(parents=True)
-    assert find_kubepods_roots(tmp_path) == sorted([
-        tmp_path / "kubepods.slice", tmp_path / "kubepods", tmp_path / "kubelet.slice" / "kubelet-kubepods.slice",
-    ])
+    assert find_kubepods_roots(tmp_path) == sorted(
+        [
+            tmp_path / "kubepods.slice",
+            tmp_path / "kubepods",
+            tmp_path / "kubelet.slice" / "kubelet-kubepods.slice",
+        ]
+    )

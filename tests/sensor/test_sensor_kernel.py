@@ -29,7 +29,7 @@ import pytest
 from sensor_fake_apiserver import FakeApiServer, load_pods
 from sensor_topic_reader import Received, TopicReader
 
-from runward.broker import free_port
+from runward.control.broker import free_port
 from sensor.attribution.cgroupfs import cgroup2_root
 from sensor.cli import sensor_unavailable_reason
 from sensor.workloads import _join_cgroup, _remove_cgroup
@@ -57,7 +57,7 @@ _reason = _skip_reason()
 if _reason:
     pytest.skip(f"kernel tests need the sensor to run here: {_reason}", allow_module_level=True)
 
-WORKLOAD = r'''
+WORKLOAD = r"""
 import os, socket, struct, subprocess, sys
 marker, tcp_port, dns_ip, name, true_bin, port_file, tcp6_port = sys.argv[1:8]
 for _ in range(50):                       # the same open 50 times: one event after dedup
@@ -91,10 +91,11 @@ if port_file != "-":
     conn, _ = srv.accept()
     conn.recv(16)
     conn.close()
-'''
+"""
 
 
 # ---------------------------------------------------------------- local servers
+
 
 class DnsResponder:
     """Answers every A question with 127.0.0.1 on <some 127.0.0.x>:53 (no external network)."""
@@ -124,7 +125,7 @@ class DnsResponder:
                 continue
             self.questions += 1
             end = query.index(b"\0", 12) + 5
-            qtype = struct.unpack(">H", query[end - 4:end - 2])[0]
+            qtype = struct.unpack(">H", query[end - 4 : end - 2])[0]
             answers = 1 if qtype == 1 else 0  # an A record for A, NODATA for anything else
             header = struct.pack(">HHHHHH", struct.unpack(">H", query[:2])[0], 0x8180, 1, answers, 0, 0)
             answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 30, 4) + socket.inet_aton("127.0.0.1")
@@ -165,6 +166,7 @@ class TcpServer:
 
 # ---------------------------------------------------------------- the sensor
 
+
 @dataclass
 class SensorRun:
     process: subprocess.Popen[bytes]
@@ -191,8 +193,12 @@ def kubepods() -> Iterator[Path]:
     top = root / "kubepods.slice"
     if top.exists():
         pytest.skip("this machine already has a kubepods cgroup; not touching a real node's tree")
-    container = (top / "kubepods-burstable.slice" / f"kubepods-burstable-pod{K8S_UID.replace('-', '_')}.slice"
-                 / f"cri-containerd-{K8S_CID}.scope")
+    container = (
+        top
+        / "kubepods-burstable.slice"
+        / f"kubepods-burstable-pod{K8S_UID.replace('-', '_')}.slice"
+        / f"cri-containerd-{K8S_CID}.scope"
+    )
     container.mkdir(parents=True)
     try:
         yield container
@@ -244,15 +250,30 @@ def sensor(
     port = free_port()
     with FakeApiServer().running() as api:
         env = {
-            **os.environ, "RUNWARD_HOME": str(home), "PYTHONPATH": str(REPO), "NODE_NAME": "node-a",
+            **os.environ,
+            "RUNWARD_HOME": str(home),
+            "PYTHONPATH": str(REPO),
+            "NODE_NAME": "node-a",
             "KUBECONFIG": str(api.kubeconfig(home / "kubeconfig")),
         }
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "sensor.cli", "sensor", "--kafka", kafka_bootstrap, "--kubernetes",
-                 "--metrics-port", str(port)],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "sensor.cli",
+                    "sensor",
+                    "--kafka",
+                    kafka_bootstrap,
+                    "--kubernetes",
+                    "--metrics-port",
+                    str(port),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         run = SensorRun(process, f"http://127.0.0.1:{port}/metrics.json", home, log)
         deadline = time.monotonic() + 90  # includes building the BPF object on a fresh clone
@@ -283,13 +304,29 @@ def sensor(
 def runward_run(home: Path, deployment: str, sa: str, cmd: list[str], replicas: int = 1) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RUNWARD_HOME": str(home), "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, "-m", "sensor.cli", "run", "--deployment", deployment, "--service-account", sa,
-         "--replicas", str(replicas), "--", *cmd],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "sensor.cli",
+            "run",
+            "--deployment",
+            deployment,
+            "--service-account",
+            sa,
+            "--replicas",
+            str(replicas),
+            "--",
+            *cmd,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
 # ---------------------------------------------------------------- the main scenario
+
 
 @dataclass
 class Scenario:
@@ -305,8 +342,12 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 def scenario(
-    sensor: SensorRun, reader: TopicReader, tmp_path_factory: pytest.TempPathFactory, dns: DnsResponder,
-    tcp: TcpServer, tcp6: TcpServer,
+    sensor: SensorRun,
+    reader: TopicReader,
+    tmp_path_factory: pytest.TempPathFactory,
+    dns: DnsResponder,
+    tcp: TcpServer,
+    tcp6: TcpServer,
 ) -> Iterator[Scenario]:
     work = tmp_path_factory.mktemp("workload")
     script = work / "workload.py"
@@ -319,16 +360,27 @@ def scenario(
     accepted, questions = tcp.accepted, dns.questions
     # The same actions from a process that is not a workload: none of it may show up.
     outside = subprocess.Popen(
-        [sys.executable, str(script), str(outside_marker), str(tcp.port), dns.ip, DNS_NAME, TRUE, "-",
-         str(tcp6.port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, str(script), str(outside_marker), str(tcp.port), dns.ip, DNS_NAME, TRUE, "-", str(tcp6.port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     _, outside_err = outside.communicate(timeout=30)
     assert outside.returncode == 0, outside_err.decode()
     proc = runward_run(
-        sensor.home, DEPLOYMENT, SERVICE_ACCOUNT,
-        [sys.executable, str(script), str(marker), str(tcp.port), dns.ip, DNS_NAME, TRUE, str(port_file),
-         str(tcp6.port)],
+        sensor.home,
+        DEPLOYMENT,
+        SERVICE_ACCOUNT,
+        [
+            sys.executable,
+            str(script),
+            str(marker),
+            str(tcp.port),
+            dns.ip,
+            DNS_NAME,
+            TRUE,
+            str(port_file),
+            str(tcp6.port),
+        ],
     )
     deadline = time.monotonic() + 20
     while not port_file.exists():
@@ -375,7 +427,10 @@ def test_every_event_is_attributed_to_the_deployment_and_service_account(sensor:
         a = r.event.attribution
         assert r.key == DEPLOYMENT
         assert (a.namespace, a.deployment, a.service_account, a.pod_uid) == (
-            NAMESPACE, DEPLOYMENT, SERVICE_ACCOUNT, entry["pod_uid"],
+            NAMESPACE,
+            DEPLOYMENT,
+            SERVICE_ACCOUNT,
+            entry["pod_uid"],
         )
         assert a.node == "node-a"
         assert r.event.kernel_losses == 0
@@ -429,15 +484,30 @@ def test_syscall_set_has_what_the_workload_did_and_nothing_exotic(scenario: Scen
     for before, after in zip(sets, sets[1:], strict=False):
         assert before < after, "a syscall event is only sent when the set grew"
     final = sets[-1]
-    assert {"openat", "read", "execve", "socket", "sendto", "recvfrom", "connect", "accept4", "bind",
-            "listen", "rename", "exit_group"} <= final
+    assert {
+        "openat",
+        "read",
+        "execve",
+        "socket",
+        "sendto",
+        "recvfrom",
+        "connect",
+        "accept4",
+        "bind",
+        "listen",
+        "rename",
+        "exit_group",
+    } <= final
     assert not final & EXOTIC
 
 
 def test_a_process_outside_any_workload_produces_nothing(reader: TopicReader, scenario: Scenario) -> None:
     everything = reader.records()
-    assert not [r for r in everything if r.event.detail.kind == "file_open"
-                and r.event.detail.path == str(scenario.outside_marker)]  # type: ignore[union-attr]
+    assert not [
+        r
+        for r in everything
+        if r.event.detail.kind == "file_open" and r.event.detail.path == str(scenario.outside_marker)
+    ]  # type: ignore[union-attr]
     assert not [r for r in everything if r.event.pid == scenario.outside_pid]
     ours = [r for r in everything if r.event.attribution.node == "node-a"]
     assert ours and not [r for r in ours if r.key.startswith("node-a:")], "unattributed events were published"
@@ -446,8 +516,10 @@ def test_a_process_outside_any_workload_produces_nothing(reader: TopicReader, sc
 def test_actions_reach_the_topic_within_a_second(scenario: Scenario) -> None:
     actions = [r for r in scenario.events if r.event.detail.kind != "syscalls"]
     delays = sorted(r.arrived - r.event.ts.timestamp() for r in actions)
-    print(f"latency over {len(delays)} events: median {delays[len(delays) // 2] * 1000:.0f} ms, "
-          f"max {delays[-1] * 1000:.0f} ms")
+    print(
+        f"latency over {len(delays)} events: median {delays[len(delays) // 2] * 1000:.0f} ms, "
+        f"max {delays[-1] * 1000:.0f} ms"
+    )
     assert delays[0] > -0.05, "event timestamps are in the future: wall-clock conversion is wrong"
     assert delays[-1] < 1.0
 
@@ -459,7 +531,8 @@ def test_replicas_get_their_own_pods_and_cgroups(sensor: SensorRun, reader: Topi
     assert proc.returncode == 0, stderr.decode()
     found = reader.wait_for(
         lambda r: r.event.attribution.deployment == deployment and r.event.detail.kind == "exec",
-        lambda f: len(f) >= 2, timeout=10,
+        lambda f: len(f) >= 2,
+        timeout=10,
     )
     assert len(found) == 2
     assert len({r.event.attribution.pod for r in found}) == 2
@@ -471,19 +544,26 @@ def test_kubernetes_pod_is_attributed_through_the_api(sensor: SensorRun, reader:
     marker = sensor.home / "k8s-marker"
     marker.write_text("k8s")
     proc = subprocess.Popen(
-        ["/bin/cat", str(marker)], preexec_fn=_join_cgroup(str(kubepods / "cgroup.procs")),
+        ["/bin/cat", str(marker)],
+        preexec_fn=_join_cgroup(str(kubepods / "cgroup.procs")),
         stdout=subprocess.DEVNULL,
     )
     assert proc.wait(10) == 0
     found = reader.wait_for(
         lambda r: r.event.detail.kind == "file_open" and r.event.detail.path == str(marker),  # type: ignore[union-attr]
-        lambda f: len(f) >= 1, timeout=10,
+        lambda f: len(f) >= 1,
+        timeout=10,
     )
     assert len(found) == 1
     a = found[0].event.attribution
     assert found[0].key == "agents/researcher"
     assert (a.namespace, a.pod, a.pod_uid, a.container_id, a.deployment, a.service_account) == (
-        "agents", "researcher-6f7b9c8d4-k2x9z", K8S_UID, K8S_CID, "agents/researcher", "researcher",
+        "agents",
+        "researcher-6f7b9c8d4-k2x9z",
+        K8S_UID,
+        K8S_CID,
+        "agents/researcher",
+        "researcher",
     )
     assert a.cgroup_id == os.stat(kubepods).st_ino
 
@@ -508,14 +588,19 @@ def test_glibc_resolver_is_seen_through_its_real_system_calls(
     name = f"model-{RUN_ID}.agents.internal"
     resolv = tmp_path / "resolv.conf"
     resolv.write_text(f"nameserver {dns.ip}\noptions attempts:1 timeout:2\n")
-    script = ("import socket, sys; infos = socket.getaddrinfo(sys.argv[1], int(sys.argv[2]), proto=socket.IPPROTO_TCP);"
-              "address = [i[4] for i in infos if i[0] == socket.AF_INET][0];"
-              "socket.create_connection(address, timeout=5).close()")
+    script = (
+        "import socket, sys; infos = socket.getaddrinfo(sys.argv[1], int(sys.argv[2]), proto=socket.IPPROTO_TCP);"
+        "address = [i[4] for i in infos if i[0] == socket.AF_INET][0];"
+        "socket.create_connection(address, timeout=5).close()"
+    )
     deployment = f"{NAMESPACE}/resolver-{RUN_ID}"
     shell = 'mount --bind "$0" /etc/resolv.conf && exec "$1" -c "$2" "$3" "$4"'
-    proc = runward_run(sensor.home, deployment, "resolver",
-                       ["unshare", "--mount", "--", "/bin/sh", "-c", shell, str(resolv), sys.executable, script,
-                        name, str(tcp.port)])
+    proc = runward_run(
+        sensor.home,
+        deployment,
+        "resolver",
+        ["unshare", "--mount", "--", "/bin/sh", "-c", shell, str(resolv), sys.executable, script, name, str(tcp.port)],
+    )
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr.decode()
 
@@ -523,14 +608,24 @@ def test_glibc_resolver_is_seen_through_its_real_system_calls(
         return r.event.attribution.deployment == deployment
 
     found = reader.wait_for(
-        mine, lambda f: any(r.event.detail.kind == "connect" and r.event.detail.protocol == "tcp"  # type: ignore[union-attr]
-                            for r in f), timeout=10,
+        mine,
+        lambda f: any(
+            r.event.detail.kind == "connect" and r.event.detail.protocol == "tcp"  # type: ignore[union-attr]
+            for r in f
+        ),
+        timeout=10,
     )
-    questions = sorted((r.event.detail.name, r.event.detail.qtype) for r in found  # type: ignore[union-attr]
-                       if r.event.detail.kind == "dns")
+    questions = sorted(
+        (r.event.detail.name, r.event.detail.qtype)
+        for r in found  # type: ignore[union-attr]
+        if r.event.detail.kind == "dns"
+    )
     assert questions == [(name, "A"), (name, "AAAA")]
-    connects = {(c.protocol, c.address, c.port, c.dns_name) for c in  # type: ignore[union-attr]
-                (r.event.detail for r in found) if c.kind == "connect"}
+    connects = {
+        (c.protocol, c.address, c.port, c.dns_name)
+        for c in (r.event.detail for r in found)  # type: ignore[union-attr]
+        if c.kind == "connect"
+    }
     assert ("udp", dns.ip, 53, None) in connects
     assert ("tcp", "127.0.0.1", tcp.port, name) in connects
 
@@ -560,21 +655,34 @@ def test_go_style_resolver_read_write_on_a_connected_udp_socket(
     port (a file-table lookup per read/write is the sensor's largest per-syscall cost otherwise)."""
     name = f"go-{RUN_ID}.agents.internal"
     deployment = f"{NAMESPACE}/go-resolver-{RUN_ID}"
-    proc = runward_run(sensor.home, deployment, "go-resolver",
-                       [sys.executable, "-c", GO_STYLE_RESOLVER, name, dns.ip, str(tcp.port), str(tmp_path / "f")])
+    proc = runward_run(
+        sensor.home,
+        deployment,
+        "go-resolver",
+        [sys.executable, "-c", GO_STYLE_RESOLVER, name, dns.ip, str(tcp.port), str(tmp_path / "f")],
+    )
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr.decode()
 
     found = reader.wait_for(
         lambda r: r.event.attribution.deployment == deployment,
-        lambda f: any(r.event.detail.kind == "connect" and r.event.detail.protocol == "tcp"  # type: ignore[union-attr]
-                      for r in f), timeout=10,
+        lambda f: any(
+            r.event.detail.kind == "connect" and r.event.detail.protocol == "tcp"  # type: ignore[union-attr]
+            for r in f
+        ),
+        timeout=10,
     )
-    questions = [(r.event.detail.name, r.event.detail.qtype) for r in found  # type: ignore[union-attr]
-                 if r.event.detail.kind == "dns"]
+    questions = [
+        (r.event.detail.name, r.event.detail.qtype)
+        for r in found  # type: ignore[union-attr]
+        if r.event.detail.kind == "dns"
+    ]
     assert questions == [(name, "A")]
-    connects = {(c.protocol, c.address, c.port, c.dns_name) for c in  # type: ignore[union-attr]
-                (r.event.detail for r in found) if c.kind == "connect"}
+    connects = {
+        (c.protocol, c.address, c.port, c.dns_name)
+        for c in (r.event.detail for r in found)  # type: ignore[union-attr]
+        if c.kind == "connect"
+    }
     # The answer was read with read(): the sensor learnt the name of the address it connected to.
     assert ("tcp", "127.0.0.1", tcp.port, name) in connects
 
@@ -585,7 +693,11 @@ def test_sensor_says_plainly_when_kafka_is_not_there(tmp_path: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "sensor.cli", "sensor", "--kafka", f"127.0.0.1:{port}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "runward sensor cannot start: Kafka does not answer" in result.stderr

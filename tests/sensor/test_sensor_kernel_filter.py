@@ -48,8 +48,9 @@ def nested(tmp_path: Path) -> Iterator[tuple[Path, Path, subprocess.Popen[bytes]
     child.mkdir(parents=True)
     marker = tmp_path / "marker"
     marker.write_text("x")
-    proc = subprocess.Popen([sys.executable, "-c", LOOP, str(marker)],
-                            preexec_fn=_join_cgroup(str(child / "cgroup.procs")))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOOP, str(marker)], preexec_fn=_join_cgroup(str(child / "cgroup.procs"))
+    )
     try:
         yield parent, child, proc, marker
     finally:

@@ -19,14 +19,17 @@ CID = "4f1e2d3c5b6a79880f1e2d3c4b5a69788f9e0d1c2b3a49586f7e8d9c0b1a2f3e"
     ("path", "expected"),
     [
         # cgroup v2 (or v1 controller path), systemd driver, containerd, Burstable
-        (f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/cri-containerd-{CID}.scope",
-         ContainerRef(UID, CID, "containerd", "burstable")),
+        (
+            f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/cri-containerd-{CID}.scope",
+            ContainerRef(UID, CID, "containerd", "burstable"),
+        ),
         # systemd driver, CRI-O, Guaranteed (no QoS slice)
-        (f"/kubepods.slice/kubepods-pod{UID_}.slice/crio-{CID}.scope",
-         ContainerRef(UID, CID, "cri-o", "guaranteed")),
+        (f"/kubepods.slice/kubepods-pod{UID_}.slice/crio-{CID}.scope", ContainerRef(UID, CID, "cri-o", "guaranteed")),
         # systemd driver, BestEffort, docker via cri-dockerd
-        (f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID_}.slice/docker-{CID}.scope",
-         ContainerRef(UID, CID, "docker", "besteffort")),
+        (
+            f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID_}.slice/docker-{CID}.scope",
+            ContainerRef(UID, CID, "docker", "besteffort"),
+        ),
         # cgroupfs driver, containerd (bare id)
         (f"/kubepods/burstable/pod{UID}/{CID}", ContainerRef(UID, CID, None, "burstable")),
         # cgroupfs driver, Guaranteed
@@ -34,17 +37,23 @@ CID = "4f1e2d3c5b6a79880f1e2d3c4b5a69788f9e0d1c2b3a49586f7e8d9c0b1a2f3e"
         # cgroupfs driver, CRI-O
         (f"/kubepods/besteffort/pod{UID}/crio-{CID}", ContainerRef(UID, CID, "cri-o", "besteffort")),
         # CRI-O's conmon monitor sits in the pod cgroup: not the container
-        (f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/crio-conmon-{CID}.scope",
-         ContainerRef(UID, CID, "cri-o", "burstable", monitor=True)),
+        (
+            f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/crio-conmon-{CID}.scope",
+            ContainerRef(UID, CID, "cri-o", "burstable", monitor=True),
+        ),
         # a workload's own sub-cgroup below its container still belongs to it
-        (f"/kubepods.slice/kubepods-pod{UID_}.slice/cri-containerd-{CID}.scope/init.scope",
-         ContainerRef(UID, CID, "containerd", "guaranteed")),
+        (
+            f"/kubepods.slice/kubepods-pod{UID_}.slice/cri-containerd-{CID}.scope/init.scope",
+            ContainerRef(UID, CID, "containerd", "guaranteed"),
+        ),
         # the pod-level cgroup itself
         (f"/kubepods/burstable/pod{UID}", ContainerRef(UID, None, None, "burstable")),
         # kind: kubelet nested under its own slice, systemd driver
-        ("/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/"
-         f"kubelet-kubepods-besteffort-pod{UID_}.slice/cri-containerd-{CID}.scope",
-         ContainerRef(UID, CID, "containerd", "besteffort")),
+        (
+            "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/"
+            f"kubelet-kubepods-besteffort-pod{UID_}.slice/cri-containerd-{CID}.scope",
+            ContainerRef(UID, CID, "containerd", "besteffort"),
+        ),
         # kind with cgroupfs: the node container's cgroup prefixes everything
         (f"/docker/{'ab' * 32}/kubepods/burstable/pod{UID}/{CID}", ContainerRef(UID, CID, None, "burstable")),
     ],
@@ -56,8 +65,12 @@ def test_kubepods_shapes(path: str, expected: ContainerRef) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "/", "/system.slice/containerd.service", "/user.slice/user-1000.slice/session-3.scope",
-        "/runward/agents_researcher/researcher-abc-12345", f"/system.slice/pod{UID}", "/kubepods.slice",
+        "/",
+        "/system.slice/containerd.service",
+        "/user.slice/user-1000.slice/session-3.scope",
+        "/runward/agents_researcher/researcher-abc-12345",
+        f"/system.slice/pod{UID}",
+        "/kubepods.slice",
         "/kubepods/burstable",
     ],
 )
@@ -66,12 +79,14 @@ def test_non_pod_paths(path: str) -> None:
 
 
 def test_proc_cgroup_v1_and_v2_files() -> None:
-    v1 = "\n".join([
-        "12:pids:/kubepods/burstable/pod" + UID + "/" + CID,
-        "11:memory:/kubepods/burstable/pod" + UID + "/" + CID,
-        "1:name=systemd:/kubepods/burstable/pod" + UID + "/" + CID,
-        "0::/",
-    ])
+    v1 = "\n".join(
+        [
+            "12:pids:/kubepods/burstable/pod" + UID + "/" + CID,
+            "11:memory:/kubepods/burstable/pod" + UID + "/" + CID,
+            "1:name=systemd:/kubepods/burstable/pod" + UID + "/" + CID,
+            "0::/",
+        ]
+    )
     v2 = f"0::/kubepods.slice/kubepods-pod{UID_}.slice/cri-containerd-{CID}.scope\n"
     for text in (v1, v2):
         ref = parse_proc_cgroup(text)

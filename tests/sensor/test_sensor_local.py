@@ -17,9 +17,14 @@ from sensor.workloads import WorkloadError, run_workload, template_hash
 
 def entry(cg: int, pod: str = "researcher-bcdfghjklm-xz245", **kw: object) -> WorkloadEntry:
     base: dict[str, object] = dict(
-        cgroup_id=cg, cgroup_path=f"/sys/fs/cgroup/unified/runward/agents_researcher/{pod}",
-        namespace="agents", deployment="agents/researcher", pod=pod, pod_uid=f"uid-{cg}",
-        service_account="researcher", started_at=100.0,
+        cgroup_id=cg,
+        cgroup_path=f"/sys/fs/cgroup/unified/runward/agents_researcher/{pod}",
+        namespace="agents",
+        deployment="agents/researcher",
+        pod=pod,
+        pod_uid=f"uid-{cg}",
+        service_account="researcher",
+        started_at=100.0,
     )
     base.update(kw)
     return WorkloadEntry(**base)  # type: ignore[arg-type]
@@ -33,7 +38,10 @@ def test_registry_round_trip_and_resolver(tmp_path: Path) -> None:
     identity = resolver.resolve(12)
     assert identity is not None
     assert (identity.deployment, identity.service_account, identity.pod, identity.namespace) == (
-        "agents/researcher", "researcher", "researcher-bcdfghjklm-qq777", "agents",
+        "agents/researcher",
+        "researcher",
+        "researcher-bcdfghjklm-qq777",
+        "agents",
     )
     assert resolver.resolve(13) is None
     assert resolver.watch_paths() == [Path("/sys/fs/cgroup/unified/runward")]
@@ -91,7 +99,11 @@ def test_each_replica_runs_in_its_own_registered_cgroup_and_is_cleaned_up(tmp_pa
         "sys.stdout.flush(); time.sleep(30)"
     )
     workload = run_workload(
-        "agents-local/researcher", "researcher", 2, [sys.executable, "-c", script], home=tmp_path,
+        "agents-local/researcher",
+        "researcher",
+        2,
+        [sys.executable, "-c", script],
+        home=tmp_path,
         stdout=subprocess.PIPE,
     )
     try:
@@ -107,7 +119,10 @@ def test_each_replica_runs_in_its_own_registered_cgroup_and_is_cleaned_up(tmp_pa
             assert str(replica.process.pid) in (replica.cgroup / "cgroup.procs").read_text().split()
             reg = registry[replica.cgroup_id]
             assert (reg.deployment, reg.service_account, reg.pod, reg.pid) == (
-                "agents-local/researcher", "researcher", replica.pod, replica.process.pid,
+                "agents-local/researcher",
+                "researcher",
+                replica.pod,
+                replica.process.pid,
             )
     finally:
         started = time.monotonic()
@@ -126,7 +141,11 @@ def test_each_replica_runs_in_its_own_registered_cgroup_and_is_cleaned_up(tmp_pa
 def test_leftover_grandchildren_are_killed_with_the_cgroup(tmp_path: Path) -> None:
     # The replica exits at once but leaves a daemonised sleeper behind in its cgroup.
     workload = run_workload(
-        "agents-local/leaky", "leaky", 1, ["/bin/sh", "-c", "sleep 60 & exit 0"], home=tmp_path,
+        "agents-local/leaky",
+        "leaky",
+        1,
+        ["/bin/sh", "-c", "sleep 60 & exit 0"],
+        home=tmp_path,
     )
     assert workload.wait(timeout=10) == [0]
     cgroup = workload.replicas[0].cgroup

@@ -6,18 +6,21 @@ import struct
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runward.codec import decode as decode_record
-from runward.codec import encode
-from runward.contracts.raw import ConnectDetail, SyscallSetDetail
-from runward.topics import RAW_SENSOR
+from runward.core.codec import decode as decode_record
+from runward.core.codec import encode
+from runward.core.contracts.raw import ConnectDetail, SyscallSetDetail
+from runward.core.topics import RAW_SENSOR
 from sensor.attribution.base import Identity
 from sensor.dedup import Deduper
 from sensor.pipeline import Pipeline
 from sensor.wire import CapRecord, ConnRecord, DnsRecord, ExecRecord, ExitRecord, Header, OpenRecord
 
 AGENT = Identity(
-    namespace="agents", pod="researcher-7d9f8c6b5d-x2x4q", pod_uid="0b7f0c5e-6d7c-4a4e-9a57-3b1f4e2c9d10",
-    deployment="agents/researcher", service_account="researcher",
+    namespace="agents",
+    pod="researcher-7d9f8c6b5d-x2x4q",
+    pod_uid="0b7f0c5e-6d7c-4a4e-9a57-3b1f4e2c9d10",
+    deployment="agents/researcher",
+    service_account="researcher",
 )
 
 
@@ -49,7 +52,12 @@ def test_event_is_attributed_keyed_by_deployment_and_valid_on_the_topic() -> Non
     assert out.key == "agents/researcher"
     a = out.event.attribution
     assert (a.node, a.cgroup_id, a.namespace, a.pod, a.deployment, a.service_account) == (
-        "node-a", 42, "agents", AGENT.pod, "agents/researcher", "researcher",
+        "node-a",
+        42,
+        "agents",
+        AGENT.pod,
+        "agents/researcher",
+        "researcher",
     )
     assert out.event.ts == datetime.fromtimestamp(1_700_000_100, tz=UTC)
     assert out.event.detail.kind == "exec" and out.event.pid == 7 and out.event.comm == "python3"

@@ -71,7 +71,12 @@ def test_connect_ipv4_and_ipv6() -> None:
     v4 = decode(conn(wire.EV_CONNECT, 2, 443, 6, bytes([10, 0, 0, 7]) + b"\0" * 12, ret=-115))
     assert isinstance(v4, wire.ConnRecord)
     assert (v4.kind, v4.family, v4.address, v4.port, v4.protocol, v4.ret) == (
-        "connect", "ipv4", "10.0.0.7", 443, "tcp", -115,
+        "connect",
+        "ipv4",
+        "10.0.0.7",
+        443,
+        "tcp",
+        -115,
     )
     v6 = decode(conn(wire.EV_ACCEPT, 10, 8080, 6, bytes.fromhex("20010db8000000000000000000000001")))
     assert isinstance(v6, wire.ConnRecord)
@@ -119,10 +124,10 @@ def test_connection_with_unknown_protocol_is_rejected() -> None:
 
 # ---------------------------------------------------------------- layout vs BTF
 
+
 def _btf_structs(obj: Path) -> dict[str, tuple[int, dict[str, int]]]:
     bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"
-    text = subprocess.run([bpftool, "btf", "dump", "file", str(obj)], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run([bpftool, "btf", "dump", "file", str(obj)], capture_output=True, text=True, check=True).stdout
     structs: dict[str, tuple[int, dict[str, int]]] = {}
     current: dict[str, int] | None = None
     for line in text.splitlines():

@@ -51,23 +51,37 @@ def to_otlp_json(request: ExportTraceServiceRequest) -> bytes:
 
 
 def chat_span(model: str = "gpt-4o", served: str = "gpt-4o-2024-08-06", prompt: str | None = None) -> SpanSpec:
-    attrs: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-                             "gen_ai.request.model": model, "gen_ai.response.model": served,
-                             "gen_ai.usage.input_tokens": 42, "gen_ai.usage.output_tokens": 7,
-                             "server.address": "api.openai.com"}
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": served,
+        "gen_ai.usage.input_tokens": 42,
+        "gen_ai.usage.output_tokens": 7,
+        "server.address": "api.openai.com",
+    }
     if prompt is not None:
-        attrs["gen_ai.input.messages"] = json.dumps(
-            [{"role": "user", "parts": [{"type": "text", "content": prompt}]}])
+        attrs["gen_ai.input.messages"] = json.dumps([{"role": "user", "parts": [{"type": "text", "content": prompt}]}])
         attrs["gen_ai.output.messages"] = json.dumps(
-            [{"role": "assistant", "parts": [{"type": "text", "content": "It is 12:00."}],
-              "finish_reason": "stop"}])
+            [{"role": "assistant", "parts": [{"type": "text", "content": "It is 12:00."}], "finish_reason": "stop"}]
+        )
     return (f"chat {model}", SpanKind.CLIENT, attrs)
 
 
 def mcp_call_span(tool: str, arguments: dict[str, Any], request_id: str = "7") -> SpanSpec:
-    return (f"tools/call {tool}", SpanKind.CLIENT, {
-        "mcp.method.name": "tools/call", "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
-        "jsonrpc.request.id": request_id, "mcp.session.id": "191c4850af6c49e08843a3f6c80e5046",
-        "mcp.protocol.version": "2025-11-25", "network.transport": "tcp",
-        "server.address": "mcp.docs.example.com", "server.port": 443,
-        "gen_ai.tool.call.arguments": json.dumps(arguments)})
+    return (
+        f"tools/call {tool}",
+        SpanKind.CLIENT,
+        {
+            "mcp.method.name": "tools/call",
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool,
+            "jsonrpc.request.id": request_id,
+            "mcp.session.id": "191c4850af6c49e08843a3f6c80e5046",
+            "mcp.protocol.version": "2025-11-25",
+            "network.transport": "tcp",
+            "server.address": "mcp.docs.example.com",
+            "server.port": 443,
+            "gen_ai.tool.call.arguments": json.dumps(arguments),
+        },
+    )

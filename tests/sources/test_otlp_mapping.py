@@ -7,16 +7,17 @@ import json
 import pytest
 from opentelemetry.trace import SpanKind
 
-from runward.redaction import REDACTED
-from services.ingest.sources import otlp
-from services.ingest.sources.config import SourceConfig
+from edges.intake import otlp
+from edges.intake.config import SourceConfig
+from runward.core.redaction import REDACTED
 from tests.sources.otlp_util import chat_span, export_request, k8s_resource, mcp_call_span, to_otlp_json
 
 RESOURCE = k8s_resource("agents", "support-bot", "support-bot-7d4b9c5f6-x2x7q")
 
 
-def translate(request: object, sender: str | None = "10.244.1.17",
-              config: SourceConfig | None = None) -> otlp.Translation:
+def translate(
+    request: object, sender: str | None = "10.244.1.17", config: SourceConfig | None = None
+) -> otlp.Translation:
     body = request.SerializeToString()  # type: ignore[attr-defined]
     decoded = otlp.decode_request(body, "application/x-protobuf")
     return otlp.translate(decoded, sender, config or SourceConfig())
@@ -35,9 +36,16 @@ def test_chat_span_maps_models_tokens_and_attribution() -> None:
 
 
 def test_older_gen_ai_system_and_token_names_still_map() -> None:
-    span = ("chat", SpanKind.CLIENT, {"gen_ai.operation.name": "chat", "gen_ai.system": "anthropic",
-                                      "gen_ai.request.model": "claude-sonnet-4-5",
-                                      "gen_ai.usage.prompt_tokens": 5})
+    span = (
+        "chat",
+        SpanKind.CLIENT,
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": "anthropic",
+            "gen_ai.request.model": "claude-sonnet-4-5",
+            "gen_ai.usage.prompt_tokens": 5,
+        },
+    )
     (event,) = translate(export_request(RESOURCE, [span])).events
     assert event.provider == "anthropic" and event.input_tokens == 5
 
@@ -45,11 +53,17 @@ def test_older_gen_ai_system_and_token_names_still_map() -> None:
 def test_mcp_client_spans_map_and_server_spans_and_other_spans_are_ignored() -> None:
     spans = [
         mcp_call_span("search_docs", {"query": "rotate keys"}),
-        ("tools/list", SpanKind.CLIENT, {"mcp.method.name": "tools/list", "server.address": "mcp.docs.example.com",
-                                         "server.port": 443}),
+        (
+            "tools/list",
+            SpanKind.CLIENT,
+            {"mcp.method.name": "tools/list", "server.address": "mcp.docs.example.com", "server.port": 443},
+        ),
         ("initialize", SpanKind.CLIENT, {"mcp.method.name": "initialize", "mcp.server.name": "docs"}),
-        ("tools/call search_docs", SpanKind.SERVER, {"mcp.method.name": "tools/call",
-                                                     "gen_ai.tool.name": "search_docs"}),
+        (
+            "tools/call search_docs",
+            SpanKind.SERVER,
+            {"mcp.method.name": "tools/call", "gen_ai.tool.name": "search_docs"},
+        ),
         ("resources/read", SpanKind.CLIENT, {"mcp.method.name": "resources/read"}),
         ("GET /health", SpanKind.SERVER, {"http.request.method": "GET"}),
         ("embeddings", SpanKind.CLIENT, {"gen_ai.operation.name": "embeddings"}),
@@ -65,8 +79,10 @@ def test_mcp_client_spans_map_and_server_spans_and_other_spans_are_ignored() -> 
 
 
 def test_secrets_in_prompts_and_arguments_are_redacted() -> None:
-    spans = [chat_span(prompt="deploy with key sk-proj-abcdefghijklmnopqrstuvwx0123"),
-             mcp_call_span("login", {"user": "ops", "password": "hunter2", "note": "token: ghp_" + "a" * 36})]
+    spans = [
+        chat_span(prompt="deploy with key sk-proj-abcdefghijklmnopqrstuvwx0123"),
+        mcp_call_span("login", {"user": "ops", "password": "hunter2", "note": "token: ghp_" + "a" * 36}),
+    ]
     chat, call = translate(export_request(RESOURCE, spans)).events
     assert chat.input_messages == [f"user: deploy with key {REDACTED}"]
     assert call.tool_arguments is not None and call.tool_arguments["password"] == REDACTED
@@ -104,8 +120,7 @@ def test_invalid_k8s_names_reject_the_span() -> None:
 
 def test_otlp_json_with_hex_ids_decodes_to_the_same_events() -> None:
     request = export_request(RESOURCE, [chat_span()])
-    from_json = otlp.translate(otlp.decode_request(to_otlp_json(request), "application/json"), None,
-                               SourceConfig())
+    from_json = otlp.translate(otlp.decode_request(to_otlp_json(request), "application/json"), None, SourceConfig())
     from_proto = translate(request)
     assert [e.event_id for e in from_json.events] == [e.event_id for e in from_proto.events]
 

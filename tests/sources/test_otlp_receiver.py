@@ -21,12 +21,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from runward.broker import free_port
-from runward.contracts import RawLlmEvent, RawSensorEvent
-from runward.topics import RAW_LLM, RAW_SENSOR
-from services.ingest.sources.config import SourceConfig
-from services.ingest.sources.otlp_receiver import create_app
-from services.ingest.sources.publish import RawPublisher
+from edges.intake.config import SourceConfig
+from edges.intake.otlp_receiver import create_app
+from edges.intake.publish import RawPublisher
+from runward.control.broker import free_port
+from runward.core.contracts import RawLlmEvent, RawSensorEvent
+from runward.core.topics import RAW_LLM, RAW_SENSOR
 from tests.kafka_reading import read_records
 from tests.sources.otlp_util import chat_span, export_request, k8s_resource, mcp_call_span, to_otlp_json
 
@@ -38,8 +38,9 @@ def receiver(kafka_bootstrap: str) -> Iterator[str]:
     publisher = RawPublisher(kafka_bootstrap, "test-otlp-receiver")
     config = SourceConfig(senders={"127.0.0.1": "agents/local-agent"}, capture_off=["agents/quiet-agent"])
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(config, publisher), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config, publisher), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -71,12 +72,19 @@ def unique_deployment() -> tuple[str, str]:
 
 def test_sdk_export_lands_on_raw_llm_keyed_by_deployment(receiver: str, kafka_bootstrap: str) -> None:
     namespace, name = unique_deployment()
-    sdk_export(receiver, k8s_resource(namespace, name, f"{name}-7d4b9c5f6-x2x7q"),
-               [chat_span(prompt="my password is hunter2"), mcp_call_span("search_docs", {"q": "rotation"}),
-                ("tools/list", SpanKind.CLIENT, {"mcp.method.name": "tools/list", "mcp.server.name": "docs"})],
-               compression=Compression.Gzip)
-    records = read_records(kafka_bootstrap, RAW_LLM.name,
-                           lambda v: v["attribution"]["deployment"] == f"{namespace}/{name}", want=3)
+    sdk_export(
+        receiver,
+        k8s_resource(namespace, name, f"{name}-7d4b9c5f6-x2x7q"),
+        [
+            chat_span(prompt="my password is hunter2"),
+            mcp_call_span("search_docs", {"q": "rotation"}),
+            ("tools/list", SpanKind.CLIENT, {"mcp.method.name": "tools/list", "mcp.server.name": "docs"}),
+        ],
+        compression=Compression.Gzip,
+    )
+    records = read_records(
+        kafka_bootstrap, RAW_LLM.name, lambda v: v["attribution"]["deployment"] == f"{namespace}/{name}", want=3
+    )
     assert {key for key, _ in records} == {f"{namespace}/{name}"}
     events = {e.operation: e for e in (RawLlmEvent.model_validate(v) for _, v in records)}
     assert set(events) == {"chat", "execute_tool", "tools_list"}
@@ -87,8 +95,12 @@ def test_sdk_export_lands_on_raw_llm_keyed_by_deployment(receiver: str, kafka_bo
 
 def test_capture_off_agent_publishes_metadata_only(receiver: str, kafka_bootstrap: str) -> None:
     sdk_export(receiver, k8s_resource("agents", "quiet-agent"), [chat_span(prompt="private prompt")])
-    (record,) = [v for _, v in read_records(kafka_bootstrap, RAW_LLM.name,
-                                            lambda v: v["attribution"]["deployment"] == "agents/quiet-agent", 1)]
+    (record,) = [
+        v
+        for _, v in read_records(
+            kafka_bootstrap, RAW_LLM.name, lambda v: v["attribution"]["deployment"] == "agents/quiet-agent", 1
+        )
+    ]
     assert record["input_messages"] == [] and record["request_model"] == "gpt-4o"
 
 
@@ -103,34 +115,43 @@ def test_partial_success_names_rejected_spans_in_protobuf_and_json(receiver: str
     good = export_request(k8s_resource("agents", "support-bot"), [chat_span()])
     bad = export_request(k8s_resource("Agents", "Not_Valid"), [chat_span(), chat_span()])
     good.resource_spans.extend(bad.resource_spans)
-    reply = httpx.post(f"{receiver}/v1/traces", content=good.SerializeToString(),
-                       headers={"content-type": "application/x-protobuf"})
+    reply = httpx.post(
+        f"{receiver}/v1/traces", content=good.SerializeToString(), headers={"content-type": "application/x-protobuf"}
+    )
     assert reply.status_code == 200 and reply.headers["content-type"] == "application/x-protobuf"
     response = ExportTraceServiceResponse.FromString(reply.content)
     assert response.partial_success.rejected_spans == 2
     assert "DNS-1123" in response.partial_success.error_message
-    reply = httpx.post(f"{receiver}/v1/traces", content=to_otlp_json(good),
-                       headers={"content-type": "application/json"})
+    reply = httpx.post(
+        f"{receiver}/v1/traces", content=to_otlp_json(good), headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 200 and reply.json()["partialSuccess"]["rejectedSpans"] in (2, "2")
 
 
 def test_fully_accepted_request_has_no_partial_success(receiver: str) -> None:
     body = gzip.compress(export_request(k8s_resource("agents", "support-bot"), [chat_span()]).SerializeToString())
-    reply = httpx.post(f"{receiver}/v1/traces", content=body,
-                       headers={"content-type": "application/x-protobuf", "content-encoding": "gzip"})
+    reply = httpx.post(
+        f"{receiver}/v1/traces",
+        content=body,
+        headers={"content-type": "application/x-protobuf", "content-encoding": "gzip"},
+    )
     assert reply.status_code == 200
     assert not ExportTraceServiceResponse.FromString(reply.content).HasField("partial_success")
 
 
 def test_bad_requests_get_status_bodies(receiver: str) -> None:
-    reply = httpx.post(f"{receiver}/v1/traces", content=b"\xff\xff\xff",
-                       headers={"content-type": "application/x-protobuf"})
+    reply = httpx.post(
+        f"{receiver}/v1/traces", content=b"\xff\xff\xff", headers={"content-type": "application/x-protobuf"}
+    )
     assert reply.status_code == 400
     assert "protobuf" in status_pb2.Status.FromString(reply.content).message
     reply = httpx.post(f"{receiver}/v1/traces", content=b"{}", headers={"content-type": "text/plain"})
     assert reply.status_code == 415
-    reply = httpx.post(f"{receiver}/v1/traces", content=b"not gzip",
-                       headers={"content-type": "application/json", "content-encoding": "gzip"})
+    reply = httpx.post(
+        f"{receiver}/v1/traces",
+        content=b"not gzip",
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
     assert reply.status_code == 400 and "gzip" in reply.json()["message"]
 
 
@@ -140,8 +161,9 @@ def test_falco_and_tetragon_webhooks_publish_sensor_events(receiver: str, kafka_
     assert reply.json()["accepted"] == 4 and [r["index"] for r in reply.json()["rejected"]] == [4, 5]
     reply = httpx.post(f"{receiver}/v1/tetragon", content=(SENSORS / "tetragon_events.jsonl").read_bytes())
     assert reply.status_code == 200 and reply.json()["accepted"] == 6
-    records = read_records(kafka_bootstrap, RAW_SENSOR.name,
-                           lambda v: v["event_id"].startswith(("falco:", "tetragon:")), want=10)
+    records = read_records(
+        kafka_bootstrap, RAW_SENSOR.name, lambda v: v["event_id"].startswith(("falco:", "tetragon:")), want=10
+    )
     assert len(records) == 10
     keys = {key for key, _ in records}
     assert "agents/support-bot" in keys and "node-b:9c1e7f0b2a44" in keys

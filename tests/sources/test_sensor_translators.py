@@ -6,10 +6,10 @@ import json
 import os
 from pathlib import Path
 
-from runward.contracts import CapabilityDetail, ConnectDetail, ExecDetail, ExitDetail, FileOpenDetail
+from edges.intake import falco, tetragon
+from edges.intake.sensorcommon import deployment_from_pod, parse_json_items, translate_batch
+from runward.core.contracts import CapabilityDetail, ConnectDetail, ExecDetail, ExitDetail, FileOpenDetail
 from services.ingest.domain import enrich_sensor
-from services.ingest.sources import falco, tetragon
-from services.ingest.sources.sensorcommon import deployment_from_pod, parse_json_items, translate_batch
 
 SENSORS = Path(__file__).resolve().parents[1] / "data" / "bom" / "sensors"
 
@@ -59,7 +59,7 @@ def test_tetragon_events_translate() -> None:
 
 
 def test_translated_events_enrich_like_the_eBPF_sensor_s() -> None:
-    from runward.contracts import SourceRef
+    from runward.core.contracts import SourceRef
 
     source = SourceRef(topic="runward.raw.sensor", partition=0, offset=0)
     events = translate_batch(load("tetragon_events.jsonl"), tetragon.translate).events

@@ -2,27 +2,38 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from runward.contracts import Signal, Surface, Technique
+from runward.core.contracts import Signal, Surface, Technique
 from services.correlator.story import StoryState, correlate
 
 T0 = datetime(2026, 1, 9, 12, tzinfo=timezone.utc)
 GAP = timedelta(minutes=30)
 
 
-def sig(sid: str, at: timedelta, surface: Surface, severity: int = 3, correlated: bool = False,
-        tech: str | None = None) -> Signal:
-    return Signal(signal_id=sid, deployment="agents/bot", ts=T0 + at, surface=surface, title=f"{surface.value} {sid}",
-                  severity=severity, deployment_correlated=correlated, source_event=sid,
-                  techniques=[Technique(uid=tech, name=tech)] if tech else [])
+def sig(
+    sid: str, at: timedelta, surface: Surface, severity: int = 3, correlated: bool = False, tech: str | None = None
+) -> Signal:
+    return Signal(
+        signal_id=sid,
+        deployment="agents/bot",
+        ts=T0 + at,
+        surface=surface,
+        title=f"{surface.value} {sid}",
+        severity=severity,
+        deployment_correlated=correlated,
+        source_event=sid,
+        techniques=[Technique(uid=tech, name=tech)] if tech else [],
+    )
 
 
 def test_signals_across_surfaces_become_one_growing_story() -> None:
     state = None
     versions = []
-    for s in [sig("a", timedelta(0), Surface.INPUT, tech="AML.T0051"),
-              sig("b", timedelta(seconds=5), Surface.TOOL, tech="AML.T0053"),
-              sig("c", timedelta(seconds=9), Surface.IDENTITY, severity=4),
-              sig("d", timedelta(seconds=13), Surface.NETWORK, tech="T1071")]:
+    for s in [
+        sig("a", timedelta(0), Surface.INPUT, tech="AML.T0051"),
+        sig("b", timedelta(seconds=5), Surface.TOOL, tech="AML.T0053"),
+        sig("c", timedelta(seconds=9), Surface.IDENTITY, severity=4),
+        sig("d", timedelta(seconds=13), Surface.NETWORK, tech="T1071"),
+    ]:
         state, story = correlate(state, s, GAP)
         versions.append((story.story_id, story.version))
     assert len({sid for sid, _ in versions}) == 1 and [v for _, v in versions] == [1, 2, 3, 4]

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from runward.config import AUTONOMY_WINDOWS_S
-from runward.contracts import EnrichedEvent, SourceRef, Surface, WindowStatus
+from runward.core.config import AUTONOMY_WINDOWS_S
+from runward.core.contracts import EnrichedEvent, SourceRef, Surface, WindowStatus
 from services.profiler.apd import ApdState, FoldResult, Policy, fold
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
@@ -12,11 +12,29 @@ POLICY = Policy(window_s=AUTONOMY_WINDOWS_S, window_override_s=None, drift_corre
 SRC = SourceRef(topic="runward.events.enriched", partition=0, offset=0)
 
 
-def ev(at: timedelta, category: str | None, behaviour: str | None, *, pod: str = "bot-1",
-       surface: Surface = Surface.PROCESS, kind: str = "exec", **extra: Any) -> EnrichedEvent:
-    return EnrichedEvent(event_id=f"{at}-{behaviour}", ts=T0 + at, deployment="agents/bot", namespace="agents",
-                         pod=pod, surface=surface, kind=kind, behaviour=behaviour, category=category,
-                         source=SRC, **extra)
+def ev(
+    at: timedelta,
+    category: str | None,
+    behaviour: str | None,
+    *,
+    pod: str = "bot-1",
+    surface: Surface = Surface.PROCESS,
+    kind: str = "exec",
+    **extra: Any,
+) -> EnrichedEvent:
+    return EnrichedEvent(
+        event_id=f"{at}-{behaviour}",
+        ts=T0 + at,
+        deployment="agents/bot",
+        namespace="agents",
+        pod=pod,
+        surface=surface,
+        kind=kind,
+        behaviour=behaviour,
+        category=category,
+        source=SRC,
+        **extra,
+    )
 
 
 def run(events: list[EnrichedEvent], state: ApdState | None = None) -> tuple[ApdState, list[FoldResult]]:
@@ -30,18 +48,26 @@ def run(events: list[EnrichedEvent], state: ApdState | None = None) -> tuple[Apd
 
 
 def spec(at: timedelta, changed: bool, autonomy: str = "low") -> EnrichedEvent:
-    return ev(at, None, None, surface=Surface.DEPLOYMENT, kind="deployment_spec",
-              detail={"autonomy": autonomy, "changed": changed})
+    return ev(
+        at,
+        None,
+        None,
+        surface=Surface.DEPLOYMENT,
+        kind="deployment_spec",
+        detail={"autonomy": autonomy, "changed": changed},
+    )
 
 
 def test_replicas_and_restarts_fold_into_one_versioned_apd() -> None:
-    state, results = run([
-        spec(timedelta(0), False),
-        ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", pod="bot-1"),
-        ev(timedelta(seconds=2), "exec", "exec:/usr/bin/python3", pod="bot-2"),  # second replica
-        ev(timedelta(hours=5), "exec", "exec:/usr/bin/python3", pod="bot-3"),  # restarted pod
-        ev(timedelta(hours=5, seconds=1), "exec", "exec:/usr/bin/git", pod="bot-3"),
-    ])
+    state, results = run(
+        [
+            spec(timedelta(0), False),
+            ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", pod="bot-1"),
+            ev(timedelta(seconds=2), "exec", "exec:/usr/bin/python3", pod="bot-2"),  # second replica
+            ev(timedelta(hours=5), "exec", "exec:/usr/bin/python3", pod="bot-3"),  # restarted pod
+            ev(timedelta(hours=5, seconds=1), "exec", "exec:/usr/bin/git", pod="bot-3"),
+        ]
+    )
     revisions = [r.revision for r in results if r.revision]
     assert [r.revision for r in revisions] == [1, 2, 3, 4]
     assert revisions[0].added == {"exec": ["exec:/usr/bin/python3"]}
@@ -53,8 +79,10 @@ def test_replicas_and_restarts_fold_into_one_versioned_apd() -> None:
 
 def test_start_up_bursts_of_files_are_coalesced_into_one_revision() -> None:
     events = [ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3")]
-    events += [ev(timedelta(seconds=1, milliseconds=i), "file", f"file:/usr/lib/python3/m{i}.py", kind="file_open")
-               for i in range(1, 200)]
+    events += [
+        ev(timedelta(seconds=1, milliseconds=i), "file", f"file:/usr/lib/python3/m{i}.py", kind="file_open")
+        for i in range(1, 200)
+    ]
     state, results = run(events)
     assert [r.revision.revision for r in results if r.revision] == [1]
     assert len(state.pending_added["file"]) == 199
@@ -78,8 +106,9 @@ def test_window_status_learning_then_stable_then_complete() -> None:
 
 def test_deviation_after_window_is_a_signal_not_baseline() -> None:
     state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3")])
-    state, results = run([ev(timedelta(days=4), "exec", "exec:/bin/sh"),
-                          ev(timedelta(days=4, seconds=5), "exec", "exec:/bin/sh")], state)
+    state, results = run(
+        [ev(timedelta(days=4), "exec", "exec:/bin/sh"), ev(timedelta(days=4, seconds=5), "exec", "exec:/bin/sh")], state
+    )
     signals = [s for r in results for s in r.signals]
     assert len(signals) == 1, "a repeated deviation is one signal"
     assert signals[0].title == "outside APD baseline: exec:/bin/sh" and not signals[0].deployment_correlated
@@ -89,15 +118,26 @@ def test_deviation_after_window_is_a_signal_not_baseline() -> None:
 
 def test_drift_after_a_deployment_change_is_expected_and_learnt() -> None:
     state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3")])
-    state, results = run([spec(timedelta(days=4), True),
-                          ev(timedelta(days=4, minutes=10), "egress", "egress:milvus:19530/tcp",
-                             surface=Surface.NETWORK, kind="connect")], state)
+    state, results = run(
+        [
+            spec(timedelta(days=4), True),
+            ev(
+                timedelta(days=4, minutes=10),
+                "egress",
+                "egress:milvus:19530/tcp",
+                surface=Surface.NETWORK,
+                kind="connect",
+            ),
+        ],
+        state,
+    )
     [signal] = results[-1].signals
     assert signal.deployment_correlated and signal.severity == 1
     assert "egress:milvus:19530/tcp" in state.behaviours["egress"]
     # Outside the correlation window the same kind of drift is a deviation again.
-    _, results = run([ev(timedelta(days=4, hours=2), "egress", "egress:new:443/tcp", surface=Surface.NETWORK,
-                         kind="connect")], state)
+    _, results = run(
+        [ev(timedelta(days=4, hours=2), "egress", "egress:new:443/tcp", surface=Surface.NETWORK, kind="connect")], state
+    )
     assert not results[-1].signals[0].deployment_correlated
 
 
@@ -107,26 +147,53 @@ def test_sensor_losses_mark_the_apd_partial() -> None:
 
 
 def test_prompt_injection_is_a_signal_even_while_learning() -> None:
-    _, results = run([ev(timedelta(seconds=1), "llm", "llm:openai/gpt-4o", surface=Surface.INPUT, kind="chat",
-                         flags=["prompt_injection:ignore_instructions:AML.T0051"])])
+    _, results = run(
+        [
+            ev(
+                timedelta(seconds=1),
+                "llm",
+                "llm:openai/gpt-4o",
+                surface=Surface.INPUT,
+                kind="chat",
+                flags=["prompt_injection:ignore_instructions:AML.T0051"],
+            )
+        ]
+    )
     [signal] = results[-1].signals
     assert signal.surface is Surface.INPUT and signal.techniques[0].uid == "AML.T0051"
 
 
 def test_exec_argument_patterns_fold_run_specific_values() -> None:
-    state, _ = run([ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3",
-                       detail={"binary": "/usr/bin/python3", "argv": ["python3", "-m", "agent", "--port", "8080"]}),
-                    ev(timedelta(seconds=2), "exec", "exec:/usr/bin/python3",
-                       detail={"binary": "/usr/bin/python3", "argv": ["python3", "/tmp/tmpx81/job.py", "4242"]})])
+    state, _ = run(
+        [
+            ev(
+                timedelta(seconds=1),
+                "exec",
+                "exec:/usr/bin/python3",
+                detail={"binary": "/usr/bin/python3", "argv": ["python3", "-m", "agent", "--port", "8080"]},
+            ),
+            ev(
+                timedelta(seconds=2),
+                "exec",
+                "exec:/usr/bin/python3",
+                detail={"binary": "/usr/bin/python3", "argv": ["python3", "/tmp/tmpx81/job.py", "4242"]},
+            ),
+        ]
+    )
     assert state.behaviours["exec_args"] == ["/usr/bin/python3 * *", "/usr/bin/python3 -m agent --port *"]
 
 
 def test_a_flush_publishes_what_was_coalesced_for_a_quiet_agent() -> None:
-    state, _ = run([ev(timedelta(seconds=1), "exec", "exec:/a"),
-                    ev(timedelta(seconds=2), "file", "file:/etc/hosts", kind="file_open")])
+    state, _ = run(
+        [
+            ev(timedelta(seconds=1), "exec", "exec:/a"),
+            ev(timedelta(seconds=2), "file", "file:/etc/hosts", kind="file_open"),
+        ]
+    )
     assert state.pending_added == {"file": ["file:/etc/hosts"]}
-    flush = ev(timedelta(seconds=2) + timedelta(seconds=10), None, None, pod="", surface=Surface.DEPLOYMENT,
-               kind="flush")
+    flush = ev(
+        timedelta(seconds=2) + timedelta(seconds=10), None, None, pod="", surface=Surface.DEPLOYMENT, kind="flush"
+    )
     state, results = run([flush], state)
     assert results[-1].revision is not None and results[-1].revision.added == {"file": ["file:/etc/hosts"]}
     state, results = run([flush], state)

@@ -1,0 +1,5 @@
+import sys
+
+from edges.gateway.cli import main
+
+sys.exit(main())

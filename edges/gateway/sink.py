@@ -1,0 +1,49 @@
+"""Where the gateway's records go: runward.raw.llm, without ever blocking the agent's calls."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future
+from typing import Protocol
+
+from edges.intake.publish import RawPublisher
+from runward.core.contracts import RawLlmEvent
+from runward.core.topics import RAW_LLM
+
+log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    def emit(self, event: RawLlmEvent) -> None: ...
+    def close(self) -> int: ...
+
+
+class KafkaSink:
+    def __init__(self, bootstrap: str, client_id: str = "runward-mcp-gateway") -> None:
+        self._publisher = RawPublisher(bootstrap, client_id)
+        self.failed = 0
+
+    def emit(self, event: RawLlmEvent) -> None:
+        key = event.attribution.deployment or "mcp-gateway"
+        self._publisher.send(RAW_LLM, key, event).add_done_callback(self._delivered)
+
+    def _delivered(self, future: Future[None]) -> None:
+        if future.exception() is not None:
+            self.failed += 1
+            log.warning("gateway record not delivered: %s", future.exception())
+
+    def close(self) -> int:
+        return self._publisher.close()
+
+
+class ListSink:
+    """In-process sink (tests, dry runs)."""
+
+    def __init__(self) -> None:
+        self.events: list[RawLlmEvent] = []
+
+    def emit(self, event: RawLlmEvent) -> None:
+        self.events.append(event)
+
+    def close(self) -> int:
+        return 0

@@ -1,0 +1,231 @@
+"""OTLP/HTTP receiver for GenAI/MCP traces, plus webhook intake for Falco and Tetragon.
+
+POST /v1/traces     application/x-protobuf | application/json (optionally gzip), answered per
+                    the OTLP/HTTP spec: 200 + ExportTraceServiceResponse (partial_success names
+                    rejected spans), 400 + google.rpc.Status for undecodable bodies (not
+                    retryable), 415 for other media types, 503 when the broker did not take
+                    the records (retryable).
+POST /v1/falco      Falco http_output alerts (object, array or JSON lines)
+POST /v1/tetragon   Tetragon export events (JSON lines or array)
+POST /v1/k8s-audit  Kubernetes audit webhook backend: an audit.k8s.io/v1 EventList (or Events)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import logging
+import zlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from edges.intake import falco, otlp, tetragon
+from edges.intake.config import SourceConfig
+from edges.intake.publish import RawPublisher
+from edges.intake.sensorcommon import Batch, parse_json_items, sensor_key, translate_batch
+from runward.core.config import Settings
+from runward.core.contracts import K8sAuditEvent, RawSensorEvent
+from runward.core.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
+
+log = logging.getLogger(__name__)
+
+_GRPC_INVALID_ARGUMENT, _GRPC_UNAVAILABLE = 3, 14
+
+
+class BodyError(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(config: SourceConfig, publisher: RawPublisher, close_publisher: bool = False) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_publisher:
+            # Here, not after uvicorn.run: uvicorn re-raises SIGTERM once the app has shut down.
+            undelivered = await asyncio.to_thread(publisher.close)
+            if undelivered:
+                log.warning("%d records were still undelivered at exit", undelivered)
+
+    app = FastAPI(title="Runward OTLP receiver", docs_url=None, redoc_url=None, lifespan=lifespan)
+
+    @app.post("/v1/traces")
+    async def traces(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "")
+        media = content_type.split(";")[0].strip().lower()
+        json_body = media == otlp.JSON  # answer in the encoding the client sent
+        if media not in {otlp.PROTOBUF, otlp.JSON}:
+            return _status(
+                415, f"unsupported content type {content_type!r}; send {otlp.PROTOBUF} or {otlp.JSON}", json_body=True
+            )
+        try:
+            body = await _read_body(request, config.max_body_bytes)
+            export = otlp.decode_request(body, content_type)
+        except BodyError as exc:
+            return _status(exc.status, str(exc), json_body)
+        except otlp.OtlpDecodeError as exc:
+            return _status(400, str(exc), json_body)
+        sender = request.client.host if request.client else None
+        result = otlp.translate(export, sender, config)
+        items = [(RAW_LLM, e.attribution.deployment or f"otlp:{sender}", e) for e in result.events]
+        failure = await _deliver(publisher, items)
+        if failure:
+            return _status(
+                503, f"records not accepted by Kafka, retry later: {failure}", json_body, headers={"Retry-After": "5"}
+            )
+        response = ExportTraceServiceResponse()
+        if result.rejected:
+            response.partial_success.rejected_spans = len(result.rejected)
+            response.partial_success.error_message = result.error_message
+            log.info("OTLP from %s: %d spans rejected: %s", sender, len(result.rejected), result.error_message)
+        return _message(200, response, json_body)
+
+    @app.post("/v1/falco")
+    async def falco_alerts(request: Request) -> Response:
+        return await _sensor_intake(request, config, publisher, falco.translate)
+
+    @app.post("/v1/tetragon")
+    async def tetragon_events(request: Request) -> Response:
+        return await _sensor_intake(request, config, publisher, tetragon.translate)
+
+    @app.post("/v1/k8s-audit")
+    async def k8s_audit(request: Request) -> Response:
+        """The API server's audit webhook: each Event goes to runward.raw.k8s, keyed by auditID."""
+
+        def records(items: list[Any]) -> tuple[list[Any], list[tuple[int, str]]]:
+            events, rejected = audit_events(items)
+            return [(RAW_K8S, str(e.event.get("auditID", "")), e) for e in events], rejected
+
+        return await _json_intake(request, config, publisher, records)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def audit_events(items: list[Any]) -> tuple[list[K8sAuditEvent], list[tuple[int, str]]]:
+    """Flatten EventLists; keep audit.k8s.io/v1 Events, name the reason for anything else."""
+    events: list[K8sAuditEvent] = []
+    rejected: list[tuple[int, str]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            rejected.append((index, "not a JSON object"))
+            continue
+        inner = item.get("items") if item.get("kind") == "EventList" else [item]
+        for event in inner or []:
+            if (
+                isinstance(event, dict)
+                and event.get("apiVersion") == "audit.k8s.io/v1"
+                and event.get("kind") == "Event"
+            ):
+                events.append(K8sAuditEvent(event=event))
+            else:
+                rejected.append((index, "not an audit.k8s.io/v1 Event or EventList"))
+    return events, rejected
+
+
+async def _sensor_intake(
+    request: Request,
+    config: SourceConfig,
+    publisher: RawPublisher,
+    translate: Callable[[dict[str, Any]], RawSensorEvent],
+) -> Response:
+    def records(items: list[Any]) -> tuple[list[Any], list[tuple[int, str]]]:
+        batch: Batch = translate_batch(items, translate)
+        return [(RAW_SENSOR, sensor_key(e), e) for e in batch.events], batch.rejected
+
+    return await _json_intake(request, config, publisher, records)
+
+
+async def _json_intake(
+    request: Request,
+    config: SourceConfig,
+    publisher: RawPublisher,
+    records: Callable[[list[Any]], tuple[list[Any], list[tuple[int, str]]]],
+) -> Response:
+    """A JSON webhook: parse the body, turn its items into (topic, key, record), publish them, and
+    answer how many were accepted and which were rejected and why (503 when Kafka did not take them)."""
+    try:
+        items = parse_json_items(await _read_body(request, config.max_body_bytes))
+    except BodyError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return JSONResponse({"error": f"body is not JSON, a JSON array or JSON lines: {exc}"}, status_code=400)
+    accepted, rejected = records(items)
+    failure = await _deliver(publisher, accepted)
+    if failure:
+        return JSONResponse(
+            {"error": f"records not accepted by Kafka, retry later: {failure}"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    return JSONResponse({"accepted": len(accepted), "rejected": [{"index": i, "reason": r} for i, r in rejected]})
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:  # refuse before reading it into memory
+        raise BodyError(413, f"body larger than {limit} bytes; export smaller batches")
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    try:
+        if encoding == "gzip":
+            body = _bounded(zlib.decompressobj(16 + zlib.MAX_WBITS), body, limit)
+        elif encoding == "deflate":
+            body = _bounded(zlib.decompressobj(), body, limit)
+        elif encoding not in {"identity", ""}:
+            raise BodyError(415, f"unsupported content-encoding {encoding!r}; use gzip or none")
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise BodyError(400, f"body is not valid {encoding}: {exc}") from None
+    if len(body) > limit:
+        raise BodyError(413, f"body larger than {limit} bytes; export smaller batches")
+    return body
+
+
+def _bounded(decompressor: Any, body: bytes, limit: int) -> bytes:
+    out = decompressor.decompress(body, limit + 1)
+    if len(out) > limit:
+        raise BodyError(413, f"decompressed body larger than {limit} bytes; export smaller batches")
+    return bytes(out)
+
+
+async def _deliver(publisher: RawPublisher, items: list[Any]) -> str | None:
+    try:
+        errors = await publisher.send_all(items)
+    except TimeoutError:
+        return "delivery timed out"
+    failed = [e for e in errors if e]
+    return f"{len(failed)} of {len(errors)} records failed: {failed[0]}" if failed else None
+
+
+def _message(status: int, message: Message, json_body: bool, headers: dict[str, str] | None = None) -> Response:
+    if json_body:
+        return Response(
+            json_format.MessageToJson(message, indent=None), status_code=status, media_type=otlp.JSON, headers=headers
+        )
+    return Response(message.SerializeToString(), status_code=status, media_type=otlp.PROTOBUF, headers=headers)
+
+
+def _status(status: int, text: str, json_body: bool, headers: dict[str, str] | None = None) -> Response:
+    code = _GRPC_UNAVAILABLE if status == 503 else _GRPC_INVALID_ARGUMENT
+    return _message(status, status_pb2.Status(code=code, message=text), json_body, headers)
+
+
+def serve(settings: Settings, port: int = 4318, config: SourceConfig | None = None, host: str = "127.0.0.1") -> None:
+    """Run the receiver in the foreground until SIGINT/SIGTERM."""
+    import uvicorn
+
+    publisher = RawPublisher(settings.kafka, "runward-otlp-receiver")
+    app = create_app(config or SourceConfig(), publisher, close_publisher=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")

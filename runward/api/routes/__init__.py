@@ -1,1 +1,0 @@
-"""Route modules of the status API, each an APIRouter mounted under /v1 by `runward.api.app`."""

@@ -1,0 +1,78 @@
+"""The manual promotion gate of progressive enforcement (Observe -> Audit -> Enforce).
+
+Pure functions, no I/O, so the rules can be read, tested and explained on their own:
+
+1. Stepping back to a lower mode is always allowed: it only loosens enforcement.
+2. Promoting to audit or enforce needs the latest APD to have a complete observation
+   window: policies written before the baseline is complete break the agent.
+3. ... and no open attack story: a 'potential compromise' story seen after the latest
+   policy bundle was produced, or one the enforcer listed in that bundle as holding the
+   gate. Stories tagged 'expected drift, deployment correlated' never hold the gate.
+4. Enforce additionally needs the agent to be in audit now: no skipping the audit step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from runward.core.contracts import ApdRevision, AttackStory, EnforcementMode, PolicyBundle, WindowStatus
+
+POTENTIAL_COMPROMISE = "potential compromise"
+
+_ORDER = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    target: EnforcementMode
+    current: EnforcementMode
+    reasons: tuple[str, ...]
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reasons
+
+
+def current_mode(bundle: PolicyBundle | None) -> EnforcementMode:
+    """Agents start in observe; after that the latest policy bundle carries the mode."""
+    return bundle.mode if bundle is not None else EnforcementMode.OBSERVE
+
+
+def open_stories(stories: Sequence[AttackStory], bundle: PolicyBundle | None) -> list[AttackStory]:
+    """The 'potential compromise' stories of one agent that hold its promotion gate."""
+    held = set(bundle.open_stories) if bundle is not None else set()
+    return [
+        s
+        for s in stories
+        if s.status == POTENTIAL_COMPROMISE
+        and (bundle is None or s.last_seen > bundle.created_at or s.story_id in held)
+    ]
+
+
+def evaluate(
+    target: EnforcementMode,
+    bundle: PolicyBundle | None,
+    apd: ApdRevision | None,
+    stories: Sequence[AttackStory],
+) -> GateResult:
+    current = current_mode(bundle)
+    reasons: list[str] = []
+    if target == current:
+        reasons.append(f"the agent is already in {current.value} mode")
+    elif _ORDER[target] > _ORDER[current]:
+        if apd is None:
+            reasons.append("no APD baseline exists yet: the profiler has not observed this agent")
+        elif apd.window_status != WindowStatus.COMPLETE:
+            reasons.append(
+                f"the observation window of APD revision {apd.revision} is {apd.window_status.value}, "
+                f"not complete (it ends at {apd.window_ends_at.isoformat()})"
+            )
+        for story in open_stories(stories, bundle):
+            reasons.append(
+                f"attack story {story.story_id} (severity {story.severity}, last seen "
+                f"{story.last_seen.isoformat()}) is an open potential compromise"
+            )
+        if target == EnforcementMode.ENFORCE and current != EnforcementMode.AUDIT:
+            reasons.append(f"enforce needs the agent to be in audit mode first; it is in {current.value}")
+    return GateResult(target=target, current=current, reasons=tuple(reasons))

@@ -1,0 +1,69 @@
+"""Manual promotion through Observe -> Audit -> Enforce: the one state-changing endpoint."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.responses import JSONResponse
+
+from runward.control.api import gate
+from runward.control.api.auth import Principal, require_approver
+from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_store
+from runward.control.api.publisher import Publisher, PublishError
+from runward.control.api.schemas import ErrorBody, GateRefusal, PromotionRequest
+from runward.control.api.state import load_state
+from runward.core.contracts import PromotionDecision, utcnow
+from runward.core.store import Store
+from runward.core.topics import PROMOTIONS
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["promotion"])
+
+
+@router.post(
+    "/agents/{namespace}/{name}/promotion",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PromotionDecision,
+    summary="Promote (or step back) an agent's enforcement mode",
+    description="Approver role only. Promoting to audit or enforce needs a complete APD observation "
+    "window and no open 'potential compromise' attack story; enforce also needs the agent "
+    "to be in audit. Stepping back is always allowed. An accepted decision is published to "
+    f"`{PROMOTIONS.name}` for the enforcer, which emits the new policy bundle.",
+    responses={
+        403: {"model": ErrorBody, "description": "the token is not an approver"},
+        404: {"model": ErrorBody, "description": "unknown agent"},
+        409: {"model": GateRefusal, "description": "the promotion gate refused, with every reason"},
+        503: {"model": ErrorBody, "description": "Kafka did not acknowledge the decision"},
+    },
+)
+def promote(
+    namespace: Namespace,
+    name: Name,
+    body: PromotionRequest,
+    approver: Annotated[Principal, Depends(require_approver)],
+    store: Annotated[Store, Depends(get_store)],
+    publisher: Annotated[Publisher, Depends(get_publisher)],
+) -> PromotionDecision | JSONResponse:
+    state = load_state(store, find_agent(store, namespace, name))
+    result = gate.evaluate(body.mode, state.bundle, state.apd, state.stories)
+    deployment = state.agent["deployment"]
+    if not result.allowed:
+        refusal = GateRefusal(
+            detail=f"promotion of {deployment} from {result.current.value} to {body.mode.value} refused by the gate",
+            reasons=list(result.reasons),
+        )
+        return JSONResponse(refusal.model_dump(), status_code=status.HTTP_409_CONFLICT)
+    decision = PromotionDecision(
+        deployment=deployment, mode=body.mode, approver=approver.name, reason=body.reason, ts=utcnow()
+    )
+    try:
+        publisher.publish(PROMOTIONS, deployment, decision)
+    except PublishError as exc:
+        log.error("promotion of %s to %s not published: %s", deployment, body.mode.value, exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the promotion was not recorded: {exc}"
+        ) from None
+    log.info("%s promoted %s from %s to %s", approver.name, deployment, result.current.value, body.mode.value)
+    return decision

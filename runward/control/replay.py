@@ -1,0 +1,156 @@
+"""Publish recorded raw events (JSON lines) so the pipeline runs without a sensor.
+
+Each line is `{"topic": ..., "key": ..., "value": {...}}` for one of the raw topics, or
+`{"barrier": true}`: wait until ingest has handled everything sent so far, because Kafka
+orders records within a partition, not across topics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from runward.core.kafka import producer_config
+from runward.core.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
+
+RAW_TOPICS = {RAW_SENSOR.name, RAW_LLM.name, RAW_K8S.name}
+_TIME_FIELDS = ("ts", "requestReceivedTimestamp", "stageTimestamp")
+
+
+class ReplayError(ValueError):
+    pass
+
+
+@dataclass
+class Line:
+    number: int
+    topic: str | None
+    key: str | None
+    value: dict[str, Any] | None
+    barrier: bool = False
+
+
+def read_lines(path: Path) -> Iterator[Line]:
+    if not path.exists():
+        raise ReplayError(f"{path}: no such file; give a JSON-lines file of raw records")
+    with path.open() as fh:
+        for number, text in enumerate(fh, 1):
+            if not text.strip():
+                continue
+            try:
+                item = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ReplayError(f"{path}:{number}: not JSON ({exc})") from None
+            if item.get("barrier"):
+                yield Line(number, None, None, None, barrier=True)
+                continue
+            topic = item.get("topic")
+            if topic not in RAW_TOPICS:
+                raise ReplayError(f"{path}:{number}: topic {topic!r} is not a raw topic ({sorted(RAW_TOPICS)})")
+            if not isinstance(item.get("value"), dict):
+                raise ReplayError(f"{path}:{number}: 'value' must be a JSON object")
+            yield Line(number, topic, item.get("key"), item["value"])
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _walk_times(value: Any, fn: Callable[[datetime], datetime | None]) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, inner in value.items():
+            if key in _TIME_FIELDS and isinstance(inner, str):
+                shifted = fn(_parse(inner))
+                out[key] = shifted.isoformat() if shifted else inner
+            else:
+                out[key] = _walk_times(inner, fn)
+        return out
+    if isinstance(value, list):
+        return [_walk_times(v, fn) for v in value]
+    return value
+
+
+def rebase_offset(lines: list[Line], now: datetime) -> timedelta:
+    """Shift recorded time so the scenario's last event happened just now."""
+    latest: list[datetime] = []
+
+    def seen(t: datetime) -> None:
+        latest.append(t)
+
+    for line in lines:
+        _walk_times(line.value, seen)
+    return now - max(latest) if latest else timedelta(0)
+
+
+def replay(
+    path: Path,
+    bootstrap: str,
+    *,
+    rebase: bool = True,
+    wait_ingested: Callable[[int], bool] | None = None,
+    progress: Callable[[str], None] = print,
+) -> int:
+    lines = list(read_lines(path))
+    shift = rebase_offset(lines, datetime.now(timezone.utc)) if rebase else timedelta(0)
+    producer = Producer(producer_config(bootstrap, "runward-replay", {"linger.ms": 5, "compression.type": "lz4"}))
+    failures: list[str] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            failures.append(f"{msg.topic()}: {err}")
+
+    sent = 0
+    for line in lines:
+        if line.barrier:
+            if producer.flush(30) > 0:
+                raise ReplayError("broker did not acknowledge records within 30 s")
+            if wait_ingested and not wait_ingested(sent):
+                progress(f"  barrier at line {line.number}: ingest did not catch up; continuing")
+            continue
+        assert line.topic is not None and line.value is not None
+        value = _walk_times(line.value, lambda t: t + shift) if rebase else line.value
+        producer.produce(
+            line.topic, key=(line.key or "").encode() or None, value=json.dumps(value).encode(), on_delivery=delivered
+        )
+        producer.poll(0)
+        sent += 1
+        if sent % 50 == 0:
+            progress(f"  replayed {sent}/{sum(1 for x in lines if not x.barrier)} records")
+    if producer.flush(30) > 0:
+        raise ReplayError("broker did not acknowledge every record within 30 s")
+    if failures:
+        raise ReplayError(f"{len(failures)} records were not delivered, first: {failures[0]}")
+    return sent
+
+
+def store_barrier(db_url: str, timeout_s: float = 60) -> Callable[[int], bool]:
+    """A barrier that reads ingest's handled count (processed + dead letters) from the store."""
+    from runward.core.store import Store
+
+    store = Store(db_url)
+
+    def handled() -> int:
+        for row in store.stage_health():
+            if row["stage"] == "ingest":
+                return int(row["processed"]) + int(row["dead_letters"])
+        return 0
+
+    baseline = handled()
+
+    def wait(sent: int) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if handled() - baseline >= sent:
+                return True
+            time.sleep(0.5)
+        return False
+
+    return wait

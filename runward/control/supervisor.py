@@ -1,0 +1,226 @@
+"""`runward up`: start the broker, every stage, the API (and the sensor when it can run),
+show each coming up, write a log per service, and stop them all cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from runward.control.broker import ensure_topics, port_open, start_broker
+from runward.core.config import Settings
+from runward.core.store import Store, upgrade
+
+STAGES = ("ingest", "bom", "profiler", "correlator", "enforcer")
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Supervisor:
+    config: Settings
+    external_kafka: bool
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def logs(self) -> Path:
+        path = self.config.home / "logs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _print(self, text: str) -> None:
+        print(text, flush=True)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            RUNWARD_KAFKA=self.config.kafka,
+            RUNWARD_HOME=str(self.config.home.resolve()),
+            RUNWARD_DB=self.config.db_url,
+            RUNWARD_PARTITIONS=str(self.config.partitions),
+            RUNWARD_API_HOST=self.config.api_host,
+            RUNWARD_API_PORT=str(self.config.api_port),
+            RUNWARD_OTLP_PORT=str(self.config.otlp_port),
+        )
+        if self.config.api_tokens:
+            env["RUNWARD_API_TOKENS"] = self.config.api_tokens
+        if self.config.tokens_file:
+            env["RUNWARD_TOKENS_FILE"] = str(self.config.tokens_file.resolve())
+        if self.config.observation_window_s is not None:
+            env["RUNWARD_OBSERVATION_WINDOW_S"] = str(self.config.observation_window_s)
+        return env
+
+    def spawn(self, name: str, argv: list[str]) -> Service:
+        log = self.logs / f"{name}.log"
+        fh = log.open("ab")
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
+        service = Service(name, proc, log)
+        self.services.append(service)
+        return service
+
+    def start(self, with_sensor: bool = True) -> None:
+        started = time.time()
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        self._ensure_tokens()
+        upgrade(self.config.db_url)
+        self._print(f"  store      {_redact_url(self.config.db_url)} (migrated)")
+        if not self.external_kafka:
+            port = int(self.config.kafka.rpartition(":")[2])
+            proc = start_broker(port, self.logs / "broker.log")
+            self.services.append(Service("broker", proc, self.logs / "broker.log"))
+            self._print(f"  broker     up on {self.config.kafka} (embedded Tansu, memory storage)")
+        else:
+            self._print(f"  broker     using external Kafka at {self.config.kafka}")
+        created = ensure_topics(self.config.kafka, self.config.partitions)
+        self._print(f"  topics     {len(created)} created" if created else "  topics     all present")
+        for stage in STAGES:
+            self.spawn(stage, [sys.executable, "-m", f"services.{stage}.app"])
+        store = Store(self.config.db_url)
+        for stage in STAGES:
+            self._wait_stage(store, stage, started)
+        self.spawn("api", [sys.executable, "-m", "runward.control.api"])
+        self._wait_api()
+        self._start_otlp()
+        if with_sensor:
+            self._start_sensor()
+
+    def _wait_until(self, service: Service, ready: Callable[[], bool], timeout: float, waiting_for: str) -> None:
+        """Poll `ready` until it holds; fail fast, naming the log, if the process dies first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if service.proc.poll() is not None:
+                raise RuntimeError(f"{service.name} exited with {service.proc.returncode}; see {service.log}")
+            if ready():
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"{service.name} {waiting_for} within {timeout:.0f} s; see {service.log}")
+
+    def _wait_stage(self, store: Store, stage: str, since: float, timeout: float = 90) -> None:
+        service = next(s for s in self.services if s.name == stage)
+
+        def beating() -> bool:
+            return any(
+                row["stage"] == stage and row["updated_at"] and row["updated_at"].timestamp() >= since
+                for row in store.stage_health()
+            )
+
+        self._wait_until(service, beating, timeout, "did not report a heartbeat")
+        self._print(f"  {stage:<10} up (pid {service.proc.pid}, log {service.log})")
+
+    def _wait_api(self, timeout: float = 30) -> None:
+        url = f"http://{self.config.api_host}:{self.config.api_port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self._wait_until(self.services[-1], healthy, timeout, f"did not answer on {url}/healthz")
+        self._print(f"  api        up at {url} (OpenAPI at {url}/docs)")
+
+    def _start_otlp(self, timeout: float = 20) -> None:
+        port = self.config.otlp_port
+        if port_open("127.0.0.1", port):
+            self._print(f"  otlp       not started: 127.0.0.1:{port} is in use (set RUNWARD_OTLP_PORT)")
+            return
+        service = self.spawn("otlp", [sys.executable, "-m", "runward.control.cli", "otlp", "--port", str(port)])
+        self._wait_until(service, lambda: port_open("127.0.0.1", port), timeout, f"did not listen on {port}")
+        self._print(f"  otlp       up at http://127.0.0.1:{port}/v1/traces (GenAI/MCP spans)")
+
+    def _start_sensor(self, timeout: float = 180) -> None:
+        try:
+            from sensor.build import is_current
+            from sensor.cli import sensor_unavailable_reason
+        except ImportError:
+            self._print("  sensor     not started: the sensor package is not installed")
+            return
+        reason = sensor_unavailable_reason()
+        if reason:
+            self._print(f"  sensor     not started: {reason}")
+            return
+        ready = self.config.home / "sensor.ready"
+        ready.unlink(missing_ok=True)
+        if not is_current():
+            self._print("  sensor     compiling its eBPF programs for this kernel (first start only)")
+        service = self.spawn(
+            "sensor", [sys.executable, "-m", "runward.control.cli", "sensor", "--ready-file", str(ready)]
+        )
+        # "Up" means attached: a workload started before that would lose its first execs.
+        try:
+            self._wait_until(service, ready.exists, timeout, "did not attach its programs")
+        except RuntimeError as exc:
+            self._print(f"  sensor     not started: {exc}")
+            if service.proc.poll() is None:
+                service.proc.terminate()
+                service.proc.wait(10)
+            self.services.remove(service)
+            return
+        self._print(f"  sensor     up (pid {service.proc.pid}, log {service.log})")
+
+    def _ensure_tokens(self) -> None:
+        if self.config.api_tokens or self.config.tokens_file:
+            return
+        path = self.config.home / "tokens.json"
+        if not path.exists():
+            tokens = [
+                {"name": "platform-viewer", "token": secrets.token_urlsafe(24), "role": "viewer"},
+                {"name": "platform-approver", "token": secrets.token_urlsafe(24), "role": "approver"},
+            ]
+            path.write_text(json.dumps(tokens, indent=2))
+            path.chmod(0o600)
+        self.config.tokens_file = path
+        self._print(f"  tokens     API tokens in {path} (viewer and approver; mode 0600)")
+
+    def restart(self, name: str) -> Service:
+        """Stop one stage and start it again (it resumes from its committed offsets and changelogs)."""
+        service = next(s for s in self.services if s.name == name)
+        os.killpg(service.proc.pid, signal.SIGTERM)
+        service.proc.wait(timeout=30)
+        self.services.remove(service)
+        since = time.time()
+        self.spawn(name, [sys.executable, "-m", f"services.{name}.app"])
+        self._wait_stage(Store(self.config.db_url), name, since)
+        return self.services[-1]
+
+    def exited(self) -> list[Service]:
+        return [s for s in self.services if s.proc.poll() is not None]
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            if service.proc.poll() is None:
+                if service.name == "broker":
+                    service.proc.terminate()
+                else:
+                    os.killpg(service.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for service in reversed(self.services):
+            try:
+                service.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                service.proc.kill()
+                service.proc.wait()
+            self._print(f"  {service.name:<10} stopped")
+        self.services.clear()
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        return f"{scheme}{sep}{creds.split(':')[0]}:***@{host}"
+    return url

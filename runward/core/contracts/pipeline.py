@@ -1,0 +1,199 @@
+"""Records that stages write for each other: enriched events, APD revisions,
+signals, attack stories, AI-BOMs and policy bundles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runward.core.contracts.common import DeploymentId, Record
+
+
+class Surface(StrEnum):
+    """The four detection surfaces of the brief, plus the host behaviours the sensor sees."""
+
+    INPUT = "input"
+    TOOL = "tool"
+    IDENTITY = "identity"
+    MULTI_AGENT = "multi_agent"
+    PROCESS = "process"
+    FILE = "file"
+    NETWORK = "network"
+    DEPLOYMENT = "deployment"
+
+
+class SourceRef(BaseModel):
+    """Where a record came from, so any artifact can be traced back to raw input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class EnrichedEvent(Record):
+    """A validated, attributed event, keyed by its agent's Deployment id.
+
+    `behaviour` is the normalised key the profiler folds into the APD, e.g.
+    `exec:/usr/bin/python3` or `egress:api.openai.com:443/tcp`.
+    """
+
+    event_id: str
+    ts: datetime
+    deployment: DeploymentId
+    namespace: str
+    pod: str | None = None
+    service_account: str | None = None
+    surface: Surface
+    kind: str
+    behaviour: str | None = Field(
+        default=None, description="APD key; None for events that are not behaviour (e.g. deployment_change)"
+    )
+    category: str | None = Field(default=None, description="APD category the behaviour belongs to")
+    detail: dict[str, Any] = Field(default_factory=dict)
+    flags: list[str] = Field(default_factory=list, description="enrichment findings, e.g. prompt_injection:<rule>")
+    partial: bool = Field(default=False, description="the sensor lost events for this container")
+    source: SourceRef
+
+
+class WindowStatus(StrEnum):
+    LEARNING = "learning"
+    STABLE = "stable"
+    COMPLETE = "complete"
+
+
+class ApdRevision(Record):
+    """One revision of an agent's Application Profile DNA (its behavioural envelope)."""
+
+    deployment: DeploymentId
+    revision: int = Field(ge=1)
+    created_at: datetime
+    autonomy: Literal["low", "medium", "high"]
+    window_started_at: datetime
+    window_ends_at: datetime
+    window_status: WindowStatus
+    novel_last_hour: int = 0
+    behaviours: dict[str, list[str]] = Field(default_factory=dict, description="category -> sorted behaviour keys")
+    added: dict[str, list[str]] = Field(
+        default_factory=dict, description="what this revision added over the previous one"
+    )
+    partial: bool = False
+    last_deployment_change: datetime | None = None
+    pods_seen: list[str] = Field(default_factory=list)
+
+
+class Technique(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    uid: str = Field(description="MITRE ATLAS (AML.T...) or ATT&CK (T...) id")
+    name: str
+
+
+class Signal(Record):
+    """A single-surface observation worth correlating: a baseline deviation or an input finding."""
+
+    signal_id: str
+    deployment: DeploymentId
+    ts: datetime
+    surface: Surface
+    title: str
+    behaviour: str | None = None
+    techniques: list[Technique] = Field(default_factory=list)
+    severity: int = Field(ge=1, le=5, description="OCSF severity_id scale: 1 informational .. 5 critical")
+    deployment_correlated: bool = Field(
+        default=False, description="follows a Deployment change inside the correlation window"
+    )
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    source_event: str
+
+
+class AttackStory(Record):
+    """Correlated signals of one agent told as one narrative; `ocsf` is the
+    OCSF Detection Finding (class_uid 2004) the SOC ingests."""
+
+    story_id: str
+    deployment: DeploymentId
+    version: int = Field(ge=1, description="grows each time a signal joins the story")
+    first_seen: datetime
+    last_seen: datetime
+    status: Literal["potential compromise", "expected drift, deployment correlated"]
+    severity: int = Field(ge=1, le=5)
+    surfaces: list[Surface]
+    techniques: list[Technique]
+    narrative: list[str]
+    signals: list[Signal]
+    ocsf: dict[str, Any]
+
+
+class AiBom(Record):
+    """The runtime AI-BOM of one agent as CycloneDX 1.6 JSON."""
+
+    deployment: DeploymentId
+    revision: int = Field(ge=1)
+    created_at: datetime
+    lifecycle: Literal["operations", "build"] = "operations"
+    cyclonedx: dict[str, Any]
+
+
+class EnforcementMode(StrEnum):
+    OBSERVE = "observe"
+    AUDIT = "audit"
+    ENFORCE = "enforce"
+
+
+class PolicyBundle(Record):
+    """Policies derived from an APD revision, at the mode the agent was promoted to."""
+
+    deployment: DeploymentId
+    revision: int = Field(ge=1)
+    created_at: datetime
+    apd_revision: int
+    mode: EnforcementMode
+    egress_allowlist: list[str]
+    network_policy: dict[str, Any] = Field(description="networking.k8s.io/v1 NetworkPolicy")
+    seccomp_profile: dict[str, Any] = Field(description="OCI seccomp JSON for a kubelet localhost profile")
+    open_stories: list[str] = Field(default_factory=list, description="attack stories that hold the promotion gate")
+
+
+class DeclaredManifest(Record):
+    """What an agent is supposed to load, submitted by its deployment pipeline (`runward declare`)."""
+
+    deployment: DeploymentId
+    submitted_at: datetime
+    deployment_manifest: dict[str, Any] | None = Field(default=None, description="the apps/v1 Deployment")
+    requirements: list[str] = Field(default_factory=list, description="requirements.txt / lock file lines")
+    mcp_config: dict[str, Any] | None = Field(default=None, description="MCP client configuration (mcpServers)")
+
+
+class BomFinding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal[
+        "undeclared_package",
+        "version_drift",
+        "model_drift",
+        "late_tool",
+        "undeclared_tool",
+        "undeclared_mcp_server",
+        "undeclared_endpoint",
+        "declared_not_loaded",
+    ]
+    subject: str
+    declared: str | None = None
+    observed: str | None = None
+    detail: str = ""
+
+
+class BomDelta(Record):
+    """Declared-vs-observed AI-BOM delta: where agent supply-chain incidents live."""
+
+    deployment: DeploymentId
+    revision: int = Field(ge=1)
+    created_at: datetime
+    aibom_revision: int | None = None
+    findings: list[BomFinding]
+    declared_bom: dict[str, Any] | None = Field(default=None, description="CycloneDX 1.6, lifecycle build")

@@ -1,0 +1,223 @@
+"""The store: where stages leave their artifacts for the API. SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from runward.core.contracts import AttackStory, DeadLetter, utcnow
+from runward.core.store.migrate import check_at_head
+from runward.core.store.schema import Agent, Artifact, AttackStoryRow, DeadLetterRow, StageHealth
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite drops the zone of DateTime(timezone=True); everything Runward writes is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+class Store:
+    def __init__(self, url: str, *, check_schema: bool = True) -> None:
+        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+        self.engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_wal)
+        if check_schema:
+            check_at_head(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # --- agents ---------------------------------------------------------------------------
+
+    def touch_agent(self, deployment: str, service_account: str | None, seen: datetime) -> None:
+        """Record that the agent was seen. One atomic upsert: the profiler and bom stages both
+        call this for a new agent at the same moment, and a read-then-insert would race."""
+        namespace, _, name = deployment.partition("/")
+        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
+        statement = insert(Agent).values(
+            deployment=deployment,
+            namespace=namespace,
+            name=name,
+            service_account=service_account,
+            first_seen=seen,
+            last_seen=seen,
+        )
+        new = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[Agent.deployment],
+            set_={
+                "last_seen": sa.case((Agent.last_seen < new.last_seen, new.last_seen), else_=Agent.last_seen),
+                "service_account": sa.func.coalesce(new.service_account, Agent.service_account),
+            },
+        )
+        with self.session() as s:
+            s.execute(statement)
+
+    def agents(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            rows = s.scalars(sa.select(Agent).order_by(Agent.deployment)).all()
+            return [
+                {
+                    "deployment": a.deployment,
+                    "namespace": a.namespace,
+                    "name": a.name,
+                    "service_account": a.service_account,
+                    "first_seen": _aware(a.first_seen),
+                    "last_seen": _aware(a.last_seen),
+                }
+                for a in rows
+            ]
+
+    # --- artifacts ------------------------------------------------------------------------
+
+    def put_artifact(
+        self, deployment: str, kind: str, revision: int, created_at: datetime, body: dict[str, Any]
+    ) -> None:
+        """Idempotent per (deployment, kind, revision): a redelivered record rewrites the same row."""
+        with self.session() as s:
+            row = s.scalar(
+                sa.select(Artifact).where(
+                    Artifact.deployment == deployment, Artifact.kind == kind, Artifact.revision == revision
+                )
+            )
+            if row is None:
+                s.add(Artifact(deployment=deployment, kind=kind, revision=revision, created_at=created_at, body=body))
+            else:
+                row.body, row.created_at = body, created_at
+
+    def latest_artifact(self, deployment: str, kind: str) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.scalar(
+                sa.select(Artifact)
+                .where(Artifact.deployment == deployment, Artifact.kind == kind)
+                .order_by(Artifact.revision.desc())
+                .limit(1)
+            )
+            return dict(row.body) if row else None
+
+    def artifact_revisions(self, deployment: str, kind: str) -> list[int]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    sa.select(Artifact.revision)
+                    .where(Artifact.deployment == deployment, Artifact.kind == kind)
+                    .order_by(Artifact.revision)
+                )
+            )
+
+    # --- attack stories -------------------------------------------------------------------
+
+    def put_story(self, story: AttackStory) -> None:
+        body = story.model_dump(mode="json")
+        with self.session() as s:
+            row = s.get(AttackStoryRow, story.story_id)
+            if row is None:
+                s.add(
+                    AttackStoryRow(
+                        story_id=story.story_id,
+                        deployment=story.deployment,
+                        version=story.version,
+                        status=story.status,
+                        severity=story.severity,
+                        first_seen=story.first_seen,
+                        last_seen=story.last_seen,
+                        body=body,
+                    )
+                )
+            elif story.version >= row.version:
+                row.version, row.status, row.severity = story.version, story.status, story.severity
+                row.last_seen, row.body = story.last_seen, body
+
+    def stories(self, deployment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = sa.select(AttackStoryRow).order_by(AttackStoryRow.last_seen.desc()).limit(limit)
+        if deployment:
+            query = query.where(AttackStoryRow.deployment == deployment)
+        with self.session() as s:
+            return [dict(r.body) for r in s.scalars(query)]
+
+    def story(self, story_id: str) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.get(AttackStoryRow, story_id)
+            return dict(row.body) if row else None
+
+    # --- stage health ---------------------------------------------------------------------
+
+    def record_progress(
+        self, stage: str, processed: int, dead_letters: int, lag: int, last_record_at: datetime | None
+    ) -> None:
+        """Add to a stage's counters; called in batches by each stage's heartbeat."""
+        with self.session() as s:
+            row = s.get(StageHealth, stage)
+            if row is None:
+                row = StageHealth(stage=stage, processed=0, dead_letters=0, lag=0, updated_at=utcnow())
+                s.add(row)
+            row.processed = (row.processed or 0) + processed
+            row.dead_letters = (row.dead_letters or 0) + dead_letters
+            row.lag = lag
+            if last_record_at is not None:
+                row.last_record_at = last_record_at
+            row.updated_at = utcnow()
+
+    def stage_health(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            return [
+                {
+                    "stage": r.stage,
+                    "processed": r.processed,
+                    "dead_letters": r.dead_letters,
+                    "lag": r.lag,
+                    "last_record_at": _aware(r.last_record_at),
+                    "updated_at": _aware(r.updated_at),
+                }
+                for r in s.scalars(sa.select(StageHealth).order_by(StageHealth.stage))
+            ]
+
+    def put_dead_letter(self, letter: DeadLetter) -> None:
+        with self.session() as s:
+            s.add(
+                DeadLetterRow(
+                    stage=letter.stage,
+                    topic=letter.source.topic,
+                    partition=letter.source.partition,
+                    offset=letter.source.offset,
+                    reason=letter.reason,
+                    created_at=letter.ts,
+                )
+            )
+
+    def dead_letters(self, stage: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = sa.select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)
+        if stage:
+            query = query.where(DeadLetterRow.stage == stage)
+        with self.session() as s:
+            return [
+                {
+                    "stage": r.stage,
+                    "topic": r.topic,
+                    "partition": r.partition,
+                    "offset": r.offset,
+                    "reason": r.reason,
+                    "created_at": _aware(r.created_at),
+                }
+                for r in s.scalars(query)
+            ]
+
+
+def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
+    # Several stage processes share one SQLite file: WAL lets readers run beside one writer.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,126 @@
+"""The topic table: every topic, its key, its record, who writes it and who reads it.
+
+Records that belong to an agent are keyed by its Deployment id (`namespace/name`) so
+one agent's history stays in one partition and in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from runward.core.contracts import (
+    AiBom,
+    ApdRevision,
+    AttackStory,
+    BomDelta,
+    DeadLetter,
+    DeclaredManifest,
+    EnrichedEvent,
+    PolicyBundle,
+    PromotionDecision,
+    RawK8sRecord,
+    RawLlmEvent,
+    RawSensorEvent,
+    Signal,
+)
+from runward.core.contracts.reconciliation import ReconciliationReport
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str
+    record: Any
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+
+    @property
+    def adapter(self) -> TypeAdapter[Any]:
+        return _adapter(self.record)
+
+
+_ADAPTERS: dict[int, TypeAdapter[Any]] = {}
+
+
+def _adapter(record: Any) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(id(record))
+    if adapter is None:
+        adapter = _ADAPTERS[id(record)] = TypeAdapter(record)
+    return adapter
+
+
+RAW_SENSOR = Topic(
+    "runward.raw.sensor",
+    "deployment id, else node:cgroup_id",
+    RawSensorEvent,
+    ("sensor", "runward replay"),
+    ("ingest",),
+)
+RAW_LLM = Topic(
+    "runward.raw.llm",
+    "deployment id, else sender",
+    RawLlmEvent,
+    ("otlp receiver", "mcp gateway", "runward replay"),
+    ("ingest",),
+)
+RAW_K8S = Topic(
+    "runward.raw.k8s",
+    "namespace/name of the object, or audit ID",
+    RawK8sRecord,
+    ("k8s watcher", "audit webhook", "runward replay"),
+    ("ingest",),
+)
+ENRICHED = Topic(
+    "runward.events.enriched",
+    "deployment id",
+    EnrichedEvent,
+    ("ingest", "profiler (flush punctuation)"),
+    ("bom", "profiler"),
+)
+APD = Topic("runward.apd", "deployment id", ApdRevision, ("profiler",), ("enforcer", "api (store)"))
+SIGNALS = Topic("runward.signals", "deployment id", Signal, ("profiler",), ("correlator",))
+ATTACK_STORIES = Topic(
+    "runward.attack-stories",
+    "deployment id",
+    AttackStory,
+    ("correlator",),
+    ("SOC", "enforcer", "api (store)"),
+)
+AIBOM = Topic("runward.aibom", "deployment id", AiBom, ("bom",), ("api (store)",))
+DECLARED = Topic(
+    "runward.declared", "deployment id", DeclaredManifest, ("runward declare (deployment pipeline)",), ("bom",)
+)
+BOM_DELTA = Topic("runward.aibom.delta", "deployment id", BomDelta, ("bom",), ("SOC", "api (store)"))
+POLICIES = Topic(
+    "runward.policies", "deployment id", PolicyBundle, ("enforcer",), ("GitOps / admission", "api (store)")
+)
+RECONCILIATION = Topic(
+    "runward.reconciliation",
+    "deployment id",
+    ReconciliationReport,
+    ("runward reconcile (profiler)",),
+    ("deployment ticket / GitOps", "api (store)"),
+)
+PROMOTIONS = Topic("runward.promotions", "deployment id", PromotionDecision, ("api",), ("enforcer",))
+DEAD_LETTER = Topic("runward.dead-letter", "stage name", DeadLetter, ("every stage",), ("operators", "api (store)"))
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    RAW_SENSOR,
+    RAW_LLM,
+    RAW_K8S,
+    ENRICHED,
+    APD,
+    SIGNALS,
+    ATTACK_STORIES,
+    AIBOM,
+    DECLARED,
+    BOM_DELTA,
+    RECONCILIATION,
+    POLICIES,
+    PROMOTIONS,
+    DEAD_LETTER,
+)
+BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}

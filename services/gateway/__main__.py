@@ -1,5 +1,0 @@
-import sys
-
-from services.gateway.cli import main
-
-sys.exit(main())
