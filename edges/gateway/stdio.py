@@ -52,7 +52,7 @@ async def _stdio_streams() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return reader, writer
 
 
-async def run_stdio(
+async def run_stdio(  # noqa: C901 - to split (issue 8)
     command: Sequence[str], session: GatewaySession, sink: EventSink, env: dict[str, str] | None = None
 ) -> int:
     """Relay until the client closes stdin or the server exits; return the server's exit code."""

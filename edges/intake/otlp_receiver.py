@@ -46,7 +46,7 @@ class BodyError(ValueError):
         self.status = status
 
 
-def create_app(config: SourceConfig, publisher: RawPublisher, close_publisher: bool = False) -> FastAPI:
+def create_app(config: SourceConfig, publisher: RawPublisher, close_publisher: bool = False) -> FastAPI:  # noqa: C901 - to split (issue 8)
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield

@@ -87,7 +87,7 @@ def window_status(state: ApdState, now: datetime, policy: Policy) -> WindowStatu
     return WindowStatus.LEARNING
 
 
-def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldResult:
+def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldResult:  # noqa: C901 - to split (issue 8)
     if state is None:
         state = ApdState(deployment=event.deployment, window_started_at=event.ts)
     state = state.model_copy(deep=True)
