@@ -3,13 +3,41 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from runward.core.config import AUTONOMY_WINDOWS_S
-from runward.core.contracts import EnrichedEvent, SourceRef, Surface, WindowStatus
+from runward.core.contracts import (
+    ConnectInfo,
+    DeploymentSpecInfo,
+    EnrichedEvent,
+    EventDetail,
+    ExecInfo,
+    FileOpenInfo,
+    FlushInfo,
+    LlmCallInfo,
+    SourceRef,
+    Surface,
+    WindowStatus,
+    parse_behaviour,
+)
 from services.profiler.apd import ApdState, FoldResult, Policy, fold
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
-POLICY = Policy(window_s=AUTONOMY_WINDOWS_S, window_override_s=None, drift_correlation_s=3600)
+POLICY = Policy(window_override_s=None, drift_correlation_s=3600)
 SRC = SourceRef(topic="runward.events.enriched", partition=0, offset=0)
+
+
+def _detail(kind: str, behaviour: str | None) -> EventDetail:
+    """The detail ingest writes for such an event, from the behaviour's typed fields."""
+    typed = parse_behaviour(behaviour) if behaviour else None
+    if kind == "exec":
+        return ExecInfo(binary=getattr(typed, "binary", "/bin/true"))
+    if kind == "file_open":
+        return FileOpenInfo(path=getattr(typed, "path", "/"))
+    if kind == "connect":
+        return ConnectInfo(address="10.0.0.7", port=getattr(typed, "port", 443), dns_name=getattr(typed, "host", None))
+    if kind == "chat":
+        return LlmCallInfo(kind="chat", operation="chat", provider="openai", request_model="gpt-4o")
+    if kind == "deployment_spec":
+        return DeploymentSpecInfo()
+    return FlushInfo()
 
 
 def ev(
@@ -20,6 +48,7 @@ def ev(
     pod: str = "bot-1",
     surface: Surface = Surface.PROCESS,
     kind: str = "exec",
+    detail: EventDetail | None = None,
     **extra: Any,
 ) -> EnrichedEvent:
     return EnrichedEvent(
@@ -32,6 +61,7 @@ def ev(
         kind=kind,
         behaviour=behaviour,
         category=category,
+        detail=detail or _detail(kind, behaviour),
         source=SRC,
         **extra,
     )
@@ -54,7 +84,7 @@ def spec(at: timedelta, changed: bool, autonomy: str = "low") -> EnrichedEvent:
         None,
         surface=Surface.DEPLOYMENT,
         kind="deployment_spec",
-        detail={"autonomy": autonomy, "changed": changed},
+        detail=DeploymentSpecInfo.model_validate({"autonomy": autonomy, "changed": changed}),
     )
 
 
@@ -170,13 +200,13 @@ def test_exec_argument_patterns_fold_run_specific_values() -> None:
                 timedelta(seconds=1),
                 "exec",
                 "exec:/usr/bin/python3",
-                detail={"binary": "/usr/bin/python3", "argv": ["python3", "-m", "agent", "--port", "8080"]},
+                detail=ExecInfo(binary="/usr/bin/python3", argv=["python3", "-m", "agent", "--port", "8080"]),
             ),
             ev(
                 timedelta(seconds=2),
                 "exec",
                 "exec:/usr/bin/python3",
-                detail={"binary": "/usr/bin/python3", "argv": ["python3", "/tmp/tmpx81/job.py", "4242"]},
+                detail=ExecInfo(binary="/usr/bin/python3", argv=["python3", "/tmp/tmpx81/job.py", "4242"]),
             ),
         ]
     )
