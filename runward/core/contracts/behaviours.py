@@ -225,6 +225,15 @@ _BY_PREFIX: dict[str, type[_Behaviour]] = {k.PREFIX: k for k in KINDS}
 CATEGORIES: frozenset[str] = frozenset(k.CATEGORY for k in KINDS)
 _ADAPTER: TypeAdapter[Behaviour] = TypeAdapter(Behaviour)
 
+_WHOLE_VALUE: dict[type[_Behaviour], str] = {
+    # Kinds whose value part is one field, taken whole (a path may hold ':' and '/').
+    Exec: "binary",
+    File: "path",
+    Dns: "name",
+    Syscall: "name",
+    Capability: "capability",
+    AgentEdge: "caller",
+}
 _ENDPOINT = re.compile(rf"^(?P<host>.+):{_PORT}/{_PROTOCOL}$", re.DOTALL)
 _INGRESS = re.compile(rf"^{_PORT}/{_PROTOCOL}$")
 _K8S_API = re.compile(r"^(?P<verb>\S+) (?P<group>[^/\s]+)/(?P<resource>\S*) in (?P<scope>\S+)$")
@@ -248,8 +257,7 @@ def _fields(kind: type[_Behaviour], value: str) -> dict[str, str]:
             return dict(zip(names, (first, rest), strict=True))
         raise ValueError(f"expected {kind.PREFIX}:<{names[0]}>/<{names[1]}>")
     else:
-        name = next(iter(f for f in kind.model_fields if f != "kind"))
-        return {name: value}
+        return {_WHOLE_VALUE[kind]: value}
     if match is None:
         raise ValueError(f"expected {form}")
     return match.groupdict()
