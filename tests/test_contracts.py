@@ -9,9 +9,9 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from runward.core import contracts as c
-from runward.core.codec import RejectedRecord, decode, encode
+from runward.core.codec import RejectedRecord, decode, encode, encode_for
 from runward.core.contracts.reconciliation import K8sReconciliation, ReconciliationReport, ServiceAccountRef
-from runward.core.topics import ALL_TOPICS, BY_NAME
+from runward.core.topics import ALL_TOPICS, APD, BY_NAME, ENRICHED, RAW_K8S, SIGNALS, WrongRecord
 
 T = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 SRC = c.SourceRef(topic="runward.raw.sensor", partition=1, offset=7)
@@ -60,8 +60,21 @@ def samples() -> list[tuple[str, BaseModel]]:
                 namespace="agents",
                 surface=c.Surface.PROCESS,
                 kind="exec",
-                behaviour="exec:/bin/sh",
-                category="exec",
+                behaviour=c.Exec(binary="/bin/sh"),
+                detail=c.ExecInfo(pid=7, comm="sh", binary="/bin/sh", argv=["sh", "-c", "id"]),
+                source=SRC,
+            ),
+        ),
+        (
+            "runward.events.enriched",
+            c.EnrichedEvent(
+                event_id="e2",
+                ts=T,
+                deployment="agents/a",
+                namespace="agents",
+                surface=c.Surface.IDENTITY,
+                behaviour=c.K8sApiCall(verb="list", group="core", resource="secrets", scope="agents"),
+                detail=c.K8sApiInfo(verb="list", api_group="core", resource="secrets", namespace="agents", code=200),
                 source=SRC,
             ),
         ),
@@ -86,7 +99,7 @@ def samples() -> list[tuple[str, BaseModel]]:
                 version=1,
                 first_seen=T,
                 last_seen=T,
-                status="potential compromise",
+                status=c.StoryStatus.POTENTIAL_COMPROMISE,
                 severity=3,
                 surfaces=[c.Surface.TOOL],
                 techniques=signal.techniques,
@@ -179,3 +192,77 @@ def test_contract_refuses_unknown_fields() -> None:
             BY_NAME["runward.raw.llm"],
             b'{"event_id":"x","ts":"2026-01-01T00:00:00Z","operation":"chat","prompt_raw":"hi"}',
         )
+
+
+def _enriched_payload(**changes: object) -> dict[str, object]:
+    record = {
+        "schema_version": 1,
+        "event_id": "e1",
+        "ts": "2026-11-27T12:00:00Z",
+        "deployment": "agents/a",
+        "namespace": "agents",
+        "surface": "network",
+        "kind": "connect",
+        "behaviour": "egress:api.openai.com:443/tcp",
+        "category": "egress",
+        "detail": {"address": "10.0.0.9", "port": 443, "protocol": "tcp", "dns_name": "api.openai.com"},
+        "source": {"topic": "runward.raw.sensor", "partition": 0, "offset": 1},
+    }
+    return {**record, **changes}
+
+
+def test_enriched_behaviour_is_typed_in_python_and_its_key_on_the_wire() -> None:
+    # A schema-1 payload as ingest wrote it before details were typed (no `kind` inside detail).
+    event = decode(ENRICHED, json.dumps(_enriched_payload()).encode())
+    assert event.behaviour == c.Egress(host="api.openai.com", port=443, protocol="tcp")
+    assert isinstance(event.detail, c.ConnectInfo) and event.detail.address == "10.0.0.9"
+    wire = json.loads(encode(event))
+    assert wire["behaviour"] == "egress:api.openai.com:443/tcp" and wire["detail"]["kind"] == "connect"
+    assert decode(ENRICHED, encode(event)) == event
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"behaviour": "egress:api.openai.com/tcp"}, "behaviour key 'egress:api.openai.com/tcp' is not a valid egress"),
+        ({"behaviour": "telnet:x"}, "behaviour key 'telnet:x' has no known kind"),
+        ({"category": "dns"}, "belongs to APD category 'egress', not 'dns'"),
+        ({"detail": {"kind": "dns", "name": "x"}}, "detail is a 'dns' detail but the event kind is 'connect'"),
+        ({"detail": {"address": "10.0.0.9", "port": 443, "sha256": "ab"}}, "detail.connect.sha256: Extra inputs"),
+        ({"kind": "exec"}, "detail.exec.binary: Field required"),
+    ],
+)
+def test_enriched_events_that_break_the_types_are_rejected_with_the_reason(
+    changes: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(RejectedRecord, match=reason.replace("(", r"\(")):
+        decode(ENRICHED, json.dumps(_enriched_payload(**changes)).encode())
+
+
+def test_kind_and_category_follow_from_a_typed_detail_and_behaviour() -> None:
+    event = c.EnrichedEvent(
+        event_id="f",
+        ts=T,
+        deployment="agents/a",
+        namespace="agents",
+        surface=c.Surface.TOOL,
+        behaviour=c.ToolCall(server="github", name="repos/create_issue"),
+        detail=c.LlmCallInfo(kind="execute_tool", operation="execute_tool", tool_name="repos/create_issue"),
+        source=SRC,
+    )
+    assert (event.kind, event.category) == ("execute_tool", "mcp_tools")
+
+
+def test_a_topic_accepts_only_its_record_type_on_produce() -> None:
+    signal = samples()[0][1]
+    with pytest.raises(
+        WrongRecord, match="cannot publish a RawSensorEvent on runward.apd: the topic carries ApdRevision"
+    ):
+        encode_for(APD, signal)  # type: ignore[arg-type]  # what mypy catches statically, checked at run time too
+    audit = c.K8sAuditEvent(event={"kind": "Event"})
+    assert json.loads(encode_for(RAW_K8S, audit))["source"] == "k8s_audit"
+    assert RAW_K8S.record_types == (c.K8sObjectEvent, c.K8sAuditEvent)
+    with pytest.raises(WrongRecord, match="the topic carries K8sObjectEvent | K8sAuditEvent"):
+        RAW_K8S.check(signal)
+    produced = dict(samples())["runward.signals"]
+    assert SIGNALS.check(produced) is produced

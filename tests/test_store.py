@@ -7,13 +7,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from runward.core.contracts import AttackStory, DeadLetter, SourceRef
+from runward.core.contracts import AttackStory, DeadLetter, SourceRef, StoryStatus
 from runward.core.store import SchemaOutOfDate, Store, upgrade
 
 T = datetime(2026, 11, 27, 9, tzinfo=timezone.utc)
 
 
-def story(version: int, status: str = "potential compromise") -> AttackStory:
+def story(version: int, status: StoryStatus = StoryStatus.POTENTIAL_COMPROMISE) -> AttackStory:
     return AttackStory(
         story_id="story-1",
         deployment="agents/bot",

@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from pydantic import BaseModel
 
-from runward.core.codec import encode
+from runward.core.codec import encode_for
 from runward.core.kafka import producer_config as kafka_producer_config
 from runward.core.topics import Topic
 
@@ -56,7 +56,7 @@ class RawPublisher:
         while not self._stop.is_set() and (producer := self._producer) is not None:
             producer.poll(0.1)
 
-    def send(self, topic: Topic, key: str, record: BaseModel) -> Future[None]:
+    def send(self, topic: Topic[Any], key: str, record: BaseModel) -> Future[None]:
         future: Future[None] = Future()
 
         def delivered(error: KafkaError | None, message: Message) -> None:
@@ -69,13 +69,13 @@ class RawPublisher:
             future.set_exception(DeliveryError("publisher is closed"))
             return future
         try:
-            self._producer.produce(topic.name, key=key.encode(), value=encode(record), on_delivery=delivered)
+            self._producer.produce(topic.name, key=key.encode(), value=encode_for(topic, record), on_delivery=delivered)
         except BufferError as exc:
             future.set_exception(DeliveryError(f"local producer queue is full: {exc}"))
         return future
 
     async def send_all(
-        self, items: Iterable[tuple[Topic, str, BaseModel]], timeout_s: float = 20.0
+        self, items: Iterable[tuple[Topic[Any], str, BaseModel]], timeout_s: float = 20.0
     ) -> list[str | None]:
         """Send and wait for every delivery; one error string (or None) per item, in order."""
         futures = [asyncio.wrap_future(self.send(topic, key, record)) for topic, key, record in items]

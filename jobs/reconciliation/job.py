@@ -21,7 +21,7 @@ from jobs.reconciliation.posture import assess_service_accounts, deployments_fro
 from jobs.reconciliation.render_html import render_html
 from jobs.reconciliation.render_markdown import render_markdown
 from jobs.reconciliation.report import build_report
-from runward.core.codec import encode
+from runward.core.codec import encode_for
 from runward.core.config import Settings
 from runward.core.contracts import utcnow
 from runward.core.contracts.reconciliation import ReconciliationReport
@@ -99,7 +99,7 @@ def reconcile(inputs: ReconcileInputs, config: Settings, *, publish: bool = True
     store.put_artifact(inputs.deployment, "reconciliation", revision, report.generated_at, body)
     if publish:
         producer = Producer(producer_config(config.kafka, "runward-reconcile"))
-        producer.produce(RECONCILIATION.name, key=inputs.deployment.encode(), value=encode(report))
+        producer.produce(RECONCILIATION.name, key=inputs.deployment.encode(), value=encode_for(RECONCILIATION, report))
         if producer.flush(15) > 0:
             raise ReconcileError(
                 f"Kafka at {config.kafka} did not acknowledge the report within 15 s (it is stored; rerun to publish)"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from runward.core.contracts import Record
 from runward.core.topics import Topic
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class RejectedRecord(ValueError):
@@ -19,7 +21,12 @@ def encode(record: BaseModel) -> bytes:
     return record.model_dump_json().encode()
 
 
-def decode(topic: Topic, payload: bytes | None) -> Any:
+def encode_for(topic: Topic[R], record: R) -> bytes:
+    """The record's bytes for `topic`; WrongRecord (a TypeError) if it is not the topic's record type."""
+    return encode(topic.check(record))
+
+
+def decode(topic: Topic[R], payload: bytes | None) -> R:
     if payload is None:
         raise RejectedRecord(f"empty record on {topic.name}: a producer sent a tombstone or no value")
     try:

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-AUTONOMY_WINDOWS_S: dict[str, int] = {
+from runward.core.contracts import Autonomy
+
+AUTONOMY_WINDOWS: dict[Autonomy, timedelta] = {
     # A low-autonomy retrieval agent stabilises in days, a high-autonomy multi-step agent in weeks.
-    "low": 3 * 86400,
-    "medium": 7 * 86400,
-    "high": 21 * 86400,
+    Autonomy.LOW: timedelta(days=3),
+    Autonomy.MEDIUM: timedelta(days=7),
+    Autonomy.HIGH: timedelta(days=21),
 }
 AUTONOMY_ANNOTATION = "runward.io/autonomy"
+
+
+def autonomy_of(annotation: str | None) -> Autonomy:
+    """The tier an annotation value names; a missing or unknown value gets the longest window."""
+    try:
+        return Autonomy(annotation or Autonomy.HIGH)
+    except ValueError:
+        return Autonomy.HIGH
+
+
+def observation_window(autonomy: Autonomy, override_s: int | None = None) -> timedelta:
+    """How long an agent's APD learns before new behaviour becomes a signal (the one owner of this rule)."""
+    return timedelta(seconds=override_s) if override_s is not None else AUTONOMY_WINDOWS[autonomy]
 
 
 class Settings(BaseSettings):
@@ -46,10 +62,8 @@ class Settings(BaseSettings):
             return self.db
         return f"sqlite:///{(self.home / 'runward.db').resolve()}"
 
-    def window_for(self, autonomy: str) -> int:
-        if self.observation_window_s is not None:
-            return self.observation_window_s
-        return AUTONOMY_WINDOWS_S.get(autonomy, AUTONOMY_WINDOWS_S["high"])
+    def window_for(self, autonomy: Autonomy) -> timedelta:
+        return observation_window(autonomy, self.observation_window_s)
 
 
 @lru_cache(maxsize=1)

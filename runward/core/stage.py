@@ -12,12 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import faust
 from pydantic import BaseModel
 
-from runward.core.codec import RejectedRecord, decode, encode
+from runward.core.codec import RejectedRecord, decode, encode, encode_for
 from runward.core.config import Settings, settings
 from runward.core.contracts import DeadLetter, SourceRef, utcnow
 from runward.core.store import Store
@@ -29,13 +29,16 @@ MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 HEARTBEAT_S = 2.0
 
 
-@dataclass
-class Output:
-    """A record to publish, keyed as the topic table says."""
+R = TypeVar("R", bound=BaseModel)
 
-    topic: Topic
+
+@dataclass
+class Output(Generic[R]):
+    """A record to publish, keyed as the topic table says; the record must be the topic's type."""
+
+    topic: Topic[R]
     key: str
-    record: BaseModel
+    record: R
 
 
 @dataclass
@@ -46,7 +49,7 @@ class Context:
     key: str | None
 
 
-Handler = Callable[[Any, Context], Awaitable[Sequence[Output]]]
+Handler = Callable[[Any, Context], Awaitable[Sequence[Output[Any]]]]
 
 
 @dataclass
@@ -59,7 +62,11 @@ class _Counters:
 
 class Stage:
     def __init__(
-        self, name: str, inputs: Sequence[Topic], outputs: Sequence[Topic], config: Settings | None = None
+        self,
+        name: str,
+        inputs: Sequence[Topic[Any]],
+        outputs: Sequence[Topic[Any]],
+        config: Settings | None = None,
     ) -> None:
         self.name = name
         self.config = config or settings()
@@ -121,6 +128,8 @@ class Stage:
         try:
             record = decode(self.inputs[message.topic], message.value)
             outputs = await handler(record, Context(source=source, key=key))
+            for out in outputs:
+                out.topic.check(out.record)  # a wrong record is the handler's bug: dead-letter the input
         except RejectedRecord as exc:
             await self.dead_letter(source, key, message.value, str(exc))
             return
@@ -136,8 +145,9 @@ class Stage:
         self._counters.processed += 1
         self._counters.last_record_at = utcnow()
 
-    async def publish(self, out: Output) -> None:
-        await self._topics[out.topic.name].send(key=out.key.encode(), value=encode(out.record))
+    async def publish(self, out: Output[Any]) -> None:
+        # Checked here too: a handler's outputs are typed Any, so mypy cannot see a wrong record.
+        await self._topics[out.topic.name].send(key=out.key.encode(), value=encode_for(out.topic, out.record))
 
     async def dead_letter(self, source: SourceRef, key: str | None, payload: bytes | None, reason: str) -> None:
         raw = payload or b""

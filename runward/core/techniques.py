@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from runward.core.contracts import Technique
+from runward.core.contracts import (
+    Behaviour,
+    Capability,
+    Dns,
+    Egress,
+    Exec,
+    File,
+    K8sApiCall,
+    Technique,
+    ToolCall,
+)
 
 PROMPT_INJECTION = Technique(uid="AML.T0051", name="LLM Prompt Injection")
 JAILBREAK = Technique(uid="AML.T0054", name="LLM Jailbreak")
@@ -34,17 +44,17 @@ BY_ID = {
 }
 
 
-def for_behaviour(category: str, behaviour: str) -> list[Technique]:
-    if category == "mcp_tools":
+def for_behaviour(behaviour: Behaviour) -> list[Technique]:
+    if isinstance(behaviour, ToolCall):
         return [TOOL_INVOCATION]
-    if category in {"egress", "dns"}:
+    if isinstance(behaviour, Egress | Dns):
         return [C2_APP_PROTOCOL]
-    if category == "k8s_api":
-        return [CONTAINER_API_CREDS] if " core/secrets " in behaviour else [RESOURCE_DISCOVERY]
-    if category == "exec":
+    if isinstance(behaviour, K8sApiCall):
+        return [CONTAINER_API_CREDS] if behaviour.is_secret_read else [RESOURCE_DISCOVERY]
+    if isinstance(behaviour, Exec):
         return [INTERPRETER]
-    if category == "file":
+    if isinstance(behaviour, File):
         return [LOCAL_DATA]
-    if category == "capabilities":
+    if isinstance(behaviour, Capability):
         return [ESCAPE_TO_HOST]
     return []

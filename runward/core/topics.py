@@ -6,10 +6,11 @@ one agent's history stays in one partition and in order.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from runward.core.contracts import (
     AiBom,
@@ -19,6 +20,8 @@ from runward.core.contracts import (
     DeadLetter,
     DeclaredManifest,
     EnrichedEvent,
+    K8sAuditEvent,
+    K8sObjectEvent,
     PolicyBundle,
     PromotionDecision,
     RawK8sRecord,
@@ -28,21 +31,45 @@ from runward.core.contracts import (
 )
 from runward.core.contracts.reconciliation import ReconciliationReport
 
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+class WrongRecord(TypeError):
+    """A producer handed a topic a record of another type: a bug in the producer, never published."""
+
 
 @dataclass(frozen=True)
-class Topic:
+class Topic(Generic[RecordT]):
+    """A topic and the record type on it: `decode` returns a `RecordT`, producers may only send one."""
+
     name: str
     key: str
-    record: Any
+    record: type[RecordT]
     producers: tuple[str, ...]
     consumers: tuple[str, ...]
 
     @property
-    def adapter(self) -> TypeAdapter[Any]:
+    def adapter(self) -> TypeAdapter[RecordT]:
         return _adapter(self.record)
+
+    @property
+    def record_types(self) -> tuple[type[BaseModel], ...]:
+        """The record classes the topic carries (more than one for a discriminated union)."""
+        return _record_types(self.record)
+
+    def check(self, record: object) -> RecordT:
+        """The record, if it is this topic's type; WrongRecord naming both otherwise."""
+        if isinstance(record, self.record_types):
+            return record  # type: ignore[return-value]  # one of RecordT's classes, checked above
+        expected = " | ".join(t.__name__ for t in self.record_types)
+        raise WrongRecord(
+            f"cannot publish a {type(record).__name__} on {self.name}: the topic carries {expected} "
+            "(see runward/core/topics.py)"
+        )
 
 
 _ADAPTERS: dict[int, TypeAdapter[Any]] = {}
+_RECORD_TYPES: dict[int, tuple[type[BaseModel], ...]] = {}
 
 
 def _adapter(record: Any) -> TypeAdapter[Any]:
@@ -50,6 +77,16 @@ def _adapter(record: Any) -> TypeAdapter[Any]:
     if adapter is None:
         adapter = _ADAPTERS[id(record)] = TypeAdapter(record)
     return adapter
+
+
+def _record_types(record: Any) -> tuple[type[BaseModel], ...]:
+    found = _RECORD_TYPES.get(id(record))
+    if found is None:
+        # A plain record class, or Annotated[A | B, discriminator]: its members.
+        inner = typing.get_args(record)[0] if typing.get_origin(record) is typing.Annotated else record
+        members = typing.get_args(inner) or (inner,)
+        found = _RECORD_TYPES[id(record)] = tuple(m for m in members if isinstance(m, type))
+    return found
 
 
 RAW_SENSOR = Topic(
@@ -66,10 +103,10 @@ RAW_LLM = Topic(
     ("otlp receiver", "mcp gateway", "runward replay"),
     ("ingest",),
 )
-RAW_K8S = Topic(
+RAW_K8S: Topic[K8sObjectEvent | K8sAuditEvent] = Topic(
     "runward.raw.k8s",
     "namespace/name of the object, or audit ID",
-    RawK8sRecord,
+    RawK8sRecord,  # type: ignore[arg-type]  # the discriminated union of the two, which TypeAdapter reads
     ("k8s watcher", "audit webhook", "runward replay"),
     ("ingest",),
 )
@@ -107,7 +144,7 @@ RECONCILIATION = Topic(
 PROMOTIONS = Topic("runward.promotions", "deployment id", PromotionDecision, ("api",), ("enforcer",))
 DEAD_LETTER = Topic("runward.dead-letter", "stage name", DeadLetter, ("every stage",), ("operators", "api (store)"))
 
-ALL_TOPICS: tuple[Topic, ...] = (
+ALL_TOPICS: tuple[Topic[Any], ...] = (
     RAW_SENSOR,
     RAW_LLM,
     RAW_K8S,
@@ -123,4 +160,4 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PROMOTIONS,
     DEAD_LETTER,
 )
-BY_NAME: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
+BY_NAME: dict[str, Topic[Any]] = {t.name: t for t in ALL_TOPICS}

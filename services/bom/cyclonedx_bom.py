@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from cyclonedx.model import HashAlgorithm, HashType, Property, XsUri
+from cyclonedx.model import Property, XsUri
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.component_evidence import (
@@ -82,20 +82,16 @@ def runtime_bom(evidence: RuntimeEvidence, revision: int = 1, created_at: dateti
     for use in sorted(evidence.models.values(), key=lambda u: (u.provider, u.requested or "")):
         components.append(_served_model(use.provider, use.requested, use.served))
     for artifact in sorted(evidence.model_files.values(), key=lambda m: m.path):
-        hashes = [HashType(alg=HashAlgorithm.SHA_256, content=artifact.sha256)] if artifact.sha256 else []
         props = [
             Property(name="runward:model:format", value=artifact.format),
             Property(name="runward:model:path", value=artifact.path),
         ]
-        if artifact.size is not None:
-            props.append(Property(name="runward:model:size-bytes", value=str(artifact.size)))
         components.append(
             Component(
                 name=artifact.name,
                 version=artifact.revision,
                 type=ComponentType.MACHINE_LEARNING_MODEL,
                 bom_ref=f"model-file:{artifact.path}",
-                hashes=hashes,
                 properties=props,
                 evidence=ComponentEvidence(
                     identity=[_identity(IdentityField.NAME, "0.8", f"model artifact opened: {artifact.path}")],

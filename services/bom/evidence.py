@@ -9,13 +9,19 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
-from runward.core.contracts import EnrichedEvent
+from runward.core.contracts import (
+    ConnectInfo,
+    DeploymentSpecInfo,
+    Egress,
+    EnrichedEvent,
+    FileOpenInfo,
+    LlmCallInfo,
+)
 from services.bom import endpoints as endpoint_kinds
-from services.bom.python_packages import classify, import_root, normalise
+from services.bom.python_packages import SitePath, classify, import_root, normalise
 
 _NATIVE_LIB = re.compile(r"/(?P<file>[^/]+\.so(?:\.[0-9][0-9.]*)?)$")
 _PY_EXTENSION = re.compile(r"\.(?:cpython-|pypy|abi3)")
@@ -53,8 +59,6 @@ class ModelFile(BaseModel):
     name: str
     hf_repo: str | None = None
     revision: str | None = None
-    size: int | None = None
-    sha256: str | None = None
     first_seen: datetime
 
 
@@ -120,23 +124,29 @@ def fold(evidence: RuntimeEvidence | None, event: EnrichedEvent) -> tuple[Runtim
     if pod not in ev.pods:
         ev.pods[pod] = event.ts
         changes.add("pods")
-    handler = _HANDLERS.get(event.kind)
-    if handler is not None:
-        changes |= handler(ev, event, event.detail)
-    elif event.category == "egress":
-        changes |= _egress(ev, event, event.detail)
+    detail = event.detail
+    if isinstance(detail, FileOpenInfo):
+        changes |= _file_open(ev, event, detail)
+    elif isinstance(detail, LlmCallInfo) and detail.kind == "chat":
+        changes |= _chat(ev, event, detail)
+    elif isinstance(detail, LlmCallInfo) and detail.kind in {"initialize", "tools_list", "execute_tool"}:
+        changes |= _mcp(ev, event, detail)
+    elif isinstance(detail, DeploymentSpecInfo):
+        changes |= _deployment_spec(ev, detail)
+    elif isinstance(detail, ConnectInfo) and isinstance(event.behaviour, Egress):
+        changes |= _egress(ev, event, detail)
     return ev, frozenset(changes)
 
 
 # --- files: packages, native libraries, model artifacts --------------------------------------
 
 
-def _file_open(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
-    path = str(detail.get("path", ""))
+def _file_open(ev: RuntimeEvidence, event: EnrichedEvent, detail: FileOpenInfo) -> set[str]:
+    path = detail.path
     changes: set[str] = set()
     site = classify(path)
     if site is not None:
-        changes |= _python_file(ev, event, site)
+        changes |= _python_file(ev, event, site, path)
     elif (
         (lib := _NATIVE_LIB.search(path))
         and not _PY_EXTENSION.search(lib.group("file"))
@@ -145,11 +155,11 @@ def _file_open(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]
         ev.native_libraries[path] = NativeLibrary(name=lib.group("file"), path=path, first_seen=event.ts)
         changes.add("native_libraries")
     if (model := _MODEL_FILE.search(path)) and not _NOT_MODELS.search(path) and _reads(detail):
-        changes |= _model_file(ev, event, path, model.group("format"), detail)
+        changes |= _model_file(ev, event, path, model.group("format"))
     return changes
 
 
-def _python_file(ev: RuntimeEvidence, event: EnrichedEvent, site: Any) -> set[str]:
+def _python_file(ev: RuntimeEvidence, event: EnrichedEvent, site: SitePath, path: str) -> set[str]:
     if site.kind == "dist-info":
         key = normalise(site.dist_name)
         if key in ev.distributions:
@@ -159,7 +169,6 @@ def _python_file(ev: RuntimeEvidence, event: EnrichedEvent, site: Any) -> set[st
         )
         return {"distributions"}
     if site.kind == "vendored-lib":
-        path = str(event.detail.get("path"))
         if not _NATIVE_LIB.search(path) or path in ev.native_libraries:
             return set()
         ev.native_libraries[path] = NativeLibrary(
@@ -175,20 +184,14 @@ def _python_file(ev: RuntimeEvidence, event: EnrichedEvent, site: Any) -> set[st
     return {"python_imports"}
 
 
-def _reads(detail: dict[str, Any]) -> bool:
+def _reads(detail: FileOpenInfo) -> bool:
     """Opened for reading: a checkpoint being written is not a model being loaded."""
-    return int(detail.get("flags") or 0) & os.O_ACCMODE != os.O_WRONLY
+    return detail.flags & os.O_ACCMODE != os.O_WRONLY
 
 
-def _model_file(ev: RuntimeEvidence, event: EnrichedEvent, path: str, fmt: str, detail: dict[str, Any]) -> set[str]:
-    known = ev.model_files.get(path)
-    size = detail.get("size") if isinstance(detail.get("size"), int) else None
-    sha256 = detail.get("sha256") if isinstance(detail.get("sha256"), str) else None
-    if known is not None:
-        # Only what the enricher can tell (the sensor cannot hash); never invent a digest.
-        if (known.size is None and size is not None) or (known.sha256 is None and sha256 is not None):
-            known.size, known.sha256 = known.size or size, known.sha256 or sha256
-            return {"model_files"}
+def _model_file(ev: RuntimeEvidence, event: EnrichedEvent, path: str, fmt: str) -> set[str]:
+    # The sensor sees an open, not the file's bytes: no size or digest is claimed for it.
+    if path in ev.model_files:
         return set()
     hf = _HF_CACHE.search(path)
     name = f"{hf.group('org')}/{hf.group('name')}" if hf else path.rsplit("/", 1)[-1]
@@ -197,8 +200,6 @@ def _model_file(ev: RuntimeEvidence, event: EnrichedEvent, path: str, fmt: str, 
         format=fmt,
         name=name,
         first_seen=event.ts,
-        size=size,
-        sha256=sha256,
         hf_repo=name if hf else None,
         revision=hf.group("revision") if hf else None,
     )
@@ -208,9 +209,9 @@ def _model_file(ev: RuntimeEvidence, event: EnrichedEvent, path: str, fmt: str, 
 # --- LLM calls and MCP -----------------------------------------------------------------------
 
 
-def _chat(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
-    provider = str(detail.get("provider") or "unknown")
-    requested, served = detail.get("request_model"), detail.get("response_model")
+def _chat(ev: RuntimeEvidence, event: EnrichedEvent, detail: LlmCallInfo) -> set[str]:
+    provider = detail.provider or "unknown"
+    requested, served = detail.request_model, detail.response_model
     if not requested and not served:
         return set()
     key = f"{provider}/{requested or served}"
@@ -220,12 +221,12 @@ def _chat(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> 
     if use is None:
         use = ev.models[key] = ModelUse(provider=provider, requested=requested, first_seen=event.ts)
     if served:
-        use.served = sorted([*use.served, str(served)])
+        use.served = sorted([*use.served, served])
     return {"models"}
 
 
-def _mcp(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
-    server = str(detail.get("mcp_server") or "local")
+def _mcp(ev: RuntimeEvidence, event: EnrichedEvent, detail: LlmCallInfo) -> set[str]:
+    server = detail.mcp_server or "local"
     pod = event.pod or "-"
     changes: set[str] = set()
     if server not in ev.mcp_servers:
@@ -245,21 +246,20 @@ def _mcp(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> s
         first = baseline_key not in ev.listed
         if first:
             ev.listed = sorted([*ev.listed, baseline_key])
-        for tool in detail.get("tools") or []:
+        for listed in detail.tools:
             changes |= _register(
                 ev,
                 server,
-                str(tool),
+                listed,
                 event.ts,
                 at_startup=first and registered.at_startup,
                 via="tools_list" if first else "list_changed",
             )
         return changes
-    tool = detail.get("tool_name")
-    if tool:
+    if tool := detail.tool_name:
         # Called without ever being listed: late if the server's list is known, else by time.
         late = baseline_key in ev.listed or (event.ts - ev.pods[pod]).total_seconds() > STARTUP_GRACE_S
-        changes |= _register(ev, server, str(tool), event.ts, at_startup=not late, via="execute_tool")
+        changes |= _register(ev, server, tool, event.ts, at_startup=not late, via="execute_tool")
     return changes
 
 
@@ -274,15 +274,14 @@ def _register(ev: RuntimeEvidence, server: str, tool: str, ts: datetime, at_star
 # --- network and deployment ------------------------------------------------------------------
 
 
-def _egress(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
-    address = detail.get("address")
-    port, protocol = int(detail.get("port") or 0), str(detail.get("protocol") or "tcp")
-    dns_name = (detail.get("dns_name") or "").rstrip(".") or None
-    host = dns_name or str(address)
-    key = f"{host}:{port}/{protocol}"
-    endpoint = ev.endpoints.get(key)
+def _egress(ev: RuntimeEvidence, event: EnrichedEvent, detail: ConnectInfo) -> set[str]:
+    address = detail.address
+    dns_name = (detail.dns_name or "").rstrip(".") or None
+    peer = Egress(host=dns_name or address, port=detail.port, protocol=detail.protocol)
+    host, port, protocol = peer.host, peer.port, peer.protocol
+    endpoint = ev.endpoints.get(peer.endpoint)
     if endpoint is None:
-        endpoint = ev.endpoints[key] = Endpoint(
+        endpoint = ev.endpoints[peer.endpoint] = Endpoint(
             host=host,
             port=port,
             protocol=protocol,
@@ -293,26 +292,16 @@ def _egress(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -
     elif not address or address in endpoint.addresses:
         return set()
     if address and address not in endpoint.addresses:
-        endpoint.addresses = sorted([*endpoint.addresses, str(address)])
+        endpoint.addresses = sorted([*endpoint.addresses, address])
     return {"endpoints"}
 
 
-def _deployment_spec(ev: RuntimeEvidence, event: EnrichedEvent, detail: dict[str, Any]) -> set[str]:
-    images = sorted({str(i) for i in detail.get("images") or [] if i})
+def _deployment_spec(ev: RuntimeEvidence, detail: DeploymentSpecInfo) -> set[str]:
+    images = sorted({i for i in detail.images if i})
     if not images or images == ev.images:
         return set()
     ev.images = images
     return {"images"}
-
-
-_HANDLERS = {
-    "file_open": _file_open,
-    "chat": _chat,
-    "initialize": _mcp,
-    "tools_list": _mcp,
-    "execute_tool": _mcp,
-    "deployment_spec": _deployment_spec,
-}
 
 
 # --- views ------------------------------------------------------------------------------------

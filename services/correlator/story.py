@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from runward.core import techniques
-from runward.core.contracts import AttackStory, Signal, Surface, Technique
+from runward.core.contracts import AttackStory, Signal, StoryStatus, Surface, Technique
 from services.correlator.ocsf import detection_finding
 
 # The brief's four detection surfaces: a story spanning several is far more likely an attack.
@@ -57,7 +57,7 @@ def _story(state: StoryState) -> AttackStory:
         version=state.version,
         first_seen=signals[0].ts,
         last_seen=signals[-1].ts,
-        status="expected drift, deployment correlated" if correlated else "potential compromise",
+        status=StoryStatus.EXPECTED_DRIFT if correlated else StoryStatus.POTENTIAL_COMPROMISE,
         severity=1 if correlated else severity,
         surfaces=surfaces,
         techniques=techs,

@@ -14,6 +14,7 @@ from runward.core.contracts import (
     EnforcementMode,
     PolicyBundle,
     PromotionDecision,
+    StoryStatus,
 )
 from services.enforcer.policies import egress_allowlist, network_policy, seccomp_profile
 
@@ -38,7 +39,7 @@ def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[Enfo
         state.mode = record.mode
     elif isinstance(record, AttackStory):
         stories = set(state.open_stories)
-        if record.status == "potential compromise":
+        if record.status is StoryStatus.POTENTIAL_COMPROMISE:
             stories.add(record.story_id)
         else:
             stories.discard(record.story_id)

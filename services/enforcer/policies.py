@@ -6,7 +6,7 @@ Built with the kubernetes client models so the output is the API's own shape.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes.client import (
     ApiClient,
@@ -21,30 +21,52 @@ from kubernetes.client import (
     V1ObjectMeta,
 )
 
-from runward.core.contracts import ApdRevision, EnforcementMode
+from runward.core.contracts import (
+    ApdRevision,
+    Dns,
+    Egress,
+    EnforcementMode,
+    Ingress,
+    Syscall,
+    parse_behaviour,
+    parse_endpoint,
+)
 
 _SERIALIZER = ApiClient()
 SECCOMP_ARCHES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"]
 
 
+EGRESS_IP = "egress_ip"
+"""The profiler's refinement of each egress: the address it reached, as an `Egress.endpoint`."""
+
+B = TypeVar("B", Egress, Ingress, Syscall, Dns)
+
+
+def learnt(apd: ApdRevision, kind: type[B]) -> list[B]:
+    """The APD's behaviours of one kind, typed; an entry of another kind is a corrupt APD."""
+    found: list[B] = []
+    for key in apd.behaviours.get(kind.CATEGORY, []):
+        behaviour = parse_behaviour(key)
+        if not isinstance(behaviour, kind):
+            raise ValueError(
+                f"APD {apd.deployment} revision {apd.revision} holds {key!r} under {kind.CATEGORY!r}; "
+                "only the profiler writes APDs, report it with this revision"
+            )
+        found.append(behaviour)
+    return found
+
+
 def egress_allowlist(apd: ApdRevision) -> list[str]:
     """Every destination the agent reached during observation, by DNS name where it had one."""
-    return sorted(b.removeprefix("egress:") for b in apd.behaviours.get("egress", []))
-
-
-def _parse_peer(entry: str) -> tuple[str, int, str]:
-    host_port, _, protocol = entry.rpartition("/")
-    host, _, port = host_port.rpartition(":")
-    return host, int(port), protocol.upper()
+    return sorted(b.endpoint for b in learnt(apd, Egress))
 
 
 def network_policy(apd: ApdRevision, mode: EnforcementMode, pod_labels: dict[str, str]) -> dict[str, Any]:
     namespace, _, name = apd.deployment.partition("/")
     ip_rules: dict[tuple[int, str], set[str]] = {}
-    for entry in apd.behaviours.get("egress_ip", []):
-        address, port, protocol = _parse_peer(entry)
-        ip = ipaddress.ip_address(address)
-        ip_rules.setdefault((port, protocol), set()).add(f"{ip}/{32 if ip.version == 4 else 128}")
+    for peer in (parse_endpoint(entry) for entry in apd.behaviours.get(EGRESS_IP, [])):
+        ip = ipaddress.ip_address(peer.host)
+        ip_rules.setdefault((peer.port, peer.protocol.upper()), set()).add(f"{ip}/{32 if ip.version == 4 else 128}")
     egress = [
         V1NetworkPolicyEgressRule(
             to=[V1NetworkPolicyPeer(ip_block=V1IPBlock(cidr=c)) for c in sorted(cidrs)],
@@ -52,7 +74,7 @@ def network_policy(apd: ApdRevision, mode: EnforcementMode, pod_labels: dict[str
         )
         for (port, protocol), cidrs in sorted(ip_rules.items())
     ]
-    if apd.behaviours.get("dns"):
+    if learnt(apd, Dns):
         # Names resolve through cluster DNS; without this rule an egress allowlist breaks resolution.
         egress.append(
             V1NetworkPolicyEgressRule(
@@ -65,7 +87,7 @@ def network_policy(apd: ApdRevision, mode: EnforcementMode, pod_labels: dict[str
                 ports=[V1NetworkPolicyPort(port=53, protocol="UDP"), V1NetworkPolicyPort(port=53, protocol="TCP")],
             )
         )
-    ingress_ports = sorted({_parse_ingress(b) for b in apd.behaviours.get("ingress", [])})
+    ingress_ports = sorted({(b.port, b.protocol.upper()) for b in learnt(apd, Ingress)})
     ingress = (
         [V1NetworkPolicyIngressRule(ports=[V1NetworkPolicyPort(port=p, protocol=pr) for p, pr in ingress_ports])]
         if ingress_ports
@@ -96,14 +118,9 @@ def network_policy(apd: ApdRevision, mode: EnforcementMode, pod_labels: dict[str
     return result
 
 
-def _parse_ingress(entry: str) -> tuple[int, str]:
-    port, _, protocol = entry.removeprefix("ingress:").partition("/")
-    return int(port), protocol.upper()
-
-
 def seccomp_profile(apd: ApdRevision, mode: EnforcementMode) -> dict[str, Any]:
     """OCI seccomp JSON: allow what was observed; log (audit) or refuse (enforce) the rest."""
-    syscalls = sorted(b.removeprefix("syscall:") for b in apd.behaviours.get("syscalls", []))
+    syscalls = sorted(b.name for b in learnt(apd, Syscall))
     default = {EnforcementMode.ENFORCE: "SCMP_ACT_ERRNO"}.get(mode, "SCMP_ACT_LOG")
     return {
         "defaultAction": default,

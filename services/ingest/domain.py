@@ -9,26 +9,51 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from runward.core.codec import RejectedRecord
-from runward.core.config import AUTONOMY_ANNOTATION
+from runward.core.config import AUTONOMY_ANNOTATION, autonomy_of
 from runward.core.contracts import (
+    AgentEdge,
     Attribution,
+    Behaviour,
+    Capability,
     CapabilityDetail,
+    CapabilityInfo,
     ConnectDetail,
+    ConnectInfo,
+    DeploymentSpecInfo,
+    Dns,
     DnsDetail,
+    DnsInfo,
+    Egress,
     EnrichedEvent,
+    EventDetail,
+    Exec,
     ExecDetail,
+    ExecInfo,
     ExitDetail,
+    ExitInfo,
+    File,
     FileOpenDetail,
+    FileOpenInfo,
+    Ingress,
+    K8sApiCall,
+    K8sApiInfo,
     K8sAuditEvent,
     K8sObjectEvent,
+    LlmCall,
+    LlmCallInfo,
     RawLlmEvent,
     RawSensorEvent,
     SourceRef,
     Surface,
+    Syscall,
+    SyscallInfo,
     SyscallSetDetail,
+    ToolCall,
     deployment_id,
 )
 from runward.core.redaction import redact_text, redact_value
@@ -99,7 +124,7 @@ def apply_k8s_object(registry: Registry, event: K8sObjectEvent, ts: datetime, so
     annotations = meta.get("annotations") or {}
     state = {
         "generation": generation,
-        "autonomy": annotations.get(AUTONOMY_ANNOTATION, "high"),
+        "autonomy": autonomy_of(annotations.get(AUTONOMY_ANNOTATION)).value,
         "service_account": pod_spec.get("serviceAccountName") or "default",
         "images": sorted(c.get("image", "") for c in pod_spec.get("containers") or []),
     }
@@ -116,7 +141,9 @@ def apply_k8s_object(registry: Registry, event: K8sObjectEvent, ts: datetime, so
             service_account=state["service_account"],
             surface=Surface.DEPLOYMENT,
             kind="deployment_spec",
-            detail={**state, "changed": changed, "previous_generation": previous.get("generation")},
+            detail=DeploymentSpecInfo.model_validate(
+                {**state, "changed": changed, "previous_generation": previous.get("generation")}
+            ),
             source=source,
         )
     ]
@@ -177,6 +204,18 @@ def collapse_path(path: str) -> str:
     return path
 
 
+B = TypeVar("B", bound=BaseModel)
+
+
+def _typed(model: type[B], /, **fields: Any) -> B:
+    """A behaviour or detail from raw input; a value it cannot hold is bad input, not a stage bug."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3])
+        raise RejectedRecord(f"cannot make a {model.__name__} of this event: {problems}") from None
+
+
 def enrich_sensor(registry: Registry, event: RawSensorEvent, source: SourceRef) -> list[EnrichedEvent]:
     who = attribute(registry, event.attribution)
     detail = event.detail
@@ -189,59 +228,61 @@ def enrich_sensor(registry: Registry, event: RawSensorEvent, source: SourceRef) 
         "partial": event.kernel_losses > 0,
         "source": source,
     }
-    base = {"pid": event.pid, "comm": event.comm}
+    process: dict[str, Any] = {"pid": event.pid, "comm": event.comm}
     if isinstance(detail, SyscallSetDetail):
         return [
             EnrichedEvent(
                 event_id=f"{event.event_id}:{name}",
                 surface=Surface.PROCESS,
                 kind="syscall",
-                behaviour=f"syscall:{name}",
-                category="syscalls",
-                detail={**base, "syscall": name},
+                behaviour=_typed(Syscall, name=name),
+                detail=SyscallInfo(**process, syscall=name),
                 **common,
             )
             for name in sorted(set(detail.syscalls))
         ]
-    surface, category, behaviour, extra = _sensor_behaviour(detail)
+    surface, behaviour, info = _sensor_behaviour(detail, process)
     return [
         EnrichedEvent(
             event_id=event.event_id,
             surface=surface,
             kind=detail.kind,
             behaviour=behaviour,
-            category=category,
-            detail={**base, **extra},
+            detail=info,
             **common,
         )
     ]
 
 
-def _sensor_behaviour(detail: Any) -> tuple[Surface, str | None, str | None, dict[str, Any]]:
+def _sensor_behaviour(detail: Any, process: dict[str, Any]) -> tuple[Surface, Behaviour | None, EventDetail]:
     if isinstance(detail, ExecDetail):
         argv, _ = redact_value(detail.argv)
-        return Surface.PROCESS, "exec", f"exec:{detail.binary}", {"binary": detail.binary, "argv": argv}
+        info = ExecInfo(**process, binary=detail.binary, argv=argv)
+        return Surface.PROCESS, _typed(Exec, binary=detail.binary), info
     if isinstance(detail, ExitDetail):
-        return Surface.PROCESS, None, None, {"exit_code": detail.exit_code}
+        return Surface.PROCESS, None, ExitInfo(**process, exit_code=detail.exit_code)
     if isinstance(detail, FileOpenDetail):
-        path = collapse_path(detail.path)
-        return Surface.FILE, "file", f"file:{path}", {"path": detail.path, "flags": detail.flags}
+        behaviour = _typed(File, path=collapse_path(detail.path))
+        return Surface.FILE, behaviour, FileOpenInfo(**process, path=detail.path, flags=detail.flags)
     if isinstance(detail, ConnectDetail):
-        peer = {
-            "address": detail.address,
-            "port": detail.port,
-            "protocol": detail.protocol,
-            "dns_name": detail.dns_name,
-            "family": detail.family,
-        }
+        peer = ConnectInfo(
+            **process,
+            kind=detail.kind,
+            address=detail.address,
+            port=detail.port,
+            protocol=detail.protocol,
+            dns_name=detail.dns_name,
+            family=detail.family,
+        )
         if detail.kind == "accept":
-            return Surface.NETWORK, "ingress", f"ingress:{detail.port}/{detail.protocol}", peer
+            return Surface.NETWORK, Ingress(port=detail.port, protocol=detail.protocol), peer
         host = detail.dns_name or detail.address
-        return Surface.NETWORK, "egress", f"egress:{host}:{detail.port}/{detail.protocol}", peer
+        return Surface.NETWORK, _typed(Egress, host=host, port=detail.port, protocol=detail.protocol), peer
     if isinstance(detail, DnsDetail):
-        return Surface.NETWORK, "dns", f"dns:{detail.name.rstrip('.')}", {"name": detail.name}
+        return Surface.NETWORK, _typed(Dns, name=detail.name.rstrip(".")), DnsInfo(**process, name=detail.name)
     if isinstance(detail, CapabilityDetail):
-        return Surface.PROCESS, "capabilities", f"cap:{detail.capability}", {"capability": detail.capability}
+        capability = CapabilityInfo(**process, capability=detail.capability)
+        return Surface.PROCESS, _typed(Capability, capability=detail.capability), capability
     raise RejectedRecord(f"sensor detail kind {getattr(detail, 'kind', '?')!r} has no enrichment")
 
 
@@ -269,32 +310,23 @@ def enrich_llm(
         flags.append("secrets_redacted:" + ",".join(sorted(secrets)))
     if event.caller_agent and event.caller_agent != who.deployment:
         flags.append(f"multi_agent:{event.caller_agent}")
-    detail: dict[str, Any] = {
-        "operation": event.operation,
-        "provider": event.provider,
-        "request_model": event.request_model,
-        "response_model": event.response_model,
-        "tool_name": event.tool_name,
-        "mcp_server": event.mcp_server,
-        "tool_call_id": event.tool_call_id,
-        "tools": event.tools,
-        "input_tokens": event.input_tokens,
-        "output_tokens": event.output_tokens,
-        "caller_agent": event.caller_agent,
-    }
+    detail = LlmCallInfo(
+        kind=event.operation,
+        operation=event.operation,
+        provider=event.provider,
+        request_model=event.request_model,
+        response_model=event.response_model,
+        tool_name=event.tool_name,
+        mcp_server=event.mcp_server,
+        tool_call_id=event.tool_call_id,
+        tools=event.tools,
+        input_tokens=event.input_tokens,
+        output_tokens=event.output_tokens,
+        caller_agent=event.caller_agent,
+    )
     if capture_content:
-        detail.update(input_messages=inputs, output_messages=outputs, tool_arguments=arguments)
-    surface, category, behaviour = Surface.INPUT, None, None
-    if event.operation == "chat":
-        model = event.response_model or event.request_model or "unknown"
-        category, behaviour = "llm", f"llm:{event.provider or 'unknown'}/{model}"
-    elif event.operation == "execute_tool":
-        surface = Surface.MULTI_AGENT if event.caller_agent else Surface.TOOL
-        category, behaviour = "mcp_tools", f"tool:{event.mcp_server or 'local'}/{event.tool_name}"
-    elif event.operation == "invoke_agent":
-        surface = Surface.MULTI_AGENT
-    else:
-        surface = Surface.TOOL  # initialize / tools_list: registrations the AI-BOM records
+        detail.input_messages, detail.output_messages, detail.tool_arguments = inputs, outputs, arguments
+    surface, behaviour = _llm_behaviour(event)
     return [
         EnrichedEvent(
             event_id=event.event_id,
@@ -306,12 +338,26 @@ def enrich_llm(
             surface=surface,
             kind=event.operation,
             behaviour=behaviour,
-            category=category,
             detail=detail,
             flags=flags,
             source=source,
         )
     ]
+
+
+def _llm_behaviour(event: RawLlmEvent) -> tuple[Surface, Behaviour | None]:
+    if event.operation == "chat":
+        model = event.response_model or event.request_model or "unknown"
+        return Surface.INPUT, _typed(LlmCall, provider=event.provider or "unknown", model=model)
+    if event.operation == "execute_tool":
+        if not event.tool_name:
+            raise RejectedRecord("execute_tool event without tool_name: the call cannot be profiled; fix the sender")
+        surface = Surface.MULTI_AGENT if event.caller_agent else Surface.TOOL
+        return surface, _typed(ToolCall, server=event.mcp_server or "local", name=event.tool_name)
+    if event.operation == "invoke_agent":
+        edge = _typed(AgentEdge, caller=event.caller_agent) if event.caller_agent else None
+        return Surface.MULTI_AGENT, edge
+    return Surface.TOOL, None  # initialize / tools_list: registrations the AI-BOM records
 
 
 # --- Kubernetes audit events --------------------------------------------------------------------
@@ -341,7 +387,7 @@ def enrich_audit(registry: Registry, record: K8sAuditEvent, source: SourceRef) -
     resource = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
     scope = ref.get("namespace") or "cluster"
     code = int((event.get("responseStatus") or {}).get("code") or 0)
-    behaviour = f"k8s-api:{event.get('verb')} {group}/{resource} in {scope}"
+    behaviour = _typed(K8sApiCall, verb=event.get("verb"), group=group, resource=resource, scope=scope)
     ts = _parse_time(event.get("requestReceivedTimestamp") or event.get("stageTimestamp"))
     return [
         EnrichedEvent(
@@ -353,18 +399,17 @@ def enrich_audit(registry: Registry, record: K8sAuditEvent, source: SourceRef) -
             surface=Surface.IDENTITY,
             kind="k8s_api",
             behaviour=behaviour,
-            category="k8s_api",
             flags=["denied"] if code == 403 else [],
-            detail={
-                "verb": event.get("verb"),
-                "api_group": group,
-                "resource": resource,
-                "namespace": scope,
-                "name": ref.get("name"),
-                "code": code,
-                "user_agent": event.get("userAgent"),
-                "shared_service_account": len(deployments) > 1,
-            },
+            detail=K8sApiInfo(
+                verb=behaviour.verb,
+                api_group=group,
+                resource=resource,
+                namespace=scope,
+                name=ref.get("name"),
+                code=code,
+                user_agent=event.get("userAgent"),
+                shared_service_account=len(deployments) > 1,
+            ),
             source=source,
         )
         for dep in deployments

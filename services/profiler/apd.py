@@ -14,15 +14,34 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from runward.core import techniques
-from runward.core.contracts import ApdRevision, EnrichedEvent, Signal, Surface, WindowStatus
+from runward.core.config import observation_window
+from runward.core.contracts import (
+    ApdRevision,
+    Autonomy,
+    Behaviour,
+    ConnectInfo,
+    DeploymentSpecInfo,
+    Egress,
+    EnrichedEvent,
+    ExecInfo,
+    FlushInfo,
+    LlmCallInfo,
+    Signal,
+    Surface,
+    Syscall,
+    WindowStatus,
+)
 
+# APD categories that refine a typed behaviour (not behaviours themselves): an exec's argument
+# pattern, an egress' resolved address as an `Egress.endpoint`.
+EXEC_ARGS, EGRESS_IP = "exec_args", "egress_ip"
 # Behaviours learnt at any time without raising a signal: they refine, not widen, the envelope.
-SILENT_CATEGORIES = frozenset({"egress_ip", "syscalls", "exec_args"})
+SILENT_CATEGORIES = frozenset({EGRESS_IP, Syscall.CATEGORY, EXEC_ARGS})
 _VARIABLE_ARG = re.compile(r"^(\d+|[0-9a-f]{8,}|/tmp/.*|/proc/\d+.*|[A-Za-z0-9+/=_-]{32,})$")
 STABLE_AFTER = timedelta(hours=1)
 # An agent's start-up opens hundreds of files in a second: those categories are published at
 # most once per COALESCE of event time instead of one revision per file.
-COALESCED_CATEGORIES = frozenset({"file", "syscalls", "exec_args", "egress_ip"})
+COALESCED_CATEGORIES = frozenset({"file", Syscall.CATEGORY, EXEC_ARGS, EGRESS_IP})
 COALESCE = timedelta(seconds=10)
 FLUSH_KIND = "flush"  # punctuation on the enriched topic: no behaviour, time has passed
 SEVERITY = {
@@ -38,7 +57,7 @@ SEVERITY = {
 
 class ApdState(BaseModel):
     deployment: str
-    autonomy: str = "high"
+    autonomy: Autonomy = Autonomy.HIGH
     revision: int = 0
     window_started_at: datetime
     behaviours: dict[str, list[str]] = Field(default_factory=dict)
@@ -57,19 +76,22 @@ class ApdState(BaseModel):
 
 @dataclass
 class Policy:
-    """The knobs of folding, from configuration."""
+    """The knobs of folding, from configuration; the windows themselves are core's rule."""
 
-    window_s: dict[str, int]
     window_override_s: int | None
     drift_correlation_s: int
 
-    def window(self, autonomy: str) -> timedelta:
-        seconds = (
-            self.window_override_s
-            if self.window_override_s is not None
-            else self.window_s.get(autonomy, self.window_s["high"])
-        )
-        return timedelta(seconds=seconds)
+    def window(self, autonomy: Autonomy) -> timedelta:
+        return observation_window(autonomy, self.window_override_s)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One APD entry an event shows: a typed behaviour, or a refinement of one (`behaviour` None)."""
+
+    category: str
+    key: str
+    behaviour: Behaviour | None = None
 
 
 @dataclass
@@ -87,51 +109,72 @@ def window_status(state: ApdState, now: datetime, policy: Policy) -> WindowStatu
     return WindowStatus.LEARNING
 
 
-def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldResult:  # noqa: C901 - to split (issue 8)
+def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldResult:
+    """The APD after one more event: what it learnt, the revision to publish, the signals raised."""
     if state is None:
         state = ApdState(deployment=event.deployment, window_started_at=event.ts)
     state = state.model_copy(deep=True)
     result = FoldResult(state)
-    added: dict[str, list[str]] = {}
-
-    if event.kind == FLUSH_KIND:
-        return _maybe_publish(state, result, event, policy, added, new_pod=False)
-    if event.kind == "deployment_spec":
-        state.autonomy = str(event.detail.get("autonomy") or state.autonomy)
-        if event.detail.get("changed"):
-            state.last_deployment_change = event.ts
+    if isinstance(event.detail, FlushInfo):
+        return _maybe_publish(state, result, event, policy, {}, new_pod=False)
+    if isinstance(event.detail, DeploymentSpecInfo):
+        _apply_deployment_spec(state, event.ts, event.detail)
         return result
 
-    new_pod = bool(event.pod) and event.pod not in state.pods_seen
-    if new_pod:
-        state.pods_seen = sorted([*state.pods_seen, str(event.pod)])
+    new_pod = _note_pod(state, event.pod)
+    added: dict[str, list[str]] = {}
     if event.partial and not state.partial:
         state.partial = True  # the sensor lost events: the envelope may be missing behaviours
         added.setdefault("_flags", []).append("partial")
-
     result.signals.extend(_input_signals(event))
     status = window_status(state, event.ts, policy)
-
-    for category, behaviour in _behaviours(event):
-        known = state.behaviours.get(category, [])
-        if behaviour in known:
-            continue
-        if status is WindowStatus.COMPLETE and category not in SILENT_CATEGORIES:
-            correlated = _deployment_correlated(state, event.ts, policy)
-            if behaviour not in state.deviations_signalled or correlated:
-                result.signals.append(_deviation(event, category, behaviour, correlated))
-            if not correlated:
-                # An unexplained deviation is evidence, never baseline: learning it would hide a repeat.
-                if behaviour not in state.deviations_signalled:
-                    state.deviations_signalled = [*state.deviations_signalled, behaviour]
-                continue
-        state.behaviours[category] = sorted([*known, behaviour])
-        added.setdefault(category, []).append(behaviour)
-        if category not in SILENT_CATEGORIES:
-            state.last_novel_at = event.ts
-            state.novel_times = [t for t in state.novel_times if event.ts - t < timedelta(hours=1)] + [event.ts]
-
+    for observation in observations(event):
+        if _learn(state, result, event, observation, status, policy):
+            added.setdefault(observation.category, []).append(observation.key)
     return _maybe_publish(state, result, event, policy, added, new_pod)
+
+
+def _apply_deployment_spec(state: ApdState, ts: datetime, spec: DeploymentSpecInfo) -> None:
+    state.autonomy = spec.autonomy
+    if spec.changed:
+        state.last_deployment_change = ts
+
+
+def _note_pod(state: ApdState, pod: str | None) -> bool:
+    """Record a pod of the Deployment; True when it is new (a replica or a restart)."""
+    if not pod or pod in state.pods_seen:
+        return False
+    state.pods_seen = sorted([*state.pods_seen, pod])
+    return True
+
+
+def _learn(
+    state: ApdState,
+    result: FoldResult,
+    event: EnrichedEvent,
+    observation: Observation,
+    status: WindowStatus,
+    policy: Policy,
+) -> bool:
+    """Learn one observation into the envelope, or signal it as a deviation; True when learnt."""
+    category, key = observation.category, observation.key
+    known = state.behaviours.get(category, [])
+    if key in known:
+        return False
+    if status is WindowStatus.COMPLETE and category not in SILENT_CATEGORIES and observation.behaviour is not None:
+        correlated = _deployment_correlated(state, event.ts, policy)
+        if key not in state.deviations_signalled or correlated:
+            result.signals.append(_deviation(event, observation.behaviour, correlated))
+        if not correlated:
+            # An unexplained deviation is evidence, never baseline: learning it would hide a repeat.
+            if key not in state.deviations_signalled:
+                state.deviations_signalled = [*state.deviations_signalled, key]
+            return False
+    state.behaviours[category] = sorted([*known, key])
+    if category not in SILENT_CATEGORIES:
+        state.last_novel_at = event.ts
+        state.novel_times = [t for t in state.novel_times if event.ts - t < timedelta(hours=1)] + [event.ts]
+    return True
 
 
 def _maybe_publish(
@@ -158,16 +201,19 @@ def _maybe_publish(
     return result
 
 
-def _behaviours(event: EnrichedEvent) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    if event.category and event.behaviour:
-        pairs.append((event.category, event.behaviour))
-    if event.category == "exec" and event.detail.get("argv"):
-        pairs.append(("exec_args", f"{event.detail.get('binary')} {argument_pattern(event.detail['argv'])}".strip()))
-    if event.category == "egress" and event.detail.get("address"):
-        d = event.detail
-        pairs.append(("egress_ip", f"{d['address']}:{d['port']}/{d['protocol']}"))
-    return pairs
+def observations(event: EnrichedEvent) -> list[Observation]:
+    """The APD entries an event shows: its behaviour, and for an exec or an egress their refinement."""
+    behaviour, detail = event.behaviour, event.detail
+    if behaviour is None:
+        return []
+    found = [Observation(behaviour.category, behaviour.key, behaviour)]
+    if isinstance(detail, ExecInfo) and detail.argv:
+        found.append(Observation(EXEC_ARGS, f"{detail.binary} {argument_pattern(detail.argv)}".strip()))
+    if isinstance(behaviour, Egress) and isinstance(detail, ConnectInfo) and detail.address:
+        # Core NetworkPolicy cannot name hosts: the enforcer allows the addresses they resolved to.
+        address = Egress(host=detail.address, port=behaviour.port, protocol=behaviour.protocol)
+        found.append(Observation(EGRESS_IP, address.endpoint))
+    return found
 
 
 def argument_pattern(argv: list[str]) -> str:
@@ -184,21 +230,21 @@ def _signal_id(*parts: str) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:24]
 
 
-def _deviation(event: EnrichedEvent, category: str, behaviour: str, correlated: bool) -> Signal:
+def _deviation(event: EnrichedEvent, behaviour: Behaviour, correlated: bool) -> Signal:
     return Signal(
-        signal_id=_signal_id(event.deployment, event.event_id, behaviour),
+        signal_id=_signal_id(event.deployment, event.event_id, behaviour.key),
         deployment=event.deployment,
         ts=event.ts,
         surface=event.surface,
-        title=f"{'expected drift' if correlated else 'outside APD baseline'}: {behaviour}",
+        title=f"{'expected drift' if correlated else 'outside APD baseline'}: {behaviour.key}",
         behaviour=behaviour,
-        techniques=techniques.for_behaviour(category, behaviour),
+        techniques=techniques.for_behaviour(behaviour),
         severity=1 if correlated else SEVERITY.get(event.surface, 3),
         deployment_correlated=correlated,
         evidence={
             "pod": event.pod,
             "kind": event.kind,
-            "detail": event.detail,
+            "detail": event.detail.model_dump(mode="json"),
             "flags": event.flags,
             "source": event.source.model_dump(),
         },
@@ -209,6 +255,7 @@ def _deviation(event: EnrichedEvent, category: str, behaviour: str, correlated: 
 def _input_signals(event: EnrichedEvent) -> list[Signal]:
     """Prompt findings and cross-agent triggers are signals whatever the window says."""
     signals: list[Signal] = []
+    call = event.detail if isinstance(event.detail, LlmCallInfo) else None
     rules = [f.split(":") for f in event.flags if f.startswith("prompt_injection:")]
     if rules:
         found = sorted({t for _, _, t in rules})
@@ -223,7 +270,7 @@ def _input_signals(event: EnrichedEvent) -> list[Signal]:
                 severity=3,
                 evidence={
                     "rules": [r for _, r, _ in rules],
-                    "model": event.detail.get("request_model"),
+                    "model": call.request_model if call else None,
                     "source": event.source.model_dump(),
                 },
                 source_event=event.event_id,
@@ -243,7 +290,7 @@ def _input_signals(event: EnrichedEvent) -> list[Signal]:
                 severity=3,
                 evidence={
                     "caller_agent": callers[0],
-                    "tool": event.detail.get("tool_name"),
+                    "tool": call.tool_name if call else None,
                     "source": event.source.model_dump(),
                 },
                 source_event=event.event_id,
@@ -259,7 +306,7 @@ def _revision(
         deployment=state.deployment,
         revision=state.revision,
         created_at=now,
-        autonomy=state.autonomy,  # type: ignore[arg-type]
+        autonomy=state.autonomy,
         window_started_at=state.window_started_at,
         window_ends_at=state.window_started_at + policy.window(state.autonomy),
         window_status=status,

@@ -9,9 +9,9 @@ import asyncio
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from runward.core.config import AUTONOMY_WINDOWS_S
-from runward.core.contracts import EnrichedEvent, SourceRef, Surface
+from runward.core.contracts import EnrichedEvent, FlushInfo, SourceRef, Surface
 from runward.core.stage import Context, Output, Stage
 from runward.core.topics import APD, ENRICHED, SIGNALS
 from services.profiler.apd import COALESCE, FLUSH_KIND, ApdState, Policy, fold
@@ -20,7 +20,6 @@ stage = Stage("profiler", inputs=[ENRICHED], outputs=[APD, SIGNALS, ENRICHED])
 app = stage.app
 apds = stage.table("apd-state")
 policy = Policy(
-    window_s=AUTONOMY_WINDOWS_S,
     window_override_s=stage.config.observation_window_s,
     drift_correlation_s=stage.config.drift_correlation_s,
 )
@@ -56,6 +55,7 @@ async def flush_idle_agents() -> None:
                     namespace=namespace,
                     surface=Surface.DEPLOYMENT,
                     kind=FLUSH_KIND,
+                    detail=FlushInfo(),
                     source=SourceRef(topic="runward.profiler.flush", partition=0, offset=0),
                 ),
             )
@@ -68,7 +68,7 @@ async def handle(event: EnrichedEvent, ctx: Context) -> Sequence[Output]:
     raw = apds.get(event.deployment)
     result = fold(ApdState.model_validate(raw) if raw else None, event, policy)
     apds[event.deployment] = result.state.model_dump(mode="json")
-    outputs = [Output(SIGNALS, s.deployment, s) for s in result.signals]
+    outputs: list[Output[Any]] = [Output(SIGNALS, s.deployment, s) for s in result.signals]
     if event.kind != FLUSH_KIND and _due(event):
         await asyncio.to_thread(stage.store.touch_agent, event.deployment, event.service_account, event.ts)
     if result.revision:

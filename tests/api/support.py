@@ -22,6 +22,7 @@ from runward.core.contracts import (
     PolicyBundle,
     Signal,
     SourceRef,
+    StoryStatus,
     Surface,
     Technique,
     WindowStatus,
@@ -96,7 +97,7 @@ def bundle(
     )
 
 
-def story(story_id: str, deployment: str, status: str, last_seen: datetime) -> AttackStory:
+def story(story_id: str, deployment: str, status: StoryStatus, last_seen: datetime) -> AttackStory:
     technique = Technique(uid="AML.T0051", name="LLM Prompt Injection")
     signal = Signal(
         signal_id=f"{story_id}-s1",
@@ -172,10 +173,8 @@ def seed(store: Store) -> None:
         NOW,
         {"deployment": "shop/retriever", "revision": 1, "undeclared": ["mcp:weather"]},
     )
-    store.put_story(story("st-old", "shop/retriever", "potential compromise", BUNDLE_AT - timedelta(hours=1)))
-    store.put_story(
-        story("st-drift", "shop/retriever", "expected drift, deployment correlated", NOW - timedelta(minutes=10))
-    )
+    store.put_story(story("st-old", "shop/retriever", StoryStatus.POTENTIAL_COMPROMISE, BUNDLE_AT - timedelta(hours=1)))
+    store.put_story(story("st-drift", "shop/retriever", StoryStatus.EXPECTED_DRIFT, NOW - timedelta(minutes=10)))
 
     # planner: still learning, no policy yet (observe)
     put(store, "apd", apd("shop/planner", 1, WindowStatus.LEARNING))
@@ -183,8 +182,8 @@ def seed(store: Store) -> None:
     # helper: complete window in observe, one live compromise and one the enforcer says holds the gate
     put(store, "apd", apd("ops/helper", 1, WindowStatus.COMPLETE))
     put(store, "policy", bundle("ops/helper", 1, EnforcementMode.OBSERVE, open_stories=["st-held"]))
-    store.put_story(story("st-live", "ops/helper", "potential compromise", NOW - timedelta(minutes=5)))
-    store.put_story(story("st-held", "ops/helper", "potential compromise", BUNDLE_AT - timedelta(minutes=90)))
+    store.put_story(story("st-live", "ops/helper", StoryStatus.POTENTIAL_COMPROMISE, NOW - timedelta(minutes=5)))
+    store.put_story(story("st-held", "ops/helper", StoryStatus.POTENTIAL_COMPROMISE, BUNDLE_AT - timedelta(minutes=90)))
 
     # stages: ingest fresh, profiler stale, the rest never started
     store.record_progress("ingest", processed=120, dead_letters=1, lag=3, last_record_at=NOW)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from runward.control.api.gate import current_mode, evaluate, open_stories
-from runward.core.contracts import EnforcementMode, WindowStatus
+from runward.core.contracts import EnforcementMode, StoryStatus, WindowStatus
 
 from .support import BUNDLE_AT, NOW, apd, bundle, story
 
@@ -54,10 +54,10 @@ def test_enforce_needs_audit_first() -> None:
 def test_which_stories_are_open() -> None:
     current = bundle(D, 1, OBSERVE, open_stories=["listed"])
     stories = [
-        story("after", D, "potential compromise", BUNDLE_AT + timedelta(minutes=1)),
-        story("before", D, "potential compromise", BUNDLE_AT - timedelta(minutes=1)),
-        story("listed", D, "potential compromise", BUNDLE_AT - timedelta(hours=5)),
-        story("drift", D, "expected drift, deployment correlated", NOW),
+        story("after", D, StoryStatus.POTENTIAL_COMPROMISE, BUNDLE_AT + timedelta(minutes=1)),
+        story("before", D, StoryStatus.POTENTIAL_COMPROMISE, BUNDLE_AT - timedelta(minutes=1)),
+        story("listed", D, StoryStatus.POTENTIAL_COMPROMISE, BUNDLE_AT - timedelta(hours=5)),
+        story("drift", D, StoryStatus.EXPECTED_DRIFT, NOW),
     ]
     assert [s.story_id for s in open_stories(stories, current)] == ["after", "listed"]
     # Before any policy bundle exists, every potential compromise is open.
@@ -65,7 +65,7 @@ def test_which_stories_are_open() -> None:
 
 
 def test_open_story_holds_promotion_and_every_reason_is_given() -> None:
-    live = story("st-1", D, "potential compromise", NOW)
+    live = story("st-1", D, StoryStatus.POTENTIAL_COMPROMISE, NOW)
     result = evaluate(ENFORCE, None, apd(D, 1, WindowStatus.LEARNING), [live])
     assert len(result.reasons) == 3
     assert "learning, not complete" in result.reasons[0]
@@ -75,7 +75,7 @@ def test_open_story_holds_promotion_and_every_reason_is_given() -> None:
 
 
 def test_stepping_back_is_always_allowed() -> None:
-    live = story("st-1", D, "potential compromise", NOW)
+    live = story("st-1", D, StoryStatus.POTENTIAL_COMPROMISE, NOW)
     learning = apd(D, 1, WindowStatus.LEARNING)
     assert evaluate(OBSERVE, bundle(D, 1, ENFORCE), learning, [live]).allowed
     assert evaluate(AUDIT, bundle(D, 1, ENFORCE), None, [live]).allowed

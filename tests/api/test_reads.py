@@ -7,6 +7,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from runward.core.contracts import StoryStatus
+
 from .support import APPROVER, CYCLONEDX, DEAD_LETTER_PAYLOAD, RECONCILIATION, VIEWER
 
 
@@ -127,7 +129,7 @@ def test_attack_stories(client: TestClient) -> None:
     one = client.get("/v1/attack-stories/st-live", headers=VIEWER)
     assert one.status_code == 200
     body = one.json()
-    assert body["status"] == "potential compromise"
+    assert body["status"] == StoryStatus.POTENTIAL_COMPROMISE
     assert body["ocsf"]["class_uid"] == 2004
     assert body["techniques"][0]["uid"] == "AML.T0051"
 

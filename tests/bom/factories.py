@@ -6,7 +6,7 @@ import itertools
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from runward.core.contracts import EnrichedEvent, SourceRef, Surface
+from runward.core.contracts import Behaviour, Egress, EnrichedEvent, File, LlmCall, SourceRef, Surface, ToolCall
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 SITE = "/usr/local/lib/python3.11/site-packages"
@@ -30,7 +30,7 @@ def event(
     detail: dict[str, Any],
     at: float = 0.0,
     pod: str | None = "support-bot-7d4b9c5f6-x2x7q",
-    category: str | None = None,
+    behaviour: Behaviour | None = None,
     deployment: str = DEPLOYMENT,
 ) -> EnrichedEvent:
     offset = next(_offsets)
@@ -42,14 +42,14 @@ def event(
         pod=pod,
         surface=_SURFACES.get(kind, Surface.PROCESS),
         kind=kind,
-        category=category,
+        behaviour=behaviour,
         detail=detail,
         source=SourceRef(topic="runward.events.enriched", partition=0, offset=offset),
     )
 
 
 def opened(path: str, at: float = 0.0, **detail: Any) -> EnrichedEvent:
-    return event("file_open", {"path": path, "flags": 0, **detail}, at, category="file")
+    return event("file_open", {"path": path, "flags": 0, **detail}, at, behaviour=File(path=path))
 
 
 def connected(host: str | None, address: str, port: int = 443, at: float = 0.0) -> EnrichedEvent:
@@ -57,7 +57,7 @@ def connected(host: str | None, address: str, port: int = 443, at: float = 0.0) 
         "connect",
         {"address": address, "port": port, "protocol": "tcp", "dns_name": host, "family": "ipv4"},
         at,
-        category="egress",
+        behaviour=Egress(host=host or address, port=port, protocol="tcp"),
     )
 
 
@@ -66,7 +66,7 @@ def chat(provider: str, requested: str | None, served: str | None, at: float = 0
         "chat",
         {"operation": "chat", "provider": provider, "request_model": requested, "response_model": served},
         at,
-        category="llm",
+        behaviour=LlmCall(provider=provider, model=served or requested or "unknown"),
     )
 
 
@@ -79,7 +79,7 @@ def tool_call(server: str, tool: str, at: float = 0.0) -> EnrichedEvent:
         "execute_tool",
         {"operation": "execute_tool", "mcp_server": server, "tool_name": tool, "tools": []},
         at,
-        category="mcp_tools",
+        behaviour=ToolCall(server=server, name=tool),
     )
 
 

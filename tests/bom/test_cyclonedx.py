@@ -31,7 +31,7 @@ def full_evidence():  # type: ignore[no-untyped-def]
         opened(f"{SITE}/google/protobuf/__pycache__/__init__.cpython-311.pyc"),
         opened("/usr/lib/x86_64-linux-gnu/libssl.so.3"),
         opened(f"{HF}/model.safetensors"),
-        opened("/models/llama.gguf", size=1024, sha256="0f" * 32),
+        opened("/models/llama.gguf"),
         chat("openai", "gpt-4o", "gpt-4o-2024-08-06"),
         initialize("time", at=1),
         tools_list("time", ["get_current_time"], at=1),
@@ -59,8 +59,11 @@ def test_runtime_bom_validates_and_says_what_was_loaded() -> None:
     assert model["type"] == "machine-learning-model" and model["name"] == "gpt-4o-2024-08-06"
     assert model["modelCard"]["modelParameters"]["task"] == "text-generation"
     gguf = components["model-file:/models/llama.gguf"]
-    assert gguf["hashes"] == [{"alg": "SHA-256", "content": "0f" * 32}]
-    assert "hashes" not in components[f"model-file:{HF}/model.safetensors"]  # never invented
+    assert gguf["type"] == "machine-learning-model"
+    props = {p["name"]: p["value"] for p in gguf["properties"]}
+    assert props == {"runward:model:format": "gguf", "runward:model:path": "/models/llama.gguf"}
+    # The sensor sees an open, not the bytes: a digest would be invented.
+    assert "hashes" not in gguf and "hashes" not in components[f"model-file:{HF}/model.safetensors"]
     services = {s["bom-ref"]: s for s in doc["services"]}
     tools = {t["name"]: t for t in services["mcp-server:time"]["services"]}
     late = {p["name"]: p["value"] for p in tools["delete_records"]["properties"]}

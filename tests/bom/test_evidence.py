@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from services.bom.evidence import RuntimeEvidence, fold, observed_packages
-from tests.bom.factories import SITE, chat, connected, event, initialize, opened, tool_call, tools_list
+from tests.bom.factories import SITE, T0, chat, connected, event, initialize, opened, tool_call, tools_list
 
 
 def fold_all(events: list) -> RuntimeEvidence:  # type: ignore[type-arg]
@@ -85,26 +85,28 @@ def test_native_libraries_and_vendored_shared_objects() -> None:
     assert libs["libopenblas64_p-r0-0cf96a72.3.23.dev.so"].package == "numpy"
 
 
-def test_model_artifacts_record_hashes_only_when_given() -> None:
+def test_model_artifacts_are_named_from_the_path_and_never_claim_a_digest() -> None:
     hf = "/root/.cache/huggingface/hub/models--Qwen--Qwen2.5-0.5B/snapshots/060db6499f32faf8b98477b0a26969ef7d8b9987"
     ev = fold_all(
         [
             opened(f"{hf}/model.safetensors"),
-            opened("/models/llama-3.2-1b-q4.gguf", size=807_694_464, sha256="ab" * 32),
+            opened("/models/llama-3.2-1b-q4.gguf"),
+            opened("/models/llama-3.2-1b-q4.gguf", at=5),  # reopened: nothing new
             opened("/tmp/checkpoint.bin", flags=os.O_WRONLY | os.O_CREAT),  # written, not loaded
             opened("/proc/self/attr/current.bin"),
         ]
     )
     assert set(ev.model_files) == {f"{hf}/model.safetensors", "/models/llama-3.2-1b-q4.gguf"}
     qwen = ev.model_files[f"{hf}/model.safetensors"]
-    assert (qwen.name, qwen.revision, qwen.format, qwen.sha256) == (
+    assert (qwen.name, qwen.revision, qwen.format) == (
         "Qwen/Qwen2.5-0.5B",
         "060db6499f32faf8b98477b0a26969ef7d8b9987",
         "safetensors",
-        None,
     )
     gguf = ev.model_files["/models/llama-3.2-1b-q4.gguf"]
-    assert gguf.size == 807_694_464 and gguf.sha256 == "ab" * 32
+    assert (gguf.name, gguf.format, gguf.first_seen) == ("llama-3.2-1b-q4.gguf", "gguf", T0)
+    # The sensor sees opens, not bytes: the evidence has no size or digest field to fill by guessing.
+    assert "sha256" not in gguf.model_dump() and "size" not in gguf.model_dump()
 
 
 def test_models_requested_versus_served() -> None:

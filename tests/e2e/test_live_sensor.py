@@ -19,6 +19,7 @@ import pytest
 from runward.control.broker import free_port
 from runward.control.supervisor import Supervisor
 from runward.core.config import Settings
+from runward.core.contracts import StoryStatus
 from runward.core.store import Store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kernel]
@@ -157,7 +158,7 @@ def test_replicas_and_restart_fold_into_one_apd_then_deviation_is_a_story(
         ),
         timeout=40,
     )
-    assert story["status"] == "potential compromise" and "process" in story["surfaces"]
+    assert story["status"] == StoryStatus.POTENTIAL_COMPROMISE and "process" in story["surfaces"]
     final = store.latest_artifact("agents/live-agent", "apd")
     assert final is not None and final["window_status"] == "complete"
     assert not any(b.endswith("/hostname") for b in final["behaviours"]["exec"])

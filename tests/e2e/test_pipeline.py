@@ -20,6 +20,7 @@ from runward.control.broker import free_port
 from runward.control.replay import replay, store_barrier
 from runward.control.supervisor import Supervisor
 from runward.core.config import Settings
+from runward.core.contracts import StoryStatus
 from runward.core.topics import ATTACK_STORIES, DEAD_LETTER, POLICIES, RAW_LLM, RAW_SENSOR
 from tests.kafka_reading import read_values
 
@@ -62,7 +63,7 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
     deadline, story = time.monotonic() + 90, None
     while time.monotonic() < deadline:
         stories = read_values(pipeline.config.kafka, ATTACK_STORIES.name, 100, 3)
-        compromised = [s for s in stories if s["status"] == "potential compromise"]
+        compromised = [s for s in stories if s["status"] == StoryStatus.POTENTIAL_COMPROMISE]
         if compromised and max(s["version"] for s in compromised) >= 6:
             story = max(compromised, key=lambda s: s["version"])
             break
@@ -80,7 +81,7 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
     # The retriever's drift followed its Deployment update: tagged, not escalated.
     drift = read_values(pipeline.config.kafka, ATTACK_STORIES.name, 100, 3)
     retriever = [s for s in drift if s["deployment"] == "agents/retriever"]
-    assert retriever and all(s["status"] == "expected drift, deployment correlated" for s in retriever)
+    assert retriever and all(s["status"] == StoryStatus.EXPECTED_DRIFT for s in retriever)
 
     # The platform team sees the same story and the agent's artifacts through the API.
     listed = api(pipeline, "/v1/attack-stories?deployment=agents/support-bot").json()

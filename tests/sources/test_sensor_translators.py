@@ -59,13 +59,17 @@ def test_tetragon_events_translate() -> None:
 
 
 def test_translated_events_enrich_like_the_eBPF_sensor_s() -> None:
-    from runward.core.contracts import SourceRef
+    from runward.core.contracts import Egress, Exec, SourceRef
 
     source = SourceRef(topic="runward.raw.sensor", partition=0, offset=0)
     events = translate_batch(load("tetragon_events.jsonl"), tetragon.translate).events
     enriched = [e for raw in events[:3] for e in enrich_sensor({}, raw, source)]  # type: ignore[arg-type]
-    assert [e.behaviour for e in enriched][0] == "exec:/usr/local/bin/python3.11"
-    assert enriched[2].behaviour == "egress:162.159.140.245:443/tcp"
+    assert enriched[0].behaviour == Exec(binary="/usr/local/bin/python3.11")
+    assert enriched[2].behaviour == Egress(host="162.159.140.245", port=443, protocol="tcp")
+    assert [e.behaviour.key for e in (enriched[0], enriched[2]) if e.behaviour] == [
+        "exec:/usr/local/bin/python3.11",
+        "egress:162.159.140.245:443/tcp",
+    ]
 
 
 def test_pod_name_heuristic() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from runward.core.contracts import Signal, Surface, Technique
+from runward.core.contracts import Signal, StoryStatus, Surface, Technique
 from services.correlator.story import StoryState, correlate
 
 T0 = datetime(2026, 1, 9, 12, tzinfo=timezone.utc)
@@ -37,7 +37,7 @@ def test_signals_across_surfaces_become_one_growing_story() -> None:
         state, story = correlate(state, s, GAP)
         versions.append((story.story_id, story.version))
     assert len({sid for sid, _ in versions}) == 1 and [v for _, v in versions] == [1, 2, 3, 4]
-    assert story.status == "potential compromise"
+    assert story.status is StoryStatus.POTENTIAL_COMPROMISE
     assert story.severity == 5  # identity (4) + three AI surfaces
     assert {t.uid for t in story.techniques} == {"AML.T0051", "AML.T0053", "T1071", "AML.T0086"}
     assert story.ocsf["class_uid"] == 2004 and story.ocsf["type_uid"] == 200402
@@ -55,9 +55,9 @@ def test_a_quiet_gap_starts_a_new_story_and_redelivery_is_idempotent() -> None:
 
 def test_deployment_correlated_drift_is_tagged_not_escalated() -> None:
     state, story = correlate(None, sig("a", timedelta(0), Surface.NETWORK, 1, correlated=True), GAP)
-    assert story.status == "expected drift, deployment correlated" and story.severity == 1
+    assert story.status is StoryStatus.EXPECTED_DRIFT and story.severity == 1
     _, story = correlate(state, sig("b", timedelta(seconds=3), Surface.TOOL), GAP)
-    assert story.status == "potential compromise"
+    assert story.status is StoryStatus.POTENTIAL_COMPROMISE
 
 
 def test_state_survives_serialisation() -> None:

@@ -2,16 +2,23 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
 from kubernetes.client import ApiClient, V1NetworkPolicy
 
 from runward.core.contracts import (
     ApdRevision,
     AttackStory,
+    Dns,
+    Egress,
     EnforcementMode,
+    Ingress,
     PromotionDecision,
+    StoryStatus,
+    Syscall,
     WindowStatus,
 )
 from services.enforcer.domain import EnforcerState, apply
+from services.enforcer.policies import egress_allowlist, learnt, network_policy
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
 
@@ -26,13 +33,34 @@ def apd(revision: int = 1) -> ApdRevision:
         window_ends_at=T,
         window_status=WindowStatus.COMPLETE,
         behaviours={
-            "egress": ["egress:api.openai.com:443/tcp"],
-            "egress_ip": ["162.159.140.245:443/tcp", "2606:4700::6810:84e5:443/tcp"],
-            "dns": ["dns:api.openai.com"],
-            "ingress": ["ingress:8080/tcp"],
-            "syscalls": ["syscall:openat", "syscall:read"],
+            "egress": [Egress(host="api.openai.com", port=443).key],
+            "egress_ip": [Egress(host=a, port=443).endpoint for a in ("162.159.140.245", "2606:4700::6810:84e5")],
+            "dns": [Dns(name="api.openai.com").key],
+            "ingress": [Ingress(port=8080).key],
+            "syscalls": [Syscall(name="openat").key, Syscall(name="read").key],
         },
     )
+
+
+def test_the_apd_keys_the_enforcer_reads_are_todays_stored_strings() -> None:
+    assert apd().behaviours["egress"] == ["egress:api.openai.com:443/tcp"]
+    assert apd().behaviours["egress_ip"] == ["162.159.140.245:443/tcp", "2606:4700::6810:84e5:443/tcp"]
+    assert learnt(apd(), Ingress) == [Ingress(port=8080, protocol="tcp")]
+    assert egress_allowlist(apd()) == ["api.openai.com:443/tcp"]
+
+
+@pytest.mark.parametrize(
+    ("category", "entry", "reason"),
+    [
+        ("egress", "dns:api.openai.com", "APD agents/bot revision 1 holds 'dns:api.openai.com' under 'egress'"),
+        ("syscalls", "openat", "behaviour key 'openat' has no known kind"),
+        ("egress_ip", "162.159.140.245/tcp", "behaviour key 'egress:162.159.140.245/tcp' is not a valid egress"),
+    ],
+)
+def test_a_corrupt_apd_entry_fails_loudly_naming_it(category: str, entry: str, reason: str) -> None:
+    corrupt = apd().model_copy(update={"behaviours": {**apd().behaviours, category: [entry]}})
+    with pytest.raises(ValueError, match=reason):
+        network_policy(corrupt, EnforcementMode.AUDIT, {}) if category != "syscalls" else learnt(corrupt, Syscall)
 
 
 def test_network_policy_from_observed_egress_is_a_valid_api_object() -> None:
@@ -77,7 +105,7 @@ def test_stale_apd_and_unchanged_stories_produce_nothing() -> None:
         version=1,
         first_seen=T,
         last_seen=T,
-        status="potential compromise",
+        status=StoryStatus.POTENTIAL_COMPROMISE,
         severity=4,
         surfaces=[],
         techniques=[],
@@ -89,6 +117,10 @@ def test_stale_apd_and_unchanged_stories_produce_nothing() -> None:
     assert bundle and bundle.open_stories == ["s1"]
     state, bundle = apply(state, story, T)
     assert bundle is None
+    # The same story re-published as expected drift no longer holds the gate.
+    drift = story.model_copy(update={"version": 2, "status": StoryStatus.EXPECTED_DRIFT})
+    state, bundle = apply(state, drift, T)
+    assert bundle and bundle.open_stories == []
 
 
 def test_nothing_before_an_apd_exists() -> None:

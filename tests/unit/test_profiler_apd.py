@@ -3,13 +3,49 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from runward.core.config import AUTONOMY_WINDOWS_S
-from runward.core.contracts import EnrichedEvent, SourceRef, Surface, WindowStatus
-from services.profiler.apd import ApdState, FoldResult, Policy, fold
+import pytest
+
+from runward.core.config import AUTONOMY_WINDOWS, Settings, autonomy_of
+from runward.core.contracts import (
+    Autonomy,
+    ConnectInfo,
+    DeploymentSpecInfo,
+    Egress,
+    EnrichedEvent,
+    EventDetail,
+    ExecInfo,
+    FileOpenInfo,
+    FlushInfo,
+    K8sApiCall,
+    K8sApiInfo,
+    LlmCallInfo,
+    SourceRef,
+    Surface,
+    WindowStatus,
+    parse_behaviour,
+    parse_endpoint,
+)
+from services.profiler.apd import ApdState, FoldResult, Policy, fold, observations
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
-POLICY = Policy(window_s=AUTONOMY_WINDOWS_S, window_override_s=None, drift_correlation_s=3600)
+POLICY = Policy(window_override_s=None, drift_correlation_s=3600)
 SRC = SourceRef(topic="runward.events.enriched", partition=0, offset=0)
+
+
+def _detail(kind: str, behaviour: str | None) -> EventDetail:
+    """The detail ingest writes for such an event, from the behaviour's typed fields."""
+    typed = parse_behaviour(behaviour) if behaviour else None
+    if kind == "exec":
+        return ExecInfo(binary=getattr(typed, "binary", "/bin/true"))
+    if kind == "file_open":
+        return FileOpenInfo(path=getattr(typed, "path", "/"))
+    if kind == "connect":
+        return ConnectInfo(address="10.0.0.7", port=getattr(typed, "port", 443), dns_name=getattr(typed, "host", None))
+    if kind == "chat":
+        return LlmCallInfo(kind="chat", operation="chat", provider="openai", request_model="gpt-4o")
+    if kind == "deployment_spec":
+        return DeploymentSpecInfo()
+    return FlushInfo()
 
 
 def ev(
@@ -20,6 +56,7 @@ def ev(
     pod: str = "bot-1",
     surface: Surface = Surface.PROCESS,
     kind: str = "exec",
+    detail: EventDetail | None = None,
     **extra: Any,
 ) -> EnrichedEvent:
     return EnrichedEvent(
@@ -32,6 +69,7 @@ def ev(
         kind=kind,
         behaviour=behaviour,
         category=category,
+        detail=detail or _detail(kind, behaviour),
         source=SRC,
         **extra,
     )
@@ -54,7 +92,7 @@ def spec(at: timedelta, changed: bool, autonomy: str = "low") -> EnrichedEvent:
         None,
         surface=Surface.DEPLOYMENT,
         kind="deployment_spec",
-        detail={"autonomy": autonomy, "changed": changed},
+        detail=DeploymentSpecInfo.model_validate({"autonomy": autonomy, "changed": changed}),
     )
 
 
@@ -170,13 +208,13 @@ def test_exec_argument_patterns_fold_run_specific_values() -> None:
                 timedelta(seconds=1),
                 "exec",
                 "exec:/usr/bin/python3",
-                detail={"binary": "/usr/bin/python3", "argv": ["python3", "-m", "agent", "--port", "8080"]},
+                detail=ExecInfo(binary="/usr/bin/python3", argv=["python3", "-m", "agent", "--port", "8080"]),
             ),
             ev(
                 timedelta(seconds=2),
                 "exec",
                 "exec:/usr/bin/python3",
-                detail={"binary": "/usr/bin/python3", "argv": ["python3", "/tmp/tmpx81/job.py", "4242"]},
+                detail=ExecInfo(binary="/usr/bin/python3", argv=["python3", "/tmp/tmpx81/job.py", "4242"]),
             ),
         ]
     )
@@ -198,3 +236,52 @@ def test_a_flush_publishes_what_was_coalesced_for_a_quiet_agent() -> None:
     assert results[-1].revision is not None and results[-1].revision.added == {"file": ["file:/etc/hosts"]}
     state, results = run([flush], state)
     assert results[-1].revision is None  # nothing pending: a flush learns nothing
+
+
+def test_the_observation_window_is_cores_rule_for_config_and_profiler() -> None:
+    assert POLICY.window(Autonomy.LOW) == timedelta(days=3) == Settings().window_for(Autonomy.LOW)
+    assert POLICY.window(Autonomy.HIGH) == AUTONOMY_WINDOWS[Autonomy.HIGH] == timedelta(days=21)
+    override = Policy(window_override_s=60, drift_correlation_s=3600)
+    assert (
+        override.window(Autonomy.HIGH)
+        == timedelta(seconds=60)
+        == Settings(observation_window_s=60).window_for(Autonomy.HIGH)
+    )
+    assert autonomy_of("extreme") is Autonomy.HIGH and autonomy_of(None) is Autonomy.HIGH  # unknown: longest window
+
+
+def test_an_egress_is_observed_with_the_address_it_reached() -> None:
+    event = ev(
+        timedelta(seconds=1),
+        None,
+        "egress:api.openai.com:443/tcp",
+        surface=Surface.NETWORK,
+        kind="connect",
+        detail=ConnectInfo(address="162.159.140.245", port=443, dns_name="api.openai.com"),
+    )
+    found = observations(event)
+    assert [(o.category, o.key) for o in found] == [
+        ("egress", "egress:api.openai.com:443/tcp"),
+        ("egress_ip", "162.159.140.245:443/tcp"),
+    ]
+    assert found[0].behaviour == Egress(host="api.openai.com", port=443) and found[1].behaviour is None
+    assert parse_endpoint(found[1].key) == Egress(host="162.159.140.245", port=443)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "technique"),
+    [
+        (K8sApiCall(verb="list", group="core", resource="secrets", scope="agents"), "T1552.007"),
+        (K8sApiCall(verb="list", group="core", resource="pods", scope="agents"), "T1613"),
+        # Only the core group's secrets are credentials; a CRD named like them is discovery.
+        (K8sApiCall(verb="get", group="example.io", resource="secrets", scope="agents"), "T1613"),
+    ],
+)
+def test_k8s_api_deviations_are_mapped_from_the_typed_fields(behaviour: K8sApiCall, technique: str) -> None:
+    state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3")])
+    info = K8sApiInfo(verb=behaviour.verb, api_group=behaviour.group, resource=behaviour.resource, namespace="agents")
+    late = ev(timedelta(days=4), None, behaviour.key, surface=Surface.IDENTITY, kind="k8s_api", detail=info)
+    _, results = run([late], state)
+    [signal] = results[-1].signals
+    assert signal.behaviour == behaviour and [t.uid for t in signal.techniques] == [technique]
+    assert signal.evidence["detail"]["resource"] == behaviour.resource  # the typed detail, as JSON

@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runward.core.contracts import ApdRevision, AttackStory, EnforcementMode, PolicyBundle, WindowStatus
-
-POTENTIAL_COMPROMISE = "potential compromise"
+from runward.core.contracts import ApdRevision, AttackStory, EnforcementMode, PolicyBundle, StoryStatus, WindowStatus
 
 _ORDER = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
 
@@ -45,7 +43,7 @@ def open_stories(stories: Sequence[AttackStory], bundle: PolicyBundle | None) ->
     return [
         s
         for s in stories
-        if s.status == POTENTIAL_COMPROMISE
+        if s.status is StoryStatus.POTENTIAL_COMPROMISE
         and (bundle is None or s.last_seen > bundle.created_at or s.story_id in held)
     ]
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, Message, Producer
 from pydantic import BaseModel
 
-from runward.core.codec import encode
+from runward.core.codec import encode_for
 from runward.core.kafka import producer_config
 from runward.core.topics import Topic
 
@@ -21,7 +21,7 @@ class PublishError(RuntimeError):
 
 
 class Publisher(Protocol):
-    def publish(self, topic: Topic, key: str, record: BaseModel) -> None:
+    def publish(self, topic: Topic[Any], key: str, record: BaseModel) -> None:
         """Publish and wait for the broker's acknowledgement; raise PublishError otherwise."""
 
     def close(self) -> None: ...
@@ -56,17 +56,18 @@ class KafkaPublisher:
             )
         return self._producer
 
-    def publish(self, topic: Topic, key: str, record: BaseModel) -> None:
+    def publish(self, topic: Topic[Any], key: str, record: BaseModel) -> None:
         outcome: dict[str, Any] = {}
 
         def delivered(err: KafkaError | None, msg: Message) -> None:
             outcome["error"] = err
             outcome["done"] = True
 
+        value = encode_for(topic, record)  # a wrong record is a bug here, not a Kafka failure
         with self._lock:
             try:
                 producer = self._get_producer()
-                producer.produce(topic.name, key=key.encode(), value=encode(record), on_delivery=delivered)
+                producer.produce(topic.name, key=key.encode(), value=value, on_delivery=delivered)
                 remaining = producer.flush(self.timeout_s)
             except Exception as exc:  # BufferError, KafkaException: the producer state is suspect
                 self._discard()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from runward.core.contracts.behaviours import BehaviourKey
 from runward.core.contracts.common import DeploymentId, Record
+from runward.core.contracts.details import Autonomy, EventDetail
 
 
 class Surface(StrEnum):
@@ -38,8 +40,10 @@ class SourceRef(BaseModel):
 class EnrichedEvent(Record):
     """A validated, attributed event, keyed by its agent's Deployment id.
 
-    `behaviour` is the normalised key the profiler folds into the APD, e.g.
-    `exec:/usr/bin/python3` or `egress:api.openai.com:443/tcp`.
+    `behaviour` is what the profiler folds into the APD (typed; on the wire its key, e.g.
+    `egress:api.openai.com:443/tcp`); `detail` is the variant of the event's `kind`. A
+    producer may give either `kind` or a typed `detail`: the other is filled in, and a
+    disagreement between them, or between `behaviour` and `category`, is rejected.
     """
 
     event_id: str
@@ -50,14 +54,45 @@ class EnrichedEvent(Record):
     service_account: str | None = None
     surface: Surface
     kind: str
-    behaviour: str | None = Field(
+    behaviour: BehaviourKey | None = Field(
         default=None, description="APD key; None for events that are not behaviour (e.g. deployment_change)"
     )
     category: str | None = Field(default=None, description="APD category the behaviour belongs to")
-    detail: dict[str, Any] = Field(default_factory=dict)
+    detail: EventDetail
     flags: list[str] = Field(default_factory=list, description="enrichment findings, e.g. prompt_injection:<rule>")
     partial: bool = Field(default=False, description="the sensor lost events for this container")
     source: SourceRef
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_in_detail(cls, data: Any) -> Any:
+        # The wire carries `kind` once at the top (schema 1 had an untyped detail without it):
+        # the detail variant is chosen by the event's kind.
+        if not isinstance(data, dict):
+            return data
+        kind, detail = data.get("kind"), data.get("detail")
+        if kind is None and detail is not None:
+            kind = detail.get("kind") if isinstance(detail, dict) else getattr(detail, "kind", None)
+            data = {**data, "kind": kind}
+        if detail is None:
+            data = {**data, "detail": {"kind": kind}}
+        elif isinstance(detail, dict) and "kind" not in detail:
+            data = {**data, "detail": {**detail, "kind": kind}}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.detail.kind != self.kind:
+            raise ValueError(f"detail is a {self.detail.kind!r} detail but the event kind is {self.kind!r}")
+        if self.behaviour is not None:
+            if self.category is None:
+                self.category = self.behaviour.category
+            elif self.category != self.behaviour.category:
+                raise ValueError(
+                    f"behaviour {self.behaviour.key!r} belongs to APD category "
+                    f"{self.behaviour.category!r}, not {self.category!r}"
+                )
+        return self
 
 
 class WindowStatus(StrEnum):
@@ -72,7 +107,7 @@ class ApdRevision(Record):
     deployment: DeploymentId
     revision: int = Field(ge=1)
     created_at: datetime
-    autonomy: Literal["low", "medium", "high"]
+    autonomy: Autonomy
     window_started_at: datetime
     window_ends_at: datetime
     window_status: WindowStatus
@@ -101,7 +136,7 @@ class Signal(Record):
     ts: datetime
     surface: Surface
     title: str
-    behaviour: str | None = None
+    behaviour: BehaviourKey | None = None
     techniques: list[Technique] = Field(default_factory=list)
     severity: int = Field(ge=1, le=5, description="OCSF severity_id scale: 1 informational .. 5 critical")
     deployment_correlated: bool = Field(
@@ -109,6 +144,13 @@ class Signal(Record):
     )
     evidence: dict[str, Any] = Field(default_factory=dict)
     source_event: str
+
+
+class StoryStatus(StrEnum):
+    """What an attack story is: only a potential compromise holds an agent's promotion gate."""
+
+    POTENTIAL_COMPROMISE = "potential compromise"
+    EXPECTED_DRIFT = "expected drift, deployment correlated"
 
 
 class AttackStory(Record):
@@ -120,7 +162,7 @@ class AttackStory(Record):
     version: int = Field(ge=1, description="grows each time a signal joins the story")
     first_seen: datetime
     last_seen: datetime
-    status: Literal["potential compromise", "expected drift, deployment correlated"]
+    status: StoryStatus
     severity: int = Field(ge=1, le=5)
     surfaces: list[Surface]
     techniques: list[Technique]
