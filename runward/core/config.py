@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AUTONOMY_WINDOWS_S: dict[str, int] = {
@@ -15,6 +16,8 @@ AUTONOMY_WINDOWS_S: dict[str, int] = {
     "high": 21 * 86400,
 }
 AUTONOMY_ANNOTATION = "runward.io/autonomy"
+
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
 class Settings(BaseSettings):
@@ -40,6 +43,39 @@ class Settings(BaseSettings):
     api_port: int = 8080
     otlp_port: int = Field(default=4318, description="OTLP/HTTP receiver for GenAI/MCP traces")
 
+    # Production Kafka: every client (confluent-kafka producers/consumers, the Faust stages, the
+    # admin client creating topics) is configured from these, see runward.core.kafka.
+    kafka_tls: bool = Field(default=False, description="connect to Kafka over TLS")
+    kafka_tls_ca_file: Path | None = Field(default=None, description="PEM CA bundle; unset trusts the system CAs")
+    kafka_tls_cert_file: Path | None = Field(default=None, description="PEM client certificate (mutual TLS)")
+    kafka_tls_key_file: Path | None = Field(default=None, description="PEM private key of the client certificate")
+    kafka_tls_key_password: SecretStr | None = None
+    kafka_tls_check_hostname: bool = Field(default=True, description="verify the broker's name in its certificate")
+    kafka_sasl_mechanism: SaslMechanism | None = Field(default=None, description="SASL mechanism; unset: no SASL")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_oauth_token_url: str | None = Field(
+        default=None, description="OAUTHBEARER: the OIDC token endpoint (client-credentials grant)"
+    )
+    kafka_oauth_client_id: str | None = None
+    kafka_oauth_client_secret: SecretStr | None = None
+    kafka_oauth_scope: str | None = None
+
+    @model_validator(mode="after")
+    def _kafka_security_is_consistent(self) -> Settings:
+        problems = kafka_security_problems(self)
+        if problems:
+            raise ValueError("inconsistent Kafka security settings: " + "; ".join(problems))
+        return self
+
+    @property
+    def kafka_security_protocol(self) -> str:
+        """The Kafka security.protocol these settings amount to."""
+        sasl = self.kafka_sasl_mechanism is not None
+        if self.kafka_tls:
+            return "SASL_SSL" if sasl else "SSL"
+        return "SASL_PLAINTEXT" if sasl else "PLAINTEXT"
+
     @property
     def db_url(self) -> str:
         if self.db:
@@ -50,6 +86,57 @@ class Settings(BaseSettings):
         if self.observation_window_s is not None:
             return self.observation_window_s
         return AUTONOMY_WINDOWS_S.get(autonomy, AUTONOMY_WINDOWS_S["high"])
+
+
+def _env(name: str) -> str:
+    return f"RUNWARD_{name.upper()}"
+
+
+def kafka_security_problems(s: Settings) -> list[str]:
+    """Every inconsistency of the Kafka TLS/SASL settings, each naming the setting to fix."""
+    return [*_tls_problems(s), *_sasl_problems(s)]
+
+
+def _tls_problems(s: Settings) -> list[str]:
+    problems: list[str] = []
+    for name in ("kafka_tls_ca_file", "kafka_tls_cert_file", "kafka_tls_key_file"):
+        path = getattr(s, name)
+        if path is None:
+            continue
+        if not s.kafka_tls:
+            problems.append(f"{_env(name)} is set but {_env('kafka_tls')} is off; set {_env('kafka_tls')}=true")
+        elif not path.is_file():
+            problems.append(f"{_env(name)}={path}: no such file")
+    if (s.kafka_tls_cert_file is None) != (s.kafka_tls_key_file is None):
+        problems.append(
+            f"mutual TLS needs both {_env('kafka_tls_cert_file')} and {_env('kafka_tls_key_file')}, not one of them"
+        )
+    return problems
+
+
+def _sasl_problems(s: Settings) -> list[str]:
+    mechanism = s.kafka_sasl_mechanism
+    if mechanism is None:
+        stray = ("kafka_sasl_username", "kafka_sasl_password", "kafka_oauth_token_url", "kafka_oauth_client_id")
+        return [
+            f"{_env(name)} is set but {_env('kafka_sasl_mechanism')} is not"
+            for name in stray
+            if getattr(s, name) is not None
+        ]
+    needed = (
+        ("kafka_oauth_token_url", "kafka_oauth_client_id", "kafka_oauth_client_secret")
+        if mechanism == "OAUTHBEARER"
+        else ("kafka_sasl_username", "kafka_sasl_password")
+    )
+    problems = [
+        f"{_env('kafka_sasl_mechanism')}={mechanism} needs {_env(name)}" for name in needed if not getattr(s, name)
+    ]
+    if mechanism == "PLAIN" and not s.kafka_tls:
+        # PLAIN sends the password as it is: only ever inside TLS.
+        problems.append(
+            f"{_env('kafka_sasl_mechanism')}=PLAIN sends the password in clear; set {_env('kafka_tls')}=true"
+        )
+    return problems
 
 
 @lru_cache(maxsize=1)
