@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     db: str | None = Field(default=None, description="SQLAlchemy URL; unset means the embedded SQLite file")
     home: Path = Field(default=Path(".runward"), description="state, logs and embedded database")
     partitions: int = Field(default=4, ge=1)
+    kafka_replication: int = Field(default=1, ge=1, description="replication factor of the topics Runward creates")
     observation_window_s: int | None = Field(
         default=None, description="overrides the autonomy-tier window for every agent (tests, demos)"
     )
