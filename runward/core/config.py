@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -115,6 +116,13 @@ def _tls_problems(s: Settings) -> list[str]:
     return problems
 
 
+def _https_or_loopback(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme == "https" or (
+        parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "::1", "localhost")
+    )
+
+
 def _sasl_problems(s: Settings) -> list[str]:
     mechanism = s.kafka_sasl_mechanism
     if mechanism is None:
@@ -132,6 +140,10 @@ def _sasl_problems(s: Settings) -> list[str]:
     problems = [
         f"{_env('kafka_sasl_mechanism')}={mechanism} needs {_env(name)}" for name in needed if not getattr(s, name)
     ]
+    url = s.kafka_oauth_token_url
+    if mechanism == "OAUTHBEARER" and url and not _https_or_loopback(url):
+        # The client secret goes to this URL: never in clear across a network.
+        problems.append(f"{_env('kafka_oauth_token_url')}={url} must be an https:// URL")
     if mechanism == "PLAIN" and not s.kafka_tls:
         # PLAIN sends the password as it is: only ever inside TLS.
         problems.append(

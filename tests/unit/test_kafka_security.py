@@ -235,6 +235,15 @@ def test_oauth_token_refusal_names_the_setting(token_endpoint: tuple[str, list[d
             "RUNWARD_KAFKA_SASL_MECHANISM=OAUTHBEARER needs RUNWARD_KAFKA_OAUTH_TOKEN_URL",
         ),
         (
+            {
+                "kafka_sasl_mechanism": "OAUTHBEARER",
+                "kafka_oauth_token_url": "http://idp.example.com/token",
+                "kafka_oauth_client_id": "c",
+                "kafka_oauth_client_secret": "s",
+            },
+            "RUNWARD_KAFKA_OAUTH_TOKEN_URL=http://idp.example.com/token must be an https:// URL",
+        ),
+        (
             {"kafka_sasl_mechanism": "PLAIN", "kafka_sasl_username": "u", "kafka_sasl_password": "p"},
             "RUNWARD_KAFKA_SASL_MECHANISM=PLAIN sends the password in clear; set RUNWARD_KAFKA_TLS=true",
         ),
