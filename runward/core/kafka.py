@@ -88,15 +88,18 @@ def security_config(config: Settings) -> dict[str, Any]:
     return out
 
 
-def client_config(config: Settings, client_id: str) -> dict[str, Any]:
+def client_config(kafka: Settings | str | None, client_id: str) -> dict[str, Any]:
     """What every confluent-kafka client (producer, consumer, admin) of Runward starts from."""
+    config = kafka_settings(kafka)
     return {"bootstrap.servers": config.kafka, "client.id": client_id, **security_config(config)}
 
 
-def producer_config(config: Settings, client_id: str, tuning: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def producer_config(
+    kafka: Settings | str | None, client_id: str, tuning: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Idempotent (acks=all, ordered retries) and keyed like the Java client and Faust (murmur2),
     so every record of an agent lands on the partition its Faust tables are co-partitioned with."""
-    out = client_config(config, client_id)
+    out = client_config(kafka, client_id)
     out.update(tuning or {})
     # Not tunable: the guarantees the pipeline relies on.
     out.update({"enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random"})
