@@ -1,46 +1,35 @@
-"""Reading a real topic from the test broker: assign() every partition from offset 0.
+"""Reading a real topic from the test broker through the project's one topic reader.
 
-assign() rather than subscribe(): a consumer group's rebalance is slow on the embedded broker,
-and a test wants what is on the topic, not a share of it."""
+Every record is decoded with the shared codec; a test reader never dead-letters (the tests
+count the stages' dead letters)."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from runward.core.kafka import Received, read_topic
+from runward.core.topics import BY_NAME
 
 
 def read_messages(
     bootstrap: str,
     topic: str,
     want: int,
-    match: Callable[[Message], bool] = lambda m: True,
+    match: Callable[[Received[Any]], bool] = lambda m: True,
     timeout: float = 20.0,
-    partitions: int = 4,
-) -> list[Message]:
-    """The messages on `topic` that `match`, once `want` arrived or at the timeout (fewer then)."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"test-{time.time_ns()}", "enable.auto.commit": False}
+) -> list[Received[Any]]:
+    """The records on `topic` that `match`, once `want` arrived or at the timeout (fewer then)."""
+    read = read_topic(
+        bootstrap, BY_NAME[topic], reader="test", match=match, want=want, timeout_s=timeout, dead_letter=False
     )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    found: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and len(found) < want:
-            msg = consumer.poll(0.3)
-            if msg is not None and not msg.error() and match(msg):
-                found.append(msg)
-    finally:
-        consumer.close()
-    return found
+    return read.records
 
 
 def read_values(bootstrap: str, topic: str, want: int, timeout: float = 20.0) -> list[dict[str, Any]]:
     """Every JSON value on `topic`, up to `want`."""
-    return [json.loads(m.value()) for m in read_messages(bootstrap, topic, want, timeout=timeout)]
+    return [json.loads(m.value) for m in read_messages(bootstrap, topic, want, timeout=timeout)]
 
 
 def read_records(
@@ -49,8 +38,7 @@ def read_records(
     match: Callable[[dict[str, Any]], bool],
     want: int,
     timeout: float = 20.0,
-    partitions: int = 4,
 ) -> list[tuple[str | None, dict[str, Any]]]:
     """(key, value) of the records on `topic` whose JSON value `match`es, waiting until `want` arrived."""
-    messages = read_messages(bootstrap, topic, want, lambda m: bool(match(json.loads(m.value()))), timeout, partitions)
-    return [((m.key() or b"").decode() or None, json.loads(m.value())) for m in messages]
+    messages = read_messages(bootstrap, topic, want, lambda m: bool(match(json.loads(m.value))), timeout)
+    return [(m.key, json.loads(m.value)) for m in messages]

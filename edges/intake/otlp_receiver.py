@@ -226,6 +226,6 @@ def serve(settings: Settings, port: int = 4318, config: SourceConfig | None = No
     """Run the receiver in the foreground until SIGINT/SIGTERM."""
     import uvicorn
 
-    publisher = RawPublisher(settings.kafka, "runward-otlp-receiver")
+    publisher = RawPublisher(settings, "runward-otlp-receiver")
     app = create_app(config or SourceConfig(), publisher, close_publisher=True)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from confluent_kafka import Producer
-
 from jobs.reconciliation.kafka_audit import audit_events_from_kafka
 from jobs.reconciliation.loaders import (
     load_audit_events,
@@ -21,11 +19,10 @@ from jobs.reconciliation.posture import assess_service_accounts, deployments_fro
 from jobs.reconciliation.render_html import render_html
 from jobs.reconciliation.render_markdown import render_markdown
 from jobs.reconciliation.report import build_report
-from runward.core.codec import encode_for
 from runward.core.config import Settings
 from runward.core.contracts import utcnow
 from runward.core.contracts.reconciliation import ReconciliationReport
-from runward.core.kafka import producer_config
+from runward.core.kafka import DeliveryError, RecordProducer
 from runward.core.store import Store
 from runward.core.topics import RECONCILIATION
 
@@ -73,7 +70,7 @@ def reconcile(inputs: ReconcileInputs, config: Settings, *, publish: bool = True
     deployments = load_deployments(*inputs.deployments) if inputs.deployments else deployments_from_agents(agents)
     posture = next((p for p in assess_service_accounts(deployments) if p.deployment == inputs.deployment), None)
     try:
-        audit = load_audit_events(*inputs.audit) if inputs.audit else audit_events_from_kafka(config.kafka)
+        audit = load_audit_events(*inputs.audit) if inputs.audit else audit_events_from_kafka(config)
     except RuntimeError as exc:
         raise ReconcileError(f"{exc}; or pass --audit with audit log files") from None
     report = build_report(
@@ -98,12 +95,13 @@ def reconcile(inputs: ReconcileInputs, config: Settings, *, publish: bool = True
     }
     store.put_artifact(inputs.deployment, "reconciliation", revision, report.generated_at, body)
     if publish:
-        producer = Producer(producer_config(config.kafka, "runward-reconcile"))
-        producer.produce(RECONCILIATION.name, key=inputs.deployment.encode(), value=encode_for(RECONCILIATION, report))
-        if producer.flush(15) > 0:
-            raise ReconcileError(
-                f"Kafka at {config.kafka} did not acknowledge the report within 15 s (it is stored; rerun to publish)"
-            )
+        producer = RecordProducer(config, "runward-reconcile")
+        try:
+            producer.publish(RECONCILIATION, inputs.deployment, report, timeout_s=15)
+        except DeliveryError as exc:
+            raise ReconcileError(f"{exc} (the report is stored; rerun to publish)") from None
+        finally:
+            producer.close(0)
     return result
 
 

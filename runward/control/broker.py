@@ -6,6 +6,7 @@ Kafka cluster for anything that must keep data.
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import time
@@ -13,7 +14,11 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from runward.core.config import Settings
+from runward.core.kafka import client_config, kafka_settings
 from runward.core.topics import ALL_TOPICS
+
+log = logging.getLogger(__name__)
 
 
 class BrokerError(RuntimeError):
@@ -74,15 +79,29 @@ def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen[by
     raise BrokerError(f"broker did not listen on 127.0.0.1:{port} within 20 s")
 
 
-def ensure_topics(bootstrap: str, partitions: int) -> list[str]:
+def ensure_topics(kafka: Settings | str, partitions: int) -> list[str]:
     """Create every topic of the topic table that is missing; return the ones created.
 
     Topics are created up front with one partition count: Faust requires a table's
     changelog to match its source topic, and brokers that auto-create use their own default.
+    Topics a cluster already has are left exactly as they are (a partition count is never
+    changed: it would move keys between partitions); one that differs is reported.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [NewTopic(t.name, partitions, 1) for t in ALL_TOPICS if t.name not in existing]
+    config = kafka_settings(kafka)
+    admin = AdminClient(client_config(config, "runward-topics"))
+    existing = admin.list_topics(timeout=10).topics
+    for topic in ALL_TOPICS:
+        found = existing.get(topic.name)
+        if found is not None and len(found.partitions) != partitions:
+            log.warning(
+                "topic %s has %d partitions, not %d (RUNWARD_PARTITIONS): left as it is; the stages need "
+                "every Runward topic at the same count, set RUNWARD_PARTITIONS to the cluster's",
+                topic.name,
+                len(found.partitions),
+                partitions,
+            )
+    replication = config.kafka_replication
+    wanted = [NewTopic(t.name, partitions, replication) for t in ALL_TOPICS if t.name not in existing]
     if not wanted:
         return []
     for name, future in admin.create_topics(wanted, operation_timeout=10).items():
@@ -91,4 +110,6 @@ def ensure_topics(bootstrap: str, partitions: int) -> list[str]:
         except Exception as exc:  # confluent raises KafkaException wrapping the broker error
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise BrokerError(f"could not create topic {name}: {exc}") from exc
-    return [t.topic for t in wanted]
+    created = [t.topic for t in wanted]
+    log.info("created topics %s with %d partitions", ", ".join(created), partitions)
+    return created

@@ -52,13 +52,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_stage(args: argparse.Namespace) -> int:
     import importlib
 
-    # Stages read their configuration at import: command-line overrides go in first.
-    if args.kafka:
-        os.environ["RUNWARD_KAFKA"] = args.kafka
-    if args.db:
-        os.environ["RUNWARD_DB"] = args.db
     module = importlib.import_module(f"services.{args.name}.app")
-    module.stage.main()
+    module.build(_settings(args)).main()
     return 0
 
 

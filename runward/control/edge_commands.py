@@ -115,7 +115,7 @@ def cmd_declare(args: argparse.Namespace) -> int:
     from runward.core.config import Settings
     from runward.core.topics import DECLARED
 
-    publisher = RawPublisher(args.kafka or Settings().kafka, "runward-declare")
+    publisher = RawPublisher(args.kafka or Settings(), "runward-declare")
     try:
         publisher.send(DECLARED, record.deployment, record).result(timeout=30)
     except (DeliveryError, TimeoutError) as exc:

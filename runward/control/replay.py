@@ -15,10 +15,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
-
-from runward.core.kafka import producer_config
-from runward.core.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
+from runward.core.codec import RejectedRecord, decode, encode
+from runward.core.config import Settings
+from runward.core.kafka import DeliveryError, RecordProducer
+from runward.core.topics import BY_NAME, RAW_K8S, RAW_LLM, RAW_SENSOR
 
 RAW_TOPICS = {RAW_SENSOR.name, RAW_LLM.name, RAW_K8S.name}
 _TIME_FIELDS = ("ts", "requestReceivedTimestamp", "stageTimestamp")
@@ -92,43 +92,64 @@ def rebase_offset(lines: list[Line], now: datetime) -> timedelta:
 
 def replay(
     path: Path,
-    bootstrap: str,
+    kafka: Settings | str,
     *,
     rebase: bool = True,
     wait_ingested: Callable[[int], bool] | None = None,
     progress: Callable[[str], None] = print,
 ) -> int:
+    """Publish every record of the file, each checked against its topic's contract first: a
+    recording that does not match is refused with its line, before anything is sent."""
     lines = list(read_lines(path))
-    shift = rebase_offset(lines, datetime.now(timezone.utc)) if rebase else timedelta(0)
-    producer = Producer(producer_config(bootstrap, "runward-replay", {"linger.ms": 5, "compression.type": "lz4"}))
-    failures: list[str] = []
+    encoded = _encode(path, lines, rebase)
+    producer = RecordProducer(kafka, "runward-replay", {"linger.ms": 5, "compression.type": "lz4"})
+    failures: list[DeliveryError] = []
 
-    def delivered(err: Any, msg: Any) -> None:
+    def delivered(err: DeliveryError | None) -> None:
         if err is not None:
-            failures.append(f"{msg.topic()}: {err}")
+            failures.append(err)
 
+    total = sum(1 for line in lines if not line.barrier)
     sent = 0
-    for line in lines:
-        if line.barrier:
-            if producer.flush(30) > 0:
-                raise ReplayError("broker did not acknowledge records within 30 s")
-            if wait_ingested and not wait_ingested(sent):
-                progress(f"  barrier at line {line.number}: ingest did not catch up; continuing")
-            continue
-        assert line.topic is not None and line.value is not None
-        value = _walk_times(line.value, lambda t: t + shift) if rebase else line.value
-        producer.produce(
-            line.topic, key=(line.key or "").encode() or None, value=json.dumps(value).encode(), on_delivery=delivered
-        )
-        producer.poll(0)
-        sent += 1
-        if sent % 50 == 0:
-            progress(f"  replayed {sent}/{sum(1 for x in lines if not x.barrier)} records")
-    if producer.flush(30) > 0:
-        raise ReplayError("broker did not acknowledge every record within 30 s")
+    try:
+        for line, payload in encoded:
+            if payload is None:
+                if producer.flush(30) > 0:
+                    raise ReplayError("broker did not acknowledge records within 30 s")
+                if wait_ingested and not wait_ingested(sent):
+                    progress(f"  barrier at line {line.number}: ingest did not catch up; continuing")
+                continue
+            assert line.topic is not None
+            producer.send_encoded(BY_NAME[line.topic], line.key, payload, delivered)
+            producer.poll(0)
+            sent += 1
+            if sent % 50 == 0:
+                progress(f"  replayed {sent}/{total} records")
+        if producer.flush(30) > 0:
+            raise ReplayError("broker did not acknowledge every record within 30 s")
+    finally:
+        producer.close(0)
     if failures:
         raise ReplayError(f"{len(failures)} records were not delivered, first: {failures[0]}")
     return sent
+
+
+def _encode(path: Path, lines: list[Line], rebase: bool) -> list[tuple[Line, bytes | None]]:
+    """Each line's record, time-shifted and through the codec; None for a barrier."""
+    shift = rebase_offset(lines, datetime.now(timezone.utc)) if rebase else timedelta(0)
+    encoded: list[tuple[Line, bytes | None]] = []
+    for line in lines:
+        if line.barrier:
+            encoded.append((line, None))
+            continue
+        assert line.topic is not None and line.value is not None
+        value = _walk_times(line.value, lambda t: t + shift) if rebase else line.value
+        try:
+            record = decode(BY_NAME[line.topic], json.dumps(value).encode())
+        except RejectedRecord as exc:
+            raise ReplayError(f"{path}:{line.number}: {exc}") from None
+        encoded.append((line, encode(record)))
+    return encoded
 
 
 def store_barrier(db_url: str, timeout_s: float = 60) -> Callable[[int], bool]:

@@ -86,7 +86,7 @@ class Supervisor:
         else:
             self._print(f"  broker     using external Kafka at {self.config.kafka}")
         created = ensure_topics(self.config.kafka, self.config.partitions)
-        self._print(f"  topics     {len(created)} created" if created else "  topics     all present")
+        self._print(f"  topics     created {', '.join(created)}" if created else "  topics     all present")
         for stage in STAGES:
             self.spawn(stage, [sys.executable, "-m", f"services.{stage}.app"])
         store = Store(self.config.db_url)

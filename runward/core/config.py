@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runward.core.contracts import Autonomy
@@ -18,6 +20,8 @@ AUTONOMY_WINDOWS: dict[Autonomy, timedelta] = {
     Autonomy.HIGH: timedelta(days=21),
 }
 AUTONOMY_ANNOTATION = "runward.io/autonomy"
+
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
 def autonomy_of(annotation: str | None) -> Autonomy:
@@ -40,6 +44,7 @@ class Settings(BaseSettings):
     db: str | None = Field(default=None, description="SQLAlchemy URL; unset means the embedded SQLite file")
     home: Path = Field(default=Path(".runward"), description="state, logs and embedded database")
     partitions: int = Field(default=4, ge=1)
+    kafka_replication: int = Field(default=1, ge=1, description="replication factor of the topics Runward creates")
     observation_window_s: int | None = Field(
         default=None, description="overrides the autonomy-tier window for every agent (tests, demos)"
     )
@@ -56,6 +61,39 @@ class Settings(BaseSettings):
     api_port: int = 8080
     otlp_port: int = Field(default=4318, description="OTLP/HTTP receiver for GenAI/MCP traces")
 
+    # Production Kafka: every client (confluent-kafka producers/consumers, the Faust stages, the
+    # admin client creating topics) is configured from these, see runward.core.kafka.
+    kafka_tls: bool = Field(default=False, description="connect to Kafka over TLS")
+    kafka_tls_ca_file: Path | None = Field(default=None, description="PEM CA bundle; unset trusts the system CAs")
+    kafka_tls_cert_file: Path | None = Field(default=None, description="PEM client certificate (mutual TLS)")
+    kafka_tls_key_file: Path | None = Field(default=None, description="PEM private key of the client certificate")
+    kafka_tls_key_password: SecretStr | None = None
+    kafka_tls_check_hostname: bool = Field(default=True, description="verify the broker's name in its certificate")
+    kafka_sasl_mechanism: SaslMechanism | None = Field(default=None, description="SASL mechanism; unset: no SASL")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_oauth_token_url: str | None = Field(
+        default=None, description="OAUTHBEARER: the OIDC token endpoint (client-credentials grant)"
+    )
+    kafka_oauth_client_id: str | None = None
+    kafka_oauth_client_secret: SecretStr | None = None
+    kafka_oauth_scope: str | None = None
+
+    @model_validator(mode="after")
+    def _kafka_security_is_consistent(self) -> Settings:
+        problems = kafka_security_problems(self)
+        if problems:
+            raise ValueError("inconsistent Kafka security settings: " + "; ".join(problems))
+        return self
+
+    @property
+    def kafka_security_protocol(self) -> str:
+        """The Kafka security.protocol these settings amount to."""
+        sasl = self.kafka_sasl_mechanism is not None
+        if self.kafka_tls:
+            return "SASL_SSL" if sasl else "SSL"
+        return "SASL_PLAINTEXT" if sasl else "PLAINTEXT"
+
     @property
     def db_url(self) -> str:
         if self.db:
@@ -64,6 +102,68 @@ class Settings(BaseSettings):
 
     def window_for(self, autonomy: Autonomy) -> timedelta:
         return observation_window(autonomy, self.observation_window_s)
+
+
+def _env(name: str) -> str:
+    return f"RUNWARD_{name.upper()}"
+
+
+def kafka_security_problems(s: Settings) -> list[str]:
+    """Every inconsistency of the Kafka TLS/SASL settings, each naming the setting to fix."""
+    return [*_tls_problems(s), *_sasl_problems(s)]
+
+
+def _tls_problems(s: Settings) -> list[str]:
+    problems: list[str] = []
+    for name in ("kafka_tls_ca_file", "kafka_tls_cert_file", "kafka_tls_key_file"):
+        path = getattr(s, name)
+        if path is None:
+            continue
+        if not s.kafka_tls:
+            problems.append(f"{_env(name)} is set but {_env('kafka_tls')} is off; set {_env('kafka_tls')}=true")
+        elif not path.is_file():
+            problems.append(f"{_env(name)}={path}: no such file")
+    if (s.kafka_tls_cert_file is None) != (s.kafka_tls_key_file is None):
+        problems.append(
+            f"mutual TLS needs both {_env('kafka_tls_cert_file')} and {_env('kafka_tls_key_file')}, not one of them"
+        )
+    return problems
+
+
+def _https_or_loopback(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme == "https" or (
+        parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "::1", "localhost")
+    )
+
+
+def _sasl_problems(s: Settings) -> list[str]:
+    mechanism = s.kafka_sasl_mechanism
+    if mechanism is None:
+        stray = ("kafka_sasl_username", "kafka_sasl_password", "kafka_oauth_token_url", "kafka_oauth_client_id")
+        return [
+            f"{_env(name)} is set but {_env('kafka_sasl_mechanism')} is not"
+            for name in stray
+            if getattr(s, name) is not None
+        ]
+    needed = (
+        ("kafka_oauth_token_url", "kafka_oauth_client_id", "kafka_oauth_client_secret")
+        if mechanism == "OAUTHBEARER"
+        else ("kafka_sasl_username", "kafka_sasl_password")
+    )
+    problems = [
+        f"{_env('kafka_sasl_mechanism')}={mechanism} needs {_env(name)}" for name in needed if not getattr(s, name)
+    ]
+    url = s.kafka_oauth_token_url
+    if mechanism == "OAUTHBEARER" and url and not _https_or_loopback(url):
+        # The client secret goes to this URL: never in clear across a network.
+        problems.append(f"{_env('kafka_oauth_token_url')}={url} must be an https:// URL")
+    if mechanism == "PLAIN" and not s.kafka_tls:
+        # PLAIN sends the password as it is: only ever inside TLS.
+        problems.append(
+            f"{_env('kafka_sasl_mechanism')}=PLAIN sends the password in clear; set {_env('kafka_tls')}=true"
+        )
+    return problems
 
 
 @lru_cache(maxsize=1)

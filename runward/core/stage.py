@@ -8,24 +8,32 @@ publish. Everything Kafka- and store-shaped stays here.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import ssl
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import faust
+from aiokafka.abc import AbstractTokenProvider
+from faust.types.auth import CredentialsT
 from pydantic import BaseModel
 
 from runward.core.codec import RejectedRecord, decode, encode, encode_for
-from runward.core.config import Settings, settings
-from runward.core.contracts import DeadLetter, SourceRef, utcnow
+from runward.core.config import Settings
+from runward.core.contracts import SourceRef, utcnow
+from runward.core.kafka import dead_letter_record
 from runward.core.store import Store
 from runward.core.topics import DEAD_LETTER, Topic
 
 log = logging.getLogger(__name__)
 
-MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 HEARTBEAT_S = 2.0
 
 
@@ -60,19 +68,103 @@ class _Counters:
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
+def tls_context(config: Settings) -> ssl.SSLContext | None:
+    """The TLS context of the Faust (aiokafka) clients, from the same settings as librdkafka's."""
+    if not config.kafka_tls:
+        return None
+    ca = config.kafka_tls_ca_file
+    context = ssl.create_default_context(cafile=str(ca) if ca else None)
+    if config.kafka_tls_cert_file is not None and config.kafka_tls_key_file is not None:
+        password = config.kafka_tls_key_password
+        context.load_cert_chain(
+            str(config.kafka_tls_cert_file),
+            str(config.kafka_tls_key_file),
+            password.get_secret_value() if password else None,
+        )
+    context.check_hostname = config.kafka_tls_check_hostname
+    return context
+
+
+class OidcTokenProvider(AbstractTokenProvider):  # type: ignore[misc] # aiokafka is untyped
+    """OAUTHBEARER tokens for aiokafka from an OIDC token endpoint (client-credentials grant),
+    as librdkafka's `sasl.oauthbearer.method=oidc` gets them for the other clients."""
+
+    REFRESH_MARGIN_S = 30.0
+
+    def __init__(self, url: str, client_id: str, client_secret: str, scope: str | None = None) -> None:
+        self.url = url
+        self._form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+        if scope:
+            self._form["scope"] = scope
+        self._token: str | None = None
+        self._expires = 0.0
+
+    async def token(self) -> str:
+        if self._token is not None and time.monotonic() < self._expires:
+            return self._token
+        token, lifetime = await asyncio.to_thread(self._fetch)
+        self._token, self._expires = token, time.monotonic() + max(0.0, lifetime - self.REFRESH_MARGIN_S)
+        return token
+
+    def _fetch(self) -> tuple[str, float]:
+        body = urllib.parse.urlencode(self._form).encode()
+        request = urllib.request.Request(self.url, data=body, method="POST")
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the configured endpoint
+                answer = json.loads(response.read())
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(
+                f"OAUTHBEARER token from {self.url} (RUNWARD_KAFKA_OAUTH_TOKEN_URL) failed: {exc}"
+            ) from None
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str):
+            raise RuntimeError(f"{self.url} (RUNWARD_KAFKA_OAUTH_TOKEN_URL) answered without an access_token")
+        return token, float(answer.get("expires_in", 300))
+
+
+def broker_credentials(config: Settings) -> CredentialsT | None:
+    """Faust's broker credentials for the TLS/SASL settings; None for plaintext."""
+    context = tls_context(config)
+    mechanism = config.kafka_sasl_mechanism
+    if mechanism == "OAUTHBEARER":
+        assert config.kafka_oauth_token_url and config.kafka_oauth_client_id and config.kafka_oauth_client_secret
+        provider = OidcTokenProvider(
+            config.kafka_oauth_token_url,
+            config.kafka_oauth_client_id,
+            config.kafka_oauth_client_secret.get_secret_value(),
+            config.kafka_oauth_scope,
+        )
+        return faust.OAuthCredentials(oauth_cb=provider, ssl_context=context)
+    if mechanism is not None:
+        assert config.kafka_sasl_password is not None
+        return faust.SASLCredentials(
+            username=config.kafka_sasl_username,
+            password=config.kafka_sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def data_dir(config: Settings, name: str) -> Path:
+    """Faust's data directory for a stage: under RUNWARD_HOME, never the working directory."""
+    return config.home.resolve() / "faust" / f"runward-{name}"
+
+
 class Stage:
     def __init__(
-        self,
-        name: str,
-        inputs: Sequence[Topic[Any]],
-        outputs: Sequence[Topic[Any]],
-        config: Settings | None = None,
+        self, name: str, inputs: Sequence[Topic[Any]], outputs: Sequence[Topic[Any]], config: Settings
     ) -> None:
         self.name = name
-        self.config = config or settings()
+        self.config = config
         self.app = faust.App(
             f"runward-{name}",
             broker=f"kafka://{self.config.kafka}",
+            broker_credentials=broker_credentials(self.config),
+            datadir=str(data_dir(self.config, name)),
             store="memory://",  # tables are rebuilt from their changelog topics on restart
             topic_partitions=self.config.partitions,
             consumer_auto_offset_reset="earliest",
@@ -150,16 +242,7 @@ class Stage:
         await self._topics[out.topic.name].send(key=out.key.encode(), value=encode_for(out.topic, out.record))
 
     async def dead_letter(self, source: SourceRef, key: str | None, payload: bytes | None, reason: str) -> None:
-        raw = payload or b""
-        letter = DeadLetter(
-            stage=self.name,
-            ts=utcnow(),
-            source=source,
-            reason=reason,
-            key=key,
-            payload=raw[:MAX_DEAD_LETTER_PAYLOAD].decode("utf-8", errors="replace"),
-            payload_truncated=len(raw) > MAX_DEAD_LETTER_PAYLOAD,
-        )
+        letter = dead_letter_record(self.name, source, key, payload, reason)
         log.warning("dead-lettered %s[%d]@%d: %s", source.topic, source.partition, source.offset, reason)
         await self._topics[DEAD_LETTER.name].send(key=self.name.encode(), value=encode(letter))
         await asyncio.to_thread(self.store.put_dead_letter, letter)
@@ -188,5 +271,7 @@ class Stage:
     def main(self) -> None:
         """Run the Faust worker in the foreground until SIGINT/SIGTERM."""
         self.store  # noqa: B018 - fail fast, before Kafka, when the store schema is not migrated
+        # Faust creates only the last level of its data directory.
+        data_dir(self.config, self.name).mkdir(parents=True, exist_ok=True)
         worker = faust.Worker(self.app, loglevel="info", quiet=True)
         worker.execute_from_commandline()

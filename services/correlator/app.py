@@ -9,26 +9,32 @@ import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 
+from runward.core.config import Settings, settings
 from runward.core.contracts import Signal
 from runward.core.stage import Context, Output, Stage
 from runward.core.topics import ATTACK_STORIES, SIGNALS
 from services.correlator.story import StoryState, correlate
 
-stage = Stage("correlator", inputs=[SIGNALS], outputs=[ATTACK_STORIES])
-app = stage.app
-open_stories = stage.table("open-story")
-gap = timedelta(seconds=stage.config.story_gap_s)
+
+def build(config: Settings) -> Stage:
+    stage = Stage("correlator", inputs=[SIGNALS], outputs=[ATTACK_STORIES], config=config)
+    open_stories = stage.table("open-story")
+    gap = timedelta(seconds=config.story_gap_s)
+
+    async def handle(signal: Signal, ctx: Context) -> Sequence[Output]:
+        raw = open_stories.get(signal.deployment)
+        state, story = correlate(StoryState.model_validate(raw) if raw else None, signal, gap)
+        open_stories[signal.deployment] = state.model_dump(mode="json")
+        await asyncio.to_thread(stage.store.put_story, story)
+        return [Output(ATTACK_STORIES, story.deployment, story)]
+
+    stage.run(handle)
+    return stage
 
 
-async def handle(signal: Signal, ctx: Context) -> Sequence[Output]:
-    raw = open_stories.get(signal.deployment)
-    state, story = correlate(StoryState.model_validate(raw) if raw else None, signal, gap)
-    open_stories[signal.deployment] = state.model_dump(mode="json")
-    await asyncio.to_thread(stage.store.put_story, story)
-    return [Output(ATTACK_STORIES, story.deployment, story)]
+def main() -> None:
+    build(settings()).main()
 
-
-stage.run(handle)
 
 if __name__ == "__main__":
-    stage.main()
+    main()

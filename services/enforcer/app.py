@@ -9,34 +9,46 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from runward.core.codec import RejectedRecord
+from runward.core.config import Settings, settings
 from runward.core.contracts import utcnow
 from runward.core.stage import Context, Output, Stage
 from runward.core.topics import APD, ATTACK_STORIES, POLICIES, PROMOTIONS
-from services.enforcer.domain import EnforcerState, apply
-
-stage = Stage("enforcer", inputs=[APD, PROMOTIONS, ATTACK_STORIES], outputs=[POLICIES])
-app = stage.app
-states = stage.table("enforcer-state")
+from services.enforcer.domain import EnforcerState, PromotionRefused, apply
 
 
-async def handle(record: Any, ctx: Context) -> Sequence[Output]:
-    raw = states.get(record.deployment)
-    state, bundle = apply(EnforcerState.model_validate(raw) if raw else None, record, utcnow())
-    states[record.deployment] = state.model_dump(mode="json")
-    if bundle is None:
-        return []
-    await asyncio.to_thread(
-        stage.store.put_artifact,
-        bundle.deployment,
-        "policy",
-        bundle.revision,
-        bundle.created_at,
-        bundle.model_dump(mode="json"),
-    )
-    return [Output(POLICIES, bundle.deployment, bundle)]
+def build(config: Settings) -> Stage:
+    stage = Stage("enforcer", inputs=[APD, PROMOTIONS, ATTACK_STORIES], outputs=[POLICIES], config=config)
+    states = stage.table("enforcer-state")
+
+    async def handle(record: Any, ctx: Context) -> Sequence[Output]:
+        raw = states.get(record.deployment)
+        try:
+            state, bundle = apply(EnforcerState.model_validate(raw) if raw else None, record, utcnow())
+        except PromotionRefused as refused:
+            # Whoever wrote the decision, the gate holds: it goes to the dead-letter topic with
+            # the gate's reasons and the agent keeps its mode.
+            raise RejectedRecord(str(refused)) from None
+        states[record.deployment] = state.model_dump(mode="json")
+        if bundle is None:
+            return []
+        await asyncio.to_thread(
+            stage.store.put_artifact,
+            bundle.deployment,
+            "policy",
+            bundle.revision,
+            bundle.created_at,
+            bundle.model_dump(mode="json"),
+        )
+        return [Output(POLICIES, bundle.deployment, bundle)]
+
+    stage.run(handle)
+    return stage
 
 
-stage.run(handle)
+def main() -> None:
+    build(settings()).main()
+
 
 if __name__ == "__main__":
-    stage.main()
+    main()

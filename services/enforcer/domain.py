@@ -1,5 +1,6 @@
 """Enforcer state: the latest APD, the mode the platform team promoted the agent to, and the
-attack stories that hold its promotion gate. Every change yields a new policy bundle."""
+attack stories that hold its promotion gate. Every change yields a new policy bundle; a
+promotion decision the gate refuses changes nothing."""
 
 from __future__ import annotations
 
@@ -14,9 +15,28 @@ from runward.core.contracts import (
     EnforcementMode,
     PolicyBundle,
     PromotionDecision,
-    StoryStatus,
 )
+from services.enforcer import promotion_gate
 from services.enforcer.policies import egress_allowlist, network_policy, seccomp_profile
+
+
+class StoryHold(BaseModel):
+    """The enforcer's note of an open 'potential compromise' story, enough for the gate's reasons."""
+
+    story_id: str
+    severity: int | None = None
+    last_seen: datetime | None = None
+
+
+class PromotionRefused(ValueError):
+    """The promotion gate refused a decision; the enforcer state is unchanged."""
+
+    def __init__(self, decision: PromotionDecision, result: promotion_gate.GateResult) -> None:
+        self.result = result
+        super().__init__(
+            f"promotion of {decision.deployment} from {result.current.value} to {decision.mode.value} "
+            f"(approver {decision.approver}) refused by the promotion gate: " + "; ".join(result.reasons)
+        )
 
 
 class EnforcerState(BaseModel):
@@ -25,10 +45,18 @@ class EnforcerState(BaseModel):
     apd: ApdRevision | None = None
     mode: EnforcementMode = EnforcementMode.OBSERVE
     open_stories: list[str] = Field(default_factory=list)
+    story_holds: dict[str, StoryHold] = Field(default_factory=dict)
     pod_labels: dict[str, str] = Field(default_factory=dict)
 
 
+def gate(state: EnforcerState, decision: PromotionDecision) -> promotion_gate.GateResult:
+    """The promotion gate on the enforcer's own view of the agent."""
+    holding = [state.story_holds.get(s) or StoryHold(story_id=s) for s in state.open_stories]
+    return promotion_gate.evaluate(decision.mode, state.mode, state.apd, holding)
+
+
 def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[EnforcerState, PolicyBundle | None]:
+    """The new state and, when it changed, the policy bundle; raises PromotionRefused."""
     deployment = record.deployment
     state = (state or EnforcerState(deployment=deployment)).model_copy(deep=True)
     if isinstance(record, ApdRevision):
@@ -36,13 +64,20 @@ def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[Enfo
             return state, None  # redelivered or out-of-date revision
         state.apd = record
     elif isinstance(record, PromotionDecision):
+        result = gate(state, record)
+        if not result.allowed:
+            raise PromotionRefused(record, result)
         state.mode = record.mode
     elif isinstance(record, AttackStory):
         stories = set(state.open_stories)
-        if record.status is StoryStatus.POTENTIAL_COMPROMISE:
+        if promotion_gate.holds(record):
             stories.add(record.story_id)
+            state.story_holds[record.story_id] = StoryHold(
+                story_id=record.story_id, severity=record.severity, last_seen=record.last_seen
+            )
         else:
             stories.discard(record.story_id)
+            state.story_holds.pop(record.story_id, None)
         if stories == set(state.open_stories):
             return state, None
         state.open_stories = sorted(stories)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from runward.core.config import Settings, settings
 from runward.core.contracts import (
     EnrichedEvent,
     K8sAuditEvent,
@@ -20,13 +21,20 @@ from runward.core.stage import Context, Output, Stage
 from runward.core.topics import ENRICHED, RAW_K8S, RAW_LLM, RAW_SENSOR
 from services.ingest import domain
 
-stage = Stage("ingest", inputs=[RAW_SENSOR, RAW_LLM, RAW_K8S], outputs=[ENRICHED])
-app = stage.app
-# Raw topics are keyed by whatever their producer knows, so cluster knowledge must be whole on every worker.
-registry = stage.global_table("cluster-registry")
+
+def build(config: Settings) -> Stage:
+    stage = Stage("ingest", inputs=[RAW_SENSOR, RAW_LLM, RAW_K8S], outputs=[ENRICHED], config=config)
+    # Raw topics are keyed by whatever their producer knows, so cluster knowledge must be whole on every worker.
+    registry = stage.global_table("cluster-registry")
+
+    async def handle(record: Any, ctx: Context) -> Sequence[Output]:
+        return enrich(registry, record, ctx)
+
+    stage.run(handle)
+    return stage
 
 
-async def handle(record: Any, ctx: Context) -> Sequence[Output]:
+def enrich(registry: Any, record: Any, ctx: Context) -> list[Output]:
     events: list[EnrichedEvent]
     if isinstance(record, RawSensorEvent):
         events = domain.enrich_sensor(registry, record, ctx.source)
@@ -47,7 +55,9 @@ async def handle(record: Any, ctx: Context) -> Sequence[Output]:
     return [Output(ENRICHED, e.deployment, e) for e in [*released, *events]]
 
 
-stage.run(handle)
+def main() -> None:
+    build(settings()).main()
+
 
 if __name__ == "__main__":
-    stage.main()
+    main()

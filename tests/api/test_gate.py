@@ -1,19 +1,29 @@
-"""The promotion gate as a pure function: each rule on its own, then together."""
+"""The promotion gate as a pure function, on the API's view of an agent (the store): each rule on
+its own, then together. The enforcer's side is in tests/unit/test_enforcer_gate.py."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 
-from runward.control.api.gate import current_mode, evaluate, open_stories
-from runward.core.contracts import EnforcementMode, StoryStatus, WindowStatus
+from runward.core.contracts import ApdRevision, AttackStory, EnforcementMode, PolicyBundle, StoryStatus, WindowStatus
+from services.enforcer.promotion_gate import GateResult, current_mode, open_stories
+from services.enforcer.promotion_gate import evaluate as gate_evaluate
 
 from .support import BUNDLE_AT, NOW, apd, bundle, story
 
 OBSERVE, AUDIT, ENFORCE = EnforcementMode.OBSERVE, EnforcementMode.AUDIT, EnforcementMode.ENFORCE
 D = "shop/agent"
 COMPLETE = apd(D, 3, WindowStatus.COMPLETE)
+
+
+def evaluate(
+    target: EnforcementMode, latest: PolicyBundle | None, apd: ApdRevision | None, stories: Sequence[AttackStory]
+) -> GateResult:
+    """The gate as the API asks it: mode and open stories from the store's latest bundle."""
+    return gate_evaluate(target, current_mode(latest), apd, open_stories(stories, latest))
 
 
 def test_no_bundle_means_observe() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from confluent_kafka import Message
 from fastapi.testclient import TestClient
 
 from runward.control.api.app import create_app
@@ -14,6 +13,7 @@ from runward.control.broker import free_port
 from runward.core.codec import decode
 from runward.core.config import Settings
 from runward.core.contracts import PromotionDecision
+from runward.core.kafka import Received
 from runward.core.store import Store
 from runward.core.topics import PROMOTIONS
 from tests.kafka_reading import read_messages
@@ -46,10 +46,8 @@ def kafka_murmur2_partition(key: bytes, partitions: int) -> int:
     return (h & 0x7FFFFFFF) % partitions
 
 
-def read_promotion(bootstrap: str, reason: str, timeout_s: float = 30) -> Message:
-    found = read_messages(
-        bootstrap, PROMOTIONS.name, 1, lambda m: reason.encode() in (m.value() or b""), timeout_s, PARTITIONS
-    )
+def read_promotion(bootstrap: str, reason: str, timeout_s: float = 30) -> Received[PromotionDecision]:
+    found = read_messages(bootstrap, PROMOTIONS.name, 1, lambda m: m.record.reason == reason, timeout_s)
     assert found, f"no promotion with reason {reason!r} on {PROMOTIONS.name} within {timeout_s} s"
     return found[0]
 
@@ -87,9 +85,9 @@ def test_accepted_promotion_lands_on_the_promotions_topic(
     )
 
     message = read_promotion(kafka_bootstrap, reason)
-    assert message.key() == b"shop/retriever"
-    assert message.partition() == kafka_murmur2_partition(b"shop/retriever", PARTITIONS)
-    decision = decode(PROMOTIONS, message.value())
+    assert message.key == "shop/retriever"
+    assert message.source.partition == kafka_murmur2_partition(b"shop/retriever", PARTITIONS)
+    decision = decode(PROMOTIONS, message.value)
     assert isinstance(decision, PromotionDecision)
     assert decision.model_dump(mode="json") == body
 

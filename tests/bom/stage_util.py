@@ -11,11 +11,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from confluent_kafka import Producer
 from pydantic import BaseModel
 
 from runward.control.broker import ensure_topics, free_port, start_broker
-from runward.core.codec import encode
+from runward.core.kafka import RecordProducer
 from runward.core.store import Store, upgrade
 from runward.core.topics import Topic
 
@@ -77,6 +76,9 @@ def running_stages(names: Sequence[str], bootstrap: str, home: Path, timeout: fl
             time.sleep(0.3)
         if waiting:
             raise RuntimeError(f"stages {sorted(waiting)} sent no heartbeat within {timeout:.0f} s; see {home}")
+        for name in names:  # Faust's data directory is under RUNWARD_HOME, not the working directory
+            assert (home / "faust" / f"runward-{name}").is_dir(), f"no Faust data directory for {name} in {home}"
+            assert not (REPO / f"runward-{name}-data").exists(), f"{name} wrote Faust data into {REPO}"
         yield db_url
     finally:
         for proc in procs:
@@ -90,7 +92,8 @@ def running_stages(names: Sequence[str], bootstrap: str, home: Path, timeout: fl
 
 
 def publish(bootstrap: str, topic: Topic, items: Sequence[tuple[str, BaseModel]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "enable.idempotence": True})
+    producer = RecordProducer(bootstrap, "test-publisher")
+    failures: list[Exception] = []
     for key, record in items:
-        producer.produce(topic.name, key=key.encode(), value=encode(record))
-    assert producer.flush(15) == 0
+        producer.send(topic, key, record, lambda err: failures.append(err) if err else None)
+    assert producer.close(15) == 0 and not failures

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka import Producer
 
 from runward.control.broker import free_port
 from runward.control.replay import replay, store_barrier
 from runward.control.supervisor import Supervisor
 from runward.core.config import Settings
 from runward.core.contracts import StoryStatus
+from runward.core.kafka import RecordProducer
 from runward.core.topics import ATTACK_STORIES, DEAD_LETTER, POLICIES, RAW_LLM, RAW_SENSOR
 from tests.kafka_reading import read_values
 
@@ -103,7 +103,8 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
 
 
 def test_bad_records_are_dead_lettered_and_counted(pipeline: Supervisor) -> None:
-    producer = Producer({"bootstrap.servers": pipeline.config.kafka, "partitioner": "murmur2_random"})
+    # Bad bytes on purpose: send_encoded passes them by the codec, as a foreign producer would.
+    producer = RecordProducer(pipeline.config, "test-bad-records")
     valid_llm = {
         "event_id": "e-dlq",
         "ts": "2026-11-27T00:00:00Z",
@@ -111,17 +112,17 @@ def test_bad_records_are_dead_lettered_and_counted(pipeline: Supervisor) -> None
         "attribution": {"deployment": "agents/dlq-probe"},
     }
     bad = [
-        (RAW_SENSOR.name, b"{not json"),
-        (RAW_LLM.name, json.dumps({**valid_llm, "schema_version": 99}).encode()),
+        (RAW_SENSOR, b"{not json"),
+        (RAW_LLM, json.dumps({**valid_llm, "schema_version": 99}).encode()),
         (
-            RAW_SENSOR.name,
+            RAW_SENSOR,
             json.dumps({"event_id": "x", "ts": "2026-11-27T00:00:00Z", "detail": {"kind": "teleport"}}).encode(),
         ),
     ]
     for topic, payload in bad:
-        producer.produce(topic, key=b"probe", value=payload)
-    producer.produce(RAW_LLM.name, key=b"agents/dlq-probe", value=json.dumps(valid_llm).encode())
-    assert producer.flush(10) == 0
+        producer.send_encoded(topic, "probe", payload)
+    producer.send_encoded(RAW_LLM, "agents/dlq-probe", json.dumps(valid_llm).encode())
+    assert producer.close(10) == 0
 
     letters = read_values(pipeline.config.kafka, DEAD_LETTER.name, 3, 60)
     reasons = {(letter["source"]["topic"], letter["payload"][:9]): letter["reason"] for letter in letters}

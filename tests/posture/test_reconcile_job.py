@@ -34,8 +34,8 @@ def test_reconcile_stores_publishes_and_serves(db_url: str, kafka_bootstrap: str
     assert (report.kubernetes.granted_count, report.kubernetes.used_count) == (39, 2)
 
     published = [
-        json.loads(m.value())
-        for m in read_messages(kafka_bootstrap, RECONCILIATION.name, 1, lambda m: m.key() == b"ns1/agent")
+        json.loads(m.value)
+        for m in read_messages(kafka_bootstrap, RECONCILIATION.name, 1, lambda m: m.key == "ns1/agent")
     ]
     assert published and published[-1]["kubernetes"]["unused_count"] == 37
 

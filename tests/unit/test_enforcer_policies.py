@@ -87,11 +87,10 @@ def test_seccomp_follows_the_promoted_mode() -> None:
     state, bundle = apply(None, apd(), T)
     assert bundle and bundle.seccomp_profile["defaultAction"] == "SCMP_ACT_LOG"
     assert bundle.seccomp_profile["syscalls"] == [{"names": ["openat", "read"], "action": "SCMP_ACT_ALLOW"}]
-    decision = PromotionDecision(
-        deployment="agents/bot", mode=EnforcementMode.ENFORCE, approver="lead", reason="r", ts=T
-    )
-    state, bundle = apply(state, decision, T)
-    assert bundle and bundle.mode is EnforcementMode.ENFORCE and bundle.revision == 2
+    for mode in (EnforcementMode.AUDIT, EnforcementMode.ENFORCE):  # the gate wants audit before enforce
+        decision = PromotionDecision(deployment="agents/bot", mode=mode, approver="lead", reason="r", ts=T)
+        state, bundle = apply(state, decision, T)
+    assert bundle and bundle.mode is EnforcementMode.ENFORCE and bundle.revision == 3
     assert bundle.seccomp_profile["defaultAction"] == "SCMP_ACT_ERRNO"
 
 
@@ -124,7 +123,20 @@ def test_stale_apd_and_unchanged_stories_produce_nothing() -> None:
 
 
 def test_nothing_before_an_apd_exists() -> None:
-    decision = PromotionDecision(deployment="agents/bot", mode=EnforcementMode.AUDIT, approver="a", reason="r", ts=T)
-    state, bundle = apply(None, decision, T)
-    assert bundle is None and state.mode is EnforcementMode.AUDIT
+    story = AttackStory(
+        story_id="s1",
+        deployment="agents/bot",
+        version=1,
+        first_seen=T,
+        last_seen=T,
+        status="potential compromise",
+        severity=4,
+        surfaces=[],
+        techniques=[],
+        narrative=[],
+        signals=[],
+        ocsf={},
+    )
+    state, bundle = apply(None, story, T)
+    assert bundle is None and state.open_stories == ["s1"]
     assert isinstance(state, EnforcerState)

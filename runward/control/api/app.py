@@ -68,7 +68,7 @@ def create_app(
         log.warning("no API tokens configured: every request will get 401 until RUNWARD_API_TOKENS is set")
     owns_store = store is None
     app_store = store or Store(config.db_url)
-    app_publisher: Publisher = publisher or KafkaPublisher(config.kafka)
+    app_publisher: Publisher = publisher or KafkaPublisher(config)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runward.control.api import gate
 from runward.control.api.schemas import AgentSummary, ApdSummary
 from runward.core.contracts import ApdRevision, AttackStory, PolicyBundle
 from runward.core.store import Store
+from services.enforcer import promotion_gate
 
 # Enough to cover every story that can still hold the gate; older ones are history.
 STORY_SCAN_LIMIT = 1000
@@ -23,7 +23,7 @@ class AgentState:
 
     @property
     def open_stories(self) -> list[AttackStory]:
-        return gate.open_stories(self.stories, self.bundle)
+        return promotion_gate.open_stories(self.stories, self.bundle)
 
     def summary(self) -> AgentSummary:
         apd = None
@@ -37,7 +37,7 @@ class AgentState:
         return AgentSummary(
             **self.agent,
             apd=apd,
-            mode=gate.current_mode(self.bundle),
+            mode=promotion_gate.current_mode(self.bundle),
             policy_revision=self.bundle.revision if self.bundle else None,
             open_attack_stories=len(self.open_stories),
         )

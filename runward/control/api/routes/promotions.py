@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import JSONResponse
 
-from runward.control.api import gate
 from runward.control.api.auth import Principal, require_approver
 from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_store
 from runward.control.api.publisher import Publisher, PublishError
@@ -17,6 +16,7 @@ from runward.control.api.state import load_state
 from runward.core.contracts import PromotionDecision, utcnow
 from runward.core.store import Store
 from runward.core.topics import PROMOTIONS
+from services.enforcer import promotion_gate
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["promotion"])
@@ -47,7 +47,10 @@ def promote(
     publisher: Annotated[Publisher, Depends(get_publisher)],
 ) -> PromotionDecision | JSONResponse:
     state = load_state(store, find_agent(store, namespace, name))
-    result = gate.evaluate(body.mode, state.bundle, state.apd, state.stories)
+    # The enforcer applies the same gate to the decision; asking it here answers 409 at once.
+    result = promotion_gate.evaluate(
+        body.mode, promotion_gate.current_mode(state.bundle), state.apd, state.open_stories
+    )
     deployment = state.agent["deployment"]
     if not result.allowed:
         refusal = GateRefusal(

@@ -1,5 +1,7 @@
 """The manual promotion gate of progressive enforcement (Observe -> Audit -> Enforce).
 
+The enforcer owns it: it applies the gate to every promotion decision it consumes, whoever
+wrote it. The API asks the same functions first, to answer a refused promotion with 409.
 Pure functions, no I/O, so the rules can be read, tested and explained on their own:
 
 1. Stepping back to a lower mode is always allowed: it only loosens enforcement.
@@ -15,10 +17,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from runward.core.contracts import ApdRevision, AttackStory, EnforcementMode, PolicyBundle, StoryStatus, WindowStatus
 
 _ORDER = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
+
+
+class HoldingStory(Protocol):
+    """What the gate needs of a story that holds it (an AttackStory, or the enforcer's note of one)."""
+
+    @property
+    def story_id(self) -> str: ...
+    @property
+    def severity(self) -> int | None: ...
+    @property
+    def last_seen(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -38,23 +53,29 @@ def current_mode(bundle: PolicyBundle | None) -> EnforcementMode:
 
 
 def open_stories(stories: Sequence[AttackStory], bundle: PolicyBundle | None) -> list[AttackStory]:
-    """The 'potential compromise' stories of one agent that hold its promotion gate."""
+    """The 'potential compromise' stories of one agent that hold its promotion gate, as the store
+    (the API's view) has them: the enforcer tracks the same set from the stories it consumes."""
     held = set(bundle.open_stories) if bundle is not None else set()
     return [
-        s
-        for s in stories
-        if s.status is StoryStatus.POTENTIAL_COMPROMISE
-        and (bundle is None or s.last_seen > bundle.created_at or s.story_id in held)
+        s for s in stories if holds(s) and (bundle is None or s.last_seen > bundle.created_at or s.story_id in held)
     ]
+
+
+def holds(story: AttackStory) -> bool:
+    """Whether a story, in its latest version, holds its agent's gate (rule 3)."""
+    return story.status is StoryStatus.POTENTIAL_COMPROMISE
 
 
 def evaluate(
     target: EnforcementMode,
-    bundle: PolicyBundle | None,
+    current: EnforcementMode,
     apd: ApdRevision | None,
-    stories: Sequence[AttackStory],
+    holding: Sequence[HoldingStory],
 ) -> GateResult:
-    current = current_mode(bundle)
+    """Every reason the agent may not go from `current` to `target`; none means allowed.
+
+    `holding` are the open 'potential compromise' stories of the agent (see open_stories).
+    """
     reasons: list[str] = []
     if target == current:
         reasons.append(f"the agent is already in {current.value} mode")
@@ -66,11 +87,15 @@ def evaluate(
                 f"the observation window of APD revision {apd.revision} is {apd.window_status.value}, "
                 f"not complete (it ends at {apd.window_ends_at.isoformat()})"
             )
-        for story in open_stories(stories, bundle):
-            reasons.append(
-                f"attack story {story.story_id} (severity {story.severity}, last seen "
-                f"{story.last_seen.isoformat()}) is an open potential compromise"
-            )
+        reasons.extend(_held_by(story) for story in holding)
         if target == EnforcementMode.ENFORCE and current != EnforcementMode.AUDIT:
             reasons.append(f"enforce needs the agent to be in audit mode first; it is in {current.value}")
     return GateResult(target=target, current=current, reasons=tuple(reasons))
+
+
+def _held_by(story: HoldingStory) -> str:
+    seen = [f"severity {story.severity}"] if story.severity is not None else []
+    if story.last_seen is not None:
+        seen.append(f"last seen {story.last_seen.isoformat()}")
+    detail = f" ({', '.join(seen)})" if seen else ""
+    return f"attack story {story.story_id}{detail} is an open potential compromise"

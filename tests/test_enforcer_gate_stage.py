@@ -1,0 +1,154 @@
+"""The promotion gate held by the enforcer stage itself (a real Faust worker on a real broker):
+a decision written straight to runward.promotions that the gate refuses changes nothing and is
+dead-lettered with the gate's reasons; one the API accepted moves the agent's policy bundle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from runward.control.api.app import create_app
+from runward.control.api.publisher import KafkaPublisher
+from runward.core.config import Settings
+from runward.core.contracts import (
+    ApdRevision,
+    AttackStory,
+    EnforcementMode,
+    PromotionDecision,
+    WindowStatus,
+    utcnow,
+)
+from runward.core.store import Store
+from runward.core.topics import APD, ATTACK_STORIES, DEAD_LETTER, PROMOTIONS
+from tests.bom.stage_util import own_broker, publish, running_stages
+from tests.kafka_reading import read_records
+
+D = "agents/gated"
+TOKEN = "approve-0c6e2b9a54f17d3e"
+NOW = utcnow()
+
+
+def apd(revision: int, status: WindowStatus) -> ApdRevision:
+    return ApdRevision(
+        deployment=D,
+        revision=revision,
+        created_at=NOW,
+        autonomy="low",
+        window_started_at=NOW - timedelta(days=3),
+        window_ends_at=NOW - timedelta(minutes=1),
+        window_status=status,
+        behaviours={"egress": ["egress:api.openai.com:443/tcp"], "syscalls": ["syscall:read"]},
+    )
+
+
+def decision(mode: EnforcementMode, reason: str) -> PromotionDecision:
+    return PromotionDecision(deployment=D, mode=mode, approver="mallory", reason=reason, ts=utcnow())
+
+
+def wait_for(what: str, found: Callable[[], Any], timeout: float = 45) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = found()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"{what} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def enforcer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Store]]:
+    home = tmp_path_factory.mktemp("enforcer-stage")
+    with own_broker(home) as bootstrap, running_stages(["enforcer"], bootstrap, home) as db_url:
+        yield bootstrap, Store(db_url)
+
+
+def policy_at(store: Store, revision: int) -> dict[str, Any] | None:
+    latest = store.latest_artifact(D, "policy")
+    return latest if latest and latest["revision"] >= revision else None
+
+
+def refusal(bootstrap: str, reason: str) -> dict[str, Any]:
+    (letter,) = [
+        v
+        for _, v in read_records(
+            bootstrap,
+            DEAD_LETTER.name,
+            lambda v: v["stage"] == "enforcer" and reason in v["payload"],
+            want=1,
+            timeout=45,
+        )
+    ]
+    return letter
+
+
+def test_the_enforcer_holds_the_gate_whoever_writes_the_decision(enforcer: tuple[str, Store]) -> None:
+    bootstrap, store = enforcer
+    # A learning baseline: the enforcer derives an observe bundle from it.
+    publish(bootstrap, APD, [(D, apd(1, WindowStatus.LEARNING))])
+    first = wait_for("no policy bundle from the first APD", lambda: policy_at(store, 1))
+    assert first["mode"] == "observe"
+
+    # Straight to the topic, past the API: refused, dead-lettered with the gate's reasons.
+    publish(bootstrap, PROMOTIONS, [(D, decision(EnforcementMode.ENFORCE, "skip the queue"))])
+    letter = refusal(bootstrap, "skip the queue")
+    assert letter["source"]["topic"] == PROMOTIONS.name and letter["key"] == D
+    assert letter["reason"].startswith(f"promotion of {D} from observe to enforce (approver mallory) refused")
+    assert "the observation window of APD revision 1 is learning, not complete" in letter["reason"]
+    assert "enforce needs the agent to be in audit mode first; it is in observe" in letter["reason"]
+    stored = wait_for("the refusal is not in the store", lambda: store.dead_letters("enforcer"))
+    assert [(d["topic"], d["offset"], d["reason"]) for d in stored] == [
+        (PROMOTIONS.name, letter["source"]["offset"], letter["reason"])
+    ]
+    assert store.latest_artifact(D, "policy") == first  # nothing changed
+
+    # The window completes; the API (same gate, 409 otherwise) accepts and the enforcer follows.
+    complete = apd(2, WindowStatus.COMPLETE)
+    publish(bootstrap, APD, [(D, complete)])
+    wait_for("no policy bundle from the complete APD", lambda: policy_at(store, 2))
+    store.touch_agent(D, "gated-sa", NOW)
+    store.put_artifact(D, "apd", 2, complete.created_at, complete.model_dump(mode="json"))
+    config = Settings(kafka=bootstrap, api_tokens=f"bob:{TOKEN}:approver")
+    with TestClient(create_app(config, store=store, publisher=KafkaPublisher(bootstrap, timeout_s=15))) as client:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        refused = client.post(
+            "/v1/agents/agents/gated/promotion", headers=auth, json={"mode": "enforce", "reason": "r"}
+        )
+        assert refused.status_code == 409
+        assert "enforce needs the agent to be in audit mode first; it is in observe" in refused.json()["reasons"]
+        accepted = client.post(
+            "/v1/agents/agents/gated/promotion", headers=auth, json={"mode": "audit", "reason": "ok"}
+        )
+        assert accepted.status_code == 202, accepted.text
+    audit = wait_for("no policy bundle at audit mode", lambda: policy_at(store, 3))
+    assert audit["mode"] == "audit"
+
+    # An open potential compromise holds the gate at the enforcer too.
+    story = AttackStory(
+        story_id="st-gated",
+        deployment=D,
+        version=1,
+        first_seen=NOW,
+        last_seen=NOW,
+        status="potential compromise",
+        severity=5,
+        surfaces=[],
+        techniques=[],
+        narrative=["exfiltration"],
+        signals=[],
+        ocsf={},
+    )
+    publish(bootstrap, ATTACK_STORIES, [(D, story)])
+    held = wait_for("no policy bundle listing the story", lambda: policy_at(store, 4))
+    assert held["open_stories"] == ["st-gated"] and held["mode"] == "audit"
+    publish(bootstrap, PROMOTIONS, [(D, decision(EnforcementMode.ENFORCE, "while compromised"))])
+    letter = refusal(bootstrap, "while compromised")
+    assert (
+        f"attack story st-gated (severity 5, last seen {NOW.isoformat()}) is an open potential compromise"
+        in (letter["reason"])
+    )
+    assert store.latest_artifact(D, "policy") == held
