@@ -8,7 +8,6 @@ orders records within a partition, not across topics.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -17,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from runward.control.wait import WaitTimeout, wait_until
 from runward.core.kafka import producer_config
 from runward.core.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
 
@@ -97,8 +97,11 @@ def replay(
     rebase: bool = True,
     wait_ingested: Callable[[int], bool] | None = None,
     progress: Callable[[str], None] = print,
+    advance: Callable[[int, int], None] | None = None,
 ) -> int:
+    """Publish the file's records; `progress` gets notes, `advance(sent, total)` drives a progress bar."""
     lines = list(read_lines(path))
+    total = sum(1 for x in lines if not x.barrier)
     shift = rebase_offset(lines, datetime.now(timezone.utc)) if rebase else timedelta(0)
     producer = Producer(producer_config(bootstrap, "runward-replay", {"linger.ms": 5, "compression.type": "lz4"}))
     failures: list[str] = []
@@ -122,8 +125,10 @@ def replay(
         )
         producer.poll(0)
         sent += 1
-        if sent % 50 == 0:
-            progress(f"  replayed {sent}/{sum(1 for x in lines if not x.barrier)} records")
+        if advance is not None:
+            advance(sent, total)
+        elif sent % 50 == 0:
+            progress(f"  replayed {sent}/{total} records")
     if producer.flush(30) > 0:
         raise ReplayError("broker did not acknowledge every record within 30 s")
     if failures:
@@ -146,11 +151,14 @@ def store_barrier(db_url: str, timeout_s: float = 60) -> Callable[[int], bool]:
     baseline = handled()
 
     def wait(sent: int) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if handled() - baseline >= sent:
-                return True
-            time.sleep(0.5)
-        return False
+        try:
+            return wait_until(
+                lambda: handled() - baseline >= sent,
+                timeout=timeout_s,
+                interval=0.5,
+                failure="ingest did not catch up",
+            )
+        except WaitTimeout:
+            return False
 
     return wait
