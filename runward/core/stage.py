@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +29,9 @@ log = logging.getLogger(__name__)
 
 MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 HEARTBEAT_S = 2.0
+# Seconds a stage may take to stop after SIGTERM/SIGINT. With the broker gone Faust's consumer
+# and producer wait for it forever; a stage that never exits blocks `runward up` and rollouts.
+STOP_GRACE_S = 10.0
 
 
 @dataclass
@@ -178,5 +183,22 @@ class Stage:
     def main(self) -> None:
         """Run the Faust worker in the foreground until SIGINT/SIGTERM."""
         self.store  # noqa: B018 - fail fast, before Kafka, when the store schema is not migrated
-        worker = faust.Worker(self.app, loglevel="info", quiet=True)
+        worker = _Worker(self.app, loglevel="info", quiet=True)
         worker.execute_from_commandline()
+
+
+def _exit_stuck(grace: float) -> None:
+    log.error("did not stop within %.0f s of the stop signal (is the broker reachable?); exiting", grace)
+    logging.shutdown()
+    os._exit(1)
+
+
+class _Worker(faust.Worker):
+    """A Faust worker that exits within STOP_GRACE_S of being told to stop, whatever hangs."""
+
+    async def on_stop(self) -> None:
+        # on_stop runs first when the worker stops (SIGTERM, SIGINT or a crash), before its app.
+        timer = threading.Timer(STOP_GRACE_S, _exit_stuck, (STOP_GRACE_S,))
+        timer.daemon = True
+        timer.start()
+        await super().on_stop()

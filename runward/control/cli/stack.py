@@ -22,7 +22,8 @@ from runward.control.cli.common import DbOpt, Failure, KafkaOpt, err, open_store
 if TYPE_CHECKING:
     from runward.control.supervisor import Supervisor
 
-BUNDLED_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "support_agent.jsonl"
+# The repository's scenarios/ (runward/control/cli/stack.py -> repository root).
+BUNDLED_SCENARIO = Path(__file__).resolve().parents[3] / "scenarios" / "support_agent.jsonl"
 # Stages beat every HEARTBEAT_S (2 s, runward.core.stage); a few missed beats mean it is not running.
 STAGE_DOWN_AFTER_S = 10.0
 
