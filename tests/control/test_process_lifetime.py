@@ -34,7 +34,7 @@ def _start(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str],
     return proc, Output(proc)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
 def test_runward_broker_never_leaves_its_tansu_behind(tmp_path: Path, sig: signal.Signals) -> None:
     port = free_port()
     proc, output = _start(["broker", "--port", str(port)], cli_env(RUNWARD_HOME=str(tmp_path)))

@@ -102,7 +102,7 @@ def run_stage(name: str) -> None:
 
 
 def stage(
-    name: Annotated[StageName, typer.Argument(help="the stage to run")],
+    name: Annotated[StageName, typer.Argument(metavar="NAME", help="the stage to run")],
     kafka: KafkaOpt = None,
     db: DbOpt = None,
 ) -> int:
