@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from runward.control.cli.common import DbOpt, Failure, KafkaOpt, out, settings
+from runward.control.cli.common import DbOpt, Failure, KafkaOpt, open_store, out, settings
 
 
 def reconcile(
@@ -37,9 +37,16 @@ def reconcile(
 ) -> int:
     """Granted (RBAC/IAM) vs used (audit/CloudTrail) report for an agent."""
     from jobs.reconciliation.job import ReconcileError, ReconcileInputs, reconcile
+    from runward.control.broker import BrokerError, require_kafka
     from runward.core.store import SchemaOutOfDate
 
     config = settings(kafka, db)
+    open_store(config.db_url)  # one line naming the URL when there is no store yet
+    if not no_publish or not audit:  # it publishes the report, or reads audit events from Kafka
+        try:
+            require_kafka(config.kafka)
+        except BrokerError as exc:
+            raise Failure(f"{exc} (or pass --audit files and --no-publish)") from None
     inputs = ReconcileInputs(
         deployment=deployment,
         rbac=rbac,

@@ -112,6 +112,7 @@ def stage(
         os.environ["RUNWARD_KAFKA"] = kafka
     if db:
         os.environ["RUNWARD_DB"] = db
+    open_store(settings().db_url)  # one line naming the URL, before Faust starts
     run_stage(name.value)
     return 0
 
@@ -120,7 +121,9 @@ def api(kafka: KafkaOpt = None, db: DbOpt = None) -> int:
     """Run the status API."""
     from runward.control.api.app import serve
 
-    serve(settings(kafka, db))
+    config = settings(kafka, db)
+    open_store(config.db_url)
+    serve(config)
     return 0
 
 
