@@ -1,5 +1,6 @@
 """`runward up`: start the broker, every stage, the API (and the sensor when it can run),
-show each coming up, write a log per service, and stop them all cleanly."""
+show each coming up, write a log per service, restart one that dies (with backoff), and
+stop them all cleanly. Every child dies with `runward up`, even when it is SIGKILLed."""
 
 from __future__ import annotations
 

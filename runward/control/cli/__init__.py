@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     except Failure as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM in up/demo/broker) after the children were stopped
+        return 130
     except typer.Exit as exc:  # --help, or a command's own typer.Exit
         return int(exc.exit_code)
     except typer.Abort:

@@ -45,6 +45,13 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def _stop(sup: Supervisor) -> None:
+    """Stop every child; a second Ctrl-C or SIGTERM must not cut that short and strand some."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sup.stop()
+
+
 def broker(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 9092) -> int:
     """Run the embedded Kafka-protocol broker (Tansu, memory storage) until Ctrl-C or SIGTERM."""
     from runward.control.broker import BrokerError, ensure_topics, start_broker
@@ -173,7 +180,7 @@ def up(
     except BrokerError as exc:
         raise Failure(f"{exc}; stopping Runward") from None
     finally:
-        sup.stop()
+        _stop(sup)
 
 
 def demo(
@@ -206,7 +213,7 @@ def demo(
         return 0
     finally:
         out.print("Stopping Runward")
-        sup.stop()
+        _stop(sup)
 
 
 LIVE_AGENT = """
