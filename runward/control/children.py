@@ -19,10 +19,12 @@ PR_SET_PDEATHSIG = 1
 def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
     """A `preexec_fn` for subprocess.Popen: deliver `sig` to the child when this process dies."""
     parent = os.getpid()
+    # Resolved here, in the parent: between fork and exec the child should only make the call
+    # (loading a library there can deadlock on a lock another parent thread held at fork).
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def arm() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        if prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
         # The parent may have died between fork and prctl: then nobody will signal us.
         if os.getppid() != parent:
