@@ -12,24 +12,30 @@ from runward.control.cli.common import DbOpt, Failure, KafkaOpt, open_store, out
 
 def reconcile(
     deployment: Annotated[str, typer.Option(metavar="NS/NAME", help="the agent, namespace/name")],
-    rbac: Annotated[list[Path], typer.Option(help="RBAC manifests (file or directory; repeat)")],
+    rbac: Annotated[list[Path], typer.Option(metavar="PATH", help="RBAC manifests (file or directory; repeat)")],
     audit: Annotated[
         list[Path] | None,
-        typer.Option(help="audit.k8s.io/v1 log (file or dir; repeat); default: every audit event on runward.raw.k8s"),
+        typer.Option(
+            metavar="PATH",
+            help="audit.k8s.io/v1 log (file or dir; repeat); default: every audit event on runward.raw.k8s",
+        ),
     ] = None,
     service_account: Annotated[
-        str | None, typer.Option(help="defaults to the one the pipeline saw the agent run as")
+        str | None, typer.Option(metavar="SA", help="defaults to the one the pipeline saw the agent run as")
     ] = None,
     iam: Annotated[
-        list[Path] | None, typer.Option(help="AWS IAM policy documents attached to the agent's role")
+        list[Path] | None, typer.Option(metavar="PATH", help="AWS IAM policy documents attached to the agent's role")
     ] = None,
-    cloudtrail: Annotated[list[Path] | None, typer.Option(help="CloudTrail logs (Records[])")] = None,
-    aws_role_arn: Annotated[str | None, typer.Option(help="the agent's IAM role, to pick its CloudTrail calls")] = None,
+    cloudtrail: Annotated[list[Path] | None, typer.Option(metavar="PATH", help="CloudTrail logs (Records[])")] = None,
+    aws_role_arn: Annotated[
+        str | None, typer.Option(metavar="ARN", help="the agent's IAM role, to pick its CloudTrail calls")
+    ] = None,
     deployments: Annotated[
-        list[Path] | None, typer.Option(help="Deployment manifests, for ServiceAccount posture")
+        list[Path] | None, typer.Option(metavar="PATH", help="Deployment manifests, for ServiceAccount posture")
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="also write JSON, Markdown and HTML here (to attach to the ticket)")
+        Path | None,
+        typer.Option("--out", metavar="DIR", help="also write JSON, Markdown and HTML here (to attach to the ticket)"),
     ] = None,
     no_publish: Annotated[bool, typer.Option("--no-publish", help="store only, do not publish to Kafka")] = False,
     kafka: KafkaOpt = None,
