@@ -1,7 +1,7 @@
 """CLI hooks: `runward run` and `runward sensor`.
 
-The main CLI calls `add_commands(subparsers)`; `python -m sensor.cli` offers the same
-commands on their own.
+The main CLI calls `add_commands(app)` with its Typer app; `python -m sensor.cli` offers
+the same commands on their own.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Annotated
+
+import typer
 
 from sensor import preflight
 
@@ -152,89 +154,113 @@ def cmd_sensor(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: Any) -> None:
-    """Register `run` and `sensor` on the main CLI's subparsers."""
-    run = subparsers.add_parser(
-        "run",
-        help="run a workload in its own cgroup, attributed to a Deployment",
-        description="Start CMD as REPLICAS replicas, each in its own cgroup v2, registered so that "
-        "the sensor attributes them to the Deployment and ServiceAccount.",
-    )
-    run.add_argument("--deployment", required=True, metavar="NS/NAME")
-    run.add_argument("--service-account", required=True, metavar="SA")
-    run.add_argument("--replicas", type=int, default=1)
-    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
-    run.set_defaults(func=cmd_run)
+# Options after `--` are the workload's, not ours.
+PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
-    sensor = subparsers.add_parser(
-        "sensor",
-        help="run the eBPF sensor in the foreground",
-        description="Observe watched workloads with eBPF and publish to runward.raw.sensor until SIGINT/SIGTERM.",
+
+def run_command(
+    deployment: Annotated[str, typer.Option(metavar="NS/NAME", help="the Deployment the replicas belong to")],
+    service_account: Annotated[str, typer.Option(metavar="SA", help="the ServiceAccount they run as")],
+    replicas: Annotated[int, typer.Option(help="how many replicas (one cgroup each)")] = 1,
+    cmd: Annotated[list[str] | None, typer.Argument(metavar="-- CMD ...", help="the workload's command")] = None,
+) -> int:
+    """Start CMD as REPLICAS replicas, each in its own cgroup v2, registered so that the sensor
+    attributes them to the Deployment and ServiceAccount."""
+    args = argparse.Namespace(deployment=deployment, service_account=service_account, replicas=replicas, cmd=cmd or [])
+    return cmd_run(args)
+
+
+def sensor_command(
+    kafka: Annotated[
+        str | None, typer.Option(metavar="BOOTSTRAP", help="bootstrap servers (default RUNWARD_KAFKA)")
+    ] = None,
+    node: Annotated[str | None, typer.Option(help="node name (default NODE_NAME or the hostname)")] = None,
+    kubernetes: Annotated[
+        bool | None,
+        typer.Option(
+            "--kubernetes/--no-kubernetes",
+            help="also watch kubepods and resolve pods with the API (default: when in a cluster)",
+            show_default=False,
+        ),
+    ] = None,
+    dedup_window: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", help="fold identical events of a container within this window (0 disables)"),
+    ] = 1.0,
+    syscall_interval: Annotated[
+        float, typer.Option(metavar="SECONDS", help="how often the in-kernel syscall sets are read")
+    ] = 1.0,
+    dns_port: Annotated[
+        list[int] | None, typer.Option(metavar="PORT", help="UDP port carrying DNS (repeatable, default 53)")
+    ] = None,
+    no_read_write_dns: Annotated[
+        bool,
+        typer.Option(
+            "--no-read-write-dns",
+            help="do not inspect read()/write() on UDP sockets for DNS (Go's resolver uses them; they are "
+            "inspected only in cgroups that connected a UDP socket to a DNS port)",
+        ),
+    ] = False,
+    watch_cgroup: Annotated[
+        list[Path] | None,
+        typer.Option(metavar="PATH", help="extra cgroup v2 directory whose subtree to observe (repeatable)"),
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="serve /metrics (Prometheus) and /metrics.json on PORT")
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="address for --metrics-port (0.0.0.0 in a DaemonSet, for Prometheus)")
+    ] = "127.0.0.1",
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="write PATH once the programs are attached (a readiness probe; the first start on a node "
+            "compiles the programs and can take tens of seconds)",
+        ),
+    ] = None,
+) -> int:
+    """Observe watched workloads with eBPF and publish to runward.raw.sensor until SIGINT/SIGTERM."""
+    args = argparse.Namespace(
+        kafka=kafka,
+        node=node,
+        kubernetes=kubernetes,
+        dedup_window=dedup_window,
+        syscall_interval=syscall_interval,
+        dns_port=dns_port or None,
+        no_read_write_dns=no_read_write_dns,
+        watch_cgroup=watch_cgroup or None,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        ready_file=ready_file,
     )
-    sensor.add_argument("--kafka", metavar="BOOTSTRAP", help="bootstrap servers (default RUNWARD_KAFKA)")
-    sensor.add_argument("--node", help="node name (default NODE_NAME or the hostname)")
-    k8s = sensor.add_mutually_exclusive_group()
-    k8s.add_argument(
-        "--kubernetes",
-        dest="kubernetes",
-        action="store_true",
-        default=None,
-        help="also watch kubepods and resolve pods with the API (default: when in a cluster)",
-    )
-    k8s.add_argument("--no-kubernetes", dest="kubernetes", action="store_false")
-    sensor.add_argument(
-        "--dedup-window",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="fold identical events of a container within this window (0 disables)",
-    )
-    sensor.add_argument(
-        "--syscall-interval",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="how often the in-kernel syscall sets are read",
-    )
-    sensor.add_argument(
-        "--dns-port", type=int, action="append", metavar="PORT", help="UDP port carrying DNS (repeatable, default 53)"
-    )
-    sensor.add_argument(
-        "--no-read-write-dns",
-        action="store_true",
-        help="do not inspect read()/write() on UDP sockets for DNS (Go's resolver uses them; they are "
-        "inspected only in cgroups that connected a UDP socket to a DNS port)",
-    )
-    sensor.add_argument(
-        "--watch-cgroup",
-        action="append",
-        metavar="PATH",
-        help="extra cgroup v2 directory whose subtree to observe (repeatable)",
-    )
-    sensor.add_argument(
-        "--metrics-port", type=int, metavar="PORT", help="serve /metrics (Prometheus) and /metrics.json on PORT"
-    )
-    sensor.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        help="address for --metrics-port (0.0.0.0 in a DaemonSet, for Prometheus)",
-    )
-    sensor.add_argument(
-        "--ready-file",
-        type=Path,
-        metavar="PATH",
-        help="write PATH once the programs are attached (a readiness probe; the first "
-        "start on a node compiles the programs and can take tens of seconds)",
-    )
-    sensor.set_defaults(func=cmd_sensor)
+    return cmd_sensor(args)
+
+
+def add_commands(app: typer.Typer) -> None:
+    """Register `run` and `sensor` on a Typer app (the main CLI's, or this module's own)."""
+    app.command(
+        "run", help="run a workload in its own cgroup, attributed to a Deployment", context_settings=PASSTHROUGH
+    )(run_command)
+    app.command("sensor", help="run the eBPF sensor in the foreground")(sensor_command)
+
+
+app = typer.Typer(name="python -m sensor.cli", no_args_is_help=True, add_completion=False)
+add_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("RUNWARD_LOG_LEVEL", "WARNING"))
-    parser = argparse.ArgumentParser(prog="python -m sensor.cli")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        result = app(args=argv, prog_name="python -m sensor.cli", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.TyperException as exc:
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        return int(exc.exit_code)
+    return int(result or 0)
 
 
 if __name__ == "__main__":

@@ -9,20 +9,38 @@ from __future__ import annotations
 import logging
 import socket
 import subprocess
-import time
 from pathlib import Path
+from typing import Any
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from runward.control.children import die_with_parent
+from runward.control.wait import GaveUp, WaitTimeout, wait_until
 from runward.core.config import Settings
 from runward.core.kafka import client_config, kafka_settings
 from runward.core.topics import ALL_TOPICS
 
 log = logging.getLogger(__name__)
+# librdkafka logs every failed connection attempt (hundreds of lines for a dead address):
+# the admin client's log goes to Python logging, and the error a person reads is one line.
+_rdkafka_log = logging.getLogger("runward.rdkafka")
 
 
 class BrokerError(RuntimeError):
     pass
+
+
+class KafkaUnreachable(BrokerError):
+    """Nothing answers at the configured bootstrap address."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(
+            f"no Kafka broker answers at {bootstrap}: start one with `runward broker`, "
+            "point RUNWARD_KAFKA (or --kafka) at a running Kafka, or unset RUNWARD_KAFKA "
+            "so that `runward up` starts the embedded one"
+        )
+        self.bootstrap = bootstrap
 
 
 def broker_binary() -> str:
@@ -43,6 +61,26 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
         return sock.connect_ex((host, port)) == 0
+
+
+def _addresses(bootstrap: str) -> list[tuple[str, int]]:
+    out = []
+    for item in bootstrap.split(","):
+        host, _, port = item.strip().rpartition("://")[2].rpartition(":")
+        if host and port.isdigit():
+            out.append((host.strip("[]"), int(port)))
+    return out
+
+
+def require_kafka(bootstrap: str, timeout: float = 3.0) -> None:
+    """Fail with one actionable line when no bootstrap address accepts a connection."""
+    for host, port in _addresses(bootstrap):
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return
+        except OSError:
+            continue
+    raise KafkaUnreachable(bootstrap)
 
 
 def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen[bytes]:
@@ -67,16 +105,28 @@ def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen[by
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        # Memory storage, local use: the broker never outlives the command that started it.
+        preexec_fn=die_with_parent(),
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BrokerError(f"broker exited with {proc.returncode}; see {log_path or 'its output'}")
-        if port_open("127.0.0.1", port):
-            return proc
-        time.sleep(0.1)
-    proc.kill()
-    raise BrokerError(f"broker did not listen on 127.0.0.1:{port} within 20 s")
+
+    def exited() -> str | None:
+        if proc.poll() is None:
+            return None
+        return f"broker exited with {proc.returncode}; see {log_path or 'its output'}"
+
+    try:
+        wait_until(
+            lambda: port_open("127.0.0.1", port),
+            timeout=20,
+            interval=0.1,
+            abandon=exited,
+            failure=f"broker did not listen on 127.0.0.1:{port}",
+        )
+    except (WaitTimeout, GaveUp) as exc:
+        proc.kill()
+        proc.wait()
+        raise BrokerError(str(exc)) from None
+    return proc
 
 
 def ensure_topics(kafka: Settings | str, partitions: int) -> list[str]:
@@ -88,8 +138,13 @@ def ensure_topics(kafka: Settings | str, partitions: int) -> list[str]:
     changed: it would move keys between partitions); one that differs is reported.
     """
     config = kafka_settings(kafka)
-    admin = AdminClient(client_config(config, "runward-topics"))
-    existing = admin.list_topics(timeout=10).topics
+    require_kafka(config.kafka)
+    admin_config: dict[str, Any] = {**client_config(config, "runward-topics"), "logger": _rdkafka_log}
+    admin = AdminClient(admin_config)
+    try:
+        existing = admin.list_topics(timeout=10).topics
+    except KafkaException as exc:
+        raise BrokerError(f"Kafka at {config.kafka} did not answer a metadata request: {exc.args[0].str()}") from None
     for topic in ALL_TOPICS:
         found = existing.get(topic.name)
         if found is not None and len(found.partitions) != partitions:

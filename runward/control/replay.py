@@ -8,13 +8,13 @@ orders records within a partition, not across topics.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from runward.control.wait import WaitTimeout, wait_until
 from runward.core.codec import RejectedRecord, decode, encode
 from runward.core.config import Settings
 from runward.core.kafka import DeliveryError, RecordProducer
@@ -97,9 +97,11 @@ def replay(
     rebase: bool = True,
     wait_ingested: Callable[[int], bool] | None = None,
     progress: Callable[[str], None] = print,
+    advance: Callable[[int, int], None] | None = None,
 ) -> int:
     """Publish every record of the file, each checked against its topic's contract first: a
-    recording that does not match is refused with its line, before anything is sent."""
+    recording that does not match is refused with its line, before anything is sent. `progress`
+    gets notes, `advance(sent, total)` drives a progress bar."""
     lines = list(read_lines(path))
     encoded = _encode(path, lines, rebase)
     producer = RecordProducer(kafka, "runward-replay", {"linger.ms": 5, "compression.type": "lz4"})
@@ -123,7 +125,9 @@ def replay(
             producer.send_encoded(BY_NAME[line.topic], line.key, payload, delivered)
             producer.poll(0)
             sent += 1
-            if sent % 50 == 0:
+            if advance is not None:
+                advance(sent, total)
+            elif sent % 50 == 0:
                 progress(f"  replayed {sent}/{total} records")
         if producer.flush(30) > 0:
             raise ReplayError("broker did not acknowledge every record within 30 s")
@@ -167,11 +171,14 @@ def store_barrier(db_url: str, timeout_s: float = 60) -> Callable[[int], bool]:
     baseline = handled()
 
     def wait(sent: int) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if handled() - baseline >= sent:
-                return True
-            time.sleep(0.5)
-        return False
+        try:
+            return wait_until(
+                lambda: handled() - baseline >= sent,
+                timeout=timeout_s,
+                interval=0.5,
+                failure="ingest did not catch up",
+            )
+        except WaitTimeout:
+            return False
 
     return wait

@@ -1,5 +1,6 @@
 """`runward up`: start the broker, every stage, the API (and the sensor when it can run),
-show each coming up, write a log per service, and stop them all cleanly."""
+show each coming up, write a log per service, restart one that dies (with backoff), and
+stop them all cleanly. Every child dies with `runward up`, even when it is SIGKILLed."""
 
 from __future__ import annotations
 
@@ -16,11 +17,26 @@ from pathlib import Path
 
 import httpx
 
-from runward.control.broker import ensure_topics, port_open, start_broker
+from runward.control.broker import BrokerError, ensure_topics, port_open, require_kafka, start_broker
+from runward.control.children import die_with_parent
+from runward.control.wait import GaveUp, WaitTimeout, wait_until
 from runward.core.config import Settings
 from runward.core.store import Store, upgrade
 
 STAGES = ("ingest", "bom", "profiler", "correlator", "enforcer")
+# Seconds before restarting a service that died, by how many times it already died in a row.
+RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+# A service that stayed up this long is healthy again: its next death starts the backoff over.
+HEALTHY_AFTER_S = 60.0
+
+
+def stage_argv(name: str) -> list[str]:
+    """How `runward up` starts a stage: through `runward stage NAME`, the one place that runs one."""
+    return [sys.executable, "-m", "runward.control.cli", "stage", name]
+
+
+class StartError(RuntimeError):
+    """A service did not come up; the message names it and its log."""
 
 
 @dataclass
@@ -28,6 +44,11 @@ class Service:
     name: str
     proc: subprocess.Popen[bytes]
     log: Path
+    # How to start it again; None for the embedded broker (its memory storage dies with it).
+    argv: list[str] | None = None
+    started: float = field(default_factory=time.monotonic)
+    failures: int = 0
+    restart_at: float | None = None
 
 
 @dataclass
@@ -67,8 +88,16 @@ class Supervisor:
     def spawn(self, name: str, argv: list[str]) -> Service:
         log = self.logs / f"{name}.log"
         fh = log.open("ab")
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
-        service = Service(name, proc, log)
+        proc = subprocess.Popen(
+            argv,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=self.env(),
+            start_new_session=True,
+            preexec_fn=die_with_parent(),  # SIGKILL of `runward up` leaves no orphans
+        )
+        fh.close()  # the child holds its own descriptor
+        service = Service(name, proc, log, argv)
         self.services.append(service)
         return service
 
@@ -76,8 +105,10 @@ class Supervisor:
         started = time.time()
         self.config.home.mkdir(parents=True, exist_ok=True)
         self._ensure_tokens()
+        if self.external_kafka:
+            require_kafka(self.config.kafka)  # before anything starts: one line, nothing to undo
         upgrade(self.config.db_url)
-        self._print(f"  store      {_redact_url(self.config.db_url)} (migrated)")
+        self._print(f"  store      {redact_url(self.config.db_url)} (migrated)")
         if not self.external_kafka:
             port = int(self.config.kafka.rpartition(":")[2])
             proc = start_broker(port, self.logs / "broker.log")
@@ -88,7 +119,7 @@ class Supervisor:
         created = ensure_topics(self.config.kafka, self.config.partitions)
         self._print(f"  topics     created {', '.join(created)}" if created else "  topics     all present")
         for stage in STAGES:
-            self.spawn(stage, [sys.executable, "-m", f"services.{stage}.app"])
+            self.spawn(stage, stage_argv(stage))
         store = Store(self.config.db_url)
         for stage in STAGES:
             self._wait_stage(store, stage, started)
@@ -98,16 +129,22 @@ class Supervisor:
         if with_sensor:
             self._start_sensor()
 
-    def _wait_until(self, service: Service, ready: Callable[[], bool], timeout: float, waiting_for: str) -> None:
+    def _wait_until(
+        self, service: Service, ready: Callable[[], bool], timeout: float, waiting_for: str, status: str | None = None
+    ) -> None:
         """Poll `ready` until it holds; fail fast, naming the log, if the process dies first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if service.proc.poll() is not None:
-                raise RuntimeError(f"{service.name} exited with {service.proc.returncode}; see {service.log}")
-            if ready():
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"{service.name} {waiting_for} within {timeout:.0f} s; see {service.log}")
+
+        def died() -> str | None:
+            if service.proc.poll() is None:
+                return None
+            return f"{service.name} exited with {service.proc.returncode}; see {service.log}"
+
+        try:
+            wait_until(ready, timeout=timeout, abandon=died, failure=f"{service.name} {waiting_for}", status=status)
+        except WaitTimeout as exc:
+            raise StartError(f"{exc}; see {service.log}") from None
+        except GaveUp as exc:
+            raise StartError(str(exc)) from None
 
     def _wait_stage(self, store: Store, stage: str, since: float, timeout: float = 90) -> None:
         service = next(s for s in self.services if s.name == stage)
@@ -118,7 +155,7 @@ class Supervisor:
                 for row in store.stage_health()
             )
 
-        self._wait_until(service, beating, timeout, "did not report a heartbeat")
+        self._wait_until(service, beating, timeout, "did not report a heartbeat", status=f"waiting for {stage}")
         self._print(f"  {stage:<10} up (pid {service.proc.pid}, log {service.log})")
 
     def _wait_api(self, timeout: float = 30) -> None:
@@ -162,8 +199,10 @@ class Supervisor:
         )
         # "Up" means attached: a workload started before that would lose its first execs.
         try:
-            self._wait_until(service, ready.exists, timeout, "did not attach its programs")
-        except RuntimeError as exc:
+            self._wait_until(
+                service, ready.exists, timeout, "did not attach its programs", status="waiting for the sensor to attach"
+            )
+        except StartError as exc:
             self._print(f"  sensor     not started: {exc}")
             if service.proc.poll() is None:
                 service.proc.terminate()
@@ -193,12 +232,42 @@ class Supervisor:
         service.proc.wait(timeout=30)
         self.services.remove(service)
         since = time.time()
-        self.spawn(name, [sys.executable, "-m", f"services.{name}.app"])
+        self.spawn(name, stage_argv(name))
         self._wait_stage(Store(self.config.db_url), name, since)
         return self.services[-1]
 
     def exited(self) -> list[Service]:
         return [s for s in self.services if s.proc.poll() is not None]
+
+    def tend(self) -> None:
+        """Restart services that died, with backoff, saying so; call it every second or so.
+
+        A dead embedded broker is not restarted: its memory storage went with it, so the
+        stages' offsets and changelogs are gone too. That raises BrokerError.
+        """
+        now = time.monotonic()
+        for service in list(self.services):
+            code = service.proc.poll()
+            if code is None:
+                if service.failures and now - service.started > HEALTHY_AFTER_S:
+                    service.failures = 0
+                continue
+            if service.argv is None:
+                raise BrokerError(
+                    f"the embedded broker exited with {code} and its memory storage with it; see {service.log}"
+                )
+            if service.restart_at is None:
+                delay = RESTART_BACKOFF_S[min(service.failures, len(RESTART_BACKOFF_S) - 1)]
+                service.restart_at = now + delay
+                self._print(
+                    f"  {service.name:<10} exited with {code}; restarting in {delay:.0f} s "
+                    f"(restart {service.failures + 1}; log {service.log})"
+                )
+            elif now >= service.restart_at:
+                self.services.remove(service)
+                again = self.spawn(service.name, service.argv)
+                again.failures = service.failures + 1
+                self._print(f"  {service.name:<10} restarted (pid {again.proc.pid})")
 
     def stop(self) -> None:
         for service in reversed(self.services):
@@ -218,7 +287,7 @@ class Supervisor:
         self.services.clear()
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if "@" in rest:
         creds, _, host = rest.rpartition("@")

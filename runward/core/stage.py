@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import ssl
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -35,6 +37,9 @@ from runward.core.topics import DEAD_LETTER, Topic
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 2.0
+# Seconds a stage may take to stop after SIGTERM/SIGINT. With the broker gone Faust's consumer
+# and producer wait for it forever; a stage that never exits blocks `runward up` and rollouts.
+STOP_GRACE_S = 10.0
 
 
 R = TypeVar("R", bound=BaseModel)
@@ -273,5 +278,22 @@ class Stage:
         self.store  # noqa: B018 - fail fast, before Kafka, when the store schema is not migrated
         # Faust creates only the last level of its data directory.
         data_dir(self.config, self.name).mkdir(parents=True, exist_ok=True)
-        worker = faust.Worker(self.app, loglevel="info", quiet=True)
+        worker = _Worker(self.app, loglevel="info", quiet=True)
         worker.execute_from_commandline()
+
+
+def _exit_stuck(grace: float) -> None:
+    log.error("did not stop within %.0f s of the stop signal (is the broker reachable?); exiting", grace)
+    logging.shutdown()
+    os._exit(1)
+
+
+class _Worker(faust.Worker):
+    """A Faust worker that exits within STOP_GRACE_S of being told to stop, whatever hangs."""
+
+    async def on_stop(self) -> None:
+        # on_stop runs first when the worker stops (SIGTERM, SIGINT or a crash), before its app.
+        timer = threading.Timer(STOP_GRACE_S, _exit_stuck, (STOP_GRACE_S,))
+        timer.daemon = True
+        timer.start()
+        await super().on_stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runward.control.edge_commands import main as bom_cli
+from runward.control.cli import main as bom_cli
 from runward.core.contracts import AiBom, BomDelta
 from runward.core.store import Store
 from runward.core.topics import AIBOM, BOM_DELTA, ENRICHED

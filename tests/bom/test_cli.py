@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from runward.control.broker import free_port
-from runward.control.edge_commands import add_commands, main
+from runward.control.cli import main
 from tests.bom.stage_util import REPO
 from tests.kafka_reading import read_records
 from tests.sources.otlp_util import chat_span, export_request, k8s_resource
@@ -22,16 +21,12 @@ from tests.sources.otlp_util import chat_span, export_request, k8s_resource
 DATA = Path(__file__).resolve().parents[1] / "data" / "bom"
 
 
-def test_add_commands_registers_three_commands_with_funcs() -> None:
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    for argv in (
-        ["declare", "--deployment", "agents/a"],
-        ["gateway", "--deployment", "agents/a", "--", "x"],
-        ["otlp", "--port", "4318"],
-    ):
-        args = parser.parse_args(argv)
-        assert callable(args.func)
+def test_observe_commands_are_wired_with_their_options(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("declare", "gateway", "otlp"):
+        assert main([command, "--help"]) == 0
+        assert "--kafka" in capsys.readouterr().out
+    assert main(["otlp", "--port", "not-a-port"]) == 2
+    assert "Invalid value for '--port'" in capsys.readouterr().err
 
 
 def test_declare_dry_run_prints_a_valid_build_bom(capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,7 +65,7 @@ def test_otlp_command_serves_until_terminated(kafka_bootstrap: str) -> None:
         [
             sys.executable,
             "-m",
-            "runward.control.edge_commands",
+            "runward.control.cli",
             "otlp",
             "--port",
             str(port),

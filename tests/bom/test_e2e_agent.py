@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from runward.control.api.app import create_app
 from runward.control.broker import free_port
-from runward.control.edge_commands import main as bom_cli
+from runward.control.cli import main as bom_cli
 from runward.core.config import Settings
 from runward.core.contracts import AiBom, BomDelta
 from runward.core.topics import AIBOM, BOM_DELTA

@@ -10,18 +10,29 @@ from pathlib import Path
 import pytest
 
 from runward.control.broker import free_port
+from runward.control.cli import main
 from sensor import cli, preflight
 from sensor.metrics import Metrics, serve
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="runward")
-    cli.add_commands(p.add_subparsers(dest="command", required=True))
-    return p
+def parsed(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> tuple[str, argparse.Namespace]:
+    """Which sensor command `runward ARGV` reaches, and with what (the command is not run)."""
+    seen: list[tuple[str, argparse.Namespace]] = []
+    for name in ("cmd_run", "cmd_sensor"):
+
+        def record(args: argparse.Namespace, name: str = name) -> int:
+            seen.append((name, args))
+            return 0
+
+        monkeypatch.setattr(cli, name, record)
+    assert main(argv) == 0
+    assert len(seen) == 1
+    return seen[0]
 
 
-def test_add_commands_registers_run_and_sensor_with_funcs() -> None:
-    args = parser().parse_args(
+def test_run_and_sensor_are_wired_on_the_main_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    command, args = parsed(
+        monkeypatch,
         [
             "run",
             "--deployment",
@@ -34,18 +45,19 @@ def test_add_commands_registers_run_and_sensor_with_funcs() -> None:
             "python",
             "agent.py",
             "--flag",
-        ]
+        ],
     )
-    assert args.func is cli.cmd_run
+    assert command == "cmd_run"
     assert (args.deployment, args.service_account, args.replicas) == ("agents/researcher", "researcher", 3)
-    assert args.cmd == ["--", "python", "agent.py", "--flag"]
-    sensor = parser().parse_args(["sensor", "--kafka", "k:9092", "--dns-port", "53", "--dns-port", "5353"])
-    assert sensor.func is cli.cmd_sensor
+    assert args.cmd == ["python", "agent.py", "--flag"]
+    command, sensor = parsed(monkeypatch, ["sensor", "--kafka", "k:9092", "--dns-port", "53", "--dns-port", "5353"])
+    assert command == "cmd_sensor"
     assert (sensor.kafka, sensor.dns_port, sensor.kubernetes) == ("k:9092", [53, 5353], None)
+    assert parsed(monkeypatch, ["sensor", "--no-kubernetes"])[1].kubernetes is False
 
 
-def test_ready_file_is_written_whole(tmp_path: Path) -> None:
-    args = parser().parse_args(["sensor", "--ready-file", str(tmp_path / "state" / "sensor.ready")])
+def test_ready_file_is_written_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, args = parsed(monkeypatch, ["sensor", "--ready-file", str(tmp_path / "state" / "sensor.ready")])
     assert args.ready_file == tmp_path / "state" / "sensor.ready"
     cli._write_ready(args.ready_file, "rw_exec, rw_exit")
     assert "programs rw_exec, rw_exit" in args.ready_file.read_text()
@@ -53,8 +65,7 @@ def test_ready_file_is_written_whole(tmp_path: Path) -> None:
 
 
 def test_run_without_a_command_explains_the_syntax(capsys: pytest.CaptureFixture[str]) -> None:
-    args = parser().parse_args(["run", "--deployment", "a/b", "--service-account", "b", "--"])
-    assert args.func(args) == 2
+    assert main(["run", "--deployment", "a/b", "--service-account", "b", "--"]) == 2
     assert "after --" in capsys.readouterr().err
 
 
@@ -62,8 +73,7 @@ def test_run_rejects_a_bad_deployment_id(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RUNWARD_HOME", str(tmp_path))
-    args = parser().parse_args(["run", "--deployment", "NoNamespace", "--service-account", "b", "--", "true"])
-    assert args.func(args) == 1
+    assert main(["run", "--deployment", "NoNamespace", "--service-account", "b", "--", "true"]) == 1
     assert "namespace/name" in capsys.readouterr().err
 
 
@@ -86,8 +96,7 @@ def test_sensor_command_prints_why_it_cannot_start(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(preflight, "effective_capabilities", lambda: 0)
-    args = parser().parse_args(["sensor", "--kafka", "127.0.0.1:1"])
-    assert args.func(args) == 1
+    assert main(["sensor", "--kafka", "127.0.0.1:1"]) == 1
     assert "runward sensor cannot start" in capsys.readouterr().err
 
 

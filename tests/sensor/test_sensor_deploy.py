@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from kubernetes.client import ApiClient
 
+from runward.control.cli import main
 from sensor import cli
 
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "sensor" / "daemonset.yaml"
@@ -58,10 +60,10 @@ def test_cluster_role_only_reads_pods_and_replicasets() -> None:
     ]
 
 
-def test_container_command_is_accepted_by_the_cli() -> None:
+def test_container_command_is_accepted_by_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     command = objects()["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[:2] == ["runward", "sensor"]
-    parser = argparse.ArgumentParser()
-    cli.add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(command[1:])
-    assert args.func is cli.cmd_sensor and args.kubernetes is True and args.metrics_port == 9464
+    seen: list[argparse.Namespace] = []
+    monkeypatch.setattr(cli, "cmd_sensor", lambda args: seen.append(args) or 0)
+    assert main(command[1:]) == 0
+    assert [(a.kubernetes, a.metrics_port) for a in seen] == [(True, 9464)]
