@@ -42,6 +42,7 @@ from runward.core.contracts.raw import (
     RawSensorEvent,
     SyscallSetDetail,
 )
+from runward.core.contracts.revision import PodTemplateRevision
 
 __all__ = [
     "AiBom",
@@ -63,6 +64,7 @@ __all__ = [
     "FileOpenDetail",
     "K8sAuditEvent",
     "K8sObjectEvent",
+    "PodTemplateRevision",
     "PolicyBundle",
     "PromotionDecision",
     "RawK8sRecord",
