@@ -49,7 +49,7 @@ class WatchStats:
     published: Counter[str] = field(default_factory=Counter)
     relists: Counter[str] = field(default_factory=Counter)
     gone: Counter[str] = field(default_factory=Counter)
-    reconnects: Counter[str] = field(default_factory=Counter)
+    reconnects: Counter[str] = field(default_factory=Counter)  # after an error: drop, timeout, API error
     bookmarks: Counter[str] = field(default_factory=Counter)
     skipped_duplicates: Counter[str] = field(default_factory=Counter)
 
@@ -221,10 +221,10 @@ class ResourceWatch:
                 if self.resource_version is None or self._resync.is_set():
                     self.relist()
                 handled = self.watch_once()
-                if handled or time.monotonic() - started > 1:
+                if handled or time.monotonic() - started >= 1:
                     backoff = self.timing.backoff_initial_s
                     continue  # the server ended the watch (its timeout): resume at once
-                self.stats.reconnects[self.resource.name] += 1
+                # An empty watch ended at once: a server closing on us; do not spin.
             except Gone as exc:
                 log.info("kubewatch: %s; relisting", exc)
                 self.stats.gone[self.resource.name] += 1

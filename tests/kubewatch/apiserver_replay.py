@@ -104,6 +104,7 @@ class ReplayApiServer(FakeApiServer):
         self.log: list[Request] = []
         self._changed = threading.Condition()
         self._closing = False
+        self.bookmarks: list[int] = []
 
     # ------------------------------------------------------------------ state
     def _next_version(self) -> int:
@@ -131,24 +132,30 @@ class ReplayApiServer(FakeApiServer):
             else:
                 collection.objects[_key(obj)] = obj
             if silent:
-                collection.compacted = version + 1
+                collection.compacted = version
             else:
                 collection.log.append((version, event_type, obj))
             self._changed.notify_all()
             return version
 
     def compact(self, resource: str) -> int:
+        """Forget the history before now: a watch must start at the current version or later."""
         with self._changed:
-            self.collections[resource].compacted = self.version + 1
-            return self.version + 1
+            self.collections[resource].compacted = self.version
+            return self.version
 
     def fault(self, resource: str, *faults: str) -> None:
         """Scripted behaviour of the next watch requests: `drop_after:N` (N whole events, then half of
-        the next and a reset connection), `bookmark` (a BOOKMARK at the current version, then end)."""
+        the next and a reset connection), `bookmark` (the version moves on, a BOOKMARK at it, the
+        history before it compacted, end of stream)."""
         self.collections[resource].faults.extend(faults)
 
-    def requests(self, resource: str, watch: bool | None = None) -> list[Request]:
+    def calls(self, resource: str, watch: bool | None = None) -> list[Request]:
         return [r for r in list(self.log) if r.resource == resource and (watch is None or r.watch == watch)]
+
+    def lists(self, resource: str) -> list[Request]:
+        """List requests that start a list (not the continuation pages)."""
+        return [r for r in self.calls(resource, watch=False) if "continue" not in r.query]
 
     # ------------------------------------------------------------------ list
     def list_body(self, resource: str, namespace: str | None, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -180,14 +187,15 @@ class ReplayApiServer(FakeApiServer):
         """Lines of the watch stream, each with `torn`: send half of it and reset the connection."""
         collection = self.collections[resource]
         if fault == "bookmark":
+            # Other resources moved the version on; nothing of ours changed up to it: a BOOKMARK,
+            # then the history before it is compacted away (only a client that kept it can resume).
+            with self._changed:
+                version = self._next_version()
+                collection.compacted = version
+                self.bookmarks.append(version)
             kind = ROUTES[resource][1].removesuffix("List")
-            meta = {"resourceVersion": str(self.version)}
-            yield (
-                json.dumps(
-                    {"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": ROUTES[resource][2], "metadata": meta}}
-                ),
-                False,
-            )
+            bookmark = {"kind": kind, "apiVersion": ROUTES[resource][2], "metadata": {"resourceVersion": str(version)}}
+            yield json.dumps({"type": "BOOKMARK", "object": bookmark}), False
             return
         drop_after = int(fault.split(":", 1)[1]) if fault and fault.startswith("drop_after:") else None
         deadline, sent, cursor = time.monotonic() + timeout, 0, since
