@@ -10,7 +10,8 @@ Extends the sensor's `FakeApiServer` (its fixtures, 404s and kubeconfig) with wh
   new ones as they happen, until `timeoutSeconds`; BOOKMARKs when asked by a scripted fault;
 - compaction: a watch from before the compacted point gets 410 Gone, as an ERROR event in a 200
   stream (what kube-apiserver sends for "too old resource version") or as an HTTP 410 Status;
-- scripted faults per watch request: drop the connection mid-event, bookmark then end.
+- scripted faults per watch request: drop the connection mid-event, bookmark then end;
+- connection resets before any answer (an API server restarting), for the next N requests.
 Every request is recorded (path and parsed query) so tests can check what the client asked for.
 """
 
@@ -75,6 +76,8 @@ class Request:
     resource: str
     namespace: str | None
     query: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
+    reset: bool = False
 
     @property
     def watch(self) -> bool:
@@ -89,6 +92,7 @@ class Collection:
     compacted: int = 0  # watches from a resourceVersion below this get 410
     gone_as_http: bool = False
     faults: deque[str] = field(default_factory=deque)
+    resets: int = 0  # the next requests (list or watch) get their connection reset before any answer
 
 
 def _key(obj: dict[str, Any]) -> str:
@@ -220,6 +224,29 @@ class ReplayApiServer(FakeApiServer):
                 sent += 1
                 cursor = version
 
+    def take_reset(self, request: Request) -> bool:
+        collection = self.collections[request.resource]
+        if collection.resets <= 0:
+            return False
+        collection.resets -= 1
+        request.reset = True
+        return True
+
+    def watch_lines(
+        self, resource: str, namespace: str | None, query: dict[str, str]
+    ) -> tuple[dict[str, Any] | None, Iterator[tuple[str, bool]]]:
+        """(an HTTP 410 Status, or None and the lines of a 200 watch stream)."""
+        collection = self.collections[resource]
+        since = int(query.get("resourceVersion") or self.version)
+        if since < collection.compacted:
+            status = gone_status(str(since), collection.compacted)
+            if collection.gone_as_http:
+                return status, iter([])
+            return None, iter([(json.dumps({"type": "ERROR", "object": status}), False)])
+        fault = collection.faults.popleft() if collection.faults else None
+        timeout = float(query.get("timeoutSeconds") or 30)
+        return None, self.watch_events(resource, namespace, since, timeout, fault)
+
     # ------------------------------------------------------------------ HTTP
     @contextmanager
     def running(self) -> Iterator[ReplayApiServer]:
@@ -251,25 +278,20 @@ class ReplayApiServer(FakeApiServer):
                 _, namespace, resource = match.groups()
                 request = Request(resource, namespace, query)
                 api.log.append(request)
+                if api.take_reset(request):  # the API server (or what is in front of it) is away
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
                 if not request.watch:
                     self._json(*api.list_body(resource, namespace, query))
                     return
                 self._watch(resource, namespace, query)
 
             def _watch(self, resource: str, namespace: str | None, query: dict[str, str]) -> None:
-                collection = api.collections[resource]
-                since = int(query.get("resourceVersion") or api.version)
-                lines: Iterator[tuple[str, bool]]
-                if since < collection.compacted:
-                    status = gone_status(str(since), collection.compacted)
-                    if collection.gone_as_http:
-                        self._json(410, status)
-                        return
-                    lines = iter([(json.dumps({"type": "ERROR", "object": status}), False)])
-                else:
-                    fault = collection.faults.popleft() if collection.faults else None
-                    timeout = float(query.get("timeoutSeconds") or 30)
-                    lines = api.watch_events(resource, namespace, since, timeout, fault)
+                gone, lines = api.watch_lines(resource, namespace, query)
+                if gone is not None:
+                    self._json(410, gone)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Transfer-Encoding", "chunked")

@@ -193,8 +193,10 @@ def test_list_then_resume_after_a_dropped_connection(kafka_bootstrap: str, tmp_p
             domain.apply_k8s_object(registry, record, record.ts, source)
     assert registry[f"dep:{namespace}/researcher"]["autonomy"] == "low"
     assert registry[f"dep:{namespace}/researcher"]["service_account"] == "researcher"
-    pod_identity = next(v for k, v in registry.items() if k.startswith("pod:"))
-    assert pod_identity["deployment"] == f"{namespace}/researcher" and pod_identity["service_account"] == "researcher"
+    identities = {v["pod"]: v for k, v in registry.items() if k.startswith("pod:")}
+    assert identities["researcher-6f7b9c8d4-k2x9z"]["deployment"] == f"{namespace}/researcher"
+    assert identities["researcher-6f7b9c8d4-k2x9z"]["service_account"] == "researcher"
+    assert identities["retriever-5c4b3a2d1-p7q8r"]["deployment"] == f"{namespace}/retriever"
 
 
 def test_bookmark_moves_the_resume_point(kafka_bootstrap: str, tmp_path: Path, namespace: str) -> None:
@@ -259,3 +261,27 @@ def test_relist_after_410_publishes_only_the_difference(kafka_bootstrap: str, tm
     deleted = of(records, f"{namespace}/planner", "ServiceAccount")[1]
     assert deleted.object["metadata"]["uid"] == planner_sa["metadata"]["uid"]  # its last known state
     assert [r.type for r in of(records, f"{namespace}/researcher", "ServiceAccount")] == ["ADDED"]
+
+
+def test_reconnects_with_growing_backoff_while_the_server_is_away(
+    kafka_bootstrap: str, tmp_path: Path, namespace: str
+) -> None:
+    server = seeded(namespace)
+    # The client's own urllib3 retries take each reset list 4 times in a row; the watcher's backoff
+    # spaces those groups: 5 groups fail (the first list and 4 relists), the 6th gets through.
+    server.collections["deployments"].resets = 20
+    with server.running(), watching(server, kafka_bootstrap, tmp_path, namespace) as stats:
+        wait_for(lambda: server.calls("deployments", watch=True), "a deployments watch once the server is back")
+    calls = server.calls("deployments")
+    assert [c.reset for c in calls[:21]] == [True] * 20 + [False]
+    assert not calls[20].watch and calls[-1].watch  # back: a list, then the watch
+    starts = [calls[i].at for i in range(4, 24, 4)]
+    waits = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    # Exponential with jitter (0.5-1.0 of 0.05, 0.1, 0.2, 0.3 s): the last wait is the longest.
+    assert waits[-1] > waits[0] and waits[-1] >= 0.15 * 0.9, waits
+    assert stats.reconnects["deployments"] == 4
+    records = published(kafka_bootstrap, namespace)
+    assert sorted((r.type, r.object["metadata"]["name"]) for _, r in records if r.object["kind"] == "Deployment") == [
+        ("ADDED", "planner"),
+        ("ADDED", "researcher"),
+    ]
