@@ -28,8 +28,8 @@ class KafkaSink:
     A record the broker never acknowledged calls `on_failed`: the watch that published it then
     relists from scratch, since its resume point has already moved past that record."""
 
-    def __init__(self, bootstrap: str, client_id: str = "runward-kubewatch") -> None:
-        config = producer_config(bootstrap, client_id, {"linger.ms": 20, "message.timeout.ms": 120_000})
+    def __init__(self, bootstrap: str, client_id: str = "runward-kubewatch", message_timeout_ms: int = 120_000) -> None:
+        config = producer_config(bootstrap, client_id, {"linger.ms": 20, "message.timeout.ms": message_timeout_ms})
         config["error_cb"] = lambda err: log.warning("kafka: %s", err)
         self._producer = Producer(config)
         self._stop = threading.Event()

@@ -151,7 +151,7 @@ class ReplayApiServer(FakeApiServer):
     def fault(self, resource: str, *faults: str) -> None:
         """Scripted behaviour of the next watch requests: `drop_after:N` (N whole events, then half of
         the next and a reset connection), `bookmark` (the version moves on, a BOOKMARK at it, the
-        history before it compacted, end of stream)."""
+        history before it compacted, end of stream), `internal_error` (an ERROR event with a 500 Status)."""
         self.collections[resource].faults.extend(faults)
 
     def calls(self, resource: str, watch: bool | None = None) -> list[Request]:
@@ -200,6 +200,18 @@ class ReplayApiServer(FakeApiServer):
             kind = ROUTES[resource][1].removesuffix("List")
             bookmark = {"kind": kind, "apiVersion": ROUTES[resource][2], "metadata": {"resourceVersion": str(version)}}
             yield json.dumps({"type": "BOOKMARK", "object": bookmark}), False
+            return
+        if fault == "internal_error":  # what a watch gets when, say, etcd is briefly unavailable
+            status = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": "etcdserver: request timed out",
+                "reason": "InternalError",
+                "code": 500,
+            }
+            yield json.dumps({"type": "ERROR", "object": status}), False
             return
         drop_after = int(fault.split(":", 1)[1]) if fault and fault.startswith("drop_after:") else None
         deadline, sent, cursor = time.monotonic() + timeout, 0, since

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import threading
 import time
 import uuid
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from edges.kubewatch.resources import BY_NAME
+from edges.kubewatch.sink import KafkaSink
 from edges.kubewatch.watcher import Timing, WatchStats, run_watcher
 from runward.core.config import Settings
 from runward.core.contracts import K8sObjectEvent, SourceRef
@@ -285,3 +288,41 @@ def test_reconnects_with_growing_backoff_while_the_server_is_away(
         ("ADDED", "planner"),
         ("ADDED", "researcher"),
     ]
+
+
+def test_undelivered_records_make_the_watch_relist_from_scratch(tmp_path: Path, namespace: str) -> None:
+    """The resume point moves on when a record is handed to the producer; one the broker never
+    acknowledged would be lost, so its watch lists again and publishes everything again."""
+    server = seeded(namespace)
+    nothing_there = socket.socket()
+    nothing_there.bind(("127.0.0.1", 0))  # a port nobody listens on: every delivery times out
+    sink = KafkaSink(f"127.0.0.1:{nothing_there.getsockname()[1]}", message_timeout_ms=300)
+    stop = threading.Event()
+    with server.running():
+        kubeconfig = server.kubeconfig(tmp_path / "kubeconfig")
+        thread = threading.Thread(
+            target=run_watcher,
+            args=(Settings(), kubeconfig, [namespace], [BY_NAME["deployments"]], stop, FAST),
+            kwargs={"sink": sink},
+            daemon=True,
+        )
+        thread.start()
+        try:
+            wait_for(lambda: len(server.lists("deployments")) >= 3, "relists after failed deliveries")
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+            nothing_there.close()
+    assert sink.failed >= 4  # both Deployments, at least twice
+
+
+def test_a_watch_error_other_than_410_resumes_without_relisting(
+    kafka_bootstrap: str, tmp_path: Path, namespace: str
+) -> None:
+    server = seeded(namespace)
+    server.fault("roles", "internal_error")
+    with server.running(), watching(server, kafka_bootstrap, tmp_path, namespace) as stats:
+        wait_for(lambda: len(server.calls("roles", watch=True)) >= 2, "a watch after the error")
+    first, second = server.calls("roles", watch=True)[:2]
+    assert second.query["resourceVersion"] == first.query["resourceVersion"]
+    assert len(server.lists("roles")) == 1 and stats.gone["roles"] == 0 and stats.reconnects["roles"] == 1
