@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
@@ -29,6 +29,7 @@ from runward.core.contracts import K8sObjectEvent, utcnow
 log = logging.getLogger(__name__)
 
 GONE = 410
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
@@ -194,10 +195,10 @@ class ResourceWatch:
         if kind != "DELETED" and known is not None and known[0] == version:
             self.stats.skipped_duplicates[self.resource.name] += 1
         else:
-            self._emit(str(kind), obj)
+            self._emit(cast(EventType, kind), obj)
         self.resource_version = version or self.resource_version
 
-    def _emit(self, event_type: str, raw: dict[str, Any]) -> None:
+    def _emit(self, event_type: EventType, raw: dict[str, Any]) -> None:
         raw.setdefault("kind", self.resource.kind)
         raw.setdefault("apiVersion", self.resource.api_version)
         self.index.observe(event_type, raw)
@@ -208,7 +209,7 @@ class ResourceWatch:
             self.store.pop(key, None)
         else:
             self.store[key] = (resource_version(raw), obj)
-        record = K8sObjectEvent(type=event_type, ts=utcnow(), object=obj, revision=revision)  # type: ignore[arg-type]
+        record = K8sObjectEvent(type=event_type, ts=utcnow(), object=obj, revision=revision)
         self.sink.publish(key, record, self._resync.set)
         self.stats.published[self.resource.name] += 1
 
@@ -316,7 +317,7 @@ def run_watcher(
     stats, index = WatchStats(), RevisionIndex()
     watches = [
         ResourceWatch(resource, api_client, namespace, sink, index, stop, timing, stats)
-        for resource in resources
+        for resource in sorted(resources, key=RESOURCES.index)  # the table's order, whatever the caller's
         for namespace in (namespaces if resource.namespaced and namespaces else [None])
     ]
     # The first lists run one after another, in the table's order, so revisions can be named from the start.
