@@ -75,6 +75,7 @@ from runward.core.contracts.raw import (
     RawSensorEvent,
     SyscallSetDetail,
 )
+from runward.core.contracts.revision import PodTemplateRevision
 
 __all__ = [
     "AgentEdge",
@@ -119,6 +120,7 @@ __all__ = [
     "K8sObjectEvent",
     "LlmCall",
     "LlmCallInfo",
+    "PodTemplateRevision",
     "PolicyBundle",
     "PromotionDecision",
     "RawK8sRecord",

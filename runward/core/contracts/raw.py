@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from runward.core.contracts.common import Attribution, Record
+from runward.core.contracts.revision import PodTemplateRevision
 
 
 class _Detail(BaseModel):
@@ -106,12 +107,21 @@ class RawLlmEvent(Record):
 
 
 class K8sObjectEvent(Record):
-    """A watch event for a Kubernetes object (Pod, ReplicaSet, Deployment, ServiceAccount)."""
+    """A watch event for a Kubernetes object (Deployment, ReplicaSet, Pod, ServiceAccount, Role,
+    ClusterRole, RoleBinding, ClusterRoleBinding), as `runward watch` or a replay publishes it."""
 
     source: Literal["k8s_object"] = "k8s_object"
     type: Literal["ADDED", "MODIFIED", "DELETED"]
     ts: datetime | None = Field(default=None, description="when the watch event was observed")
-    object: dict[str, Any] = Field(description="the object as the API server returns it")
+    object: dict[str, Any] = Field(
+        description="the object as the API server returns it (kind and apiVersion set; managedFields, "
+        "last-applied-configuration and secret env values removed by the watcher)"
+    )
+    revision: PodTemplateRevision | None = Field(
+        default=None,
+        description="Deployment, ReplicaSet, Pod: the pod-template revision it is or runs "
+        "(a Deployment revision is its pod template, not metadata.generation)",
+    )
 
 
 class K8sAuditEvent(Record):
