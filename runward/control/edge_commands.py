@@ -69,6 +69,14 @@ def add_commands(subparsers: Any) -> None:
         help="drop prompts, responses and tool arguments of this agent (repeatable)",
     )
     receiver.add_argument("--kafka", metavar="BOOTSTRAP", help="bootstrap servers (default RUNWARD_KAFKA)")
+    receiver.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    receiver.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    receiver.add_argument(
+        "--client-ca",
+        type=Path,
+        help="require client certificates signed by this CA (mutual TLS): a verified certificate "
+        "authenticates a sender without a bearer token",
+    )
     receiver.set_defaults(func=cmd_otlp)
 
 
@@ -133,7 +141,8 @@ def cmd_declare(args: argparse.Namespace) -> int:
 
 def cmd_otlp(args: argparse.Namespace) -> int:
     from edges.intake.config import SourceConfig
-    from edges.intake.otlp_receiver import serve
+    from edges.intake.otlp_receiver import TlsFiles, serve
+    from runward.core.auth import TokenConfigError
     from runward.core.config import Settings
 
     try:
@@ -150,13 +159,24 @@ def cmd_otlp(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"runward otlp: {exc}", file=sys.stderr)
         return 2
+    tls = None
+    if args.tls_cert or args.tls_key or args.client_ca:
+        if not (args.tls_cert and args.tls_key):
+            print("runward otlp: --tls-cert and --tls-key go together (and --client-ca needs both)", file=sys.stderr)
+            return 2
+        tls = TlsFiles(args.tls_cert, args.tls_key, args.client_ca)
     settings = Settings(kafka=args.kafka) if args.kafka else Settings()
     print(
-        f"runward otlp: POST http://{args.host}:{args.port}/v1/traces (also /v1/falco, /v1/tetragon) "
+        f"runward otlp: POST http://{args.host}:{args.port}/v1/traces (also /v1/falco, /v1/tetragon, /v1/k8s-audit; "
+        "Authorization: Bearer <sender token>) "
         f"-> {settings.kafka}",
         file=sys.stderr,
     )
-    serve(settings, args.port, config, host=args.host)
+    try:
+        serve(settings, args.port, config, host=args.host, tls=tls)
+    except TokenConfigError as exc:
+        print(f"runward otlp: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
