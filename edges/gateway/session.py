@@ -18,12 +18,16 @@ from typing import Any
 from edges.gateway.policy import ToolPolicy
 from edges.intake.config import SourceConfig
 from edges.intake.content import apply_content_policy
-from runward.core.contracts import Attribution, RawLlmEvent, utcnow
+from runward.core.contracts import Attribution, DeadLetter, RawLlmEvent, SourceRef, utcnow
+from runward.core.redaction import redact_text
 
 JsonRpc = dict[str, Any]
 
 # JSON-RPC reserves -32000..-32099 for implementation-defined server errors.
 REFUSED = -32001
+PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32602, -32603
+DEAD_LETTER_STAGE = "mcp-gateway"
+_PAYLOAD_KEPT = 4096
 GATEWAY_ID_PREFIX = "runward-gateway-"
 NOTE = "[runward]"
 
@@ -39,11 +43,48 @@ class Outcome:
     to_server: list[JsonRpc] = field(default_factory=list)
     to_client: list[JsonRpc] = field(default_factory=list)
     events: list[RawLlmEvent] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
 
     def extend(self, other: Outcome) -> None:
         self.to_server += other.to_server
         self.to_client += other.to_client
         self.events += other.events
+        self.dead_letters += other.dead_letters
+
+
+class Unparseable(ValueError):
+    """A message the gateway cannot read exactly; the message says why (never the content)."""
+
+
+def parse_message(raw: bytes | str) -> Any:
+    """Strict JSON-RPC parsing: UTF-8 only, no duplicate keys, no NaN/Infinity.
+
+    Strict because the gateway decides on its own reading of a message: anything another parser
+    might read differently (a stray byte, a repeated "name") is refused, never passed on.
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise Unparseable(f"invalid UTF-8 at byte {exc.start}") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise Unparseable(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (ValueError, RecursionError) as exc:
+        raise Unparseable(str(exc) if isinstance(exc, ValueError) else "JSON nested too deeply") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"duplicate key {repeated[:64]!r} in a JSON object")
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 @dataclass(frozen=True)
@@ -84,6 +125,7 @@ class GatewaySession:
         self._own: set[str] = set()
         self._ids = itertools.count(1)
         self._events = itertools.count(1)
+        self._refusals = itertools.count(0)
         self._listing: dict[str, str] = {}  # tool name -> description, across pages
 
     @property
@@ -99,17 +141,24 @@ class GatewaySession:
     # --- client -> server ----------------------------------------------------------------------
 
     def from_client(self, message: Any) -> Outcome:
-        if isinstance(message, list):  # JSON-RPC batch (MCP 2025-03-26)
+        if isinstance(message, list) and message:  # JSON-RPC batch (MCP 2025-03-26)
             out = Outcome()
             for item in message:
-                out.extend(self.from_client(item))
+                out.extend(
+                    self.from_client(item)
+                    if not isinstance(item, list)
+                    else self.refuse_malformed(item, "nested batch")
+                )
             return out
+        problem = _invalid(message)
+        if problem is not None:
+            return self.refuse_malformed(message, problem)
         if not _is_request(message):
             return Outcome(to_server=[message])  # notifications and answers to server requests
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
         pending = _Pending(str(message["method"]), params, self.clock())
         if pending.method == "tools/call":
-            tool = str(params.get("name", ""))
+            tool = params["name"]
             decision = self.policy.decide(self.server, tool)
             if not decision.allowed and self.policy.mode == "enforce":
                 return self._refuse(message, pending, tool, decision.reason)
@@ -133,6 +182,66 @@ class GatewaySession:
             notes=[f"{NOTE} refused (mode enforce): {reason}"],
         )
         return Outcome(to_client=[{"jsonrpc": "2.0", "id": message["id"], "error": error}], events=[event])
+
+    def refuse_unparseable(self, raw: bytes | str, reason: str, from_server: bool = False) -> Outcome:
+        """Fail closed on bytes the gateway cannot read: never forwarded, answered with a
+        JSON-RPC error when an id can be made out, and recorded on the dead-letter topic (and as
+        a refused call on runward.raw.llm when it looks like a tools/call)."""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        try:
+            guess = json.loads(text)  # lenient, only to name the id and method in the records
+        except (ValueError, RecursionError):
+            guess = None
+        guess = guess if isinstance(guess, dict) else {}
+        if from_server:
+            pending = self._pending.pop(_key(guess.get("id")), None) if _valid_id(guess.get("id")) else None
+            out = Outcome(dead_letters=[self._dead_letter(text, f"unparseable message from the MCP server: {reason}")])
+            if pending is not None:  # the client waits for this answer: tell it, do not pass it on
+                out.to_client.append(
+                    _error(
+                        guess["id"], INTERNAL_ERROR, f"the MCP server's answer was withheld by the gateway: {reason}"
+                    )
+                )
+            return out
+        return self._refuse_client(guess, text, PARSE_ERROR, f"unparseable message: {reason}")
+
+    def refuse_malformed(self, message: Any, problem: str) -> Outcome:
+        text = json.dumps(message, default=str)
+        guess = message if isinstance(message, dict) else {}
+        code = INVALID_PARAMS if problem.startswith("params") else INVALID_REQUEST
+        return self._refuse_client(guess, text, code, f"invalid JSON-RPC request: {problem}")
+
+    def _refuse_client(self, guess: dict[str, Any], text: str, code: int, reason: str) -> Outcome:
+        request_id = guess.get("id") if _valid_id(guess.get("id")) else None
+        out = Outcome(dead_letters=[self._dead_letter(text, reason)])
+        if "id" in guess or not guess:  # JSON-RPC: no answer to a notification, id null if unknown
+            out.to_client.append(_error(request_id, code, f"Refused by the Runward tool gateway: {reason}"))
+        if guess.get("method") == "tools/call":
+            params: dict[str, Any] = guess["params"] if isinstance(guess.get("params"), dict) else {}
+            pending = _Pending("tools/call", params, self.clock())
+            out.events.append(
+                self._event(
+                    "execute_tool",
+                    pending,
+                    tool_name=str(params.get("name", ""))[:256],
+                    tool_call_id=_id_text(request_id),
+                    tool_arguments=_arguments(params),
+                    notes=[f"{NOTE} refused (fail closed, any mode): {reason}"],
+                )
+            )
+        return out
+
+    def _dead_letter(self, text: str, reason: str) -> DeadLetter:
+        clean = redact_text(text)[0]
+        return DeadLetter(
+            stage=DEAD_LETTER_STAGE,
+            ts=self.clock(),
+            source=SourceRef(topic=f"mcp-gateway:{self.server}", partition=0, offset=next(self._refusals)),
+            reason=f"{reason} (agent {self.agent.deployment})",
+            key=self.agent.deployment,
+            payload=clean[:_PAYLOAD_KEPT],
+            payload_truncated=len(clean) > _PAYLOAD_KEPT,
+        )
 
     # --- server -> client ----------------------------------------------------------------------
 
@@ -241,6 +350,40 @@ class GatewaySession:
             **fields,
         )
         return apply_content_policy(event, self.config, notes=notes or [])
+
+
+def _valid_id(request_id: Any) -> bool:
+    return isinstance(request_id, str | int) and not isinstance(request_id, bool)
+
+
+def _error(request_id: Any, code: int, message: str) -> JsonRpc:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+def _invalid(message: Any) -> str | None:
+    """Why a client message is not a JSON-RPC 2.0 message the gateway can judge, or None."""
+    if not isinstance(message, dict):
+        return f"expected a JSON object or a non-empty batch of them, got {type(message).__name__}"
+    if message.get("jsonrpc") != "2.0":
+        return 'jsonrpc must be "2.0"'
+    if "id" in message and not (_valid_id(message["id"]) or message["id"] is None and "method" not in message):
+        return "id must be a string or an integer"
+    if "method" not in message:
+        return None if "id" in message and ("result" in message or "error" in message) else "no method"
+    if not isinstance(message["method"], str):
+        return "method must be a string"
+    if "params" in message and not isinstance(message["params"], dict | list):
+        return "params must be an object or an array"
+    if message["method"] != "tools/call":
+        return None
+    if "id" not in message:
+        return "a tools/call must be a request with an id, not a notification"
+    params = message.get("params")
+    if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+        return "params of a tools/call must be an object with a string name"
+    if "arguments" in params and not isinstance(params["arguments"], dict | None):
+        return "params.arguments of a tools/call must be an object"
+    return None
 
 
 def _is_request(message: Any) -> bool:

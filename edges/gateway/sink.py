@@ -7,14 +7,15 @@ from concurrent.futures import Future
 from typing import Protocol
 
 from edges.intake.publish import RawPublisher
-from runward.core.contracts import RawLlmEvent
-from runward.core.topics import RAW_LLM
+from runward.core.contracts import DeadLetter, RawLlmEvent
+from runward.core.topics import DEAD_LETTER, RAW_LLM
 
 log = logging.getLogger(__name__)
 
 
 class EventSink(Protocol):
     def emit(self, event: RawLlmEvent) -> None: ...
+    def dead_letter(self, record: DeadLetter) -> None: ...
     def close(self) -> int: ...
 
 
@@ -26,6 +27,10 @@ class KafkaSink:
     def emit(self, event: RawLlmEvent) -> None:
         key = event.attribution.deployment or "mcp-gateway"
         self._publisher.send(RAW_LLM, key, event).add_done_callback(self._delivered)
+
+    def dead_letter(self, record: DeadLetter) -> None:
+        """What the gateway refused unread (fail closed) is kept, with the reason, for operators."""
+        self._publisher.send(DEAD_LETTER, record.stage, record).add_done_callback(self._delivered)
 
     def _delivered(self, future: Future[None]) -> None:
         if future.exception() is not None:
@@ -41,9 +46,13 @@ class ListSink:
 
     def __init__(self) -> None:
         self.events: list[RawLlmEvent] = []
+        self.dead_letters: list[DeadLetter] = []
 
     def emit(self, event: RawLlmEvent) -> None:
         self.events.append(event)
+
+    def dead_letter(self, record: DeadLetter) -> None:
+        self.dead_letters.append(record)
 
     def close(self) -> int:
         return 0

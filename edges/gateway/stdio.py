@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from edges.gateway.session import GatewaySession, Outcome
+from edges.gateway.session import GatewaySession, Outcome, Unparseable, parse_message
 from edges.gateway.sink import EventSink
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ async def _stdio_streams() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return reader, writer
 
 
-async def run_stdio(  # noqa: C901 - to split (issue 8)
+async def run_stdio(
     command: Sequence[str], session: GatewaySession, sink: EventSink, env: dict[str, str] | None = None
 ) -> int:
     """Relay until the client closes stdin or the server exits; return the server's exit code."""
@@ -65,38 +65,61 @@ async def run_stdio(  # noqa: C901 - to split (issue 8)
         limit=MAX_LINE,
     )
     assert server.stdin is not None and server.stdout is not None
-    client_in, client_out_raw = await _stdio_streams()
-    client_out, server_in = _LineWriter(client_out_raw), _LineWriter(server.stdin)
+    client_in, client_out = await _stdio_streams()
+    relay = _Relay(session, sink, client_out=_LineWriter(client_out), server_in=_LineWriter(server.stdin))
+    upstream = asyncio.create_task(relay.client_to_server(client_in))
+    downstream = asyncio.create_task(relay.server_to_client(server.stdout))
+    try:
+        await _until_done(upstream, downstream)
+    finally:
+        await _stop(server)
+        relay.client_out.close()
+    return server.returncode if server.returncode is not None else 0
 
-    async def deliver(outcome: Outcome) -> None:
+
+class _Relay:
+    """Both directions of one stdio session. Every line is parsed strictly; a line that cannot
+    be read is refused and recorded, never passed on (fail closed, whatever the policy mode)."""
+
+    def __init__(self, session: GatewaySession, sink: EventSink, client_out: _LineWriter, server_in: _LineWriter):
+        self.session, self.sink = session, sink
+        self.client_out, self.server_in = client_out, server_in
+
+    async def deliver(self, outcome: Outcome) -> None:
         for event in outcome.events:
-            sink.emit(event)
-        await server_in.write(outcome.to_server)
-        await client_out.write(outcome.to_client)
+            self.sink.emit(event)
+        for record in outcome.dead_letters:
+            self.sink.dead_letter(record)
+        await self.server_in.write(outcome.to_server)
+        await self.client_out.write(outcome.to_client)
 
-    async def client_to_server() -> None:
+    async def client_to_server(self, client_in: asyncio.StreamReader) -> None:
         while line := await client_in.readline():
             if not line.strip():
                 continue
-            message = _parse(line)
-            if message is _NOT_JSON:
-                await server_in.write([line.rstrip(b"\n")])  # not JSON: not ours to judge
+            try:
+                message = parse_message(line)
+            except Unparseable as exc:
+                log.warning("refused an unparseable client line (%d bytes): %s", len(line), exc)
+                await self.deliver(self.session.refuse_unparseable(line, str(exc)))
                 continue
-            await deliver(session.from_client(message))
-        server_in.close()  # MCP stdio shutdown: the client closed, close the server's stdin
+            await self.deliver(self.session.from_client(message))
+        self.server_in.close()  # MCP stdio shutdown: the client closed, close the server's stdin
 
-    async def server_to_client() -> None:
-        while line := await server.stdout.readline():  # type: ignore[union-attr]
+    async def server_to_client(self, server_out: asyncio.StreamReader) -> None:
+        while line := await server_out.readline():
             if not line.strip():
                 continue
-            message = _parse(line)
-            if message is _NOT_JSON:
-                await client_out.write([line.rstrip(b"\n")])
+            try:
+                message = parse_message(line)
+            except Unparseable as exc:
+                log.warning("withheld an unparseable server line (%d bytes): %s", len(line), exc)
+                await self.deliver(self.session.refuse_unparseable(line, str(exc), from_server=True))
                 continue
-            await deliver(session.from_server(message))
+            await self.deliver(self.session.from_server(message))
 
-    upstream = asyncio.create_task(client_to_server())
-    downstream = asyncio.create_task(server_to_client())
+
+async def _until_done(upstream: asyncio.Task[None], downstream: asyncio.Task[None]) -> None:
     # MCP clients end a stdio server with SIGTERM after a grace period: stop cleanly so the
     # records of the last calls are flushed instead of lost with the process.
     stopping = asyncio.Event()
@@ -114,9 +137,6 @@ async def run_stdio(  # noqa: C901 - to split (issue 8)
             task.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        await _stop(server)
-        client_out.close()
-    return server.returncode if server.returncode is not None else 0
 
 
 async def _stop(server: asyncio.subprocess.Process) -> None:
@@ -138,14 +158,3 @@ async def _stop(server: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             server.kill()
         await server.wait()
-
-
-_NOT_JSON = object()
-
-
-def _parse(line: bytes) -> Any:
-    try:
-        return json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        log.warning("non-JSON line relayed unchanged (%d bytes)", len(line))
-        return _NOT_JSON

@@ -18,7 +18,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from edges.gateway.session import GatewaySession, Outcome
+from edges.gateway.session import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    GatewaySession,
+    Outcome,
+    Unparseable,
+    parse_message,
+)
 from edges.gateway.sink import EventSink
 
 log = logging.getLogger(__name__)
@@ -146,16 +154,19 @@ class HttpGateway:
             return Response(upstream.content, upstream.status_code, _reply_headers(upstream))
         if request.method == "GET":
             return await self._relay(tracked, self.client.build_request("GET", self.upstream, headers=headers), [])
+        raw = await request.body()
         try:
-            message = json.loads(await request.body())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return JSONResponse(
-                {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"Parse error: {exc}"}}, 400
-            )
+            message = parse_message(raw)
+        except Unparseable as exc:  # fail closed: refused and recorded, never forwarded
+            outcome = tracked.session.refuse_unparseable(raw, str(exc))
+            self._emit(outcome)
+            return JSONResponse(_one_or_many(outcome.to_client, f"unparseable message: {exc}", PARSE_ERROR), 400)
         outcome = tracked.session.from_client(message)
         self._emit(outcome)
         if not outcome.to_server:
-            body = outcome.to_client if isinstance(message, list) else outcome.to_client[0]
+            if not outcome.to_client:  # a refused notification: nothing to answer but the refusal
+                return JSONResponse(_one_or_many([], "invalid JSON-RPC notification", INVALID_REQUEST), 400)
+            body = outcome.to_client if isinstance(message, list) and message else outcome.to_client[0]
             return JSONResponse(body)
         forward = outcome.to_server if isinstance(message, list) else outcome.to_server[0]
         upstream_request = self.client.build_request(
@@ -185,9 +196,12 @@ class HttpGateway:
             await upstream.aclose()
         if content_type.startswith("application/json") and raw:
             try:
-                message = json.loads(raw)
-            except json.JSONDecodeError:
-                return Response(raw, upstream.status_code, headers, media_type=content_type)
+                message = parse_message(raw)
+            except Unparseable as exc:  # withheld from the agent, recorded
+                outcome = tracked.session.refuse_unparseable(raw, str(exc), from_server=True)
+                self._emit(outcome)
+                replies = [*early, *outcome.to_client]
+                return JSONResponse(_one_or_many(replies, f"unparseable answer from the MCP server: {exc}"), 502)
             outcome = self._from_server(tracked, message)
             replies = [*early, *outcome.to_client]
             body: Any = replies if isinstance(message, list) or len(replies) > 1 else (replies or [None])[0]
@@ -205,11 +219,12 @@ class HttpGateway:
                     yield event.encode()
                     continue
                 try:
-                    message = json.loads(event.data)
-                except json.JSONDecodeError:
-                    yield event.encode()
-                    continue
-                outcome = self._from_server(tracked, message)
+                    message = parse_message(event.data)
+                except Unparseable as exc:
+                    outcome = tracked.session.refuse_unparseable(event.data, str(exc), from_server=True)
+                    self._emit(outcome)
+                else:
+                    outcome = self._from_server(tracked, message)
                 for index, reply in enumerate(outcome.to_client):
                     yield SseEvent(
                         data=json.dumps(reply), event=event.event, id=event.id if index == 0 else None
@@ -241,17 +256,29 @@ class HttpGateway:
                 if upstream.headers.get("content-type", "").startswith("text/event-stream"):
                     async for event in parse_sse(upstream.aiter_lines()):
                         if event.data:
-                            self._from_server(tracked, json.loads(event.data))
+                            self._from_server(tracked, parse_message(event.data))
                             if not tracked.session.awaiting(message["id"]):
                                 break
                 else:
-                    self._from_server(tracked, json.loads(await upstream.aread()))
-        except (httpx.HTTPError, json.JSONDecodeError) as exc:
+                    self._from_server(tracked, parse_message(await upstream.aread()))
+        except (httpx.HTTPError, Unparseable) as exc:
             log.warning("gateway re-list of tools failed: %s", exc)
 
     def _emit(self, outcome: Outcome) -> None:
         for event in outcome.events:
             self.sink.emit(event)
+        for record in outcome.dead_letters:
+            self.sink.dead_letter(record)
+
+
+def _one_or_many(replies: list[Any], reason: str, code: int = INTERNAL_ERROR) -> Any:
+    if not replies:
+        return {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": code, "message": f"Refused by the Runward tool gateway: {reason}"},
+        }
+    return replies if len(replies) > 1 else replies[0]
 
 
 def _reply_headers(upstream: httpx.Response) -> dict[str, str]:

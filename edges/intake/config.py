@@ -26,7 +26,13 @@ class SourceConfig(BaseModel):
         default_factory=list,
         description="Deployments whose prompts, responses and tool arguments are never published",
     )
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="hard cap per request body, on the wire and decompressed"
+    )
+    requests_per_s: float = Field(default=50.0, gt=0, description="per-sender sustained request rate")
+    request_burst: int = Field(default=200, ge=1, description="per-sender requests allowed in a burst")
+    bytes_per_s: float = Field(default=32 * 1024 * 1024, gt=0, description="per-sender sustained body bytes/s")
+    byte_burst: int = Field(default=128 * 1024 * 1024, ge=1024, description="per-sender body bytes in a burst")
 
     @field_validator("senders")
     @classmethod

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import logging
-import zlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -29,8 +29,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from edges.intake import falco, otlp, tetragon
 from edges.intake.config import SourceConfig
+from edges.intake.guard import IntakeRefused, SenderGuard, read_bounded
 from edges.intake.publish import RawPublisher
 from edges.intake.sensorcommon import Batch, parse_json_items, sensor_key, translate_batch
+from runward.core.auth import TokenRegistry, load_tokens
 from runward.core.config import Settings
 from runward.core.contracts import K8sAuditEvent, RawSensorEvent
 from runward.core.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
@@ -40,13 +42,18 @@ log = logging.getLogger(__name__)
 _GRPC_INVALID_ARGUMENT, _GRPC_UNAVAILABLE = 3, 14
 
 
-class BodyError(ValueError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+def create_app(
+    config: SourceConfig,
+    publisher: RawPublisher,
+    close_publisher: bool = False,
+    *,
+    tokens: TokenRegistry | None = None,
+    mtls: bool = False,
+) -> FastAPI:
+    """The receiver app. `tokens` is the shared token configuration (only its sender entries
+    are used); `mtls` says the server verifies client certificates, so a request without a
+    bearer token has already proved its sender. With neither, every intake request gets 401."""
 
-
-def create_app(config: SourceConfig, publisher: RawPublisher, close_publisher: bool = False) -> FastAPI:  # noqa: C901 - to split (issue 8)
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
@@ -57,61 +64,125 @@ def create_app(config: SourceConfig, publisher: RawPublisher, close_publisher: b
                 log.warning("%d records were still undelivered at exit", undelivered)
 
     app = FastAPI(title="Runward OTLP receiver", docs_url=None, redoc_url=None, lifespan=lifespan)
-
-    @app.post("/v1/traces")
-    async def traces(request: Request) -> Response:
-        content_type = request.headers.get("content-type", "")
-        media = content_type.split(";")[0].strip().lower()
-        json_body = media == otlp.JSON  # answer in the encoding the client sent
-        if media not in {otlp.PROTOBUF, otlp.JSON}:
-            return _status(
-                415, f"unsupported content type {content_type!r}; send {otlp.PROTOBUF} or {otlp.JSON}", json_body=True
-            )
-        try:
-            body = await _read_body(request, config.max_body_bytes)
-            export = otlp.decode_request(body, content_type)
-        except BodyError as exc:
-            return _status(exc.status, str(exc), json_body)
-        except otlp.OtlpDecodeError as exc:
-            return _status(400, str(exc), json_body)
-        sender = request.client.host if request.client else None
-        result = otlp.translate(export, sender, config)
-        items = [(RAW_LLM, e.attribution.deployment or f"otlp:{sender}", e) for e in result.events]
-        failure = await _deliver(publisher, items)
-        if failure:
-            return _status(
-                503, f"records not accepted by Kafka, retry later: {failure}", json_body, headers={"Retry-After": "5"}
-            )
-        response = ExportTraceServiceResponse()
-        if result.rejected:
-            response.partial_success.rejected_spans = len(result.rejected)
-            response.partial_success.error_message = result.error_message
-            log.info("OTLP from %s: %d spans rejected: %s", sender, len(result.rejected), result.error_message)
-        return _message(200, response, json_body)
-
-    @app.post("/v1/falco")
-    async def falco_alerts(request: Request) -> Response:
-        return await _sensor_intake(request, config, publisher, falco.translate)
-
-    @app.post("/v1/tetragon")
-    async def tetragon_events(request: Request) -> Response:
-        return await _sensor_intake(request, config, publisher, tetragon.translate)
-
-    @app.post("/v1/k8s-audit")
-    async def k8s_audit(request: Request) -> Response:
-        """The API server's audit webhook: each Event goes to runward.raw.k8s, keyed by auditID."""
-
-        def records(items: list[Any]) -> tuple[list[Any], list[tuple[int, str]]]:
-            events, rejected = audit_events(items)
-            return [(RAW_K8S, str(e.event.get("auditID", "")), e) for e in events], rejected
-
-        return await _json_intake(request, config, publisher, records)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.state.intake = _Intake(
+        config,
+        publisher,
+        SenderGuard(
+            tokens or TokenRegistry([]),
+            mtls=mtls,
+            requests_per_s=config.requests_per_s,
+            request_burst=config.request_burst,
+            bytes_per_s=config.bytes_per_s,
+            byte_burst=config.byte_burst,
+        ),
+    )
+    app.add_exception_handler(IntakeRefused, _refused)  # type: ignore[arg-type]
+    app.add_api_route("/v1/traces", traces, methods=["POST"])
+    app.add_api_route("/v1/falco", falco_alerts, methods=["POST"])
+    app.add_api_route("/v1/tetragon", tetragon_events, methods=["POST"])
+    app.add_api_route("/v1/k8s-audit", k8s_audit, methods=["POST"])
+    app.add_api_route("/healthz", healthz, methods=["GET"])
     return app
+
+
+@dataclass
+class _Intake:
+    config: SourceConfig
+    publisher: RawPublisher
+    guard: SenderGuard
+
+
+def _intake(request: Request) -> _Intake:
+    intake: _Intake = request.app.state.intake
+    return intake
+
+
+def _admit(request: Request) -> tuple[str, int]:
+    """Authenticate the sender and charge its budget: (sender, declared body size)."""
+    intake = _intake(request)
+    client = request.client.host if request.client else "unknown"
+    sender = intake.guard.authenticate(request.headers.get("authorization"), client)
+    limit = intake.config.max_body_bytes
+    length = request.headers.get("content-length", "")
+    declared = int(length) if length.isdigit() else 0
+    if declared > limit:  # refuse before reading a byte of it
+        raise IntakeRefused(413, f"body larger than {limit} bytes; export smaller batches")
+    intake.guard.admit(sender, declared)
+    return sender, declared
+
+
+async def _read(request: Request, sender: str, declared: int) -> bytes:
+    """The body under the hard cap, streamed (chunked included) and decompressed as it comes."""
+    intake = _intake(request)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    body = await read_bounded(request.stream(), encoding, intake.config.max_body_bytes)
+    if not declared:
+        intake.guard.charge_bytes(sender, len(body))
+    return body
+
+
+async def _admitted_body(request: Request) -> bytes:
+    return await _read(request, *_admit(request))
+
+
+async def _refused(request: Request, exc: IntakeRefused) -> Response:
+    if request.url.path == "/v1/traces":
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        return _status(exc.status, str(exc), media != otlp.PROTOBUF, headers=exc.headers)
+    return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
+
+
+async def traces(request: Request) -> Response:
+    intake = _intake(request)
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
+    json_body = media == otlp.JSON  # answer in the encoding the client sent
+    sender_name, declared = _admit(request)
+    if media not in {otlp.PROTOBUF, otlp.JSON}:
+        return _status(
+            415, f"unsupported content type {content_type!r}; send {otlp.PROTOBUF} or {otlp.JSON}", json_body=True
+        )
+    body = await _read(request, sender_name, declared)
+    try:
+        export = otlp.decode_request(body, content_type)
+    except otlp.OtlpDecodeError as exc:
+        return _status(400, str(exc), json_body)
+    sender = request.client.host if request.client else None
+    result = otlp.translate(export, sender, intake.config)
+    items = [(RAW_LLM, e.attribution.deployment or f"otlp:{sender}", e) for e in result.events]
+    failure = await _deliver(intake.publisher, items)
+    if failure:
+        return _status(
+            503, f"records not accepted by Kafka, retry later: {failure}", json_body, headers={"Retry-After": "5"}
+        )
+    response = ExportTraceServiceResponse()
+    if result.rejected:
+        response.partial_success.rejected_spans = len(result.rejected)
+        response.partial_success.error_message = result.error_message
+        log.info("OTLP from %s: %d spans rejected: %s", sender, len(result.rejected), result.error_message)
+    return _message(200, response, json_body)
+
+
+async def falco_alerts(request: Request) -> Response:
+    return await _sensor_intake(request, falco.translate)
+
+
+async def tetragon_events(request: Request) -> Response:
+    return await _sensor_intake(request, tetragon.translate)
+
+
+async def k8s_audit(request: Request) -> Response:
+    """The API server's audit webhook: each Event goes to runward.raw.k8s, keyed by auditID."""
+
+    def records(items: list[Any]) -> tuple[list[Any], list[tuple[int, str]]]:
+        events, rejected = audit_events(items)
+        return [(RAW_K8S, str(e.event.get("auditID", "")), e) for e in events], rejected
+
+    return await _json_intake(request, records)
+
+
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
 
 
 def audit_events(items: list[Any]) -> tuple[list[K8sAuditEvent], list[tuple[int, str]]]:
@@ -135,35 +206,27 @@ def audit_events(items: list[Any]) -> tuple[list[K8sAuditEvent], list[tuple[int,
     return events, rejected
 
 
-async def _sensor_intake(
-    request: Request,
-    config: SourceConfig,
-    publisher: RawPublisher,
-    translate: Callable[[dict[str, Any]], RawSensorEvent],
-) -> Response:
+async def _sensor_intake(request: Request, translate: Callable[[dict[str, Any]], RawSensorEvent]) -> Response:
     def records(items: list[Any]) -> tuple[list[Any], list[tuple[int, str]]]:
         batch: Batch = translate_batch(items, translate)
         return [(RAW_SENSOR, sensor_key(e), e) for e in batch.events], batch.rejected
 
-    return await _json_intake(request, config, publisher, records)
+    return await _json_intake(request, records)
 
 
 async def _json_intake(
     request: Request,
-    config: SourceConfig,
-    publisher: RawPublisher,
     records: Callable[[list[Any]], tuple[list[Any], list[tuple[int, str]]]],
 ) -> Response:
     """A JSON webhook: parse the body, turn its items into (topic, key, record), publish them, and
     answer how many were accepted and which were rejected and why (503 when Kafka did not take them)."""
+    body = await _admitted_body(request)
     try:
-        items = parse_json_items(await _read_body(request, config.max_body_bytes))
-    except BodyError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
-    except (UnicodeDecodeError, ValueError) as exc:
+        items = parse_json_items(body)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return JSONResponse({"error": f"body is not JSON, a JSON array or JSON lines: {exc}"}, status_code=400)
     accepted, rejected = records(items)
-    failure = await _deliver(publisher, accepted)
+    failure = await _deliver(_intake(request).publisher, accepted)
     if failure:
         return JSONResponse(
             {"error": f"records not accepted by Kafka, retry later: {failure}"},
@@ -171,33 +234,6 @@ async def _json_intake(
             headers={"Retry-After": "5"},
         )
     return JSONResponse({"accepted": len(accepted), "rejected": [{"index": i, "reason": r} for i, r in rejected]})
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:  # refuse before reading it into memory
-        raise BodyError(413, f"body larger than {limit} bytes; export smaller batches")
-    body = await request.body()
-    encoding = request.headers.get("content-encoding", "identity").lower()
-    try:
-        if encoding == "gzip":
-            body = _bounded(zlib.decompressobj(16 + zlib.MAX_WBITS), body, limit)
-        elif encoding == "deflate":
-            body = _bounded(zlib.decompressobj(), body, limit)
-        elif encoding not in {"identity", ""}:
-            raise BodyError(415, f"unsupported content-encoding {encoding!r}; use gzip or none")
-    except (zlib.error, gzip.BadGzipFile) as exc:
-        raise BodyError(400, f"body is not valid {encoding}: {exc}") from None
-    if len(body) > limit:
-        raise BodyError(413, f"body larger than {limit} bytes; export smaller batches")
-    return body
-
-
-def _bounded(decompressor: Any, body: bytes, limit: int) -> bytes:
-    out = decompressor.decompress(body, limit + 1)
-    if len(out) > limit:
-        raise BodyError(413, f"decompressed body larger than {limit} bytes; export smaller batches")
-    return bytes(out)
 
 
 async def _deliver(publisher: RawPublisher, items: list[Any]) -> str | None:
@@ -222,10 +258,34 @@ def _status(status: int, text: str, json_body: bool, headers: dict[str, str] | N
     return _message(status, status_pb2.Status(code=code, message=text), json_body, headers)
 
 
-def serve(settings: Settings, port: int = 4318, config: SourceConfig | None = None, host: str = "127.0.0.1") -> None:
-    """Run the receiver in the foreground until SIGINT/SIGTERM."""
+def serve(
+    settings: Settings,
+    port: int = 4318,
+    config: SourceConfig | None = None,
+    host: str = "127.0.0.1",
+    tls: TlsFiles | None = None,
+) -> None:
+    """Run the receiver in the foreground until SIGINT/SIGTERM. Senders authenticate with a
+    sender token from the shared token configuration, or (with `tls.client_ca`) a client
+    certificate the TLS handshake verifies."""
+    import ssl
+
     import uvicorn
 
+    tokens = load_tokens(settings)
     publisher = RawPublisher(settings, "runward-otlp-receiver")
-    app = create_app(config or SourceConfig(), publisher, close_publisher=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    mtls = bool(tls and tls.client_ca)
+    app = create_app(config or SourceConfig(), publisher, close_publisher=True, tokens=tokens, mtls=mtls)
+    options: dict[str, Any] = {}
+    if tls is not None:
+        options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+        if tls.client_ca:
+            options |= {"ssl_ca_certs": str(tls.client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    uvicorn.run(app, host=host, port=port, log_level="info", **options)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    client_ca: Path | None = None

@@ -219,11 +219,13 @@ class Supervisor:
             tokens = [
                 {"name": "platform-viewer", "token": secrets.token_urlsafe(24), "role": "viewer"},
                 {"name": "platform-approver", "token": secrets.token_urlsafe(24), "role": "approver"},
+                # The intake (OTLP receiver, webhooks) takes only sender tokens.
+                {"name": "local-sender", "token": secrets.token_urlsafe(24), "role": "sender"},
             ]
             path.write_text(json.dumps(tokens, indent=2))
             path.chmod(0o600)
         self.config.tokens_file = path
-        self._print(f"  tokens     API tokens in {path} (viewer and approver; mode 0600)")
+        self._print(f"  tokens     API tokens in {path} (viewer, approver and sender; mode 0600)")
 
     def restart(self, name: str) -> Service:
         """Stop one stage and start it again (it resumes from its committed offsets and changelogs)."""

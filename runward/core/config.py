@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     story_gap_s: int = Field(default=1800, description="signals further apart than this start a new story")
     api_tokens: str = Field(
         default="",
-        description="comma-separated name:token:role (role viewer or approver); empty reads tokens_file",
+        description="comma-separated name:token:role (role viewer, approver or sender); empty reads tokens_file",
     )
     tokens_file: Path | None = None
     api_host: str = "127.0.0.1"

@@ -161,3 +161,12 @@ def test_store_failure_is_503_without_driver_details(db_url: str, publisher: Spy
         "detail": "the store (database) is unavailable or not migrated (run `runward db upgrade`); see the API log"
     }
     unmigrated.engine.dispose()
+
+
+def test_a_sender_token_only_posts_telemetry_it_cannot_read_the_api(store: Store, publisher: SpyPublisher) -> None:
+    sender = "edge-sender-token-0123456789"
+    app = create_app(Settings(api_tokens=f"{TOKEN_SPEC},edge:{sender}:sender"), store=store, publisher=publisher)
+    with make_client(app) as client:
+        response = client.get("/v1/agents", headers={"Authorization": f"Bearer {sender}"})
+    assert response.status_code == 403
+    assert "sender role" in response.json()["detail"] and sender not in response.text

@@ -75,7 +75,7 @@ def test_otlp_command_serves_until_terminated(kafka_bootstrap: str) -> None:
             "127.0.0.1=agents/cli-agent",
         ],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "RUNWARD_API_TOKENS": "cli:cli-sender-token-0123:sender"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -94,6 +94,13 @@ def test_otlp_command_serves_until_terminated(kafka_bootstrap: str) -> None:
             headers={"content-type": "application/x-protobuf"},
             timeout=20,
         )
+        assert reply.status_code == 401  # the intake is authenticated
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/v1/traces",
+            content=body,
+            headers={"content-type": "application/x-protobuf", "Authorization": "Bearer cli-sender-token-0123"},
+            timeout=20,
+        )
         assert reply.status_code == 200
         records = read_records(kafka_bootstrap, "runward.raw.llm", lambda v: v["request_model"] == "cli-model", 1)
         assert records[0][1]["attribution"]["deployment"] == "agents/cli-agent"
@@ -102,7 +109,7 @@ def test_otlp_command_serves_until_terminated(kafka_bootstrap: str) -> None:
             httpx.post(
                 f"http://127.0.0.1:{port}/v1/traces",
                 content=body,
-                headers={"content-type": "application/x-protobuf"},
+                headers={"content-type": "application/x-protobuf", "Authorization": "Bearer cli-sender-token-0123"},
                 timeout=20,
             ).status_code
             == 200

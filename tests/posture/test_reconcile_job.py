@@ -59,7 +59,13 @@ def test_audit_webhook_feeds_the_report_through_kafka(db_url: str, kafka_bootstr
     upgrade(db_url)
     events = load_audit_events(DATA / "audit2rbac_demo.log")
     publisher = RawPublisher(kafka_bootstrap, "test-audit-webhook")
-    with TestClient(receiver_app(SourceConfig(), publisher, close_publisher=True)) as client:
+    from runward.core.auth import TokenRegistry, parse_token_list
+
+    tokens = TokenRegistry(parse_token_list("apiserver:audit-sender-token-0123:sender"))
+    with TestClient(
+        receiver_app(SourceConfig(), publisher, close_publisher=True, tokens=tokens),
+        headers={"Authorization": "Bearer audit-sender-token-0123"},
+    ) as client:
         answer = client.post(
             "/v1/k8s-audit", json={"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": events}
         )

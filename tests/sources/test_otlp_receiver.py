@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,12 +26,21 @@ from edges.intake.config import SourceConfig
 from edges.intake.otlp_receiver import create_app
 from edges.intake.publish import RawPublisher
 from runward.control.broker import free_port
+from runward.core.auth import TokenRegistry, parse_token_list
 from runward.core.contracts import RawLlmEvent, RawSensorEvent
 from runward.core.topics import RAW_LLM, RAW_SENSOR
 from tests.kafka_reading import read_records
 from tests.sources.otlp_util import chat_span, export_request, k8s_resource, mcp_call_span, to_otlp_json
 
 SENSORS = Path(__file__).resolve().parents[1] / "data" / "bom" / "sensors"
+SENDER_TOKEN = "otlp-test-sender-0123456789"
+TOKENS = TokenRegistry(parse_token_list(f"agent-sidecar:{SENDER_TOKEN}:sender"))
+AUTH = {"Authorization": f"Bearer {SENDER_TOKEN}"}
+
+
+def post(url: str, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+    """Every intake request carries the sender token (the intake refuses anything else)."""
+    return httpx.post(url, headers={**AUTH, **(headers or {})}, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +49,7 @@ def receiver(kafka_bootstrap: str) -> Iterator[str]:
     config = SourceConfig(senders={"127.0.0.1": "agents/local-agent"}, capture_off=["agents/quiet-agent"])
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(config, publisher), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(config, publisher, tokens=TOKENS), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -57,7 +67,7 @@ def receiver(kafka_bootstrap: str) -> Iterator[str]:
 
 def sdk_export(url: str, resource: dict[str, object], spans: list, compression: Compression | None = None) -> None:  # type: ignore[type-arg]
     provider = TracerProvider(resource=Resource.create(resource))  # type: ignore[arg-type]
-    exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", compression=compression, timeout=15)
+    exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", compression=compression, timeout=15, headers=AUTH)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("agent")
     for name, kind, attrs in spans:
@@ -115,22 +125,20 @@ def test_partial_success_names_rejected_spans_in_protobuf_and_json(receiver: str
     good = export_request(k8s_resource("agents", "support-bot"), [chat_span()])
     bad = export_request(k8s_resource("Agents", "Not_Valid"), [chat_span(), chat_span()])
     good.resource_spans.extend(bad.resource_spans)
-    reply = httpx.post(
+    reply = post(
         f"{receiver}/v1/traces", content=good.SerializeToString(), headers={"content-type": "application/x-protobuf"}
     )
     assert reply.status_code == 200 and reply.headers["content-type"] == "application/x-protobuf"
     response = ExportTraceServiceResponse.FromString(reply.content)
     assert response.partial_success.rejected_spans == 2
     assert "DNS-1123" in response.partial_success.error_message
-    reply = httpx.post(
-        f"{receiver}/v1/traces", content=to_otlp_json(good), headers={"content-type": "application/json"}
-    )
+    reply = post(f"{receiver}/v1/traces", content=to_otlp_json(good), headers={"content-type": "application/json"})
     assert reply.status_code == 200 and reply.json()["partialSuccess"]["rejectedSpans"] in (2, "2")
 
 
 def test_fully_accepted_request_has_no_partial_success(receiver: str) -> None:
     body = gzip.compress(export_request(k8s_resource("agents", "support-bot"), [chat_span()]).SerializeToString())
-    reply = httpx.post(
+    reply = post(
         f"{receiver}/v1/traces",
         content=body,
         headers={"content-type": "application/x-protobuf", "content-encoding": "gzip"},
@@ -140,14 +148,12 @@ def test_fully_accepted_request_has_no_partial_success(receiver: str) -> None:
 
 
 def test_bad_requests_get_status_bodies(receiver: str) -> None:
-    reply = httpx.post(
-        f"{receiver}/v1/traces", content=b"\xff\xff\xff", headers={"content-type": "application/x-protobuf"}
-    )
+    reply = post(f"{receiver}/v1/traces", content=b"\xff\xff\xff", headers={"content-type": "application/x-protobuf"})
     assert reply.status_code == 400
     assert "protobuf" in status_pb2.Status.FromString(reply.content).message
-    reply = httpx.post(f"{receiver}/v1/traces", content=b"{}", headers={"content-type": "text/plain"})
+    reply = post(f"{receiver}/v1/traces", content=b"{}", headers={"content-type": "text/plain"})
     assert reply.status_code == 415
-    reply = httpx.post(
+    reply = post(
         f"{receiver}/v1/traces",
         content=b"not gzip",
         headers={"content-type": "application/json", "content-encoding": "gzip"},
@@ -156,10 +162,10 @@ def test_bad_requests_get_status_bodies(receiver: str) -> None:
 
 
 def test_falco_and_tetragon_webhooks_publish_sensor_events(receiver: str, kafka_bootstrap: str) -> None:
-    reply = httpx.post(f"{receiver}/v1/falco", content=(SENSORS / "falco_alerts.jsonl").read_bytes())
+    reply = post(f"{receiver}/v1/falco", content=(SENSORS / "falco_alerts.jsonl").read_bytes())
     assert reply.status_code == 200
     assert reply.json()["accepted"] == 4 and [r["index"] for r in reply.json()["rejected"]] == [4, 5]
-    reply = httpx.post(f"{receiver}/v1/tetragon", content=(SENSORS / "tetragon_events.jsonl").read_bytes())
+    reply = post(f"{receiver}/v1/tetragon", content=(SENSORS / "tetragon_events.jsonl").read_bytes())
     assert reply.status_code == 200 and reply.json()["accepted"] == 6
     records = read_records(
         kafka_bootstrap, RAW_SENSOR.name, lambda v: v["event_id"].startswith(("falco:", "tetragon:")), want=10
@@ -176,7 +182,7 @@ def test_broker_unavailable_is_a_retryable_503() -> None:
 
     dead = RawPublisher(f"127.0.0.1:{free_port()}", "test-dead-broker", overrides={"message.timeout.ms": 1500})
     try:
-        client = TestClient(create_app(SourceConfig(), dead))
+        client = TestClient(create_app(SourceConfig(), dead, tokens=TOKENS), headers=AUTH)
         body = export_request(k8s_resource("agents", "support-bot"), [chat_span()]).SerializeToString()
         reply = client.post("/v1/traces", content=body, headers={"content-type": "application/x-protobuf"})
         assert reply.status_code == 503 and reply.headers["retry-after"] == "5"

@@ -1,24 +1,41 @@
-"""Bearer-token authentication with two roles: viewers read, approvers also promote.
+"""Bearer-token authentication for the API: viewers read, approvers also promote.
 
-Tokens come from configuration only (`RUNWARD_API_TOKENS` or `RUNWARD_TOKENS_FILE`). With no
-tokens configured the API refuses every request: it is never open by default. Token values
-never appear in responses, logs or exception messages, not even when configuration is wrong.
+The token configuration itself (roles, parsing, the registry) is `runward.core.auth`, shared
+with the intake edges. With no API tokens configured the API refuses every request: it is never
+open by default. Sender tokens only post telemetry to the intake; the API refuses them (403).
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from runward.core.config import Settings
+from runward.core.auth import (
+    ApiToken,
+    Role,
+    TokenConfigError,
+    TokenRegistry,
+    load_tokens,
+    parse_token_file,
+    parse_token_list,
+)
+
+__all__ = [
+    "ApiToken",
+    "Principal",
+    "Role",
+    "TokenConfigError",
+    "TokenRegistry",
+    "authenticate",
+    "load_tokens",
+    "parse_token_file",
+    "parse_token_list",
+    "require_approver",
+]
 
 log = logging.getLogger(__name__)
 
@@ -29,109 +46,12 @@ NO_TOKENS_CONFIGURED = (
 )
 
 
-class Role(StrEnum):
-    VIEWER = "viewer"
-    APPROVER = "approver"
-
-
-class TokenConfigError(ValueError):
-    """Token configuration is unusable; the message says where, never what the token is."""
-
-
-@dataclass(frozen=True)
-class ApiToken:
-    name: str
-    role: Role
-    secret: bytes = field(repr=False)
-
-
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the token's name (used as approver identity) and its role."""
 
     name: str
     role: Role
-
-
-class TokenRegistry:
-    def __init__(self, tokens: Sequence[ApiToken]) -> None:
-        secrets = [t.secret for t in tokens]
-        if len(set(secrets)) != len(secrets):
-            raise TokenConfigError("two API token entries share the same token value; give each its own")
-        self._tokens = tuple(tokens)
-
-    def __bool__(self) -> bool:
-        return bool(self._tokens)
-
-    def __len__(self) -> int:
-        return len(self._tokens)
-
-    def identify(self, presented: str) -> ApiToken | None:
-        try:
-            # HTTP headers reach us decoded as latin-1; this restores the bytes the client sent.
-            candidate = presented.encode("latin-1")
-        except UnicodeEncodeError:
-            return None
-        match = None
-        # No early exit: the time taken must not reveal which entry (if any) matched.
-        for token in self._tokens:
-            if hmac.compare_digest(candidate, token.secret):
-                match = token
-        return match
-
-
-def _token(name: Any, secret: Any, role: Any, where: str) -> ApiToken:
-    if not isinstance(name, str) or not name.strip():
-        raise TokenConfigError(f"{where}: the name is empty")
-    if not isinstance(secret, str) or not secret.strip():
-        raise TokenConfigError(f"{where} ({name}): the token is empty")
-    try:
-        parsed_role = Role(role)
-    except ValueError:
-        raise TokenConfigError(f"{where} ({name}): role must be viewer or approver") from None
-    return ApiToken(name=name.strip(), role=parsed_role, secret=secret.strip().encode())
-
-
-def parse_token_list(spec: str) -> list[ApiToken]:
-    """Parse `name:token:role,...`; the token itself may not contain ':' or ','."""
-    tokens = []
-    for index, entry in enumerate((e for e in spec.split(",") if e.strip()), start=1):
-        parts = entry.strip().split(":")
-        if len(parts) != 3:
-            raise TokenConfigError(f"RUNWARD_API_TOKENS entry {index} is not name:token:role")
-        name, secret, role = parts
-        tokens.append(_token(name, secret, role, where=f"RUNWARD_API_TOKENS entry {index}"))
-    return tokens
-
-
-def parse_token_file(text: str, source: str) -> list[ApiToken]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # Position only: the JSON error message would quote the document, tokens included.
-        raise TokenConfigError(f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
-    if not isinstance(data, list):
-        raise TokenConfigError(f"{source} must hold a JSON list of {{name, token, role}} objects")
-    tokens = []
-    for index, item in enumerate(data, start=1):
-        where = f"{source} entry {index}"
-        if not isinstance(item, dict):
-            raise TokenConfigError(f"{where} is not an object with name, token and role")
-        tokens.append(_token(item.get("name"), item.get("token"), item.get("role"), where=where))
-    return tokens
-
-
-def load_tokens(settings: Settings) -> TokenRegistry:
-    """Tokens from `api_tokens`, or from `tokens_file` when `api_tokens` is empty."""
-    if settings.api_tokens.strip():
-        return TokenRegistry(parse_token_list(settings.api_tokens))
-    if settings.tokens_file is not None:
-        try:
-            text = settings.tokens_file.read_text()
-        except OSError as exc:
-            raise TokenConfigError(f"cannot read RUNWARD_TOKENS_FILE {settings.tokens_file}: {exc.strerror}") from None
-        return TokenRegistry(parse_token_file(text, str(settings.tokens_file)))
-    return TokenRegistry([])
 
 
 bearer = HTTPBearer(
@@ -158,6 +78,12 @@ def authenticate(
         client = request.client.host if request.client else "unknown client"
         log.warning("rejected an unknown bearer token from %s for %s %s", client, request.method, request.url.path)
         raise _unauthorized("the bearer token is not valid: it matches no configured API token")
+    if token.role is Role.SENDER:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"token '{token.name}' has the sender role: it may only post telemetry to the intake, "
+            "not read the API; use a viewer or approver token",
+        )
     return Principal(name=token.name, role=token.role)
 
 

@@ -165,10 +165,20 @@ def otlp(
         ),
     ] = None,
     kafka: KafkaOpt = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="serve HTTPS with this certificate (PEM)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="the certificate's private key (PEM)")] = None,
+    client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="require client certificates signed by this CA (mutual TLS): a verified certificate "
+            "authenticates a sender without a bearer token"
+        ),
+    ] = None,
 ) -> int:
-    """Run the OTLP/HTTP receiver for GenAI/MCP traces (and Falco/Tetragon webhooks)."""
+    """Run the OTLP/HTTP receiver for GenAI/MCP traces (and Falco/Tetragon/audit webhooks)."""
     from edges.intake.config import SourceConfig
-    from edges.intake.otlp_receiver import serve
+    from edges.intake.otlp_receiver import TlsFiles, serve
+    from runward.core.auth import TokenConfigError
     from runward.core.config import Settings
 
     try:
@@ -185,12 +195,23 @@ def otlp(
     except (ValueError, OSError) as exc:
         print(f"runward otlp: {exc}", file=sys.stderr)
         return 2
+    tls = None
+    if tls_cert or tls_key or client_ca:
+        if not (tls_cert and tls_key):
+            print("runward otlp: --tls-cert and --tls-key go together (and --client-ca needs both)", file=sys.stderr)
+            return 2
+        tls = TlsFiles(tls_cert, tls_key, client_ca)
     settings = Settings(kafka=kafka) if kafka else Settings()
     print(
-        f"runward otlp: POST http://{host}:{port}/v1/traces (also /v1/falco, /v1/tetragon) -> {settings.kafka}",
+        f"runward otlp: POST http://{host}:{port}/v1/traces (also /v1/falco, /v1/tetragon, /v1/k8s-audit; "
+        f"Authorization: Bearer <sender token>) -> {settings.kafka}",
         file=sys.stderr,
     )
-    serve(settings, port, source, host=host)
+    try:
+        serve(settings, port, source, host=host, tls=tls)
+    except TokenConfigError as exc:
+        print(f"runward otlp: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
