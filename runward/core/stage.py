@@ -71,6 +71,7 @@ class Stage:
             topic_partitions=self.config.partitions,
             consumer_auto_offset_reset="earliest",
             web_enabled=False,
+            datadir=str(self.config.home / f"runward-{name}-data"),  # never the working directory
             producer_acks=-1,
             # A restarted stage rejoins in seconds: the broker evicts a dead member after the session
             # timeout and completes a join after the rebalance timeout (Tansu waits it out in full).
@@ -186,5 +187,6 @@ class Stage:
         """Run the Faust worker in the foreground until SIGINT/SIGTERM."""
         self.store  # noqa: B018 - fail fast, before Kafka, when the store schema is not migrated
         serve_metrics(self.config.metrics_port, self.config.metrics_host)
+        self.config.home.mkdir(parents=True, exist_ok=True)  # Faust creates its datadir without parents
         worker = faust.Worker(self.app, loglevel="info", quiet=True)
         worker.execute_from_commandline()

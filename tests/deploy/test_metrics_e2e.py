@@ -132,6 +132,9 @@ def test_stage_and_api_serve_metrics_that_move(processes: dict[str, object]) -> 
     samples = _samples(text)
     assert _value(samples, "runward_stage_processing_seconds_count", stage="ingest") >= 3
     assert any(name == "runward_stage_consumer_lag" for name, _ in samples)
+    # Faust's data directory is under RUNWARD_HOME, not the working directory (root-owned in an image).
+    assert (logs / "home" / "runward-ingest-data").is_dir()
+    assert not (logs / "runward-ingest-data").exists()
 
     # The API: /metrics needs a token like every other route, and counts the requests it served.
     deadline = time.monotonic() + 60
