@@ -157,3 +157,42 @@ def test_stage_and_api_serve_metrics_that_move(processes: dict[str, object]) -> 
     samples = _samples(text)
     assert _value(samples, "runward_api_requests_total", method="GET", route="/metrics", status="401") >= 1
     assert _value(samples, "runward_api_request_seconds_count", route="/v1/stages") >= 1
+
+
+@pytest.mark.kernel
+def test_sensor_serves_prometheus_metrics_from_the_kernel(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The sensor as a real process (root, real eBPF): events of a workload and its BPF
+    programs' counters, in the Prometheus text prometheus_client renders."""
+    if os.geteuid() != 0 or not Path("/sys/kernel/btf/vmlinux").exists():
+        pytest.skip("needs root and a BTF kernel")
+    port = free_port()
+    env = dict(os.environ, RUNWARD_HOME=str(tmp_path / "home"), RUNWARD_KAFKA=kafka_bootstrap)
+    sensor = _spawn(
+        ["sensor", "--no-kubernetes", "--metrics-port", str(port), "--syscall-interval", "0.5"],
+        env,
+        tmp_path,
+        tmp_path / "sensor.log",
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        _scrape_until(url, lambda s: _value(s, "runward_sensor_ready") == 1, tmp_path, timeout=120)
+        workload = subprocess.run(
+            [sys.executable, "-m", "runward.control.cli", "run", "--deployment", "agents/metrics",
+             "--service-account", "metrics", "--", "/bin/sh", "-c", "/bin/true; /bin/true"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert workload.returncode == 0, workload.stderr
+
+        def moved(s: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> bool:
+            return _value(s, "runward_sensor_events_total", kind="exec") >= 1
+
+        samples = _samples(_scrape_until(url, moved, tmp_path))
+        programs = {dict(labels)["prog_id"] for name, labels in samples if name == "runward_sensor_program_runs_total"}
+        assert len(programs) >= 4  # exec, exit, syscalls, connect/accept...: every attached program
+        assert _value(samples, "runward_sensor_kernel_emitted_total") >= 1
+    finally:
+        sensor.terminate()
+        try:
+            sensor.wait(20)
+        except subprocess.TimeoutExpired:
+            sensor.kill()
