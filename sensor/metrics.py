@@ -10,8 +10,11 @@ prometheus_client, which does the exposition. The BPF programs' own run time com
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import re
+import struct
 import threading
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +45,10 @@ HELP: dict[str, str] = {
     "runward_sensor_program_runs_total": "times each BPF program ran (kernel.bpf_stats_enabled=1)",
 }
 
+SELF_FDINFO = Path("/proc/self/fdinfo")
+_SYS_BPF = 321  # x86_64, the only architecture the sensor supports (sensor/build.py)
+_BPF_OBJ_GET_INFO_BY_FD = 15
+_PROG_INFO_NAME = slice(64, 80)  # struct bpf_prog_info.name[BPF_OBJ_NAME_LEN] (UAPI, stable)
 _FDINFO_FIELD = re.compile(r"^(prog_id|prog_tag|run_time_ns|run_cnt):\s*(\S+)$", re.MULTILINE)
 
 
@@ -97,13 +104,28 @@ class Metrics:
     def record_programs(self, programs: Iterable[dict[str, str]]) -> None:
         """Run time and run count of the sensor's BPF programs, from `bpf_program_stats()`."""
         for prog in programs:
-            labels = {"prog_id": prog["prog_id"], "prog_tag": prog.get("prog_tag", "")}
+            labels = {"program": prog.get("name") or f"id:{prog['prog_id']}"}
             self.set("runward_sensor_program_run_seconds_total", int(prog.get("run_time_ns", 0)) / 1e9, **labels)
             self.set("runward_sensor_program_runs_total", int(prog.get("run_cnt", 0)), **labels)
 
 
-def bpf_program_stats(fdinfo: Path = Path("/proc/self/fdinfo")) -> list[dict[str, str]]:
-    """prog_id, prog_tag, run_time_ns and run_cnt of every BPF program this process holds open."""
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def bpf_program_name(fd: int) -> str | None:
+    """The program's name (`rw_exec`, ...) from the bpf(2) syscall; None when it cannot say."""
+    info = ctypes.create_string_buffer(256)  # larger than the kernel's struct: its tail stays zero
+    attr = ctypes.create_string_buffer(struct.pack("IIQ", fd, len(info), ctypes.addressof(info)))
+    if _libc().syscall(_SYS_BPF, _BPF_OBJ_GET_INFO_BY_FD, attr, 16) != 0:
+        return None
+    return info.raw[_PROG_INFO_NAME].split(b"\x00", 1)[0].decode(errors="replace") or None
+
+
+def bpf_program_stats(fdinfo: Path = SELF_FDINFO) -> list[dict[str, str]]:
+    """prog_id, prog_tag, run_time_ns and run_cnt (and the name, for this process's own fds) of
+    every BPF program this process holds open; labelled by name, a series survives a restart."""
     programs: dict[str, dict[str, str]] = {}
     try:
         entries = list(fdinfo.iterdir())
@@ -116,6 +138,10 @@ def bpf_program_stats(fdinfo: Path = Path("/proc/self/fdinfo")) -> list[dict[str
             continue
         fields = dict(_FDINFO_FIELD.findall(text))
         if "prog_id" in fields and "run_cnt" in fields:
+            if fdinfo == SELF_FDINFO and entry.name.isdigit():
+                name = bpf_program_name(int(entry.name))
+                if name:
+                    fields["name"] = name
             programs[fields["prog_id"]] = fields  # a program held by two fds counts once
     return list(programs.values())
 

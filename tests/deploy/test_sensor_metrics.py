@@ -55,7 +55,7 @@ def test_program_run_time_from_fdinfo(tmp_path: Path) -> None:
         for family in text_string_to_metric_families(metrics.prometheus())
         for s in family.samples
     }
-    labels = (("prog_id", "55"), ("prog_tag", "0e1dff18a4f8b8a3"))
+    labels = (("program", "id:55"),)  # no name without the live fd
     assert samples[("runward_sensor_program_run_seconds_total", labels)] == 1.5
     assert samples[("runward_sensor_program_runs_total", labels)] == 7
     assert samples[("runward_sensor_perf_lost_samples_total", ())] == 3
