@@ -113,7 +113,9 @@ def test_start_order_and_health() -> None:
 
 
 def _runward() -> str:
-    return shutil.which("runward") or str(Path(sys.executable).parent / "runward")
+    """The project's own `runward` script, beside this interpreter; else one on PATH."""
+    beside = Path(sys.executable).parent / "runward"
+    return str(beside) if beside.exists() else shutil.which("runward") or "runward"
 
 
 def _commands() -> dict[str, list[str]]:

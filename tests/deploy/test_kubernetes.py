@@ -230,7 +230,9 @@ def test_dev_overlay_fits_one_kafka_node() -> None:
 
 
 def _runward() -> str:
-    return shutil.which("runward") or str(Path(sys.executable).parent / "runward")
+    """The project's own `runward` script, beside this interpreter; else one on PATH."""
+    beside = Path(sys.executable).parent / "runward"
+    return str(beside) if beside.exists() else shutil.which("runward") or "runward"
 
 
 def _commands(docs: tuple[Doc, ...]) -> dict[str, list[str]]:
