@@ -33,6 +33,7 @@ from edges.intake.publish import RawPublisher
 from edges.intake.sensorcommon import Batch, parse_json_items, sensor_key, translate_batch
 from runward.core.config import Settings
 from runward.core.contracts import K8sAuditEvent, RawSensorEvent
+from runward.core.metrics import INTAKE_REQUESTS, serve_metrics
 from runward.core.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
 
 log = logging.getLogger(__name__)
@@ -228,4 +229,19 @@ def serve(settings: Settings, port: int = 4318, config: SourceConfig | None = No
 
     publisher = RawPublisher(settings.kafka, "runward-otlp-receiver")
     app = create_app(config or SourceConfig(), publisher, close_publisher=True)
+    app.middleware("http")(_RequestCounter({getattr(r, "path", "") for r in app.routes}))
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+class _RequestCounter:
+    """Requests by route and status on the metrics port; unknown paths count as one label."""
+
+    def __init__(self, routes: set[str]) -> None:
+        self._routes = routes
+
+    async def __call__(self, request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        route = request.url.path if request.url.path in self._routes else "unmatched"
+        INTAKE_REQUESTS.labels(route, str(response.status_code)).inc()
+        return response

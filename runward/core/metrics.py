@@ -2,8 +2,8 @@
 metric name the stages and the API export, so dashboards and alerts have one reference.
 
 A stage exports what it consumed, published and dead-lettered, its consumer lag and how long
-a record took to handle, on `RUNWARD_METRICS_PORT` (0 = off). The API serves its request
-counters on its own `/metrics` route.
+a record took to handle, on `RUNWARD_METRICS_PORT` (0 = off); so does the OTLP receiver, its
+requests by route and status. The API serves its request counters on its own `/metrics` route.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ API_REQUESTS = Counter(
 )
 API_LATENCY = Histogram(
     "runward_api_request_seconds", "API request duration, by route template", ["route"], buckets=LATENCY_BUCKETS
+)
+
+INTAKE_REQUESTS = Counter(
+    "runward_intake_requests_total",
+    "requests to the OTLP receiver and webhooks, by route and status",
+    ["route", "status"],
 )
 
 

@@ -144,6 +144,13 @@ def test_every_component_is_deployed(overlay: str) -> None:
     services = by_kind(docs, "Service")
     assert services["runward-api"]["spec"]["ports"][0]["port"] == 8080
     assert services["runward-otlp"]["spec"]["ports"][0]["port"] == 4318
+    # Stages and the receiver serve Prometheus metrics where runward-config says.
+    metrics_port = int(by_kind(docs, "ConfigMap")["runward-config"]["data"]["RUNWARD_METRICS_PORT"])
+    for name in [*(f"runward-{s}" for s in STAGES), "runward-otlp"]:
+        template = deployments[name]["spec"]["template"]
+        (container,) = template["spec"]["containers"]
+        assert {"name": "metrics", "containerPort": metrics_port, "protocol": "TCP"} in container["ports"], name
+        assert template["metadata"]["annotations"]["prometheus.io/port"] == str(metrics_port), name
     assert set(by_kind(docs, "Kafka")) == {"runward"}
     assert "runward-db-upgrade" in by_kind(docs, "Job")
     assert by_kind(docs, "NetworkPolicy")

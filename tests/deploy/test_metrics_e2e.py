@@ -1,5 +1,6 @@
-"""`/metrics` on real processes: a stage (ingest) and the API, started as `runward stage ingest`
-and `runward api` against the real broker, scraped over HTTP after real records went through."""
+"""`/metrics` on real processes: a stage (ingest), the API and the OTLP receiver, started as
+`runward stage ingest`, `runward api` and `runward otlp` against the real broker, and the sensor;
+scraped over HTTP after real records went through."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _spawn(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subpro
 
 @pytest.fixture
 def processes(kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, object]]:
-    stage_port, api_port = free_port(), free_port()
+    stage_port, api_port, otlp_port, otlp_metrics_port = free_port(), free_port(), free_port(), free_port()
     env = dict(
         os.environ,
         RUNWARD_KAFKA=kafka_bootstrap,
@@ -61,9 +62,22 @@ def processes(kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, object
     procs = {
         "ingest": _spawn(["stage", "ingest"], env, tmp_path, tmp_path / "ingest.log"),
         "api": _spawn(["api"], env, tmp_path, tmp_path / "api.log"),
+        "otlp": _spawn(
+            ["otlp", "--port", str(otlp_port)],
+            dict(env, RUNWARD_METRICS_PORT=str(otlp_metrics_port)),
+            tmp_path,
+            tmp_path / "otlp.log",
+        ),
     }
     try:
-        yield {"stage_port": stage_port, "api_port": api_port, "logs": tmp_path, "bootstrap": kafka_bootstrap}
+        yield {
+            "stage_port": stage_port,
+            "api_port": api_port,
+            "otlp_port": otlp_port,
+            "otlp_metrics_port": otlp_metrics_port,
+            "logs": tmp_path,
+            "bootstrap": kafka_bootstrap,
+        }
     finally:
         for proc in procs.values():
             proc.terminate()
@@ -157,6 +171,46 @@ def test_stage_and_api_serve_metrics_that_move(processes: dict[str, object]) -> 
     samples = _samples(text)
     assert _value(samples, "runward_api_requests_total", method="GET", route="/metrics", status="401") >= 1
     assert _value(samples, "runward_api_request_seconds_count", route="/v1/stages") >= 1
+
+    # The receiver: its requests by route and status, on its metrics port.
+    receiver = f"http://127.0.0.1:{processes['otlp_port']}"
+    audit = {
+        "kind": "EventList",
+        "apiVersion": "audit.k8s.io/v1",
+        "items": [
+            {
+                "kind": "Event",
+                "apiVersion": "audit.k8s.io/v1",
+                "level": "Metadata",
+                "auditID": "5b0c3a52-7c43-4a3e-9d8f-1f0e2d3c4b5a",
+                "stage": "ResponseComplete",
+                "requestURI": "/api/v1/namespaces/agents/secrets",
+                "verb": "list",
+                "user": {"username": "system:serviceaccount:agents:metrics"},
+                "objectRef": {"resource": "secrets", "namespace": "agents", "apiVersion": "v1"},
+                "responseStatus": {"code": 200},
+            }
+        ],
+    }
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            accepted = httpx.post(f"{receiver}/v1/k8s-audit", json=audit, timeout=10)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "OTLP receiver never came up"
+            time.sleep(0.3)
+    assert accepted.status_code == 200, accepted.text
+    rejected = httpx.post(f"{receiver}/v1/k8s-audit", content=b"{not json", timeout=10)
+    assert rejected.status_code == 400
+
+    def receiver_moved(s: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> bool:
+        return (
+            _value(s, "runward_intake_requests_total", route="/v1/k8s-audit", status="200") >= 1
+            and _value(s, "runward_intake_requests_total", route="/v1/k8s-audit", status="400") >= 1
+        )
+
+    _scrape_until(f"http://127.0.0.1:{processes['otlp_metrics_port']}/metrics", receiver_moved, logs)
 
 
 @pytest.mark.kernel
