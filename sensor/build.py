@@ -3,6 +3,11 @@
 `python -m sensor.build` builds eagerly; the loader calls `ensure_built()` so a fresh
 clone works without a separate step. The object is rebuilt when its sources, the compiler
 flags or the kernel BTF change (content hashes, not mtimes: checkouts reset mtimes).
+
+An image builds the objects once (`python -m sensor.build --prebuild DIR`) and the loader uses
+them when `RUNWARD_SENSOR_PREBUILT=DIR`: CO-RE relocates them against the node's BTF at load,
+so the image needs no compiler. The one kernel-dependent choice, whether the
+`cap_capable` BTF tracepoint exists (Linux 6.14+), is made at load between two variants.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ SENSOR_DIR = Path(__file__).resolve().parent
 BPF_DIR = SENSOR_DIR / "bpf"
 MAIN_SOURCE = BPF_DIR / "runward.bpf.c"
 OBJECT_NAME = "runward.bpf.o"
+CAP_OBJECT_NAME = "runward-cap.bpf.o"  # the prebuilt variant with the cap_capable tracepoint
 BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 _TOOL_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
@@ -122,8 +128,42 @@ def _stamp(btf: Path) -> dict[str, str]:
     return {"btf": _sha256(btf.read_bytes()), "sources": _sources_digest(), "arch": "x86"}
 
 
+def prebuilt_dir() -> Path | None:
+    override = os.environ.get("RUNWARD_SENSOR_PREBUILT")
+    return Path(override) if override else None
+
+
+def kernel_has_cap_tracepoint(btf: Path = BTF_PATH) -> bool:
+    # The tracepoint's BTF typedef name is in the kernel BTF's string section: no bpftool needed.
+    return b"btf_trace_cap_capable\x00" in btf.read_bytes()
+
+
+def prebuilt_object(directory: Path, btf: Path = BTF_PATH) -> Path:
+    """The prebuilt variant this kernel can attach."""
+    obj = directory / (CAP_OBJECT_NAME if kernel_has_cap_tracepoint(btf) else OBJECT_NAME)
+    if not obj.is_file():
+        raise BuildError(f"RUNWARD_SENSOR_PREBUILT={directory} has no {obj.name}: rebuild the image")
+    return obj
+
+
+def prebuild(directory: Path, btf: Path = BTF_PATH) -> list[Path]:
+    """Both variants, against this machine's BTF for vmlinux.h (types only: CO-RE relocates)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    vmlinux_h = directory / "vmlinux.h"
+    _dump_vmlinux_h(vmlinux_h, btf)
+    built = []
+    for name, features in ((OBJECT_NAME, Features(False)), (CAP_OBJECT_NAME, Features(True))):
+        _compile(directory / name, directory, features)
+        built.append(directory / name)
+    vmlinux_h.unlink()
+    return built
+
+
 def is_current(btf: Path = BTF_PATH) -> bool:
     """Whether the built object matches the sources and this kernel's BTF."""
+    prebuilt = prebuilt_dir()
+    if prebuilt is not None:
+        return (prebuilt / OBJECT_NAME).is_file() and (prebuilt / CAP_OBJECT_NAME).is_file()
     out_dir = build_dir()
     try:
         stamp = json.loads((out_dir / "stamp.json").read_text())
@@ -138,6 +178,9 @@ def ensure_built(force: bool = False, btf: Path = BTF_PATH) -> Path:
         raise BuildError(f"the sensor's syscall wiring is x86_64 only, this machine is {os.uname().machine}")
     if not btf.exists():
         raise BuildError(f"{btf} is missing: the kernel needs CONFIG_DEBUG_INFO_BTF=y for CO-RE")
+    prebuilt = prebuilt_dir()
+    if prebuilt is not None:
+        return prebuilt_object(prebuilt, btf)
     out_dir = build_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     obj = out_dir / OBJECT_NAME
@@ -170,13 +213,16 @@ def ensure_built(force: bool = False, btf: Path = BTF_PATH) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sensor.build", description=__doc__)
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    parser.add_argument(
+        "--prebuild", type=Path, metavar="DIR", help="build both kernel variants into DIR (for an image)"
+    )
     args = parser.parse_args(argv)
     try:
-        obj = ensure_built(force=args.force)
+        objects = prebuild(args.prebuild) if args.prebuild else [ensure_built(force=args.force)]
     except BuildError as exc:
         print(f"sensor build failed: {exc}", file=sys.stderr)
         return 1
-    print(obj)
+    print("\n".join(map(str, objects)))
     return 0
 
 

@@ -179,6 +179,7 @@ class Sensor:
             m.set("runward_sensor_dedup_folded_total", count, kind=kind, stage="kernel")
         m.set("runward_sensor_unattributed_total", self.pipeline.unattributed)
         m.set("runward_sensor_tracked_cgroups", tracked)
+        m.record_programs(metrics_mod.bpf_program_stats())
         path = self.config.home / "sensor-metrics.json"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

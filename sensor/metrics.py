@@ -1,12 +1,27 @@
-"""Sensor counters: a snapshot dict, the Prometheus text format, and a tiny HTTP endpoint
-(/metrics for Prometheus, /metrics.json for people and tests)."""
+"""Sensor counters: a snapshot dict for people and tests, exported through prometheus_client
+(/metrics for Prometheus, /metrics.json for people and tests).
+
+Most values are totals the kernel or the pipeline already keeps (the BPF stats map, the dedup
+folds), so the sensor sets them rather than incrementing: a custom collector hands them to
+prometheus_client, which does the exposition. The BPF programs' own run time comes from
+/proc/self/fdinfo of their file descriptors (the kernel counts it when
+`kernel.bpf_stats_enabled=1`).
+"""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
+import re
+import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -23,41 +38,29 @@ HELP: dict[str, str] = {
     "runward_sensor_producer_queue_full_total": "events dropped because the producer queue was full",
     "runward_sensor_producer_delivered_total": "events the broker acknowledged",
     "runward_sensor_producer_delivery_failed_total": "events the producer gave up on",
+    "runward_sensor_producer_errors_total": "errors the producer reported (broker unreachable, ...)",
     "runward_sensor_watched_cgroups": "cgroup subtrees the in-kernel filter watches",
     "runward_sensor_tracked_cgroups": "watched cgroups with in-kernel state",
+    "runward_sensor_program_run_seconds_total": "time in each BPF program (needs kernel.bpf_stats_enabled=1)",
+    "runward_sensor_program_runs_total": "times each BPF program ran (kernel.bpf_stats_enabled=1)",
 }
 
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _fmt_labels(labels: Labels) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-    return "{" + inner + "}"
-
-
-def render_prometheus(values: Mapping[str, Mapping[Labels, float]]) -> str:
-    lines = []
-    for name in sorted(values):
-        kind = "counter" if name.endswith("_total") else "gauge"
-        if name in HELP:
-            lines.append(f"# HELP {name} {HELP[name]}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in sorted(values[name].items()):
-            number = int(value) if float(value).is_integer() else value
-            lines.append(f"{name}{_fmt_labels(labels)} {number}")
-    return "\n".join(lines) + "\n"
+SELF_FDINFO = Path("/proc/self/fdinfo")
+_SYS_BPF = 321  # x86_64, the only architecture the sensor supports (sensor/build.py)
+_BPF_OBJ_GET_INFO_BY_FD = 15
+_PROG_INFO_NAME = slice(64, 80)  # struct bpf_prog_info.name[BPF_OBJ_NAME_LEN] (UAPI, stable)
+_FDINFO_FIELD = re.compile(r"^(prog_id|prog_tag|run_time_ns|run_cnt):\s*(\S+)$", re.MULTILINE)
 
 
 class Metrics:
-    """Thread-safe name+labels -> value store."""
+    """Thread-safe name+labels -> value store, collected by its own prometheus_client registry
+    (one per sensor, so several can live in one process, as in tests)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, dict[Labels, float]] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
@@ -78,10 +81,69 @@ class Metrics:
                 for name, series in self._values.items()
             }
 
-    def prometheus(self) -> str:
+    def collect(self) -> Iterator[Metric]:
+        """prometheus_client's collector protocol: one family per name, a sample per label set."""
         with self._lock:
             copy = {name: dict(series) for name, series in self._values.items()}
-        return render_prometheus(copy)
+        for name in sorted(copy):
+            series = copy[name]
+            label_names = sorted({k for labels in series for k, _ in labels})
+            family: CounterMetricFamily | GaugeMetricFamily
+            if name.endswith("_total"):
+                family = CounterMetricFamily(name, HELP.get(name, name), labels=label_names)
+            else:
+                family = GaugeMetricFamily(name, HELP.get(name, name), labels=label_names)
+            for labels, value in sorted(series.items()):
+                given = dict(labels)
+                family.add_metric([given.get(k, "") for k in label_names], value)
+            yield family
+
+    def prometheus(self) -> str:
+        return generate_latest(self.registry).decode()
+
+    def record_programs(self, programs: Iterable[dict[str, str]]) -> None:
+        """Run time and run count of the sensor's BPF programs, from `bpf_program_stats()`."""
+        for prog in programs:
+            labels = {"program": prog.get("name") or f"id:{prog['prog_id']}"}
+            self.set("runward_sensor_program_run_seconds_total", int(prog.get("run_time_ns", 0)) / 1e9, **labels)
+            self.set("runward_sensor_program_runs_total", int(prog.get("run_cnt", 0)), **labels)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def bpf_program_name(fd: int) -> str | None:
+    """The program's name (`rw_exec`, ...) from the bpf(2) syscall; None when it cannot say."""
+    info = ctypes.create_string_buffer(256)  # larger than the kernel's struct: its tail stays zero
+    attr = ctypes.create_string_buffer(struct.pack("IIQ", fd, len(info), ctypes.addressof(info)))
+    if _libc().syscall(_SYS_BPF, _BPF_OBJ_GET_INFO_BY_FD, attr, 16) != 0:
+        return None
+    return info.raw[_PROG_INFO_NAME].split(b"\x00", 1)[0].decode(errors="replace") or None
+
+
+def bpf_program_stats(fdinfo: Path = SELF_FDINFO) -> list[dict[str, str]]:
+    """prog_id, prog_tag, run_time_ns and run_cnt (and the name, for this process's own fds) of
+    every BPF program this process holds open; labelled by name, a series survives a restart."""
+    programs: dict[str, dict[str, str]] = {}
+    try:
+        entries = list(fdinfo.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            text = entry.read_text()
+        except OSError:  # the fd closed between listing and reading
+            continue
+        fields = dict(_FDINFO_FIELD.findall(text))
+        if "prog_id" in fields and "run_cnt" in fields:
+            if fdinfo == SELF_FDINFO and entry.name.isdigit():
+                name = bpf_program_name(int(entry.name))
+                if name:
+                    fields["name"] = name
+            programs[fields["prog_id"]] = fields  # a program held by two fds counts once
+    return list(programs.values())
 
 
 def serve(metrics: Metrics, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
@@ -91,7 +153,7 @@ def serve(metrics: Metrics, port: int, host: str = "127.0.0.1") -> ThreadingHTTP
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             body: bytes
             if self.path == "/metrics":
-                body, ctype = metrics.prometheus().encode(), "text/plain; version=0.0.4"
+                body, ctype = generate_latest(metrics.registry), CONTENT_TYPE_LATEST
             elif self.path == "/metrics.json":
                 body, ctype = json.dumps(metrics.snapshot(), sort_keys=True).encode(), "application/json"
             else:

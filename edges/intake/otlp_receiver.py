@@ -35,6 +35,7 @@ from edges.intake.sensorcommon import Batch, parse_json_items, sensor_key, trans
 from runward.core.auth import TokenRegistry, load_tokens
 from runward.core.config import Settings
 from runward.core.contracts import K8sAuditEvent, RawSensorEvent
+from runward.core.metrics import INTAKE_REQUESTS, serve_metrics
 from runward.core.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
 
 log = logging.getLogger(__name__)
@@ -276,6 +277,8 @@ def serve(
     publisher = RawPublisher(settings, "runward-otlp-receiver")
     mtls = bool(tls and tls.client_ca)
     app = create_app(config or SourceConfig(), publisher, close_publisher=True, tokens=tokens, mtls=mtls)
+    app.middleware("http")(_RequestCounter({getattr(r, "path", "") for r in app.routes}))
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     options: dict[str, Any] = {}
     if tls is not None:
         options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
@@ -289,3 +292,16 @@ class TlsFiles:
     cert: Path
     key: Path
     client_ca: Path | None = None
+
+
+class _RequestCounter:
+    """Requests by route and status on the metrics port; unknown paths count as one label."""
+
+    def __init__(self, routes: set[str]) -> None:
+        self._routes = routes
+
+    async def __call__(self, request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        route = request.url.path if request.url.path in self._routes else "unmatched"
+        INTAKE_REQUESTS.labels(route, str(response.status_code)).inc()
+        return response

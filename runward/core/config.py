@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     otlp_port: int = Field(default=4318, description="OTLP/HTTP receiver for GenAI/MCP traces")
+    metrics_port: int = Field(default=0, ge=0, description="Prometheus /metrics of a stage on this port; 0 = off")
+    metrics_host: str = Field(default="127.0.0.1", description="address of the metrics port (0.0.0.0 in a pod)")
 
     # Production Kafka: every client (confluent-kafka producers/consumers, the Faust stages, the
     # admin client creating topics) is configured from these, see runward.core.kafka.

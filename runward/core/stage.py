@@ -31,6 +31,7 @@ from runward.core.codec import RejectedRecord, decode, encode, encode_for
 from runward.core.config import Settings
 from runward.core.contracts import SourceRef, utcnow
 from runward.core.kafka import dead_letter_record
+from runward.core.metrics import StageMetrics, serve_metrics
 from runward.core.store import Store
 from runward.core.topics import DEAD_LETTER, Topic
 
@@ -190,6 +191,7 @@ class Stage:
             for t in [*outputs, DEAD_LETTER]
         }
         self._counters = _Counters()
+        self.metrics = StageMetrics(name)
         self._store: Store | None = None
         self.app.timer(HEARTBEAT_S)(self._heartbeat)
 
@@ -212,7 +214,8 @@ class Stage:
 
         async def agent(stream: Any) -> None:
             async for event in stream.events():
-                await self._handle(handler, event)
+                with self.metrics.handling():
+                    await self._handle(handler, event)
 
         agent.__name__ = f"{self.name}_agent"
         self.app.agent(self._source, name=f"runward.{self.name}")(agent)
@@ -222,6 +225,7 @@ class Stage:
         source = SourceRef(topic=message.topic, partition=message.partition, offset=message.offset)
         key = message.key.decode(errors="replace") if message.key else None
         self._track_lag(message)
+        self.metrics.received(message.topic)
         try:
             record = decode(self.inputs[message.topic], message.value)
             outputs = await handler(record, Context(source=source, key=key))
@@ -245,6 +249,7 @@ class Stage:
     async def publish(self, out: Output[Any]) -> None:
         # Checked here too: a handler's outputs are typed Any, so mypy cannot see a wrong record.
         await self._topics[out.topic.name].send(key=out.key.encode(), value=encode_for(out.topic, out.record))
+        self.metrics.published(out.topic.name)
 
     async def dead_letter(self, source: SourceRef, key: str | None, payload: bytes | None, reason: str) -> None:
         letter = dead_letter_record(self.name, source, key, payload, reason)
@@ -252,6 +257,7 @@ class Stage:
         await self._topics[DEAD_LETTER.name].send(key=self.name.encode(), value=encode(letter))
         await asyncio.to_thread(self.store.put_dead_letter, letter)
         self._counters.dead_letters += 1
+        self.metrics.dead_lettered()
 
     def _track_lag(self, message: Any) -> None:
         tp = message.tp
@@ -261,6 +267,7 @@ class Stage:
             return
         if highwater is not None:
             self._counters.lag[(tp.topic, tp.partition)] = max(0, highwater - message.offset - 1)
+            self.metrics.lag(tp.topic, tp.partition, self._counters.lag[(tp.topic, tp.partition)])
 
     async def _heartbeat(self) -> None:
         counters, self._counters = self._counters, _Counters(lag=self._counters.lag)
@@ -276,6 +283,7 @@ class Stage:
     def main(self) -> None:
         """Run the Faust worker in the foreground until SIGINT/SIGTERM."""
         self.store  # noqa: B018 - fail fast, before Kafka, when the store schema is not migrated
+        serve_metrics(self.config.metrics_port, self.config.metrics_host)
         # Faust creates only the last level of its data directory.
         data_dir(self.config, self.name).mkdir(parents=True, exist_ok=True)
         worker = _Worker(self.app, loglevel="info", quiet=True)

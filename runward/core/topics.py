@@ -31,6 +31,8 @@ from runward.core.contracts import (
 )
 from runward.core.contracts.reconciliation import ReconciliationReport
 
+DAY_MS = 86_400_000
+
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
@@ -47,6 +49,10 @@ class Topic(Generic[RecordT]):
     record: type[RecordT]
     producers: tuple[str, ...]
     consumers: tuple[str, ...]
+    # How long the cluster keeps it (deploy/kubernetes KafkaTopics are generated from these):
+    # None = forever. A compacted topic keeps the latest record of each key for good.
+    retention_ms: int | None = 7 * DAY_MS
+    compacted: bool = False
 
     @property
     def adapter(self) -> TypeAdapter[RecordT]:
@@ -95,6 +101,7 @@ RAW_SENSOR = Topic(
     RawSensorEvent,
     ("sensor", "runward replay"),
     ("ingest",),
+    retention_ms=3 * DAY_MS,  # raw events are re-derivable only from the source; ingest reads them in seconds
 )
 RAW_LLM = Topic(
     "runward.raw.llm",
@@ -102,6 +109,7 @@ RAW_LLM = Topic(
     RawLlmEvent,
     ("otlp receiver", "mcp gateway", "runward replay"),
     ("ingest",),
+    retention_ms=3 * DAY_MS,
 )
 RAW_K8S: Topic[K8sObjectEvent | K8sAuditEvent] = Topic(
     "runward.raw.k8s",
@@ -109,6 +117,7 @@ RAW_K8S: Topic[K8sObjectEvent | K8sAuditEvent] = Topic(
     RawK8sRecord,  # type: ignore[arg-type]  # the discriminated union of the two, which TypeAdapter reads
     ("k8s watcher", "audit webhook", "runward replay"),
     ("ingest",),
+    retention_ms=30 * DAY_MS,  # `runward reconcile` reads every audit event here: a month of usage
 )
 ENRICHED = Topic(
     "runward.events.enriched",
@@ -116,8 +125,11 @@ ENRICHED = Topic(
     EnrichedEvent,
     ("ingest", "profiler (flush punctuation)"),
     ("bom", "profiler"),
+    retention_ms=21 * DAY_MS,  # the longest observation window: an APD can be rebuilt by replaying it
 )
-APD = Topic("runward.apd", "deployment id", ApdRevision, ("profiler",), ("enforcer", "api (store)"))
+APD = Topic(
+    "runward.apd", "deployment id", ApdRevision, ("profiler",), ("enforcer", "api (store)"), retention_ms=90 * DAY_MS
+)
 SIGNALS = Topic("runward.signals", "deployment id", Signal, ("profiler",), ("correlator",))
 ATTACK_STORIES = Topic(
     "runward.attack-stories",
@@ -125,10 +137,17 @@ ATTACK_STORIES = Topic(
     AttackStory,
     ("correlator",),
     ("SOC", "enforcer", "api (store)"),
+    retention_ms=90 * DAY_MS,  # incident investigations reach back months
 )
 AIBOM = Topic("runward.aibom", "deployment id", AiBom, ("bom",), ("api (store)",))
 DECLARED = Topic(
-    "runward.declared", "deployment id", DeclaredManifest, ("runward declare (deployment pipeline)",), ("bom",)
+    "runward.declared",
+    "deployment id",
+    DeclaredManifest,
+    ("runward declare (deployment pipeline)",),
+    ("bom",),
+    retention_ms=None,
+    compacted=True,  # the latest declaration of each agent is what the AI-BOM delta compares with
 )
 BOM_DELTA = Topic("runward.aibom.delta", "deployment id", BomDelta, ("bom",), ("SOC", "api (store)"))
 POLICIES = Topic(
@@ -140,9 +159,25 @@ RECONCILIATION = Topic(
     ReconciliationReport,
     ("runward reconcile (profiler)",),
     ("deployment ticket / GitOps", "api (store)"),
+    retention_ms=90 * DAY_MS,
 )
-PROMOTIONS = Topic("runward.promotions", "deployment id", PromotionDecision, ("api",), ("enforcer",))
-DEAD_LETTER = Topic("runward.dead-letter", "stage name", DeadLetter, ("every stage",), ("operators", "api (store)"))
+PROMOTIONS = Topic(
+    "runward.promotions",
+    "deployment id",
+    PromotionDecision,
+    ("api",),
+    ("enforcer",),
+    retention_ms=None,
+    compacted=True,  # an agent's current mode must survive any retention: the latest decision per agent
+)
+DEAD_LETTER = Topic(
+    "runward.dead-letter",
+    "stage name",
+    DeadLetter,
+    ("every stage",),
+    ("operators", "api (store)"),
+    retention_ms=30 * DAY_MS,
+)
 
 ALL_TOPICS: tuple[Topic[Any], ...] = (
     RAW_SENSOR,

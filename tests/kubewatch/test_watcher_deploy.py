@@ -55,12 +55,13 @@ def test_deployment_runs_runward_watch_unprivileged() -> None:
     assert pod.service_account_name == objects()["ServiceAccount"]["metadata"]["name"]
     assert pod.security_context.run_as_non_root and not pod.host_network
     (container,) = pod.containers
-    assert container.command == ["runward", "watch"]
+    assert container.args == ["watch"]  # the image's entrypoint is `runward`
     sc = container.security_context
     assert sc.allow_privilege_escalation is False and sc.read_only_root_filesystem
     assert sc.capabilities.drop == ["ALL"] and not sc.capabilities.add
     assert not container.ports  # nothing listens
     # In the cluster it takes no flags: in-cluster config, RUNWARD_KAFKA from the environment.
-    args = cli.parser().parse_args(container.command[2:])
+    args = cli.parser().parse_args(container.args[1:])
     assert args.kubeconfig is None and args.namespace == []
-    assert {e.name for e in container.env} == {"RUNWARD_KAFKA"}
+    # RUNWARD_KAFKA (and the rest of the settings) from the shared ConfigMap.
+    assert [e.config_map_ref.name for e in container.env_from] == ["runward-config"]

@@ -105,14 +105,14 @@ def published(
     """(key, record) of this test's records on runward.raw.k8s, in offset order per key."""
 
     def ours(message: Any) -> bool:
-        value = json.loads(message.value())
+        value = json.loads(message.value)
         meta = (value.get("object") or {}).get("metadata") or {}
         return value.get("source") == "k8s_object" and (
             meta.get("namespace") == namespace or str(meta.get("name", "")).endswith(namespace)
         )
 
     messages = read_messages(bootstrap, RAW_K8S.name, want, ours, timeout=timeout)
-    return [((m.key() or b"").decode(), RAW_K8S.adapter.validate_json(m.value())) for m in messages]
+    return [(m.key or "", m.record) for m in messages]
 
 
 def of(records: list[tuple[str, K8sObjectEvent]], key: str, kind: str) -> list[K8sObjectEvent]:

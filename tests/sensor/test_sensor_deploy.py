@@ -13,7 +13,7 @@ from kubernetes.client import ApiClient
 from runward.control.cli import main
 from sensor import cli
 
-MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "sensor" / "daemonset.yaml"
+MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "base" / "sensor" / "daemonset.yaml"
 
 
 def objects() -> dict[str, dict[str, Any]]:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.routing import compile_path
 
 from runward.control.api.auth import authenticate, load_tokens
 from runward.control.api.publisher import KafkaPublisher, Publisher
@@ -19,6 +22,7 @@ from runward.control.api.routes import agents, promotions, stages, stories
 from runward.control.api.schemas import ErrorBody, Liveness
 from runward.core.config import Settings
 from runward.core.config import settings as default_settings
+from runward.core.metrics import API_LATENCY, API_REQUESTS
 from runward.core.store import Store
 
 log = logging.getLogger(__name__)
@@ -109,7 +113,43 @@ def create_app(
     for module in (stages, agents, stories, promotions):
         v1.include_router(module.router)
     app.include_router(v1)
+
+    @app.get(
+        "/metrics",
+        tags=["metrics"],
+        summary="Prometheus metrics",
+        description="Request counters and latency of this API process (Prometheus text format); needs a token.",
+        dependencies=[Depends(authenticate)],
+        responses=unauthorized,
+    )
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.middleware("http")(_RequestCounter(app))
     return app
+
+
+class _RequestCounter:
+    """Counts requests by route template, not path: a path carries agent names and would
+    explode the label set. Templates come from the OpenAPI paths (FastAPI nests included
+    routers, so the matched route object only knows its own suffix)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+        self._templates: list[tuple[Any, str]] | None = None
+
+    def _route(self, path: str) -> str:
+        if self._templates is None:
+            self._templates = [(compile_path(t)[0], t) for t in self._app.openapi()["paths"]]
+        return next((template for regex, template in self._templates if regex.match(path)), "unmatched")
+
+    async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = self._route(request.url.path)
+        API_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        API_LATENCY.labels(route).observe(time.perf_counter() - started)
+        return response
 
 
 def serve(settings: Settings | None = None) -> None:
