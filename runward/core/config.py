@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     otlp_port: int = Field(default=4318, description="OTLP/HTTP receiver for GenAI/MCP traces")
+    injection_allowlist: Path | None = Field(
+        default=None,
+        description="YAML of known benign phrasings per agent ({'*': [...], 'ns/deployment': [...]}) that "
+        "the prompt-injection detector ignores; set by the platform team",
+    )
 
     @property
     def db_url(self) -> str:

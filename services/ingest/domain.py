@@ -32,7 +32,7 @@ from runward.core.contracts import (
     deployment_id,
 )
 from runward.core.redaction import redact_text, redact_value
-from services.ingest import prompt_guard
+from services.ingest.injection import Detector, shipped_model
 
 
 class Registry(Protocol):
@@ -248,14 +248,83 @@ def _sensor_behaviour(detail: Any) -> tuple[Surface, str | None, str | None, dic
 # --- LLM and MCP events -------------------------------------------------------------------------
 
 
+# Roles whose text is the agent owner's own instructions: never scanned (a defensive system
+# prompt reads like an attack and would raise a signal on every call).
+TRUSTED_ROLES = frozenset({"system", "developer"})
+_ROLE_PREFIX = re.compile(r"^(system|developer|user|assistant|tool|model|function|ipython): ", re.I)
+
+
+def untrusted_texts(event: RawLlmEvent) -> list[tuple[str, str]]:
+    """(where, text) for everything that reaches the model from outside: user messages, tool
+    results, retrieved documents, tool descriptions and tool arguments; not system or developer text."""
+    found: list[tuple[str, str]] = []
+    for text in event.input_messages:
+        role = _ROLE_PREFIX.match(text)
+        where = role.group(1).lower() if role else "input"
+        if where not in TRUSTED_ROLES:
+            found.append((where, text[role.end() :] if role else text))
+    if event.operation == "execute_tool":
+        found += [("tool_result", text) for text in event.output_messages]
+    if event.tool_arguments:
+        found += [("tool_arguments", text) for text in _strings(event.tool_arguments)]
+    return found
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def scan_injection(guard: Detector, event: RawLlmEvent, agent: str | None) -> tuple[list[str], dict[str, Any] | None]:
+    """Flags `prompt_injection:<rule>:<technique>` for what the model flags, and the score detail."""
+    texts = untrusted_texts(event)
+    if not texts:
+        return [], None
+    flags: dict[str, None] = {}
+    best, where, obfuscations = 0.0, [], set[str]()
+    for origin, text in texts:
+        verdict = guard.assess(text, agent)
+        best = max(best, verdict.score)
+        if verdict.flagged:
+            where.append(origin)
+            obfuscations.update(verdict.obfuscations)
+            flags.update(dict.fromkeys(f"prompt_injection:{r.name}:{r.technique}" for r in verdict.rules))
+    detail = {
+        "score": round(best, 4),
+        "threshold": round(guard.threshold, 4),
+        "flagged_in": sorted(set(where)),
+        "obfuscations": sorted(obfuscations),
+    }
+    return list(flags), detail
+
+
+_default_guard: Detector | None = None
+
+
+def default_guard() -> Detector:
+    """The shipped model without an allowlist (the ingest app passes its configured one)."""
+    global _default_guard
+    if _default_guard is None:
+        _default_guard = Detector(shipped_model())
+    return _default_guard
+
+
 def enrich_llm(
-    registry: Registry, event: RawLlmEvent, source: SourceRef, capture_content: bool = True
+    registry: Registry,
+    event: RawLlmEvent,
+    source: SourceRef,
+    capture_content: bool = True,
+    guard: Detector | None = None,
 ) -> list[EnrichedEvent]:
     who = attribute(registry, event.attribution)
-    flags: list[str] = []
+    flags, injection = scan_injection(guard or default_guard(), event, who.deployment)
     inputs, outputs, secrets = [], [], set()
     for text in event.input_messages:
-        flags.extend(f"prompt_injection:{r.name}:{r.technique}" for r in prompt_guard.findings(text))
         clean, kinds = redact_text(text)
         inputs.append(clean)
         secrets.update(kinds)
@@ -282,6 +351,8 @@ def enrich_llm(
         "output_tokens": event.output_tokens,
         "caller_agent": event.caller_agent,
     }
+    if injection is not None:
+        detail["prompt_injection"] = injection
     if capture_content:
         detail.update(input_messages=inputs, output_messages=outputs, tool_arguments=arguments)
     surface, category, behaviour = Surface.INPUT, None, None

@@ -223,6 +223,7 @@ def _input_signals(event: EnrichedEvent) -> list[Signal]:
                 severity=3,
                 evidence={
                     "rules": [r for _, r, _ in rules],
+                    "detector": event.detail.get("prompt_injection"),  # score, threshold, where, obfuscations
                     "model": event.detail.get("request_model"),
                     "source": event.source.model_dump(),
                 },
