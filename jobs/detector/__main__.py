@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from jobs.detector.commands import run_eval, run_train
-from services.ingest.injection.model import MODEL_DIR
+from services.ingest.injection.model import MODEL_DIR, ModelError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             print(run_train(args.out, args.c, args.seed, args.splits_dir))
         else:
             print(run_eval(args.files, args.json, args.model_dir))
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -89,8 +89,7 @@ class Detector:
         extra = obfuscation_slots(seen)
         best = max(self.model.score_slots(s, extra) for s in _candidates(main))
         if views:
-            decoded = obfuscation_slots(seen | {"decoded_view"})
-            best = max(best, *(self.model.score_slots(s, decoded) for v in views for s in _candidates(v)))
+            best = max(best, *(self.model.score_slots(s, extra) for v in views for s in _candidates(v)))
         flagged = best >= self.model.threshold
         rules: tuple[Rule, ...] = ()
         if explain and flagged:
@@ -122,7 +121,7 @@ def _candidates(text: str) -> list[set[int]]:
         if size and size + len(piece) > WINDOW:
             out.append(window)
             window, size = set(), 0
-        window = window | found
+        window |= found
         size += len(piece)
     out.append(window)
     return out

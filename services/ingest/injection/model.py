@@ -44,9 +44,9 @@ class LinearModel:
 
     def score_slots(self, slots: set[int], extra: list[int]) -> float:
         """`score` for binary L2-normalised n-grams plus unit indicators, without building a vector."""
-        w = self.weights
-        ngrams = sum(w[i] for i in slots) / math.sqrt(len(slots)) if slots else 0.0
-        return self.calibrated(self.bias + ngrams + sum(w[i] for i in extra))
+        lookup = self.weights.__getitem__
+        ngrams = sum(map(lookup, slots)) / math.sqrt(len(slots)) if slots else 0.0
+        return self.calibrated(self.bias + ngrams + sum(map(lookup, extra)))
 
     def calibrated(self, margin: float) -> float:
         z = self.platt_a * margin + self.platt_b

@@ -58,12 +58,17 @@ _LEET = str.maketrans(
 
 _WORD = re.compile(r"[^\W_]+(?:[$!|0-9][^\W_]*)*", re.UNICODE)
 # Only words mixing Latin letters with digits, signs or look-alikes can need folding: the regex
-# finds those in C, so ordinary prose costs no Python call per word.
+# finds those in C, so ordinary prose costs no Python call per word. The look-aheads are bounded
+# and start only at a word's start, so a 100 KB run of letters stays linear.
 _SUSPECT = re.compile(
-    "(?=[^\\W_]*[a-zA-Z])(?=[^\\W_]*[$!|0-9" + "".join(chr(c) for c in sorted(_CONFUSABLE)) + "])" + _WORD.pattern
+    "(?<![^\\W_])(?=[^\\W_]{0,24}[a-zA-Z])(?=[^\\W_]{0,24}[$!|0-9"
+    + "".join(chr(c) for c in sorted(_CONFUSABLE))
+    + "])"
+    + _WORD.pattern
 )
 # "10am", "3d", "5pm": a leading number with a unit is not leetspeak.
-_UNITS = frozenset("am pm th st nd rd d k m g s x h min gb mb kb px ms km kg cm mm".split())  # noqa: SIM905
+_UNITS = frozenset("am pm d k m g s x h min gb mb kb px ms km kg cm mm".split())  # noqa: SIM905
+_ORDINAL = re.compile(r"(?:\d*1st|\d*2nd|\d*3rd|\d+th)", re.I)
 _LATIN = re.compile(r"[a-zA-Z]")
 _HEXISH = re.compile(r"[0-9a-fA-F]+")
 _SPACED = re.compile(r"(?<!\S)(?:\S {1,3}){7,}\S(?!\S)")
@@ -71,7 +76,7 @@ _HAS_DIGIT_OR_SIGN = re.compile(r"[0-9@$!|]")
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = re.compile(r"(?:(?:\\x|0x)?[0-9a-fA-F]{2}[\s:,-]?){8,}")
-_URLENC = re.compile(r"(?:%[0-9a-fA-F]{2}[^%\s]{0,3}){3,}")
+_URLENC = re.compile(r"(?:%[0-9a-fA-F]{2}[^%\s]*){3,}")
 # Very frequent English (and fr/de/es/pt) words: a rot13 view is kept when it reads as language
 # and the original does not.
 _COMMON = frozenset(
@@ -203,7 +208,7 @@ def _looks_like_identifier(word: str) -> bool:
     if word.rstrip("0123456789").isalpha():
         return True
     rest = word.lstrip("0123456789")
-    return rest.isalpha() and (len(word) - len(rest) > 1 or rest.lower() in _UNITS)
+    return rest.isalpha() and (len(word) - len(rest) > 1 or rest.lower() in _UNITS or bool(_ORDINAL.fullmatch(word)))
 
 
 def normalise(text: str) -> Normalised:
