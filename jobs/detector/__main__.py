@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="build the injection model from the recorded corpora")
     train.add_argument("--out", type=Path, default=MODEL_DIR)
-    train.add_argument("--c", type=float, default=32.0)
+    train.add_argument("--c", type=float, default=16.0)
     train.add_argument("--seed", type=int, default=11)
     train.add_argument("--splits-dir", type=Path, default=None)
     ev = sub.add_parser("eval", help="recall, FPR, precision, AUROC and latency on labelled JSON lines")

@@ -10,7 +10,7 @@ from services.ingest.injection.detector import Detector
 from services.ingest.injection.model import MODEL_DIR, LinearModel
 
 
-def run_train(out: Path = MODEL_DIR, c: float = 32.0, seed: int = 11, splits_dir: Path | None = None) -> str:
+def run_train(out: Path = MODEL_DIR, c: float = 16.0, seed: int = 11, splits_dir: Path | None = None) -> str:
     from jobs.detector.train import train  # scikit-learn is needed to train, not to score
 
     result = train(out, c, seed, splits_dir)

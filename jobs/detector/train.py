@@ -48,7 +48,7 @@ def _matrix(texts: list[str]) -> csr_matrix:
     return csr_matrix((data, indices, indptr), shape=(len(texts), N_FEATURES), dtype=np.float64)
 
 
-def fit(rows: list[dict[str, Any]], c: float = 32.0, seed: int = 11) -> TrainResult:
+def fit(rows: list[dict[str, Any]], c: float = 16.0, seed: int = 11) -> TrainResult:
     train = corpus.augment([r for r in rows if r["split"] == "train"], seed)
     dev = [r for r in rows if r["split"] == "dev"]
     x = _matrix([r["text"] for r in train])
@@ -106,7 +106,7 @@ def _threshold(scores: np.ndarray, labels: np.ndarray, target_fpr: float) -> flo
     return float(min(max(np.nextafter(cut, 1.0), 0.05), 0.99))
 
 
-def train(out: Path = MODEL_DIR, c: float = 32.0, seed: int = 11, splits_dir: Path | None = None) -> TrainResult:
+def train(out: Path = MODEL_DIR, c: float = 16.0, seed: int = 11, splits_dir: Path | None = None) -> TrainResult:
     rows = corpus.rows(seed)
     result = fit(rows, c, seed)
     out.mkdir(parents=True, exist_ok=True)

