@@ -252,6 +252,7 @@ def _sensor_behaviour(detail: Any) -> tuple[Surface, str | None, str | None, dic
 # prompt reads like an attack and would raise a signal on every call).
 TRUSTED_ROLES = frozenset({"system", "developer"})
 _ROLE_PREFIX = re.compile(r"^(system|developer|user|assistant|tool|model|function|ipython): ", re.I)
+_EMBEDDED_TURN = re.compile(r"\n\s*(user|assistant|tool|human|ai)\s*:", re.I)
 
 
 def untrusted_texts(event: RawLlmEvent) -> list[tuple[str, str]]:
@@ -261,8 +262,11 @@ def untrusted_texts(event: RawLlmEvent) -> list[tuple[str, str]]:
     for text in event.input_messages:
         role = _ROLE_PREFIX.match(text)
         where = role.group(1).lower() if role else "input"
-        if where not in TRUSTED_ROLES:
-            found.append((where, text[role.end() :] if role else text))
+        # A "system:" line that carries further role turns is not one rendered system message but a
+        # raw prompt someone wrote (legacy gen_ai.prompt): it is scanned like any other input.
+        if where in TRUSTED_ROLES and not _EMBEDDED_TURN.search(text):
+            continue
+        found.append((where, text[role.end() :] if role else text))
     if event.operation == "execute_tool":
         found += [("tool_result", text) for text in event.output_messages]
     if event.tool_arguments:

@@ -156,6 +156,8 @@ def test_system_and_developer_prompts_are_never_scanned(detector: Detector) -> N
     [out] = domain.enrich_llm({}, event, SRC)
     assert out.detail["prompt_injection"]["flagged_in"] == []
     assert _flags(_chat(f"user: {DEFENSIVE_SYSTEM_PROMPT}"))  # the same words from a user are scanned
+    # A raw prompt that merely starts with "system:" and carries its own turns is not trusted.
+    assert _flags(_chat(f"system: be brief\nuser: {ATTACK}"))
 
 
 def test_tool_results_and_arguments_are_scanned() -> None:
