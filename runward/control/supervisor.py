@@ -126,8 +126,19 @@ class Supervisor:
         self.spawn("api", [sys.executable, "-m", "runward.control.api"])
         self._wait_api()
         self._start_otlp()
+        self._start_watcher()
         if with_sensor:
             self._start_sensor()
+
+    def _start_watcher(self) -> None:
+        """Live Kubernetes metadata (ServiceAccounts, autonomy, revisions) when there is a cluster."""
+        from edges.kubewatch.watcher import cluster_config_available
+
+        if not cluster_config_available():
+            self._print("  watcher    not started: no kubeconfig and not in a cluster")
+            return
+        self.spawn("watcher", [sys.executable, "-m", "edges.kubewatch"])
+        self._print("  watcher    watching the cluster into runward.raw.k8s")
 
     def _wait_until(
         self, service: Service, ready: Callable[[], bool], timeout: float, waiting_for: str, status: str | None = None

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
             return "SASL_SSL" if sasl else "SSL"
         return "SASL_PLAINTEXT" if sasl else "PLAINTEXT"
 
+    injection_allowlist: Path | None = Field(
+        default=None,
+        description="YAML of known benign phrasings per agent ({'*': [...], 'ns/deployment': [...]}) that "
+        "the prompt-injection detector ignores; set by the platform team",
+    )
+
     @property
     def db_url(self) -> str:
         if self.db:

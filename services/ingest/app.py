@@ -20,26 +20,30 @@ from runward.core.contracts import (
 from runward.core.stage import Context, Output, Stage
 from runward.core.topics import ENRICHED, RAW_K8S, RAW_LLM, RAW_SENSOR
 from services.ingest import domain
+from services.ingest.injection import Allowlist, Detector, shipped_model
 
 
 def build(config: Settings) -> Stage:
     stage = Stage("ingest", inputs=[RAW_SENSOR, RAW_LLM, RAW_K8S], outputs=[ENRICHED], config=config)
     # Raw topics are keyed by whatever their producer knows, so cluster knowledge must be whole on every worker.
     registry = stage.global_table("cluster-registry")
+    # Loaded once at start: a missing model or a bad allowlist stops the stage instead of letting
+    # prompts through unscanned.
+    guard = Detector(shipped_model(), Allowlist.load(config.injection_allowlist))
 
     async def handle(record: Any, ctx: Context) -> Sequence[Output]:
-        return enrich(registry, record, ctx)
+        return enrich(registry, guard, record, ctx)
 
     stage.run(handle)
     return stage
 
 
-def enrich(registry: Any, record: Any, ctx: Context) -> list[Output]:
+def enrich(registry: Any, guard: Detector, record: Any, ctx: Context) -> list[Output]:
     events: list[EnrichedEvent]
     if isinstance(record, RawSensorEvent):
         events = domain.enrich_sensor(registry, record, ctx.source)
     elif isinstance(record, RawLlmEvent):
-        events = domain.enrich_llm(registry, record, ctx.source)
+        events = domain.enrich_llm(registry, record, ctx.source, guard=guard)
     elif isinstance(record, K8sObjectEvent):
         events = domain.apply_k8s_object(registry, record, record.ts or utcnow(), ctx.source)
     elif isinstance(record, K8sAuditEvent):

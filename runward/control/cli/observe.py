@@ -215,6 +215,14 @@ def otlp(
     return 0
 
 
+def watch(ctx: typer.Context) -> int:
+    """Watch the cluster's Deployments, ReplicaSets, Pods, ServiceAccounts and RBAC objects and
+    publish them on runward.raw.k8s (options: `runward watch --help` lists the watcher's own)."""
+    from edges.kubewatch.__main__ import main as watcher_main
+
+    return watcher_main(list(ctx.args))
+
+
 def register(app: typer.Typer) -> None:
     from sensor.cli import add_commands as sensor_commands
 
@@ -224,4 +232,8 @@ def register(app: typer.Typer) -> None:
         context_settings=PASSTHROUGH,
     )(gateway)
     app.command(help="run the OTLP/HTTP receiver for GenAI/MCP traces (and Falco/Tetragon webhooks)")(otlp)
+    app.command(
+        help="watch the cluster's workload and RBAC objects into runward.raw.k8s (--kubeconfig, --namespace, ...)",
+        context_settings={**PASSTHROUGH, "help_option_names": []},
+    )(watch)
     sensor_commands(app)  # run, sensor

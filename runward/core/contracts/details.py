@@ -89,6 +89,9 @@ class LlmCallInfo(_Detail):
     input_tokens: int | None = None
     output_tokens: int | None = None
     caller_agent: str | None = None
+    prompt_injection: dict[str, Any] | None = Field(
+        default=None, description="the injection detector's verdict: score, threshold, where, obfuscations"
+    )
     input_messages: list[str] | None = None
     output_messages: list[str] | None = None
     tool_arguments: dict[str, Any] | None = None
