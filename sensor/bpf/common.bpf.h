@@ -111,6 +111,7 @@ struct verdict_slot {
 	u32 gen; /* 0 while being written: the reader then falls back to the map */
 	u32 watched;
 	u64 known[RW_SYSCALL_WORDS]; /* syscall bits already set in the cgroup's state */
+	u64 caps_known; /* capabilities already reported for the cgroup */
 	/* the last open this CPU sent or folded for the cgroup, and when it was last sent */
 	u64 open_dentry;
 	u64 open_ino;
@@ -234,6 +235,7 @@ static __always_inline bool is_watched(struct config *cfg, u64 cg, struct verdic
 			slot->watched = watched_now;
 			for (int i = 0; i < RW_SYSCALL_WORDS; i++)
 				slot->known[i] = 0;
+			slot->caps_known = 0;
 			slot->open_dentry = 0;
 			slot->open_sent_ns = 0;
 			asm volatile("" ::: "memory");

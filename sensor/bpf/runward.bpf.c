@@ -593,14 +593,28 @@ int BPF_PROG(rw_capable, const struct cred *cred, struct user_namespace *target_
 	if (cap < 0 || cap > 63)
 		return 0;
 	u64 cg = bpf_get_current_cgroup_id();
-	struct cg_state *st = watched_state(cg);
+	struct config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	/* A set, like syscalls: only the first check of each capability in a cgroup is sent,
+	 * and this CPU's slot knows the ones already sent without a state lookup. */
+	u64 bit = 1ULL << cap;
+	struct verdict_slot *slot = fresh_slot(cg, cfg->gen);
+	if (slot && (!slot->watched || (slot->caps_known & bit)))
+		return 0;
+	if (!is_watched(cfg, cg, &slot))
+		return 0;
+	struct cg_state *st = cg_state_of(cg);
 	if (!st)
 		return 0;
-	/* A set, like syscalls: only the first check of each capability in a cgroup is sent. */
-	u64 bit = 1ULL << cap;
-	if (st->caps_seen & bit)
+	if (st->caps_seen & bit) {
+		if (slot)
+			slot->caps_known |= bit;
 		return 0;
+	}
 	__sync_fetch_and_or(&st->caps_seen, bit);
+	if (slot)
+		slot->caps_known |= bit;
 	struct cap_event e = {};
 	fill_header(&e.h, RW_EV_CAP, cg);
 	e.cap = cap;
