@@ -97,7 +97,7 @@ static __always_inline void *scratch(void *map)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(rw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	u64 cg = bpf_get_current_cgroup_id();
+	u64 cg = current_cgroup_id();
 	struct cg_state *st = watched_state(cg);
 	if (!st)
 		return 0;
@@ -127,7 +127,7 @@ int BPF_PROG(rw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(rw_exit, struct task_struct *p)
 {
-	u64 cg = bpf_get_current_cgroup_id();
+	u64 cg = current_cgroup_id();
 	struct cg_state *st = watched_state(cg);
 	if (!st)
 		return 0;
@@ -248,11 +248,10 @@ static __always_inline void dns_send(struct cg_state *st, u64 cg, struct pt_regs
 
 /* The DNS server a UDP socket talks to, if it is one: its connected peer on a DNS port
  * (glibc and Go connect their sockets), else the server it last sent a question to. */
-static __always_inline bool dns_server_of(struct sock *sk, struct dns_peer *peer)
+static __always_inline bool dns_server_of(struct sock *sk, u16 protocol, u16 dport, struct dns_peer *peer)
 {
-	if (sk->sk_protocol != RW_IPPROTO_UDP)
+	if (protocol != RW_IPPROTO_UDP)
 		return false;
-	u16 dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (dport && bpf_map_lookup_elem(&dns_ports, &dport)) {
 		sock_peer(sk, &peer->family, &peer->port, peer->addr);
 		return true;
@@ -265,22 +264,17 @@ static __always_inline bool dns_server_of(struct sock *sk, struct dns_peer *peer
 	return true;
 }
 
-/* Answers, on every receive from a socket (read, recvfrom, recvmsg alike): fires for socket
- * receives only, so a file read() costs nothing, and the socket comes without a file-table
- * lookup. The data is already in the user buffer the syscall was given. */
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(rw_sock_recv, struct sock *sk, int ret, int flags)
+/* An answer read from a DNS socket: the data is already in the user buffer the syscall was
+ * given (read, recvfrom or recvmsg). */
+static __always_inline void dns_answer(struct config *cfg, struct sock *sk, u16 protocol, u16 dport, long ret)
 {
-	if (ret <= 0 || (flags & RW_MSG_PEEK))
-		return 0;
 	struct dns_peer peer = {};
-	if (!dns_server_of(sk, &peer))
-		return 0;
-	u64 cg = bpf_get_current_cgroup_id();
-	struct config *cfg = get_config();
+	if (!dns_server_of(sk, protocol, dport, &peer))
+		return;
+	u64 cg = current_cgroup_id();
 	struct verdict_slot *slot;
-	if (!cfg || !is_watched(cfg, cg, &slot))
-		return 0;
+	if (!is_watched(cfg, cg, &slot))
+		return;
 	struct pt_regs *regs = syscall_regs();
 	long id = regs->orig_ax;
 	void *base = NULL, *name = NULL;
@@ -289,11 +283,29 @@ int BPF_PROG(rw_sock_recv, struct sock *sk, int ret, int flags)
 		base = (void *)regs->si;
 		len = regs->dx;
 	} else if (id != RW_NR_recvmsg || msghdr_first((void *)regs->si, &base, &len, &name)) {
-		return 0;
+		return;
 	}
 	struct cg_state *st = cg_state_of(cg);
 	if (st)
 		dns_emit(st, cg, peer.family, peer.port, peer.addr, base, (u64)ret < len ? (u64)ret : len, 1);
+}
+
+#ifdef RW_HAVE_SOCK_TRACEPOINTS
+/* Answers, on every receive from a socket (read, recvfrom, recvmsg alike): fires for socket
+ * receives only, so a file read() costs nothing, and the socket comes without a file-table
+ * lookup. */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(rw_sock_recv, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0 || (flags & RW_MSG_PEEK))
+		return 0;
+	/* Direct loads: this runs on every socket receive of the node. */
+	u16 protocol = sk->sk_protocol;
+	if (protocol != RW_IPPROTO_UDP)
+		return 0;
+	struct config *cfg = get_config();
+	if (cfg)
+		dns_answer(cfg, sk, protocol, bpf_ntohs(sk->__sk_common.skc_dport), ret);
 	return 0;
 }
 
@@ -307,7 +319,7 @@ int BPF_PROG(rw_sock_send, struct sock *sk, int ret, int flags)
 	u16 dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (!dport || !bpf_map_lookup_elem(&dns_ports, &dport))
 		return 0;
-	u64 cg = bpf_get_current_cgroup_id();
+	u64 cg = current_cgroup_id();
 	struct config *cfg = get_config();
 	struct verdict_slot *slot;
 	if (!cfg || !cfg->sock_rw || !is_watched(cfg, cg, &slot))
@@ -324,13 +336,45 @@ int BPF_PROG(rw_sock_send, struct sock *sk, int ret, int flags)
 	dns_emit(st, cg, peer.family, peer.port, peer.addr, (void *)regs->si, (u64)ret < len ? (u64)ret : len, 0);
 	return 0;
 }
+#else
+/* Before Linux 6.3 there are no socket send/receive tracepoints: answers are read on the
+ * exit of recvfrom and recvmsg, and read()/write() on a DNS socket (Go's resolver) are not
+ * seen, which would cost a file-table lookup on every read of the node. */
+static __always_inline void dns_answer_fd(struct rw_sys_exit_args *ctx)
+{
+	if (ctx->ret <= 0)
+		return;
+	struct config *cfg = get_config();
+	if (!cfg)
+		return;
+	short type = 0;
+	struct sock *sk = fd_sock(syscall_regs()->di, &type);
+	if (sk && type == RW_SOCK_DGRAM)
+		dns_answer(cfg, sk, BPF_CORE_READ(sk, sk_protocol), bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)),
+			   ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int rw_recvfrom(struct rw_sys_exit_args *ctx)
+{
+	dns_answer_fd(ctx);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int rw_recvmsg(struct rw_sys_exit_args *ctx)
+{
+	dns_answer_fd(ctx);
+	return 0;
+}
+#endif
 
 /* ---------------------------------------------------------------- syscalls */
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(rw_sys_enter, struct pt_regs *regs, long id)
 {
-	u64 cg = bpf_get_current_cgroup_id();
+	u64 cg = current_cgroup_id();
 	struct config *cfg = get_config();
 	if (!cfg)
 		return 0;
@@ -413,7 +457,7 @@ static __always_inline u32 walk_path(struct file *f, char *buf, u32 *path_flags)
  * the path the kernel resolved (symlinks, relative paths and dirfds included). */
 static __always_inline void open_event(long id, long fd)
 {
-	u64 cg = bpf_get_current_cgroup_id();
+	u64 cg = current_cgroup_id();
 	struct config *cfg = get_config();
 	struct verdict_slot *slot;
 	if (!cfg || !is_watched(cfg, cg, &slot))
@@ -436,8 +480,8 @@ static __always_inline void open_event(long id, long fd)
 	 * address being reused within the window: no path walk is needed to fold. */
 	struct dedup_key key = {
 		.cgroup_id = cg,
-		.a = (u64)BPF_CORE_READ(f, f_path.dentry),
-		.b = BPF_CORE_READ(f, f_inode, i_ino),
+		.a = (u64)RW_FILE_DENTRY(f),
+		.b = RW_FILE_INO(f),
 		.kind = RW_EV_OPEN,
 		.extra = (u32)flags,
 	};
@@ -481,7 +525,7 @@ static __always_inline void open_event(long id, long fd)
 
 static __always_inline void conn_event(long fd, const void *uaddr, long ret, u32 type)
 {
-	u64 cg = bpf_get_current_cgroup_id();
+	u64 cg = current_cgroup_id();
 	struct config *cfg = get_config();
 	struct verdict_slot *slot;
 	if (!cfg || !is_watched(cfg, cg, &slot))
@@ -592,7 +636,7 @@ int BPF_PROG(rw_capable, const struct cred *cred, struct user_namespace *target_
 {
 	if (cap < 0 || cap > 63)
 		return 0;
-	u64 cg = bpf_get_current_cgroup_id();
+	u64 cg = current_cgroup_id();
 	struct config *cfg = get_config();
 	if (!cfg)
 		return 0;
