@@ -240,6 +240,7 @@ class BpfStats:
     def __init__(self, sensor_pid: int) -> None:
         self.sensor_pid = sensor_pid
         self._previous = "0"
+        self._ids: set[int] | None = None  # the sensor's programs, fixed at the first look
 
     def __enter__(self) -> BpfStats:
         self._previous = self.SYSCTL.read_text().strip()
@@ -256,12 +257,16 @@ class BpfStats:
         owned = [p for p in progs if any(o.get("pid") == self.sensor_pid for o in p.get("pids", []))]
         return owned or [p for p in progs if str(p.get("name", "")).startswith("rw_")]
 
-    def by_program(self) -> dict[str, tuple[int, int]]:
-        """(run_time_ns, run_cnt) of each of the sensor's programs."""
+    def by_program(self) -> dict[int, tuple[str, int, int]]:
+        """Program id -> (name, run_time_ns, run_cnt) of each of the sensor's programs. By id:
+        another sensor on the machine (another checkout's tests) has programs of the same names."""
         progs = self.programs()
+        if self._ids is None:
+            self._ids = {int(p["id"]) for p in progs}
+        progs = [p for p in progs if int(p["id"]) in self._ids]
         if not progs:
             raise RuntimeError("bpftool lists none of the sensor's programs")
-        return {str(p["name"]): (int(p.get("run_time_ns", 0)), int(p.get("run_cnt", 0))) for p in progs}
+        return {int(p["id"]): (str(p["name"]), int(p.get("run_time_ns", 0)), int(p.get("run_cnt", 0))) for p in progs}
 
 
 @dataclass
@@ -302,10 +307,11 @@ def account(sensor: SensorProcess, stats: BpfStats, home: Path, name: str, cmd: 
     events = sum(after.get("runward_sensor_events_total", {}).values()) - sum(
         before.get("runward_sensor_events_total", {}).values()
     )
-    programs = {
-        prog: ((ns - progs0.get(prog, (0, 0))[0]) / 1e9, cnt - progs0.get(prog, (0, 0))[1])
-        for prog, (ns, cnt) in progs1.items()
-    }
+    programs: dict[str, tuple[float, int]] = {}
+    for prog_id, (prog, ns, cnt) in progs1.items():
+        _, ns0, cnt0 = progs0.get(prog_id, (prog, 0, 0))
+        t, c = programs.get(prog, (0.0, 0))
+        programs[prog] = (t + (ns - ns0) / 1e9, c + cnt - cnt0)
     return Accounted(name, run.wall_s, run.cpu_s, proc_cpu_s(sensor.proc.pid) - cpu0, events, programs)
 
 
