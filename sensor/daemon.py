@@ -79,6 +79,7 @@ class Sensor:
         self._server: ThreadingHTTPServer | None = None
         self._last_syscalls = 0.0
         self._last_gc = 0.0
+        self._metrics_written = ""
         self.watched_paths: list[Path] = []
 
     # ------------------------------------------------------------------ set-up
@@ -179,11 +180,16 @@ class Sensor:
         m.set("runward_sensor_unattributed_total", self.pipeline.unattributed)
         m.set("runward_sensor_tracked_cgroups", tracked)
         path = self.config.home / "sensor-metrics.json"
+        text = json.dumps(m.snapshot(), sort_keys=True)
+        # Only when something moved: the write and rename were most of an idle sensor's CPU.
+        if text == self._metrics_written:
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(m.snapshot(), sort_keys=True))
+            tmp.write_text(text)
             tmp.replace(path)
+            self._metrics_written = text
         except OSError as exc:
             log.debug("could not write %s: %s", path, exc)
 
