@@ -41,9 +41,16 @@ class Features:
     """Kernel features probed from BTF, turned into -D flags."""
 
     cap_tracepoint: bool
+    sock_tracepoints: bool = True  # sock:sock_recv_length / sock_send_length, Linux 6.3+
+    rdonly_cast: bool = True  # the bpf_rdonly_cast kfunc, Linux 6.2+
 
     def defines(self) -> list[str]:
-        return ["-DRW_HAVE_CAP_TRACEPOINT"] if self.cap_tracepoint else []
+        wanted = {
+            "RW_HAVE_CAP_TRACEPOINT": self.cap_tracepoint,
+            "RW_HAVE_SOCK_TRACEPOINTS": self.sock_tracepoints,
+            "RW_HAVE_RDONLY_CAST": self.rdonly_cast,
+        }
+        return [f"-D{name}" for name, present in wanted.items() if present]
 
 
 def build_dir() -> Path:
@@ -75,9 +82,18 @@ def _sources_digest() -> str:
     return digest.hexdigest()
 
 
-def probe_features(vmlinux_h: Path) -> Features:
+def probe_features(vmlinux_h: Path, btf: Path = BTF_PATH) -> Features:
     text = vmlinux_h.read_text(errors="replace")
-    return Features(cap_tracepoint="btf_trace_cap_capable)" in text)
+    try:
+        # kfuncs are not in the C dump; their names are in the raw BTF's string section.
+        rdonly_cast = b"\0bpf_rdonly_cast\0" in btf.read_bytes()
+    except OSError:
+        rdonly_cast = False
+    return Features(
+        cap_tracepoint="btf_trace_cap_capable)" in text,
+        sock_tracepoints="btf_trace_sock_recv_length)" in text and "btf_trace_sock_send_length)" in text,
+        rdonly_cast=rdonly_cast,
+    )
 
 
 def _dump_vmlinux_h(out: Path, btf: Path) -> None:
@@ -122,6 +138,14 @@ def _compile(out: Path, include: Path, features: Features) -> None:
         log = result.stderr.decode(errors="replace")
         raise BuildError(f"clang failed building {MAIN_SOURCE.name}:\n{log[-4000:]}")
     tmp.replace(out)
+
+
+def build_variant(features: Features, out: Path) -> Path:
+    """Build the object for another kernel's features into out (the kernel tests load the
+    pre-6.3 variant on a recent kernel, which has every hook that variant uses)."""
+    include = ensure_built().parent
+    _compile(out, include, features)
+    return out
 
 
 def _stamp(btf: Path) -> dict[str, str]:
@@ -205,7 +229,7 @@ def ensure_built(force: bool = False, btf: Path = BTF_PATH) -> Path:
                 old_btf = None
         if force or not vmlinux_h.exists() or old_btf != btf_digest:
             _dump_vmlinux_h(vmlinux_h, btf)
-        _compile(obj, out_dir, probe_features(vmlinux_h))
+        _compile(obj, out_dir, probe_features(vmlinux_h, btf))
         stamp_path.write_text(json.dumps(stamp))
     return obj
 

@@ -1,10 +1,12 @@
 """Kernel adapter: load and attach the BPF object with pylibbpf, fill its maps, read its
-perf buffer and per-cgroup state. Everything that touches the kernel goes through here."""
+ring buffer and per-cgroup state. Everything that touches the kernel goes through here."""
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
+import select
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,6 +34,68 @@ class KernelError(RuntimeError):
     pass
 
 
+class RingBuffer:
+    """Consumer of a BPF_MAP_TYPE_RINGBUF map (pylibbpf only reads perf buffers).
+
+    The kernel maps one read-write page holding the consumer position, then one read-only
+    page holding the producer position followed by the data area, mapped twice in a row so
+    that a record wrapping around the end reads as one slice. Records are an 8-byte header
+    (length with busy/discard bits, page offset) and the sample, padded to 8 bytes.
+    """
+
+    BUSY = 1 << 31
+    DISCARD = 1 << 30
+    HEADER = 8
+
+    def __init__(self, map_fd: int, size: int, on_sample: Callable[[int, bytes], None]) -> None:
+        if size <= 0 or size & (size - 1):
+            raise KernelError(f"ring buffer size {size} is not a power of two")
+        page = mmap.PAGESIZE
+        self._size = size
+        self._mask = size - 1
+        self._on_sample = on_sample
+        self._consumer = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+        self._producer = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        self._data = memoryview(self._producer)[page:]
+        self._epoll = select.epoll()
+        self._epoll.register(map_fd, select.EPOLLIN)
+
+    def consume(self) -> int:
+        """Hand every complete record to on_sample; returns how many."""
+        pos = struct.unpack_from("<Q", self._consumer, 0)[0]
+        count = 0
+        unpack = struct.unpack_from
+        while True:
+            # x86 keeps loads in order (the kernel publishes with a release store): no fence.
+            end = unpack("<Q", self._producer, 0)[0]
+            if pos >= end:
+                return count
+            while pos < end:
+                off = pos & self._mask
+                length = unpack("<I", self._data, off)[0]
+                if length & self.BUSY:  # reserved, not yet committed
+                    return count
+                size = length & ~(self.BUSY | self.DISCARD)
+                if not length & self.DISCARD:
+                    start = off + self.HEADER
+                    self._on_sample(0, bytes(self._data[start : start + size]))
+                    count += 1
+                pos += (size + self.HEADER + 7) & ~7
+                struct.pack_into("<Q", self._consumer, 0, pos)
+
+    def poll(self, timeout_ms: int) -> int:
+        """Wait up to timeout_ms (the programs wake the reader only when the ring fills
+        up), then drain it."""
+        self._epoll.poll(timeout_ms / 1000)
+        return self.consume()
+
+    def close(self) -> None:
+        self._epoll.close()
+        self._data.release()
+        self._producer.close()
+        self._consumer.close()
+
+
 def _as_int(value: Any) -> int:
     # pylibbpf hands back 4- and 8-byte values as ints and other sizes as bytes.
     return value if isinstance(value, int) else int.from_bytes(bytes(value), "little")
@@ -53,7 +117,7 @@ class KernelProbes:
         self._gen = 1  # 0 marks a per-CPU verdict slot being written
         self._sock_rw = True
         self._dedup_window_ns = 0
-        self._perf: Any = None
+        self._perf: RingBuffer | None = None
         self._write_config()
 
     @property
@@ -104,17 +168,21 @@ class KernelProbes:
 
     # ------------------------------------------------------------------ events
     def open_events(
-        self, on_sample: Callable[[int, bytes], None], on_lost: Callable[[int, int], None], pages: int = 64
+        self, on_sample: Callable[[int, bytes], None], on_lost: Callable[[int, int], None] | None = None
     ) -> None:
-        # pylibbpf keeps one perf buffer per map: a second one on the same map stops delivering.
+        """Deliver every event to on_sample(cpu, data) from poll(). A ring buffer loses no
+        sample silently: a full ring makes the program's output fail, which the kernel counts
+        (stats `output_failed`, and `kernel_losses` on the container's next event), so
+        on_lost is never called; it is kept for callers written against the perf buffer."""
         if self._perf is not None:
             raise KernelError("the event buffer is already open")
-        self._perf = self._obj["events"].open_perf_buffer(on_sample, page_cnt=pages, lost_callback=on_lost)
+        events = self._map("events")
+        self._perf = RingBuffer(events.get_fd(), C["RW_RINGBUF_BYTES"], on_sample)
 
     def poll(self, timeout_ms: int) -> int:
         if self._perf is None:
             raise KernelError("open_events() first")
-        return int(self._perf.poll(timeout_ms))
+        return self._perf.poll(timeout_ms)
 
     # ------------------------------------------------------------------ per-cgroup state
     def syscall_bitmaps(self) -> dict[int, bytes]:
@@ -124,6 +192,10 @@ class KernelProbes:
     def forget_cgroup(self, cgroup_id: int) -> None:
         with contextlib.suppress(Exception):  # already gone
             self._map("cgstate").delete_elem(cgroup_id)
+        # Each CPU remembers which syscalls a cgroup's state holds; a new generation makes
+        # them start over, should the cgroup still be alive.
+        self._gen += 1
+        self._write_config()
 
     def stats(self) -> dict[str, int]:
         stats = self._map("stats")
@@ -138,6 +210,8 @@ class KernelProbes:
         for program in self._links.values():
             with contextlib.suppress(Exception):
                 program.detach()
+        if self._perf is not None:
+            self._perf.close()
         self._perf = None
         self._links = {}
         self._obj = None

@@ -75,9 +75,9 @@ def unavailable_reason() -> str | None:
 
 
 def mount_tracefs() -> str | None:
-    """Mount tracefs if absent. Not required (the programs use BTF tracepoints, which
-    attach without it) but it is where trace_pipe and the event formats live for
-    debugging. Returns a note when it could not be mounted."""
+    """Mount tracefs if absent: the syscalls:sys_exit_* tracepoints (opens, connects,
+    accepts) are attached by the ids it lists; the BTF tracepoints do not need it. Returns a
+    note when it could not be mounted."""
     if (TRACEFS / "events").exists():
         return None
     result = subprocess.run(
@@ -87,5 +87,8 @@ def mount_tracefs() -> str | None:
         check=False,
     )
     if result.returncode != 0:
-        return f"tracefs could not be mounted on {TRACEFS} ({result.stderr.strip()}); continuing without it"
+        return (
+            f"tracefs could not be mounted on {TRACEFS} ({result.stderr.strip()}); "
+            "the syscall exit tracepoints will not attach"
+        )
     return None

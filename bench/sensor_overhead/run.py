@@ -23,7 +23,7 @@ figure to hold against the < 1 % target: the CPU ratios above cannot resolve 1 %
 noisy 2-CPU machine, the accounting can.
 
 Then a rate ramp finds the highest file-open event rate the sensor sustains with zero
-drops (dedup disabled, so every event crosses the perf buffer *and* is published).
+drops (dedup disabled, so every event crosses the ring buffer *and* is published).
 Everything is local: the embedded broker, a loopback HTTP server, a loopback DNS responder.
 """
 
@@ -47,7 +47,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +240,7 @@ class BpfStats:
     def __init__(self, sensor_pid: int) -> None:
         self.sensor_pid = sensor_pid
         self._previous = "0"
+        self._ids: set[int] | None = None  # the sensor's programs, fixed at the first look
 
     def __enter__(self) -> BpfStats:
         self._previous = self.SYSCTL.read_text().strip()
@@ -256,12 +257,16 @@ class BpfStats:
         owned = [p for p in progs if any(o.get("pid") == self.sensor_pid for o in p.get("pids", []))]
         return owned or [p for p in progs if str(p.get("name", "")).startswith("rw_")]
 
-    def by_program(self) -> dict[str, tuple[int, int]]:
-        """(run_time_ns, run_cnt) of each of the sensor's programs."""
+    def by_program(self) -> dict[int, tuple[str, int, int]]:
+        """Program id -> (name, run_time_ns, run_cnt) of each of the sensor's programs. By id:
+        another sensor on the machine (another checkout's tests) has programs of the same names."""
         progs = self.programs()
+        if self._ids is None:
+            self._ids = {int(p["id"]) for p in progs}
+        progs = [p for p in progs if int(p["id"]) in self._ids]
         if not progs:
             raise RuntimeError("bpftool lists none of the sensor's programs")
-        return {str(p["name"]): (int(p.get("run_time_ns", 0)), int(p.get("run_cnt", 0))) for p in progs}
+        return {int(p["id"]): (str(p["name"]), int(p.get("run_time_ns", 0)), int(p.get("run_cnt", 0))) for p in progs}
 
 
 @dataclass
@@ -302,10 +307,11 @@ def account(sensor: SensorProcess, stats: BpfStats, home: Path, name: str, cmd: 
     events = sum(after.get("runward_sensor_events_total", {}).values()) - sum(
         before.get("runward_sensor_events_total", {}).values()
     )
-    programs = {
-        prog: ((ns - progs0.get(prog, (0, 0))[0]) / 1e9, cnt - progs0.get(prog, (0, 0))[1])
-        for prog, (ns, cnt) in progs1.items()
-    }
+    programs: dict[str, tuple[float, int]] = {}
+    for prog_id, (prog, ns, cnt) in progs1.items():
+        _, ns0, cnt0 = progs0.get(prog_id, (prog, 0, 0))
+        t, c = programs.get(prog, (0.0, 0))
+        programs[prog] = (t + (ns - ns0) / 1e9, c + cnt - cnt0)
     return Accounted(name, run.wall_s, run.cpu_s, proc_cpu_s(sensor.proc.pid) - cpu0, events, programs)
 
 
@@ -436,8 +442,56 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net: Loopback, began: float) -> int:  # noqa: C901 - to split (issue 8)
+@dataclass
+class Rounds:
+    """What the alternating rounds measured, per (workload, condition) and per workload."""
+
+    runs: dict[tuple[str, str], list[Run]] = field(default_factory=dict)
+    sensor_cpu: dict[str, list[float]] = field(default_factory=dict)
+    events: dict[str, list[float]] = field(default_factory=dict)
+    folded: dict[str, list[float]] = field(default_factory=dict)
+    rss_kb: int = 0
+
+    def add(self, name: str, condition: str, run: Run) -> None:
+        self.runs.setdefault((name, condition), []).append(run)
+
+
+def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net: Loopback, began: float) -> int:
     home = work / "home"
+    workloads = _prepare_workloads(work, net)
+    rounds = _rounds(args.rounds, root, home, work, bootstrap, workloads)
+    paced_cmd = [*workloads["agent-like"][:4], "60", str(work / "docs"), TRUE, str(args.think)]
+    accounted: list[Accounted] = []
+    with (
+        sensor_running(bootstrap, home, 1.0, work / "sensor-accounting.log") as sensor,
+        BpfStats(sensor.proc.pid) as stats,
+    ):
+        for name, cmd in [*workloads.items(), (PACED, paced_cmd)]:
+            accounted.append(account(sensor, stats, home, name, cmd))
+    ramp = _ramp(bootstrap, home, work)
+
+    figures: dict[str, Any] = {"rounds": args.rounds, "workloads": _report_rounds(args.rounds, workloads, rounds)}
+    figures["accounting"] = _report_accounting(accounted, args.think)
+    best = _report_ramp(ramp)
+    figures.update(
+        {
+            "sensor_peak_rss_mib": rounds.rss_kb / 1024,
+            "ramp": ramp,
+            "max_zero_drop_rate": best,
+            "runtime_s": time.monotonic() - began,
+        }
+    )
+    print(f"(benchmark took {figures['runtime_s']:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+PACED = "agent-paced"
+
+
+def _prepare_workloads(work: Path, net: Loopback) -> dict[str, list[str]]:
+    """Write the workload scripts and their data; return the command of each workload."""
     data = work / "data.bin"
     data.write_bytes(os.urandom(4096))
     docs = work / "docs"
@@ -447,95 +501,87 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
     (work / "heavy.py").write_text(HEAVY)
     (work / "agent.py").write_text(AGENT)
     (work / "gen.py").write_text(GENERATOR)
-    workloads = {
-        "syscall-heavy": [
-            sys.executable,
-            str(work / "heavy.py"),
-            str(data),
-            str(net.sink_port),
-            "120000",
-            "3000",
-            "300",
-            TRUE,
-        ],
+    heavy = [str(data), str(net.sink_port), "120000", "3000", "300", TRUE]
+    return {
+        "syscall-heavy": [sys.executable, str(work / "heavy.py"), *heavy],
         "agent-like": [sys.executable, str(work / "agent.py"), str(net.http_port), net.dns_ip, "600", str(docs), TRUE],
     }
-    runs: dict[tuple[str, str], list[Run]] = {}
-    sensor_cpu: dict[str, list[float]] = {name: [] for name in workloads}
-    events: dict[str, list[float]] = {name: [] for name in workloads}
-    folded: dict[str, list[float]] = {name: [] for name in workloads}
-    rss_kb = 0
-    for rnd in range(args.rounds):
+
+
+def _rounds(count: int, root: Path, home: Path, work: Path, bootstrap: str, workloads: dict[str, list[str]]) -> Rounds:
+    rounds = Rounds(
+        sensor_cpu={name: [] for name in workloads},
+        events={name: [] for name in workloads},
+        folded={name: [] for name in workloads},
+    )
+    for rnd in range(count):
         # Alternate what runs first in a round, so drift (caches, the broker's memory) does not
         # always favour the same condition.
         if rnd % 2 == 0:
             for name, cmd in workloads.items():
-                runs.setdefault((name, "off"), []).append(run_unwatched(root, cmd))
+                rounds.add(name, "off", run_unwatched(root, cmd))
         with sensor_running(bootstrap, home, 1.0, work / "sensor.log") as sensor:
             for name, cmd in workloads.items():
                 order = ["watched", "unwatched"] if rnd % 2 == 0 else ["unwatched", "watched"]
                 for condition in order:
                     if condition == "unwatched":
-                        runs.setdefault((name, condition), []).append(run_unwatched(root, cmd))
-                        continue
-                    before = wait_drained(sensor, quiet_s=0.2)
-                    cpu0 = proc_cpu_s(sensor.proc.pid)
-                    runs.setdefault((name, condition), []).append(run_watched(home, name, cmd))
-                    after = wait_drained(sensor)
-                    sensor_cpu[name].append(proc_cpu_s(sensor.proc.pid) - cpu0)
-                    events[name].append(
-                        sum(after.get("runward_sensor_events_total", {}).values())
-                        - sum(before.get("runward_sensor_events_total", {}).values())
-                    )
-                    folded[name].append(
-                        sum(after.get("runward_sensor_dedup_folded_total", {}).values())
-                        - sum(before.get("runward_sensor_dedup_folded_total", {}).values())
-                    )
-            rss_kb = max(rss_kb, proc_rss_kb(sensor.proc.pid))
+                        rounds.add(name, condition, run_unwatched(root, cmd))
+                    else:
+                        _watched_round(sensor, rounds, home, name, cmd)
+            rounds.rss_kb = max(rounds.rss_kb, proc_rss_kb(sensor.proc.pid))
         if rnd % 2 == 1:
             for name, cmd in workloads.items():
-                runs.setdefault((name, "off"), []).append(run_unwatched(root, cmd))
-    paced = "agent-paced"
-    paced_cmd = [*workloads["agent-like"][:4], "60", str(docs), TRUE, str(args.think)]
-    accounted: list[Accounted] = []
-    with (
-        sensor_running(bootstrap, home, 1.0, work / "sensor-accounting.log") as sensor,
-        BpfStats(sensor.proc.pid) as stats,
-    ):
-        for name, cmd in [*workloads.items(), (paced, paced_cmd)]:
-            accounted.append(account(sensor, stats, home, name, cmd))
-    ramp = _ramp(bootstrap, home, work)
+                rounds.add(name, "off", run_unwatched(root, cmd))
+    return rounds
 
-    figures: dict[str, Any] = {"rounds": args.rounds, "workloads": {}}
-    print(f"\nRunward sensor overhead ({args.rounds} rounds, kernel {os.uname().release}, {os.cpu_count()} CPUs)\n")
+
+def _series_delta(before: dict[str, Any], after: dict[str, Any], name: str) -> float:
+    return float(sum(after.get(name, {}).values()) - sum(before.get(name, {}).values()))
+
+
+def _watched_round(sensor: SensorProcess, rounds: Rounds, home: Path, name: str, cmd: list[str]) -> None:
+    before = wait_drained(sensor, quiet_s=0.2)
+    cpu0 = proc_cpu_s(sensor.proc.pid)
+    rounds.add(name, "watched", run_watched(home, name, cmd))
+    after = wait_drained(sensor)
+    rounds.sensor_cpu[name].append(proc_cpu_s(sensor.proc.pid) - cpu0)
+    rounds.events[name].append(_series_delta(before, after, "runward_sensor_events_total"))
+    rounds.folded[name].append(_series_delta(before, after, "runward_sensor_dedup_folded_total"))
+
+
+def _report_rounds(count: int, workloads: dict[str, list[str]], rounds: Rounds) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    print(f"\nRunward sensor overhead ({count} rounds, kernel {os.uname().release}, {os.cpu_count()} CPUs)\n")
     print(f"{'workload':<15}{'condition':<11}{'CPU s (median)':>15}{'min-max':>15}{'wall s':>9}{'CPU ratio':>11}")
     for name in workloads:
-        base = statistics.median(r.cpu_s for r in runs[(name, "off")])
+        base = statistics.median(r.cpu_s for r in rounds.runs[(name, "off")])
         entry: dict[str, Any] = {}
         for condition in ("off", "unwatched", "watched"):
-            cpus = [r.cpu_s for r in runs[(name, condition)]]
+            cpus = [r.cpu_s for r in rounds.runs[(name, condition)]]
             cpu = statistics.median(cpus)
-            wall = statistics.median(r.wall_s for r in runs[(name, condition)])
+            wall = statistics.median(r.wall_s for r in rounds.runs[(name, condition)])
             entry[condition] = {"cpu_s": cpu, "wall_s": wall, "cpu_ratio": cpu / base, "cpu_all": cpus}
             spread = f"{min(cpus):.3f}-{max(cpus):.3f}"
             print(f"{name:<15}{condition:<11}{cpu:>15.3f}{spread:>15}{wall:>9.3f}{cpu / base:>11.3f}")
-        entry["sensor_cpu_s"] = statistics.median(sensor_cpu[name])
-        entry["events_published"] = statistics.median(events[name])
-        entry["events_folded"] = statistics.median(folded[name])
-        figures["workloads"][name] = entry
+        entry["sensor_cpu_s"] = statistics.median(rounds.sensor_cpu[name])
+        entry["events_published"] = statistics.median(rounds.events[name])
+        entry["events_folded"] = statistics.median(rounds.folded[name])
+        figures[name] = entry
     print()
-    for name in workloads:
-        e = figures["workloads"][name]
-        watched_cpu = e["watched"]["cpu_s"]
+    for name, e in figures.items():
         print(
             f"{name}: sensor CPU {e['sensor_cpu_s']:.3f} s per run "
-            f"({100 * e['sensor_cpu_s'] / watched_cpu:.0f}% of the workload's own CPU); "
+            f"({100 * e['sensor_cpu_s'] / e['watched']['cpu_s']:.0f}% of the workload's own CPU); "
             f"{e['events_published']:.0f} events published, {e['events_folded']:.0f} folded by dedup"
         )
-    print(f"sensor peak RSS: {rss_kb / 1024:.1f} MiB")
+    print(f"sensor peak RSS: {rounds.rss_kb / 1024:.1f} MiB")
+    return figures
+
+
+def _report_accounting(accounted: list[Accounted], think_s: float) -> list[dict[str, Any]]:
     print(
-        f"\naccounting (kernel.bpf_stats_enabled; {paced}: the agent-like loop, 60 calls, "
-        f"{args.think:.1f} s waiting on the model after each):"
+        f"\naccounting (kernel.bpf_stats_enabled; {PACED}: the agent-like loop, 60 calls, "
+        f"{think_s:.1f} s waiting on the model after each):"
     )
     print(
         f"{'workload':<15}{'wall s':>8}{'its CPU s':>11}{'BPF s':>9}{'BPF runs':>11}{'sensor s':>10}"
@@ -553,10 +599,14 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
             f"  {a.workload:<15}"
             + ", ".join(f"{prog} {1e9 * t / max(c, 1):.0f} ns x {c:,}" for prog, (t, c) in busiest if c)
         )
-    figures["accounting"] = [
+    return [
         {**vars(a), "bpf_s": a.bpf_s, "bpf_runs": a.bpf_runs, "of_workload": a.of_workload, "of_a_cpu": a.of_a_cpu}
         for a in accounted
     ]
+
+
+def _report_ramp(ramp: list[dict[str, float]]) -> float:
+    """Print the ramp; return the highest rate sustained with zero drops."""
     print("\nrate ramp (file opens, dedup off, every event published):")
     print(f"{'target/s':>10}{'achieved/s':>12}{'published':>11}{'drops':>7}")
     best = 0.0
@@ -565,18 +615,7 @@ def _bench(args: argparse.Namespace, root: Path, work: Path, bootstrap: str, net
         if step["drops"] == 0 and step["published"] >= step["generated"]:
             best = max(best, step["achieved"])
     print(f"highest event rate sustained with zero drops: {best:.0f} events/s")
-    figures.update(
-        {
-            "sensor_peak_rss_mib": rss_kb / 1024,
-            "ramp": ramp,
-            "max_zero_drop_rate": best,
-            "runtime_s": time.monotonic() - began,
-        }
-    )
-    print(f"(benchmark took {figures['runtime_s']:.0f} s)")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    return 0
+    return best
 
 
 def _ramp(bootstrap: str, home: Path, work: Path) -> list[dict[str, float]]:

@@ -35,6 +35,12 @@
 /* 8 x 64 bits: enough for every x86_64 syscall number. */
 #define RW_SYSCALL_WORDS 8
 
+/* One ring buffer shared by all CPUs (a power of two). Events are written without waking the
+ * sensor, which drains the ring on its poll timeout; only a ring filling up past
+ * RW_WAKEUP_BYTES wakes it early. A wake-up per event cost more than the event itself. */
+#define RW_RINGBUF_BYTES 8388608
+#define RW_WAKEUP_BYTES 262144
+
 /* open_event.path_flags */
 #define RW_PATH_COMPLETE 1  /* the walk reached the task's root: the path is absolute */
 #define RW_PATH_TRUNCATED 2 /* the buffer filled up before the root was reached */

@@ -651,8 +651,8 @@ socket.create_connection((address, tcp_port), timeout=5).close()
 def test_go_style_resolver_read_write_on_a_connected_udp_socket(
     sensor: SensorRun, reader: TopicReader, dns: DnsResponder, tcp: TcpServer, tmp_path: Path
 ) -> None:
-    """read()/write() are inspected for DNS only in cgroups that connected a UDP socket to a DNS
-    port (a file-table lookup per read/write is the sensor's largest per-syscall cost otherwise)."""
+    """read()/write() carry DNS on a UDP socket connected to a DNS port: they are seen through
+    the socket send/receive tracepoints, which plain file reads and writes never reach."""
     name = f"go-{RUN_ID}.agents.internal"
     deployment = f"{NAMESPACE}/go-resolver-{RUN_ID}"
     proc = runward_run(
