@@ -35,6 +35,7 @@ from edges.intake.sensorcommon import Batch, parse_json_items, sensor_key, trans
 from runward.core.auth import TokenRegistry, load_tokens
 from runward.core.config import Settings
 from runward.core.contracts import K8sAuditEvent, RawSensorEvent
+from runward.core.redaction import redact_audit_event
 from runward.core.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,9 @@ def audit_events(items: list[Any]) -> tuple[list[K8sAuditEvent], list[tuple[int,
                 and event.get("apiVersion") == "audit.k8s.io/v1"
                 and event.get("kind") == "Event"
             ):
-                events.append(K8sAuditEvent(event=event))
+                # Request/response objects may be Secrets or carry credentials: redacted here,
+                # before raw.k8s (and ingest's parked-audit table) ever holds them.
+                events.append(K8sAuditEvent(event=redact_audit_event(event)[0]))
             else:
                 rejected.append((index, "not an audit.k8s.io/v1 Event or EventList"))
     return events, rejected

@@ -31,7 +31,7 @@ from runward.core.contracts import (
     SyscallSetDetail,
     deployment_id,
 )
-from runward.core.redaction import redact_text, redact_value
+from runward.core.redaction import redact_argv, redact_text, redact_value
 from services.ingest import prompt_guard
 
 
@@ -219,7 +219,7 @@ def enrich_sensor(registry: Registry, event: RawSensorEvent, source: SourceRef) 
 
 def _sensor_behaviour(detail: Any) -> tuple[Surface, str | None, str | None, dict[str, Any]]:
     if isinstance(detail, ExecDetail):
-        argv, _ = redact_value(detail.argv)
+        argv, _ = redact_argv(detail.argv)
         return Surface.PROCESS, "exec", f"exec:{detail.binary}", {"binary": detail.binary, "argv": argv}
     if isinstance(detail, ExitDetail):
         return Surface.PROCESS, None, None, {"exit_code": detail.exit_code}
