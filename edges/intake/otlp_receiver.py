@@ -195,7 +195,10 @@ def audit_events(items: list[Any]) -> tuple[list[K8sAuditEvent], list[tuple[int,
             rejected.append((index, "not a JSON object"))
             continue
         inner = item.get("items") if item.get("kind") == "EventList" else [item]
-        for event in inner or []:
+        if not isinstance(inner, list):
+            rejected.append((index, "an EventList's items must be a list of audit.k8s.io/v1 Events"))
+            continue
+        for event in inner:
             if (
                 isinstance(event, dict)
                 and event.get("apiVersion") == "audit.k8s.io/v1"

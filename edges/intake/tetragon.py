@@ -45,6 +45,8 @@ def translate(item: dict[str, Any]) -> RawSensorEvent:
     for kind in ("process_exec", "process_exit", "process_kprobe"):
         if kind in item:
             body = item[kind]
+            if not isinstance(body, dict):
+                raise UnsupportedEvent(f"Tetragon {kind} must be a JSON object, got {type(body).__name__}")
             break
     else:
         known = ", ".join(k for k in item if k not in {"node_name", "time", "aggregation_info"})

@@ -344,6 +344,8 @@ def redact_audit_event(event: dict[str, Any]) -> tuple[dict[str, Any], list[str]
 
 def _secret_object(body: dict[str, Any], found: set[str]) -> dict[str, Any]:
     kind = body.get("kind")
+    if not isinstance(kind, str):
+        return body
     if kind == "Secret":
         body = dict(body)
         for part in ("data", "stringData"):
