@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from edges.intake import falco, tetragon
 from edges.intake.publish import RawPublisher
 from edges.intake.sensorcommon import translate_batch
+from runward.control.broker import ensure_topics, free_port, start_broker
 from runward.core.codec import RejectedRecord, decode, encode
 from runward.core.topics import ALL_TOPICS, Topic
 from tests.fuzz import strategies as s
@@ -28,11 +29,19 @@ CI = settings(
 
 
 @pytest.fixture(scope="module")
-def client(kafka_bootstrap: str) -> Iterator[TestClient]:
-    publisher = RawPublisher(kafka_bootstrap, "fuzz-intake")
-    with receiver(publisher) as client:
-        yield client
-    publisher.close(timeout_s=5)
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    # A broker of its own: thousands of fuzzed records must not land on the topics other suites read.
+    port = free_port()
+    broker = start_broker(port, tmp_path_factory.mktemp("fuzz-broker") / "broker.log")
+    try:
+        ensure_topics(f"127.0.0.1:{port}", partitions=1)
+        publisher = RawPublisher(f"127.0.0.1:{port}", "fuzz-intake")
+        with receiver(publisher) as client:
+            yield client
+        publisher.close(timeout_s=5)
+    finally:
+        broker.terminate()
+        broker.wait(timeout=10)
 
 
 TARGETS = {
