@@ -8,6 +8,10 @@ POST /v1/traces     application/x-protobuf | application/json (optionally gzip),
 POST /v1/falco      Falco http_output alerts (object, array or JSON lines)
 POST /v1/tetragon   Tetragon export events (JSON lines or array)
 POST /v1/k8s-audit  Kubernetes audit webhook backend: an audit.k8s.io/v1 EventList (or Events)
+
+Every intake endpoint is authenticated (edges/intake/guard.py): a sender token or mutual TLS,
+401 otherwise; 429 when a sender is over its budget; 413 as soon as a body (chunked or not,
+compressed or not) passes the cap, before it is read whole.
 """
 
 from __future__ import annotations
