@@ -372,7 +372,7 @@ def _invalid(message: Any) -> str | None:
         return None if "id" in message and ("result" in message or "error" in message) else "no method"
     if not isinstance(message["method"], str):
         return "method must be a string"
-    if "params" in message and not isinstance(message["params"], dict | list):
+    if message.get("params") is not None and not isinstance(message["params"], dict | list):
         return "params must be an object or an array"
     if message["method"] != "tools/call":
         return None

@@ -26,6 +26,7 @@ from runward.core.contracts import (
     RawSensorEvent,
 )
 from runward.core.contracts.common import deployment_id
+from runward.core.redaction import redact_argv
 
 _OPEN = {"open", "openat", "openat2", "creat", "open_by_handle_at"}
 _EXEC = {"execve", "execveat"}
@@ -52,7 +53,7 @@ def translate(alert: dict[str, Any]) -> RawSensorEvent:
         cmdline = str(fields.get("proc.cmdline") or binary)
         detail = ExecDetail(
             binary=str(binary),
-            argv=split_args(cmdline),
+            argv=redact_argv(split_args(cmdline))[0],  # secrets never leave the node
             ppid=_int(fields.get("proc.ppid")),
             parent_comm=fields.get("proc.pname"),
         )

@@ -8,6 +8,10 @@ POST /v1/traces     application/x-protobuf | application/json (optionally gzip),
 POST /v1/falco      Falco http_output alerts (object, array or JSON lines)
 POST /v1/tetragon   Tetragon export events (JSON lines or array)
 POST /v1/k8s-audit  Kubernetes audit webhook backend: an audit.k8s.io/v1 EventList (or Events)
+
+Every intake endpoint is authenticated (edges/intake/guard.py): a sender token or mutual TLS,
+401 otherwise; 429 when a sender is over its budget; 413 as soon as a body (chunked or not,
+compressed or not) passes the cap, before it is read whole.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from runward.core.auth import TokenRegistry, load_tokens
 from runward.core.config import Settings
 from runward.core.contracts import K8sAuditEvent, RawSensorEvent
 from runward.core.metrics import INTAKE_REQUESTS, serve_metrics
+from runward.core.redaction import redact_audit_event
 from runward.core.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
 
 log = logging.getLogger(__name__)
@@ -195,13 +200,18 @@ def audit_events(items: list[Any]) -> tuple[list[K8sAuditEvent], list[tuple[int,
             rejected.append((index, "not a JSON object"))
             continue
         inner = item.get("items") if item.get("kind") == "EventList" else [item]
-        for event in inner or []:
+        if not isinstance(inner, list):
+            rejected.append((index, "an EventList's items must be a list of audit.k8s.io/v1 Events"))
+            continue
+        for event in inner:
             if (
                 isinstance(event, dict)
                 and event.get("apiVersion") == "audit.k8s.io/v1"
                 and event.get("kind") == "Event"
             ):
-                events.append(K8sAuditEvent(event=event))
+                # Request/response objects may be Secrets or carry credentials: redacted here,
+                # before raw.k8s (and ingest's parked-audit table) ever holds them.
+                events.append(K8sAuditEvent(event=redact_audit_event(event)[0]))
             else:
                 rejected.append((index, "not an audit.k8s.io/v1 Event or EventList"))
     return events, rejected

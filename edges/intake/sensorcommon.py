@@ -36,8 +36,11 @@ def stable_id(prefix: str, item: dict[str, Any]) -> str:
 
 def parse_time(value: Any) -> datetime:
     """RFC 3339 with nanoseconds (both tools emit them) or integer nanoseconds since the epoch."""
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1e9, tz=timezone.utc)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1e9, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"event time {value!r} ns since the epoch is out of range") from None
     if not isinstance(value, str) or not value:
         raise ValueError("event has no time")
     text = value.replace("Z", "+00:00")
@@ -75,14 +78,19 @@ def translate_batch(items: Iterable[Any], translate: Callable[[dict[str, Any]], 
             continue
         try:
             batch.events.append(translate(item))
-        except (ValueError, KeyError, TypeError) as exc:
-            reason = str(exc) if isinstance(exc, ValueError) else f"missing or malformed field {exc}"
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            # A field of the wrong JSON type deep in an event: that event is rejected with the
+            # reason, the rest of the batch goes on (never a 500 for the sender).
+            reason = str(exc) if isinstance(exc, ValueError) else f"missing or malformed field ({exc})"
             batch.rejected.append((index, reason))
+        except RecursionError:
+            batch.rejected.append((index, "event nested too deeply"))
     return batch
 
 
 def parse_json_items(body: bytes) -> list[Any]:
-    """A JSON object, a JSON array, or JSON lines (Tetragon's export file, shippers' batches)."""
+    """A JSON object, a JSON array, or JSON lines (Tetragon's export file, shippers' batches),
+    with lone surrogates (valid JSON escapes, invalid text) replaced so every record can be encoded."""
     text = body.decode("utf-8")
     stripped = text.strip()
     if not stripped:
@@ -90,5 +98,21 @@ def parse_json_items(body: bytes) -> list[Any]:
     try:
         data = json.loads(stripped)
     except json.JSONDecodeError:
-        return [json.loads(line) for line in stripped.splitlines() if line.strip()]
+        return [sanitize(json.loads(line)) for line in stripped.splitlines() if line.strip()]
+    data = sanitize(data)
     return data if isinstance(data, list) else [data]
+
+
+def sanitize(value: Any) -> Any:
+    """The value with every string made encodable: a lone surrogate becomes U+FFFD."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return value
+    if isinstance(value, list):
+        return [sanitize(v) for v in value]
+    if isinstance(value, dict):
+        return {sanitize(k): sanitize(v) for k, v in value.items()}
+    return value

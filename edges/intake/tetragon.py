@@ -26,6 +26,7 @@ from runward.core.contracts import (
     RawSensorEvent,
 )
 from runward.core.contracts.common import deployment_id
+from runward.core.redaction import redact_argv
 
 _FILE_HOOKS = {
     "security_file_permission",
@@ -44,6 +45,8 @@ def translate(item: dict[str, Any]) -> RawSensorEvent:
     for kind in ("process_exec", "process_exit", "process_kprobe"):
         if kind in item:
             body = item[kind]
+            if not isinstance(body, dict):
+                raise UnsupportedEvent(f"Tetragon {kind} must be a JSON object, got {type(body).__name__}")
             break
     else:
         known = ", ".join(k for k in item if k not in {"node_name", "time", "aggregation_info"})
@@ -58,7 +61,7 @@ def translate(item: dict[str, Any]) -> RawSensorEvent:
             raise UnsupportedEvent("process_exec without process.binary")
         detail: Any = ExecDetail(
             binary=binary,
-            argv=[binary, *split_args(process.get("arguments") or "")],
+            argv=redact_argv([binary, *split_args(str(process.get("arguments") or ""))])[0],
             ppid=parent.get("pid"),
             parent_comm=_comm(parent.get("binary")),
         )

@@ -36,7 +36,7 @@ def decode(topic: Topic[R], payload: bytes | None) -> R:
     if not isinstance(data, dict):
         raise RejectedRecord(f"expected a JSON object on {topic.name}, got {type(data).__name__}")
     version = data.get("schema_version", 1)
-    if version not in Record.SUPPORTED_VERSIONS:
+    if not isinstance(version, int) or isinstance(version, bool) or version not in Record.SUPPORTED_VERSIONS:
         raise RejectedRecord(
             f"unknown schema_version {version!r} on {topic.name} "
             f"(this stage supports {sorted(Record.SUPPORTED_VERSIONS)}); upgrade the consumer or fix the producer"

@@ -56,7 +56,7 @@ from runward.core.contracts import (
     ToolCall,
     deployment_id,
 )
-from runward.core.redaction import redact_text, redact_value
+from runward.core.redaction import redact_argv, redact_text, redact_value
 from services.ingest.injection import Detector, shipped_model
 
 
@@ -256,7 +256,7 @@ def enrich_sensor(registry: Registry, event: RawSensorEvent, source: SourceRef) 
 
 def _sensor_behaviour(detail: Any, process: dict[str, Any]) -> tuple[Surface, Behaviour | None, EventDetail]:
     if isinstance(detail, ExecDetail):
-        argv, _ = redact_value(detail.argv)
+        argv, _ = redact_argv(detail.argv)
         info = ExecInfo(**process, binary=detail.binary, argv=argv)
         return Surface.PROCESS, _typed(Exec, binary=detail.binary), info
     if isinstance(detail, ExitDetail):

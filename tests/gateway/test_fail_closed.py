@@ -174,3 +174,16 @@ def test_secrets_in_a_refused_line_are_redacted_in_the_dead_letter() -> None:
     out = session.refuse_unparseable(line, "invalid UTF-8 at byte 80")
     assert "AKIAIOSFODNN7EXAMPLE" not in out.dead_letters[0].payload
     assert out.to_client[0]["id"] == 1 and out.to_server == []
+
+
+def test_well_formed_messages_still_pass_notifications_answers_and_null_params() -> None:
+    session = GatewaySession(AgentIdentity("agents/a"), ToolPolicy(), server_name="time")
+    for message in (
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": None},
+        {"jsonrpc": "2.0", "id": "s1", "result": {}},  # the client answering a server request
+    ):
+        out = session.from_client(message)
+        assert out.to_server == [message] and not out.dead_letters, message
+    refused = session.from_client({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": None})
+    assert refused.to_server == [] and refused.to_client[0]["error"]["code"] == -32602
