@@ -51,7 +51,6 @@ class RingBuffer:
         if size <= 0 or size & (size - 1):
             raise KernelError(f"ring buffer size {size} is not a power of two")
         page = mmap.PAGESIZE
-        self._size = size
         self._mask = size - 1
         self._on_sample = on_sample
         self._consumer = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
@@ -117,7 +116,7 @@ class KernelProbes:
         self._gen = 1  # 0 marks a per-CPU verdict slot being written
         self._sock_rw = True
         self._dedup_window_ns = 0
-        self._perf: RingBuffer | None = None
+        self._ring: RingBuffer | None = None
         self._write_config()
 
     @property
@@ -174,15 +173,15 @@ class KernelProbes:
         sample silently: a full ring makes the program's output fail, which the kernel counts
         (stats `output_failed`, and `kernel_losses` on the container's next event), so
         on_lost is never called; it is kept for callers written against the perf buffer."""
-        if self._perf is not None:
+        if self._ring is not None:
             raise KernelError("the event buffer is already open")
         events = self._map("events")
-        self._perf = RingBuffer(events.get_fd(), C["RW_RINGBUF_BYTES"], on_sample)
+        self._ring = RingBuffer(events.get_fd(), C["RW_RINGBUF_BYTES"], on_sample)
 
     def poll(self, timeout_ms: int) -> int:
-        if self._perf is None:
+        if self._ring is None:
             raise KernelError("open_events() first")
-        return self._perf.poll(timeout_ms)
+        return self._ring.poll(timeout_ms)
 
     # ------------------------------------------------------------------ per-cgroup state
     def syscall_bitmaps(self) -> dict[int, bytes]:
@@ -210,8 +209,8 @@ class KernelProbes:
         for program in self._links.values():
             with contextlib.suppress(Exception):
                 program.detach()
-        if self._perf is not None:
-            self._perf.close()
-        self._perf = None
+        if self._ring is not None:
+            self._ring.close()
+        self._ring = None
         self._links = {}
         self._obj = None

@@ -1,4 +1,4 @@
-"""Decode the raw perf samples the BPF programs emit. Pure: bytes in, records out.
+"""Decode the raw samples the BPF programs emit. Pure: bytes in, records out.
 
 The layouts mirror the structs in sensor/bpf/runward.bpf.c; the numeric limits are read
 from sensor/bpf/runward.h so a size changed there is picked up here.
@@ -217,7 +217,7 @@ def _need(data: bytes, layout: struct.Struct, what: str) -> None:
 
 
 def decode(data: bytes) -> KernelRecord:
-    """Decode one perf sample (trailing perf padding is ignored)."""
+    """Decode one sample (trailing padding is ignored)."""
     h = decode_header(data)
     off = _HEADER.size
     if h.type == EV_EXEC:

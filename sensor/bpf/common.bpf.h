@@ -102,10 +102,11 @@ struct {
 	__type(value, struct verdict);
 } verdicts SEC(".maps");
 
-/* The last verdict each CPU computed: a busy task asks again and again for the same
- * cgroup, and this per-CPU slot answers without a hash lookup. It also remembers what that
- * cgroup's state already holds, so that the common case of a syscall costs no map update
- * and a repeated open no dedup-map lookup. */
+/* The last verdicts each CPU computed, direct-mapped by the low bits of the cgroup id
+ * (RW_SLOTS per CPU): a busy task asks again and again for the same cgroup, and a slot
+ * answers without a hash lookup, even when a few cgroups' tasks take turns on the CPU. A
+ * slot also remembers what its cgroup's state already holds, so that the common case of a
+ * syscall costs no map update and a repeated open no dedup-map lookup. */
 struct verdict_slot {
 	u64 cgroup_id;
 	u32 gen; /* 0 while being written: the reader then falls back to the map */
@@ -119,9 +120,11 @@ struct verdict_slot {
 	u64 open_sent_ns;
 };
 
+#define RW_SLOTS 16
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, RW_SLOTS);
 	__type(key, u32);
 	__type(value, struct verdict_slot);
 } last_verdict SEC(".maps");
@@ -213,24 +216,24 @@ static __always_inline bool compute_verdict(u64 cg, u32 gen)
 	return nv.watched;
 }
 
-/* This CPU's slot if it already holds the verdict on cg, else NULL. */
+/* This CPU's slot for cg if it already holds the verdict on cg, else NULL. */
 static __always_inline struct verdict_slot *fresh_slot(u64 cg, u32 gen)
 {
-	u32 zero = 0;
-	struct verdict_slot *slot = bpf_map_lookup_elem(&last_verdict, &zero);
+	u32 index = cg & (RW_SLOTS - 1);
+	struct verdict_slot *slot = bpf_map_lookup_elem(&last_verdict, &index);
 	if (slot && slot->gen == gen && slot->cgroup_id == cg)
 		return slot;
 	return NULL;
 }
 
 /* Whether the current task is observed: its cgroup (or an ancestor) is watched and it is
- * not the sensor. *slotp is this CPU's slot for cg when it could be used (else NULL). */
+ * not the sensor. *slotp is this CPU's slot for cg, now holding cg (NULL if none). */
 static __always_inline bool is_watched(struct config *cfg, u64 cg, struct verdict_slot **slotp)
 {
 	u32 gen = cfg->gen;
-	u32 zero = 0;
+	u32 index = cg & (RW_SLOTS - 1);
 	bool watched_now;
-	struct verdict_slot *slot = bpf_map_lookup_elem(&last_verdict, &zero);
+	struct verdict_slot *slot = bpf_map_lookup_elem(&last_verdict, &index);
 	*slotp = NULL;
 	if (slot && slot->gen == gen && slot->cgroup_id == cg) {
 		watched_now = slot->watched;

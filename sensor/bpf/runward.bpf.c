@@ -268,12 +268,14 @@ static __always_inline bool dns_server_of(struct sock *sk, u16 protocol, u16 dpo
  * given (read, recvfrom or recvmsg). */
 static __always_inline void dns_answer(struct config *cfg, struct sock *sk, u16 protocol, u16 dport, long ret)
 {
-	struct dns_peer peer = {};
-	if (!dns_server_of(sk, protocol, dport, &peer))
-		return;
+	/* Watched first: the verdict is answered from a per-CPU slot, the socket check is a
+	 * hash lookup, and most UDP receives on a node are not from watched tasks. */
 	u64 cg = current_cgroup_id();
 	struct verdict_slot *slot;
 	if (!is_watched(cfg, cg, &slot))
+		return;
+	struct dns_peer peer = {};
+	if (!dns_server_of(sk, protocol, dport, &peer))
 		return;
 	struct pt_regs *regs = syscall_regs();
 	long id = regs->orig_ax;
@@ -317,12 +319,14 @@ int BPF_PROG(rw_sock_send, struct sock *sk, int ret, int flags)
 	if (ret <= 0 || sk->sk_protocol != RW_IPPROTO_UDP)
 		return 0;
 	u16 dport = bpf_ntohs(sk->__sk_common.skc_dport);
-	if (!dport || !bpf_map_lookup_elem(&dns_ports, &dport))
+	if (!dport)
 		return 0;
 	u64 cg = current_cgroup_id();
 	struct config *cfg = get_config();
 	struct verdict_slot *slot;
 	if (!cfg || !cfg->sock_rw || !is_watched(cfg, cg, &slot))
+		return 0;
+	if (!bpf_map_lookup_elem(&dns_ports, &dport))
 		return 0;
 	struct pt_regs *regs = syscall_regs();
 	if (regs->orig_ax != RW_NR_write)
