@@ -14,11 +14,14 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sensor import preflight
+
+if TYPE_CHECKING:
+    from sensor.daemon import SensorConfig
 
 
 def sensor_unavailable_reason() -> str | None:
@@ -85,19 +88,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _exit_status(codes)
 
 
-def cmd_sensor(args: argparse.Namespace) -> int:
-    reason = sensor_unavailable_reason()
-    if reason is not None:
-        print(f"runward sensor cannot start: {reason}", file=sys.stderr)
-        return 1
-    from sensor.build import BuildError
-    from sensor.daemon import SensorConfig, build_sensor
-    from sensor.kernel import KernelError
-
-    note = preflight.mount_tracefs()
-    if note:
-        print(f"runward sensor: {note}", file=sys.stderr)
+def _sensor_config(args: argparse.Namespace) -> SensorConfig:
     from runward.core.config import Settings
+    from sensor.daemon import SensorConfig
 
     in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
     config = SensorConfig(
@@ -114,6 +107,31 @@ def cmd_sensor(args: argparse.Namespace) -> int:
     )
     if args.node:
         config.node = args.node
+    return config
+
+
+def cmd_sensor(args: argparse.Namespace) -> int:
+    reason = sensor_unavailable_reason()
+    if reason is not None:
+        print(f"runward sensor cannot start: {reason}", file=sys.stderr)
+        return 1
+    from sensor.build import BuildError
+    from sensor.daemon import build_sensor
+    from sensor.kernel import KernelError
+
+    note = preflight.mount_tracefs()
+    if note:
+        print(f"runward sensor: {note}", file=sys.stderr)
+    from runward.core.kafka import bootstrap_reachable
+
+    config = _sensor_config(args)
+    if not bootstrap_reachable(config.bootstrap):
+        print(
+            f"runward sensor cannot start: Kafka at {config.bootstrap} does not answer; start `runward broker`, "
+            "or point --kafka / RUNWARD_KAFKA at a running cluster",
+            file=sys.stderr,
+        )
+        return 1
     try:
         sensor = build_sensor(config)
     except (BuildError, KernelError, RuntimeError) as exc:

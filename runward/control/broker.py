@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from runward.control.children import die_with_parent
 from runward.control.wait import GaveUp, WaitTimeout, wait_until
 from runward.core.config import Settings
-from runward.core.kafka import client_config, kafka_settings
+from runward.core.kafka import bootstrap_reachable, client_config, kafka_settings
 from runward.core.topics import ALL_TOPICS
 
 log = logging.getLogger(__name__)
@@ -63,24 +63,10 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _addresses(bootstrap: str) -> list[tuple[str, int]]:
-    out = []
-    for item in bootstrap.split(","):
-        host, _, port = item.strip().rpartition("://")[2].rpartition(":")
-        if host and port.isdigit():
-            out.append((host.strip("[]"), int(port)))
-    return out
-
-
 def require_kafka(bootstrap: str, timeout: float = 3.0) -> None:
     """Fail with one actionable line when no bootstrap address accepts a connection."""
-    for host, port in _addresses(bootstrap):
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                return
-        except OSError:
-            continue
-    raise KafkaUnreachable(bootstrap)
+    if not bootstrap_reachable(bootstrap, timeout):
+        raise KafkaUnreachable(bootstrap)
 
 
 def start_broker(port: int, log_path: Path | None = None) -> subprocess.Popen[bytes]:

@@ -10,6 +10,7 @@ the same security settings through runward.core.stage.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -25,6 +26,29 @@ from runward.core.codec import RejectedRecord, decode, encode_for
 from runward.core.config import Settings, settings
 from runward.core.contracts import DeadLetter, SourceRef, utcnow
 from runward.core.topics import DEAD_LETTER, Topic
+
+
+def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
+    """(host, port) of each bootstrap server in a `host:port,...` list (scheme prefixes allowed)."""
+    out = []
+    for item in bootstrap.split(","):
+        host, _, port = item.strip().rpartition("://")[2].rpartition(":")
+        if host and port.isdigit():
+            out.append((host.strip("[]"), int(port)))
+    return out
+
+
+def bootstrap_reachable(bootstrap: str, timeout: float = 3.0) -> bool:
+    """Whether any bootstrap server accepts a TCP connection: checked before a client is made,
+    so an unreachable Kafka is one line instead of librdkafka's retry log."""
+    for host, port in bootstrap_addresses(bootstrap):
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
+
 
 log = logging.getLogger(__name__)
 
