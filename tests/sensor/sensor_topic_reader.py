@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from runward.core.codec import decode
+from runward.core.codec import RejectedRecord, decode
 from runward.core.contracts import RawSensorEvent
 from runward.core.topics import RAW_SENSOR
 
@@ -47,7 +47,14 @@ class TopicReader:
                 self.errors.append(str(message.error()))
                 continue
             arrived = time.time()
-            record = Received((message.key() or b"").decode(), decode(RAW_SENSOR, message.value()), arrived)
+            try:
+                event = decode(RAW_SENSOR, message.value())
+            except RejectedRecord as exc:
+                # Other tests share the session's broker and put bad records on purpose: skip them,
+                # never let one end the reader.
+                self.errors.append(str(exc))
+                continue
+            record = Received((message.key() or b"").decode(), event, arrived)
             with self._lock:
                 self._records.append(record)
 

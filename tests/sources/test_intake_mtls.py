@@ -60,7 +60,7 @@ def test_client_certificate_from_the_configured_ca_is_the_only_way_in(kafka_boot
     rogue_ca = _issue(tmp_path, "rogue-ca", None, ca=True)
     _issue(tmp_path, "rogue", rogue_ca)
     port = free_port()
-    argv = [sys.executable, "-m", "runward.control.edge_commands", "otlp", "--port", str(port)]
+    argv = [sys.executable, "-m", "runward.control.cli", "otlp", "--port", str(port)]
     argv += ["--kafka", kafka_bootstrap, "--tls-cert", str(tmp_path / "server.pem")]
     argv += ["--tls-key", str(tmp_path / "server.key"), "--client-ca", str(tmp_path / "ca.pem")]
     env = {k: v for k, v in os.environ.items() if k not in {"RUNWARD_API_TOKENS", "RUNWARD_TOKENS_FILE"}}

@@ -175,8 +175,9 @@ def test_falco_and_tetragon_webhooks_publish_sensor_events(receiver: str, kafka_
         for name, translate in (("falco_alerts.jsonl", falco.translate), ("tetragon_events.jsonl", tetragon.translate))
         for e in translate_batch(parse_json_items((SENSORS / name).read_bytes()), translate).events
     }
-    records = read_records(kafka_bootstrap, RAW_SENSOR.name, lambda v: v["event_id"] in expected, want=10)
-    assert len(records) == 10
+    # Other tests of the session may post the same fixtures (same ids): read them all, at least ours.
+    records = read_records(kafka_bootstrap, RAW_SENSOR.name, lambda v: v["event_id"] in expected, want=1000, timeout=8)
+    assert {value["event_id"] for _, value in records} == expected
     keys = {key for key, _ in records}
     assert "agents/support-bot" in keys and "node-b:9c1e7f0b2a44" in keys
     for _, value in records:
