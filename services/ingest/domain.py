@@ -396,6 +396,13 @@ def enrich_llm(
         input_tokens=event.input_tokens,
         output_tokens=event.output_tokens,
         caller_agent=event.caller_agent,
+        trace_id=event.trace_id,
+        span_id=event.span_id,
+        parent_span_id=event.parent_span_id,
+        links=event.links,
+        agent_name=event.agent_name,
+        endpoint=event.endpoint,
+        content_of=event.content_of,
         prompt_injection=injection,
     )
     if capture_content:
@@ -420,6 +427,10 @@ def enrich_llm(
 
 
 def _llm_behaviour(event: RawLlmEvent) -> tuple[Surface, Behaviour | None]:
+    if event.content_of:
+        # The content of a call sent apart from it (GenAI events as log records): scanned, but the
+        # call itself is counted once, from its span.
+        return Surface.INPUT, None
     if event.operation == "chat":
         model = event.response_model or event.request_model or "unknown"
         return Surface.INPUT, _typed(LlmCall, provider=event.provider or "unknown", model=model)
