@@ -269,6 +269,7 @@ def _event(attrs: Mapping[str, Any], config: SourceConfig, **fields: Any) -> Raw
             input_tokens=_int(_first(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")),
             output_tokens=_int(_first(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")),
             agent_name=_str(attrs.get("gen_ai.agent.name") or attrs.get("traceloop.workflow.name")),
+            conversation_id=_str(attrs.get("gen_ai.conversation.id") or attrs.get("session.id")),
             endpoint=model_endpoint(attrs) if fields["operation"] == "chat" else None,
             **fields,
         )

@@ -325,16 +325,27 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def scan_injection(guard: Detector, event: RawLlmEvent, agent: str | None) -> tuple[list[str], dict[str, Any] | None]:
-    """Flags `prompt_injection:<rule>:<technique>` for what the model flags, and the score detail."""
+def scan_injection(
+    guard: Detector, event: RawLlmEvent, agent: str | None, registry: Registry | None = None
+) -> tuple[list[str], dict[str, Any] | None]:
+    """Flags `prompt_injection:<rule>:<technique>` for what the model flags, and the score detail.
+    With a registry, a text already flagged in this conversation (a chat re-sends its history on
+    every turn) is not flagged again: once per conversation."""
     texts = untrusted_texts(event)
     if not texts:
         return [], None
     flags: dict[str, None] = {}
-    best, where, obfuscations = 0.0, [], set[str]()
+    best, where, obfuscations, repeated = 0.0, [], set[str](), 0
+    conversation = _conversation(event)
     for origin, text in texts:
         verdict = guard.assess(text, agent)
         best = max(best, verdict.score)
+        seen_key = f"injection:{agent}:{conversation}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+        if verdict.flagged and registry is not None:
+            if registry.get(seen_key):
+                repeated += 1
+                continue
+            registry[seen_key] = True
         if verdict.flagged:
             where.append(origin)
             obfuscations.update(verdict.obfuscations)
@@ -344,8 +355,20 @@ def scan_injection(guard: Detector, event: RawLlmEvent, agent: str | None) -> tu
         "threshold": round(guard.threshold, 4),
         "flagged_in": sorted(set(where)),
         "obfuscations": sorted(obfuscations),
+        "repeated_in_conversation": repeated,
     }
     return list(flags), detail
+
+
+def _conversation(event: RawLlmEvent) -> str:
+    """The conversation a call belongs to: the sender's id, else its first non-system message
+    (every turn of a chat re-sends it), else the trace."""
+    if event.conversation_id:
+        return event.conversation_id
+    first = next((t for t in event.input_messages if not t.lower().startswith(("system:", "developer:"))), None)
+    if first is not None:
+        return "first:" + hashlib.sha256(first.encode()).hexdigest()[:24]
+    return f"trace:{event.trace_id or event.event_id}"
 
 
 _default_guard: Detector | None = None
@@ -369,7 +392,7 @@ def enrich_llm(
     who = attribute(registry, event.attribution)
     event = canonical_tool(registry, who.deployment, event)
     event = trace_caller(registry, who.deployment, event)
-    flags, injection = scan_injection(guard or default_guard(), event, who.deployment)
+    flags, injection = scan_injection(guard or default_guard(), event, who.deployment, registry)
     inputs, outputs, secrets = [], [], set()
     for text in event.input_messages:
         clean, kinds = redact_text(text)
@@ -504,20 +527,28 @@ def canonical_tool(registry: Registry, deployment: str, event: RawLlmEvent) -> R
     return event
 
 
+TRACE_SPANS = 64  # span -> Deployment entries kept per trace (the agents' spans, not every span)
+
+
 def trace_caller(registry: Registry, deployment: str, event: RawLlmEvent) -> RawLlmEvent:
     """Multi-agent from W3C trace context: the Deployment whose span is this call's parent, else
     the Deployment that opened the trace, when it is another one, is the caller. A caller the
-    sender declared is kept."""
+    sender declared is kept. One registry entry per trace: its opener and its first spans."""
     if not event.trace_id:
         return event
-    if event.span_id:
-        registry[f"span:{event.trace_id}:{event.span_id}"] = deployment
-    opener = registry.get(f"trace:{event.trace_id}")
-    if opener is None:
-        registry[f"trace:{event.trace_id}"] = opener = deployment
+    key = f"trace:{event.trace_id}"
+    stored = registry.get(key)
+    known = stored or {"opener": deployment, "spans": {}}
+    spans: dict[str, str] = known["spans"]
+    if event.span_id and event.span_id not in spans and len(spans) < TRACE_SPANS:
+        spans[event.span_id] = deployment
+        stored = None  # changed: write it back
+    if stored is None:
+        registry[key] = known
+    opener: str = known["opener"]
     if event.caller_agent or event.content_of:
         return event
-    parent = registry.get(f"span:{event.trace_id}:{event.parent_span_id}") if event.parent_span_id else None
+    parent = spans.get(event.parent_span_id) if event.parent_span_id else None
     caller = parent if parent and parent != deployment else opener if opener != deployment else None
     return event.model_copy(update={"caller_agent": caller}) if caller else event
 

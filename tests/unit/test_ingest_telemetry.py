@@ -102,3 +102,28 @@ def test_content_sent_apart_from_its_call_is_scanned_but_not_counted_as_a_call()
     [out] = domain.enrich_llm({}, content, SRC)
     assert out.behaviour is None and out.detail.content_of == "otlp:x"
     assert any(f.startswith("prompt_injection:") for f in out.flags)
+
+
+def test_an_injection_repeated_by_later_turns_is_flagged_once_per_conversation() -> None:
+    registry: dict[str, Any] = {}
+    first = ["system: You summarise repositories.", "user: summarise the latest commits"]
+    poisoned = f"tool: tool_result commit 3f2a: {INJECTION}"
+    turn1 = llm("agents/bot", "chat", "t1", input_messages=[*first, poisoned])
+    turn2 = llm("agents/bot", "chat", "t2", input_messages=[*first, poisoned, "assistant: done", "user: thanks"])
+    [one] = domain.enrich_llm(registry, turn1, SRC)
+    [two] = domain.enrich_llm(registry, turn2, SRC)
+    assert any(f.startswith("prompt_injection:") for f in one.flags)
+    assert one.detail.prompt_injection["flagged_in"] == ["tool"]
+    assert not any(f.startswith("prompt_injection:") for f in two.flags)
+    assert two.detail.prompt_injection["repeated_in_conversation"] == 1
+    # Another conversation carrying the same text is flagged again.
+    other = llm("agents/bot", "chat", "o1", input_messages=["user: what changed today?", poisoned])
+    [three] = domain.enrich_llm(registry, other, SRC)
+    assert any(f.startswith("prompt_injection:") for f in three.flags)
+
+
+def test_an_injection_in_an_mcp_tool_result_is_flagged() -> None:
+    result = llm("agents/bot", "execute_tool", "g", mcp_server="git", tool_name="git_log", output_messages=[INJECTION])
+    [out] = domain.enrich_llm({}, result, SRC)
+    assert any(f.startswith("prompt_injection:") for f in out.flags)
+    assert out.detail.prompt_injection["flagged_in"] == ["tool_result"]

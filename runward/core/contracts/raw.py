@@ -114,6 +114,7 @@ class RawLlmEvent(Record):
         default_factory=list, description="span links as `trace_id:span_id` (a hand-off from another trace)"
     )
     agent_name: str | None = Field(default=None, description="gen_ai.agent.name: the agent that made the call")
+    conversation_id: str | None = Field(default=None, description="gen_ai.conversation.id: the chat session")
     content_of: str | None = Field(
         default=None,
         description="event_id of the call whose content this record carries (GenAI events sent as OTLP log "
