@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -347,9 +348,24 @@ class GatewaySession:
             operation=operation,
             mcp_server=self.server,
             output_messages=output or [],
+            **_trace_context(pending.params),
             **fields,
         )
         return apply_content_policy(event, self.config, notes=notes or [])
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+def _trace_context(params: dict[str, Any]) -> dict[str, str]:
+    """W3C trace context the client put in `_meta.traceparent` (mcp SDK, SEP-414): the record
+    is the client's call span, so it joins the agent's trace and its OTLP spans."""
+    meta = params.get("_meta")
+    value = meta.get("traceparent") if isinstance(meta, dict) else None
+    match = _TRACEPARENT.match(value) if isinstance(value, str) else None
+    if match is None or not match["trace"].strip("0") or not match["span"].strip("0"):
+        return {}
+    return {"trace_id": match["trace"], "span_id": match["span"]}
 
 
 def _valid_id(request_id: Any) -> bool:

@@ -1,10 +1,14 @@
-"""OTLP/HTTP receiver for GenAI/MCP traces, plus webhook intake for Falco and Tetragon.
+"""OTLP/HTTP receiver for GenAI/MCP traces, logs and metrics, plus webhook intake for Falco and Tetragon.
 
 POST /v1/traces     application/x-protobuf | application/json (optionally gzip), answered per
-                    the OTLP/HTTP spec: 200 + ExportTraceServiceResponse (partial_success names
-                    rejected spans), 400 + google.rpc.Status for undecodable bodies (not
-                    retryable), 415 for other media types, 503 when the broker did not take
-                    the records (retryable).
+                    the OTLP/HTTP spec: 200 + ExportTraceServiceResponse (partial_success counts
+                    rejected spans and names, as a warning, what was accepted but not used),
+                    400 + google.rpc.Status for undecodable bodies (not retryable), 415 for other
+                    media types, 503 when the broker did not take the records (retryable).
+POST /v1/logs       the same for GenAI events sent as log records (content of a call: one record
+                    per call, tied to its span by `content_of`).
+POST /v1/metrics    the same for metrics: GenAI token usage is read and logged per Deployment and
+                    model; other metrics are counted in the partial_success warning.
 POST /v1/falco      Falco http_output alerts (object, array or JSON lines)
 POST /v1/tetragon   Tetragon export events (JSON lines or array)
 POST /v1/k8s-audit  Kubernetes audit webhook backend: an audit.k8s.io/v1 EventList (or Events)
@@ -22,14 +26,25 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from edges.intake import falco, otlp, tetragon
 from edges.intake.config import SourceConfig
@@ -46,6 +61,7 @@ from runward.core.topics import RAW_K8S, RAW_LLM, RAW_SENSOR
 log = logging.getLogger(__name__)
 
 _GRPC_INVALID_ARGUMENT, _GRPC_UNAVAILABLE = 3, 14
+_Export = TypeVar("_Export", bound=Message)
 
 
 def create_app(
@@ -84,6 +100,8 @@ def create_app(
     )
     app.add_exception_handler(IntakeRefused, _refused)  # type: ignore[arg-type]
     app.add_api_route("/v1/traces", traces, methods=["POST"])
+    app.add_api_route("/v1/logs", logs, methods=["POST"])
+    app.add_api_route("/v1/metrics", metrics, methods=["POST"])
     app.add_api_route("/v1/falco", falco_alerts, methods=["POST"])
     app.add_api_route("/v1/tetragon", tetragon_events, methods=["POST"])
     app.add_api_route("/v1/k8s-audit", k8s_audit, methods=["POST"])
@@ -132,17 +150,19 @@ async def _admitted_body(request: Request) -> bytes:
 
 
 async def _refused(request: Request, exc: IntakeRefused) -> Response:
-    if request.url.path == "/v1/traces":
+    if request.url.path in _OTLP_PATHS:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         return _status(exc.status, str(exc), media != otlp.PROTOBUF, headers=exc.headers)
     return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
 
 
-async def traces(request: Request) -> Response:
-    intake = _intake(request)
+_OTLP_PATHS = {"/v1/traces", "/v1/logs", "/v1/metrics"}
+
+
+async def _otlp_body(request: Request, kind: type[_Export]) -> _Export | Response:
+    """The decoded export request, or the OTLP error response to send instead."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";")[0].strip().lower()
-    json_body = media == otlp.JSON  # answer in the encoding the client sent
     sender_name, declared = _admit(request)
     if media not in {otlp.PROTOBUF, otlp.JSON}:
         return _status(
@@ -150,23 +170,78 @@ async def traces(request: Request) -> Response:
         )
     body = await _read(request, sender_name, declared)
     try:
-        export = otlp.decode_request(body, content_type)
+        return otlp.decode_export(body, content_type, kind)
     except otlp.OtlpDecodeError as exc:
-        return _status(400, str(exc), json_body)
+        return _status(400, str(exc), media == otlp.JSON)
+
+
+def _json_answer(request: Request) -> bool:
+    """Answer in the encoding the client sent."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == otlp.JSON
+
+
+async def _publish_translation(request: Request, result: otlp.Translation) -> Response | None:
     sender = request.client.host if request.client else None
-    result = otlp.translate(export, sender, intake.config)
     items = [(RAW_LLM, e.attribution.deployment or f"otlp:{sender}", e) for e in result.events]
-    failure = await _deliver(intake.publisher, items)
+    failure = await _deliver(_intake(request).publisher, items)
     if failure:
         return _status(
-            503, f"records not accepted by Kafka, retry later: {failure}", json_body, headers={"Retry-After": "5"}
+            503,
+            f"records not accepted by Kafka, retry later: {failure}",
+            _json_answer(request),
+            headers={"Retry-After": "5"},
         )
+    if result.rejected or result.ignored:
+        log.info("OTLP %s from %s: %s", request.url.path, sender, result.error_message)
+    return None
+
+
+async def traces(request: Request) -> Response:
+    export = await _otlp_body(request, ExportTraceServiceRequest)
+    if isinstance(export, Response):
+        return export
+    sender = request.client.host if request.client else None
+    result = otlp.translate(export, sender, _intake(request).config)
+    failed = await _publish_translation(request, result)
+    if failed:
+        return failed
     response = ExportTraceServiceResponse()
-    if result.rejected:
+    if result.rejected or result.ignored:
         response.partial_success.rejected_spans = len(result.rejected)
         response.partial_success.error_message = result.error_message
-        log.info("OTLP from %s: %d spans rejected: %s", sender, len(result.rejected), result.error_message)
-    return _message(200, response, json_body)
+    return _message(200, response, _json_answer(request))
+
+
+async def logs(request: Request) -> Response:
+    export = await _otlp_body(request, ExportLogsServiceRequest)
+    if isinstance(export, Response):
+        return export
+    sender = request.client.host if request.client else None
+    result = otlp.translate_logs(export, sender, _intake(request).config)
+    failed = await _publish_translation(request, result)
+    if failed:
+        return failed
+    response = ExportLogsServiceResponse()
+    if result.rejected or result.ignored:
+        response.partial_success.rejected_log_records = len(result.rejected)
+        response.partial_success.error_message = result.error_message
+    return _message(200, response, _json_answer(request))
+
+
+async def metrics(request: Request) -> Response:
+    export = await _otlp_body(request, ExportMetricsServiceRequest)
+    if isinstance(export, Response):
+        return export
+    sender = request.client.host if request.client else None
+    result = otlp.translate_metrics(export, sender, _intake(request).config)
+    for (deployment, provider, model, token_type), tokens in result.token_usage.items():
+        log.info("GenAI token usage %s %s/%s %s: %d", deployment, provider, model, token_type, tokens)
+    response = ExportMetricsServiceResponse()
+    if result.rejected or result.ignored:
+        response.partial_success.rejected_data_points = len(result.rejected)
+        response.partial_success.error_message = result.error_message
+        log.info("OTLP /v1/metrics from %s: %s", sender, result.error_message)
+    return _message(200, response, _json_answer(request))
 
 
 async def falco_alerts(request: Request) -> Response:

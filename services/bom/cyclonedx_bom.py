@@ -35,7 +35,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from services.bom.declared import DeclaredBom, command_line
-from services.bom.evidence import RuntimeEvidence, observed_packages
+from services.bom.evidence import LOCAL, RuntimeEvidence, observed_packages
 
 # The library percent-encodes IPv6 brackets into an invalid IRI, so IPv6 peers keep their
 # address as a property only.
@@ -103,9 +103,10 @@ def runtime_bom(evidence: RuntimeEvidence, revision: int = 1, created_at: dateti
         bom.components.add(component)
     services = [_mcp_server(evidence, name) for name in sorted(evidence.mcp_servers)]
     services += [
-        _endpoint_service(e.host, e.port, e.protocol, e.kind, e.addresses, e.dns_name)
+        _endpoint_service(e.host, e.port, e.protocol, e.kind, e.addresses, e.dns_name, provider=e.provider)
         for _, e in sorted(evidence.endpoints.items())
     ]
+    services += _function_tools(evidence)
     for service in services:
         bom.services.add(service)
     bom.register_dependency(root, components)
@@ -176,6 +177,23 @@ def _model_ref(provider: str, requested: str | None, served: list[str]) -> str:
     return f"model:{provider}/{requested or (served or ['?'])[0]}"
 
 
+def _function_tools(evidence: RuntimeEvidence) -> list[Service]:
+    """Tools of the agent's own code (no MCP server): services of their own, never `mcp-server:local`."""
+    return [
+        Service(
+            name=t.tool,
+            bom_ref=f"function-tool:{t.tool}",
+            x_trust_boundary=False,
+            properties=[
+                Property(name="runward:tool:kind", value="function"),
+                Property(name="runward:first-seen", value=t.first_seen.isoformat()),
+            ],
+        )
+        for t in sorted(evidence.tools.values(), key=lambda t: t.tool)
+        if t.server == LOCAL and LOCAL not in evidence.mcp_servers
+    ]
+
+
 def _mcp_server(evidence: RuntimeEvidence, name: str) -> Service:
     server = evidence.mcp_servers[name]
     tools = [t for t in evidence.tools.values() if t.server == name]
@@ -211,8 +229,11 @@ def _endpoint_service(
     addresses: Iterable[str],
     dns_name: str | None,
     declared: bool = False,
+    provider: str | None = None,
 ) -> Service:
     props = [Property(name="runward:endpoint:kind", value=kind)]
+    if provider:
+        props.append(Property(name="runward:model:provider", value=provider))
     props += [Property(name="runward:endpoint:address", value=a) for a in addresses]
     if dns_name:
         props.append(Property(name="runward:endpoint:dns-name", value=dns_name))

@@ -29,6 +29,8 @@ _MODEL_FILE = re.compile(r"\.(?P<format>safetensors|gguf|ggml|onnx|bin|pt|pth|ck
 _HF_CACHE = re.compile(r"/models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<revision>[0-9a-f]{7,40})/")
 _NOT_MODELS = re.compile(r"^/(?:proc|sys|dev)/|/(?:firmware|site-packages|dist-packages)/")
 
+LOCAL = "local"
+"""The server name of function tools: the agent's own code, no MCP server."""
 STARTUP_GRACE_S = 60
 """A server first used this long after its pod's first event was registered after startup."""
 
@@ -92,6 +94,7 @@ class Endpoint(BaseModel):
     addresses: list[str] = Field(default_factory=list)
     kind: str = "external"
     first_seen: datetime
+    provider: str | None = Field(default=None, description="the model provider a chat call reached here")
 
 
 class RuntimeEvidence(BaseModel):
@@ -211,6 +214,43 @@ def _model_file(ev: RuntimeEvidence, event: EnrichedEvent, path: str, fmt: str) 
 
 def _chat(ev: RuntimeEvidence, event: EnrichedEvent, detail: LlmCallInfo) -> set[str]:
     provider = detail.provider or "unknown"
+    changes = _model_endpoint(ev, event, detail.endpoint, provider) if detail.endpoint else set()
+    return changes | _model_use(ev, event, detail, provider)
+
+
+def _model_endpoint(ev: RuntimeEvidence, event: EnrichedEvent, endpoint: str, provider: str) -> set[str]:
+    """The model endpoint a chat call reached (server.address or the base URL): a service of the
+    AI-BOM with its provider, whether or not the sensor saw the connection."""
+    host, _, port_text = endpoint.rpartition(":") if ":" in endpoint else (endpoint, "", "")
+    port = int(port_text) if port_text.isdigit() else 443
+    try:
+        peer = Egress(host=host.strip("[]").lower(), port=port, protocol="tcp")
+    except ValueError:
+        return set()  # not a host name or address: nothing to put in the AI-BOM
+    known = ev.endpoints.get(peer.endpoint)
+    if known is not None:
+        if known.provider == provider:
+            return set()
+        known.provider, known.kind = provider, _model_kind(peer.host, port, known.kind)
+        return {"endpoints"}
+    ev.endpoints[peer.endpoint] = Endpoint(
+        host=peer.host,
+        port=port,
+        protocol="tcp",
+        first_seen=event.ts,
+        kind=_model_kind(peer.host, port, endpoint_kinds.classify(peer.host, port, "tcp")),
+        provider=provider,
+    )
+    return {"endpoints"}
+
+
+def _model_kind(host: str, port: int, kind: str) -> str:
+    """A host the provider table does not know (a gateway, a self-hosted server) that served a
+    chat call is still a model endpoint."""
+    return kind if kind == "model-provider" else "model-endpoint"
+
+
+def _model_use(ev: RuntimeEvidence, event: EnrichedEvent, detail: LlmCallInfo, provider: str) -> set[str]:
     requested, served = detail.request_model, detail.response_model
     if not requested and not served:
         return set()
@@ -226,8 +266,16 @@ def _chat(ev: RuntimeEvidence, event: EnrichedEvent, detail: LlmCallInfo) -> set
 
 
 def _mcp(ev: RuntimeEvidence, event: EnrichedEvent, detail: LlmCallInfo) -> set[str]:
-    server = detail.mcp_server or "local"
     pod = event.pod or "-"
+    if detail.mcp_server is None:
+        # A function tool of the agent's own code: a tool of the AI-BOM, not an MCP server.
+        late = (event.ts - ev.pods[pod]).total_seconds() > STARTUP_GRACE_S
+        return (
+            _register(ev, LOCAL, detail.tool_name, event.ts, at_startup=not late, via="execute_tool")
+            if (detail.tool_name and event.kind == "execute_tool")
+            else set()
+        )
+    server = detail.mcp_server
     changes: set[str] = set()
     if server not in ev.mcp_servers:
         late = (event.ts - ev.pods[pod]).total_seconds() > STARTUP_GRACE_S

@@ -325,16 +325,27 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def scan_injection(guard: Detector, event: RawLlmEvent, agent: str | None) -> tuple[list[str], dict[str, Any] | None]:
-    """Flags `prompt_injection:<rule>:<technique>` for what the model flags, and the score detail."""
+def scan_injection(
+    guard: Detector, event: RawLlmEvent, agent: str | None, registry: Registry | None = None
+) -> tuple[list[str], dict[str, Any] | None]:
+    """Flags `prompt_injection:<rule>:<technique>` for what the model flags, and the score detail.
+    With a registry, a text already flagged in this conversation (a chat re-sends its history on
+    every turn) is not flagged again: once per conversation."""
     texts = untrusted_texts(event)
     if not texts:
         return [], None
     flags: dict[str, None] = {}
-    best, where, obfuscations = 0.0, [], set[str]()
+    best, where, obfuscations, repeated = 0.0, [], set[str](), 0
+    conversation = _conversation(event)
     for origin, text in texts:
         verdict = guard.assess(text, agent)
         best = max(best, verdict.score)
+        seen_key = f"injection:{agent}:{conversation}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+        if verdict.flagged and registry is not None:
+            if registry.get(seen_key):
+                repeated += 1
+                continue
+            registry[seen_key] = True
         if verdict.flagged:
             where.append(origin)
             obfuscations.update(verdict.obfuscations)
@@ -344,8 +355,20 @@ def scan_injection(guard: Detector, event: RawLlmEvent, agent: str | None) -> tu
         "threshold": round(guard.threshold, 4),
         "flagged_in": sorted(set(where)),
         "obfuscations": sorted(obfuscations),
+        "repeated_in_conversation": repeated,
     }
     return list(flags), detail
+
+
+def _conversation(event: RawLlmEvent) -> str:
+    """The conversation a call belongs to: the sender's id, else its first non-system message
+    (every turn of a chat re-sends it), else the trace."""
+    if event.conversation_id:
+        return event.conversation_id
+    first = next((t for t in event.input_messages if not t.lower().startswith(("system:", "developer:"))), None)
+    if first is not None:
+        return "first:" + hashlib.sha256(first.encode()).hexdigest()[:24]
+    return f"trace:{event.trace_id or event.event_id}"
 
 
 _default_guard: Detector | None = None
@@ -367,7 +390,9 @@ def enrich_llm(
     guard: Detector | None = None,
 ) -> list[EnrichedEvent]:
     who = attribute(registry, event.attribution)
-    flags, injection = scan_injection(guard or default_guard(), event, who.deployment)
+    event = canonical_tool(registry, who.deployment, event)
+    event = trace_caller(registry, who.deployment, event)
+    flags, injection = scan_injection(guard or default_guard(), event, who.deployment, registry)
     inputs, outputs, secrets = [], [], set()
     for text in event.input_messages:
         clean, kinds = redact_text(text)
@@ -381,8 +406,7 @@ def enrich_llm(
     secrets.update(kinds)
     if secrets:
         flags.append("secrets_redacted:" + ",".join(sorted(secrets)))
-    if event.caller_agent and event.caller_agent != who.deployment:
-        flags.append(f"multi_agent:{event.caller_agent}")
+    flags += multi_agent_flags(registry, guard or default_guard(), who.deployment, event, bool(injection_flags(flags)))
     detail = LlmCallInfo(
         kind=event.operation,
         operation=event.operation,
@@ -396,12 +420,21 @@ def enrich_llm(
         input_tokens=event.input_tokens,
         output_tokens=event.output_tokens,
         caller_agent=event.caller_agent,
+        trace_id=event.trace_id,
+        span_id=event.span_id,
+        parent_span_id=event.parent_span_id,
+        links=event.links,
+        agent_name=event.agent_name,
+        endpoint=event.endpoint,
+        content_of=event.content_of,
         prompt_injection=injection,
     )
     if capture_content:
         detail.input_messages, detail.output_messages, detail.tool_arguments = inputs, outputs, arguments
     surface, behaviour = _llm_behaviour(event)
+    edge = _edge_event(registry, who, event, detail, source)
     return [
+        *edge,
         EnrichedEvent(
             event_id=event.event_id,
             ts=event.ts,
@@ -415,11 +448,116 @@ def enrich_llm(
             detail=detail,
             flags=flags,
             source=source,
+        ),
+    ]
+
+
+def injection_flags(flags: list[str]) -> list[str]:
+    return [f for f in flags if f.startswith("prompt_injection:")]
+
+
+def multi_agent_flags(
+    registry: Registry, guard: Detector, deployment: str, event: RawLlmEvent, injected: bool
+) -> list[str]:
+    """A hand-off is learnt, not alarmed: only a tool call in a trace where another agent's
+    input or model output carried an injection is flagged `multi_agent:<caller>` (a signal
+    whatever the window says). The trace is marked when this record is the injected one."""
+    if not event.trace_id:
+        return []
+    key = f"trace-injection:{event.trace_id}"
+    if injected or (event.operation == "chat" and _output_injected(guard, event, deployment)):
+        if registry.get(key) is None:
+            registry[key] = deployment
+        return []
+    source = registry.get(key)
+    if event.operation == "execute_tool" and source and source != deployment:
+        return [f"multi_agent:{source}"]
+    return []
+
+
+def _output_injected(guard: Detector, event: RawLlmEvent, deployment: str) -> bool:
+    """A model output that carries an injection: harmless to this agent, dangerous to the next."""
+    return any(guard.assess(text, deployment).flagged for text in event.output_messages)
+
+
+def _edge_event(
+    registry: Registry, who: Identity, event: RawLlmEvent, detail: LlmCallInfo, source: SourceRef
+) -> list[EnrichedEvent]:
+    """The caller -> this agent edge, once per trace, for records other than invoke_agent (which
+    carries the edge as its own behaviour): the APD learns it in the window, a new one after is a
+    deviation."""
+    if not event.caller_agent or event.operation == "invoke_agent" or event.caller_agent == who.deployment:
+        return []
+    if event.trace_id:
+        key = f"edge:{event.trace_id}:{who.deployment}:{event.caller_agent}"
+        if registry.get(key):
+            return []
+        registry[key] = True
+    return [
+        EnrichedEvent(
+            event_id=f"{event.event_id}:agent-edge",
+            ts=event.ts,
+            deployment=who.deployment,
+            namespace=who.namespace,
+            pod=who.pod,
+            service_account=who.service_account,
+            surface=Surface.MULTI_AGENT,
+            kind="invoke_agent",
+            behaviour=_typed(AgentEdge, caller=event.caller_agent),
+            detail=detail.model_copy(update={"kind": "invoke_agent", "operation": "invoke_agent"}),
+            flags=[],
+            source=source,
         )
     ]
 
 
+def canonical_tool(registry: Registry, deployment: str, event: RawLlmEvent) -> RawLlmEvent:
+    """One identity per tool whatever the source: the server a tools/list from this Deployment
+    advertised it on (the gateway names it from the declared config or initialize serverInfo).
+    An OTLP or mcp SDK span that names only the tool then gets the same `server/tool` key as the
+    gateway's record; a tool no server advertised stays a local function tool."""
+    if event.operation == "tools_list" and event.mcp_server:
+        for tool in event.tools:
+            registry[f"tool-server:{deployment}:{tool}"] = event.mcp_server
+        return event
+    if event.operation == "execute_tool" and event.tool_name and not event.mcp_server:
+        server = registry.get(f"tool-server:{deployment}:{event.tool_name}")
+        if server:
+            return event.model_copy(update={"mcp_server": server})
+    return event
+
+
+TRACE_SPANS = 64  # span -> Deployment entries kept per trace (the agents' spans, not every span)
+
+
+def trace_caller(registry: Registry, deployment: str, event: RawLlmEvent) -> RawLlmEvent:
+    """Multi-agent from W3C trace context: the Deployment whose span is this call's parent, else
+    the Deployment that opened the trace, when it is another one, is the caller. A caller the
+    sender declared is kept. One registry entry per trace: its opener and its first spans."""
+    if not event.trace_id:
+        return event
+    key = f"trace:{event.trace_id}"
+    stored = registry.get(key)
+    known = stored or {"opener": deployment, "spans": {}}
+    spans: dict[str, str] = known["spans"]
+    if event.span_id and event.span_id not in spans and len(spans) < TRACE_SPANS:
+        spans[event.span_id] = deployment
+        stored = None  # changed: write it back
+    if stored is None:
+        registry[key] = known
+    opener: str = known["opener"]
+    if event.caller_agent or event.content_of:
+        return event
+    parent = spans.get(event.parent_span_id) if event.parent_span_id else None
+    caller = parent if parent and parent != deployment else opener if opener != deployment else None
+    return event.model_copy(update={"caller_agent": caller}) if caller else event
+
+
 def _llm_behaviour(event: RawLlmEvent) -> tuple[Surface, Behaviour | None]:
+    if event.content_of:
+        # The content of a call sent apart from it (GenAI events as log records): scanned, but the
+        # call itself is counted once, from its span.
+        return Surface.INPUT, None
     if event.operation == "chat":
         model = event.response_model or event.request_model or "unknown"
         return Surface.INPUT, _typed(LlmCall, provider=event.provider or "unknown", model=model)

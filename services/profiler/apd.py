@@ -31,6 +31,7 @@ from runward.core.contracts import (
     Syscall,
     WindowStatus,
 )
+from services.profiler.tools import ToolProfile, fold_tools
 
 # APD categories that refine a typed behaviour (not behaviours themselves): an exec's argument
 # pattern, an egress' resolved address as an `Egress.endpoint`.
@@ -72,6 +73,7 @@ class ApdState(BaseModel):
         default_factory=dict, description="learnt but not yet published (coalesced categories)"
     )
     last_revision_at: datetime | None = None
+    tool_profile: ToolProfile = Field(default_factory=ToolProfile, description="services/profiler/tools.py")
 
 
 @dataclass
@@ -128,6 +130,7 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
         added.setdefault("_flags", []).append("partial")
     result.signals.extend(_input_signals(event))
     status = window_status(state, event.ts, policy)
+    result.signals.extend(fold_tools(state.tool_profile, event, frozen=status is WindowStatus.COMPLETE))
     for observation in observations(event):
         if _learn(state, result, event, observation, status, policy):
             added.setdefault(observation.category, []).append(observation.key)

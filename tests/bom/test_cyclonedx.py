@@ -9,11 +9,11 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from runward.core.contracts import DeclaredManifest, utcnow
+from runward.core.contracts import DeclaredManifest, LlmCall, ToolCall, utcnow
 from services.bom.cyclonedx_bom import InvalidBom, declared_cyclonedx, runtime_bom, validate
 from services.bom.declared import declared_bom, load_deployment_yaml, requirements_from_text
 from services.bom.evidence import fold
-from tests.bom.factories import SITE, chat, connected, initialize, opened, tool_call, tools_list
+from tests.bom.factories import SITE, chat, connected, event, initialize, opened, tool_call, tools_list
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bom"
 HF = "/root/.cache/huggingface/hub/models--Qwen--Qwen2.5-0.5B/snapshots/060db6499f32faf8b98477b0a26969ef7d8b9987"
@@ -107,3 +107,35 @@ def test_an_invalid_document_is_refused() -> None:
     doc["components"][0]["modelCard"] = {"notAField": True}
     with pytest.raises(InvalidBom, match="does not validate"):
         validate(doc, "agents/support-bot")
+
+
+def test_model_endpoints_are_services_and_function_tools_are_not_mcp_servers() -> None:
+    evidence = None
+    for e in [
+        event(
+            "chat",
+            {"operation": "chat", "provider": "openai", "request_model": "gpt-4o", "endpoint": "llm-gw.internal:8080"},
+            behaviour=LlmCall(provider="openai", model="gpt-4o"),
+        ),
+        event(
+            "chat",
+            {"operation": "chat", "provider": "openai", "request_model": "gpt-4o", "endpoint": "api.openai.com"},
+            behaviour=LlmCall(provider="openai", model="gpt-4o"),
+        ),
+        event(
+            "execute_tool",
+            {"operation": "execute_tool", "tool_name": "summarise", "tools": []},
+            behaviour=ToolCall(server="local", name="summarise"),
+        ),
+        tool_call("db", "run_query"),
+    ]:
+        evidence, _ = fold(evidence, e)
+    doc = runtime_bom(evidence, revision=1)
+    assert strict_errors(doc) is None
+    services = {s["bom-ref"]: s for s in doc["services"]}
+    gateway = {p["name"]: p["value"] for p in services["endpoint:llm-gw.internal:8080/tcp"]["properties"]}
+    assert gateway == {"runward:endpoint:kind": "model-endpoint", "runward:model:provider": "openai"}
+    public = {p["name"]: p["value"] for p in services["endpoint:api.openai.com:443/tcp"]["properties"]}
+    assert public["runward:endpoint:kind"] == "model-provider"
+    assert "mcp-server:local" not in services and "mcp-server:db" in services
+    assert services["function-tool:summarise"]["name"] == "summarise"

@@ -75,7 +75,10 @@ def test_mcp_client_spans_map_and_server_spans_and_other_spans_are_ignored() -> 
     assert call.tool_arguments == {"query": "rotate keys"}
     assert call.mcp_server == "mcp.docs.example.com:443" and listing.mcp_server == "mcp.docs.example.com:443"
     assert init.mcp_server == "docs"
-    assert result.ignored == 4 and result.rejected == []
+    assert len(result.ignored) == 4 and result.rejected == []
+    # Nothing is dropped silently: each ignored kind is counted in the partial_success warning.
+    assert "1 span(s): accepted, not used: not a GenAI or MCP span" in result.error_message
+    assert "MCP method 'resources/read'" in result.error_message
 
 
 def test_secrets_in_prompts_and_arguments_are_redacted() -> None:

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import threading
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import uvicorn
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -43,28 +38,6 @@ AUTH = {"Authorization": f"Bearer {SENDER_TOKEN}"}
 def post(url: str, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
     """Every intake request carries the sender token (the intake refuses anything else)."""
     return httpx.post(url, headers={**AUTH, **(headers or {})}, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def receiver(kafka_bootstrap: str) -> Iterator[str]:
-    publisher = RawPublisher(kafka_bootstrap, "test-otlp-receiver")
-    config = SourceConfig(senders={"127.0.0.1": "agents/local-agent"}, capture_off=["agents/quiet-agent"])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config, publisher, tokens=TOKENS), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "receiver did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        publisher.close(timeout_s=5)
 
 
 def sdk_export(url: str, resource: dict[str, object], spans: list, compression: Compression | None = None) -> None:  # type: ignore[type-arg]

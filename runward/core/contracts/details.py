@@ -89,6 +89,15 @@ class LlmCallInfo(_Detail):
     input_tokens: int | None = None
     output_tokens: int | None = None
     caller_agent: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    links: list[str] = Field(default_factory=list)
+    agent_name: str | None = None
+    endpoint: str | None = None
+    content_of: str | None = Field(
+        default=None, description="the call this record carries the content of (not a call of its own)"
+    )
     prompt_injection: dict[str, Any] | None = Field(
         default=None, description="the injection detector's verdict: score, threshold, where, obfuscations"
     )

@@ -104,6 +104,22 @@ class RawLlmEvent(Record):
     caller_agent: str | None = Field(
         default=None, description="Deployment id of another agent whose output triggered this call"
     )
+    endpoint: str | None = Field(
+        default=None, description="the model endpoint a chat call reached: server.address[:port] or base URL host"
+    )
+    trace_id: str | None = Field(default=None, description="W3C trace id (32 hex) of the span or request")
+    span_id: str | None = Field(default=None, description="W3C span id (16 hex) of this call")
+    parent_span_id: str | None = Field(default=None, description="span id of the caller's span, in the same trace")
+    links: list[str] = Field(
+        default_factory=list, description="span links as `trace_id:span_id` (a hand-off from another trace)"
+    )
+    agent_name: str | None = Field(default=None, description="gen_ai.agent.name: the agent that made the call")
+    conversation_id: str | None = Field(default=None, description="gen_ai.conversation.id: the chat session")
+    content_of: str | None = Field(
+        default=None,
+        description="event_id of the call whose content this record carries (GenAI events sent as OTLP log "
+        "records); such a record is scanned, not counted as a call of its own",
+    )
 
 
 class K8sObjectEvent(Record):
