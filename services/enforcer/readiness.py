@@ -109,6 +109,8 @@ class Check:
     evidence: str
     fix: str | None = None
     waiver: Acceptance | None = None
+    # The promotion gate states this same failure itself (e.g. no APD yet): not repeated there.
+    gate_states_it: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         waiver = None
@@ -225,6 +227,7 @@ def check_apd(inputs: ReadinessInputs) -> Check:
             CheckStatus.FAIL,
             "no APD revision is stored: the profiler has not observed this agent",
             "run the agent under observation (runward up / the sensor) until the profiler writes an APD",
+            gate_states_it=True,
         )
     if apd.partial:
         return Check(
@@ -485,13 +488,16 @@ def gate_reasons(report: ReadinessReport | None, target: EnforcementMode, curren
         return []
     if report is None:
         return [f"readiness of the agent for {target.value} was not assessed; the gate does not promote blind"]
-    needed = set(NEEDED[target])
+    needed = set(NEEDED[target]) - GATE_OWNED
     return [
         f"readiness check {c.id.value} fails: {c.evidence}"
         for c in report.checks
-        if c.id in needed and c.status is CheckStatus.FAIL and c.id is not CheckId.CURRENT_MODE
+        if c.id in needed and c.status is CheckStatus.FAIL and not c.gate_states_it
     ]
 
+
+# Rules promotion_gate.evaluate already owns (each domain rule has one owner): not repeated.
+GATE_OWNED = frozenset({CheckId.OBSERVATION_WINDOW, CheckId.NO_OPEN_COMPROMISE, CheckId.CURRENT_MODE})
 
 _RANK = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
 
