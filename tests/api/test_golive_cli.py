@@ -18,11 +18,11 @@ from runward.control.api.app import create_app
 from runward.control.broker import free_port
 from runward.control.cli import main
 from runward.core.config import Settings
-from runward.core.contracts import utcnow
+from runward.core.contracts import WindowStatus, utcnow
 from runward.core.store import Store
 from runward.core.store.schema import HistoryRow
 
-from .support import APPROVER_TOKEN, VIEWER_TOKEN, SpyPublisher
+from .support import APPROVER_TOKEN, NOW, VIEWER_TOKEN, SpyPublisher, apd, put
 from .test_golive import tokens_file
 
 
@@ -54,7 +54,9 @@ def run(url: str, token: str, *argv: str) -> int:
     return main([*argv, "--api", url, "--token", token])
 
 
-def test_readiness_exit_code_gates_a_rollout(api_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_readiness_exit_code_gates_a_rollout(
+    api_url: str, store: Store, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     assert run(api_url, VIEWER_TOKEN, "readiness", "shop/retriever") == 1
     table = capsys.readouterr().out
     assert "shop/retriever: NOT READY for enforce (mode audit)" in table
@@ -67,6 +69,11 @@ def test_readiness_exit_code_gates_a_rollout(api_url: str, capsys: pytest.Captur
     assert json.loads(capsys.readouterr().out)["ready"] is False
 
     assert run(api_url, VIEWER_TOKEN, "readiness", "ops/helper", "--target", "audit") == 1  # open stories
+    # Exit 0 when ready: an agent whose window is complete, with no story, may go to audit.
+    store.touch_agent("shop/ready", "ready-sa", NOW - timedelta(days=5))
+    put(store, "apd", apd("shop/ready", 1, WindowStatus.COMPLETE))
+    assert run(api_url, VIEWER_TOKEN, "readiness", "shop/ready", "--target", "audit") == 0
+    assert "shop/ready: READY for audit (mode observe)" in capsys.readouterr().out
     assert run(api_url, VIEWER_TOKEN, "readiness", "shop/ghost") == 2
     assert "agent shop/ghost not found" in capsys.readouterr().err
     assert main(["readiness", "shop/retriever", "--api", api_url]) == 2

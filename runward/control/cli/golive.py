@@ -227,6 +227,15 @@ def history(
     return 0
 
 
+def show_readiness(store: Any, soak_s: int) -> None:
+    """Print the readiness table of every agent in the store (the demo's closing view)."""
+    from runward.control.api import golive
+
+    for agent in store.agents():
+        report = golive.assess(store, agent, soak_s)
+        out.print(_checks_table(report.as_dict()))
+
+
 def register(app: typer.Typer) -> None:
     app.command(help="go-live readiness of an agent; exit 0 only when ready (gate a rollout on it)")(readiness)
     app.command(help="promote an agent to audit or enforce, or roll it back, through the gate")(promote)
