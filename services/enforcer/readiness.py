@@ -336,7 +336,7 @@ def check_stories(inputs: ReadinessInputs) -> Check:
         title,
         CheckStatus.FAIL,
         f"{len(inputs.open_stories)} open potential-compromise story(ies): {ids}",
-        "investigate and resolve each story (GET /v1/stories/ID); an open compromise cannot be waived",
+        "investigate and resolve each story (GET /v1/attack-stories/ID); an open compromise cannot be waived",
     )
 
 
@@ -475,6 +475,68 @@ def assess(inputs: ReadinessInputs, target: EnforcementMode = EnforcementMode.EN
     checks = tuple(_apply_waiver(inputs, check(inputs)) for check in CHECKS)
     return ReadinessReport(
         deployment=inputs.deployment, target=target, mode=inputs.mode, computed_at=inputs.now, checks=checks
+    )
+
+
+def acceptances_from_rows(rows: Sequence[Mapping[str, Any]]) -> list[Acceptance]:
+    """Waiver rows as the store gives them (`runward.core.store.history.waivers`) -> acceptances."""
+    found = []
+    for row in rows:
+        try:
+            check = CheckId(row["check"])
+        except ValueError:
+            continue  # a check this version no longer has accepts nothing
+        found.append(
+            Acceptance(
+                check=check,
+                actor=row["actor"],
+                reason=row["reason"],
+                created_at=row["created_at"],
+                until=row.get("until"),
+                subject=row.get("subject"),
+            )
+        )
+    return found
+
+
+def inputs_from_rows(
+    *,
+    agent: Mapping[str, Any],
+    now: datetime,
+    mode: EnforcementMode,
+    apd: ApdRevision | None,
+    bundles: Sequence[Mapping[str, Any]],
+    bom_delta: Mapping[str, Any] | None,
+    reconciliation: Mapping[str, Any] | None,
+    posture_findings: Sequence[str],
+    open_stories: Sequence[OpenStory],
+    compromise_stories: Sequence[OpenStory],
+    waivers: Sequence[Mapping[str, Any]],
+    audit_soak: timedelta,
+) -> ReadinessInputs:
+    """The inputs of `assess` from what the store holds: every reader (the API, the enforcer)
+    assembles them the same way. `compromise_stories` are every 'potential compromise' story of
+    the agent; those seen since the audit stretch began spoil the soak."""
+    ordered = sorted(bundles, key=lambda b: int(b.get("revision") or 0))
+    since = audit_since(ordered)
+    soak_stories = (
+        [s for s in compromise_stories if s.last_seen is not None and s.last_seen >= since] if since is not None else []
+    )
+    return ReadinessInputs(
+        deployment=str(agent["deployment"]),
+        now=now,
+        mode=mode,
+        apd=apd,
+        bundle=ordered[-1] if ordered else None,
+        bom_delta=bom_delta,
+        reconciliation=reconciliation,
+        service_account=agent.get("service_account"),
+        posture_findings=posture_findings,
+        open_stories=open_stories,
+        soak_stories=soak_stories,
+        audit_since=since,
+        audit_soak=audit_soak,
+        acceptances=acceptances_from_rows(waivers),
     )
 
 
