@@ -119,3 +119,16 @@ def test_concurrent_writers_keep_one_chain(db_url: str) -> None:
     assert errors == []
     result = golive.verify(stores[0])
     assert result.ok and result.entries == 40
+
+
+def test_migration_0004_downgrades_and_upgrades(db_url: str) -> None:
+    from alembic import command
+
+    from runward.core.store.migrate import _config
+
+    store = _store(db_url)
+    _fill(store)
+    command.downgrade(_config(db_url), "0001")
+    assert not {"golive_history", "waivers"} & set(sa.inspect(store.engine).get_table_names())
+    upgrade(db_url)
+    assert golive.verify(Store(db_url)).entries == 0
