@@ -46,6 +46,9 @@ WAIVABLE: frozenset[CheckId] = frozenset(
     {CheckId.AIBOM_REVIEWED, CheckId.APD_COMPLETE, CheckId.SERVICE_ACCOUNT, CheckId.RECONCILIATION_REVIEWED}
 )
 
+# Checks made of items a person can review one by one (a review names the item as its subject).
+REVIEWABLE: frozenset[CheckId] = frozenset({CheckId.AIBOM_REVIEWED})
+
 # The checks a promotion to each mode needs; enforce needs every one.
 NEEDED: dict[EnforcementMode, tuple[CheckId, ...]] = {
     EnforcementMode.OBSERVE: (),
@@ -384,6 +387,9 @@ def check_policies(inputs: ReadinessInputs) -> Check:
 
 def check_soak(inputs: ReadinessInputs) -> Check:
     title = f"audit soak clean for {_span(inputs.audit_soak)}"
+    if inputs.mode is EnforcementMode.ENFORCE:
+        # The gate held the soak on the way in; an enforced agent is judged by its stories now.
+        return Check(CheckId.AUDIT_SOAK, title, CheckStatus.PASS, "the agent is already in enforce")
     if inputs.mode is EnforcementMode.OBSERVE or inputs.audit_since is None:
         return Check(
             CheckId.AUDIT_SOAK,

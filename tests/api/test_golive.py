@@ -140,6 +140,7 @@ def test_a_waiver_is_signed_by_a_person_and_shows_as_waived(golive: TestClient) 
         ({"check": "service_account", "reason": "later", "until": "2001-01-01T00:00:00Z"}, 422, "in the past"),
         ({"check": "service_account", "until": "2099-01-01T00:00:00Z"}, 422, "reason"),
         ({"check": "no_such_check", "reason": "x", "until": "2099-01-01T00:00:00Z"}, 422, "check"),
+        ({"check": "policies_proven", "reason": "x", "subject": "egress:evil:443/tcp"}, 422, "no items to review"),
     ],
 )
 def test_bad_waivers_are_refused(golive: TestClient, body: dict[str, str], status: int, fragment: str) -> None:

@@ -96,6 +96,11 @@ def test_each_check_fails_for_its_reason_with_the_fix(changes: dict[str, object]
     assert check.evidence
 
 
+def test_an_enforced_agent_is_not_asked_to_soak_again() -> None:
+    report = r.assess(ready_inputs(mode=EnforcementMode.ENFORCE, audit_since=None))
+    assert report.ready and statuses(report)["audit_soak"] == "pass"
+
+
 def test_observe_mode_fails_current_mode_for_enforce_but_not_for_audit() -> None:
     inputs = ready_inputs(mode=EnforcementMode.OBSERVE, audit_since=None, bundle=None)
     assert not r.assess(inputs).ready

@@ -150,6 +150,11 @@ def post_waiver(
     store: StoreDep,
 ) -> dict[str, Any]:
     agent = find_agent(store, namespace, name)
+    if body.subject is not None and body.check not in readiness.REVIEWABLE:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"readiness check {body.check.value} has no items to review one by one; drop `subject`",
+        )
     if body.subject is None and body.check not in readiness.WAIVABLE:
         allowed = ", ".join(sorted(c.value for c in readiness.WAIVABLE))
         raise HTTPException(
