@@ -2,7 +2,9 @@
 
 Tokens come from configuration only (`RUNWARD_API_TOKENS` or `RUNWARD_TOKENS_FILE`, entries
 `name:token:role`). Roles: viewers read the API, approvers also promote, senders may only post
-telemetry to the intake endpoints. Token values never appear in responses, logs or exception
+telemetry to the intake endpoints. A tokens-file entry may name the person holding it
+(`person`, `email`): decisions (promotions, waivers) are then signed by that person, not by a
+shared token name. Token values never appear in responses, logs or exception
 messages, not even when configuration is wrong.
 """
 
@@ -36,6 +38,15 @@ class ApiToken:
     name: str
     role: Role
     secret: bytes = field(repr=False)
+    person: str | None = None
+    email: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """Who signs a decision made with this token: the person when named, else the token's name."""
+        if self.person and self.email:
+            return f"{self.person} <{self.email}>"
+        return self.person or self.email or self.name
 
 
 class TokenRegistry:
@@ -67,6 +78,17 @@ class TokenRegistry:
             if hmac.compare_digest(candidate, token.secret):
                 match = token
         return match
+
+
+def _optional_text(item: dict[str, Any], key: str, where: str) -> str | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise TokenConfigError(f"{where}: '{key}' must be a non-empty string when given")
+    if key == "email" and "@" not in value:
+        raise TokenConfigError(f"{where}: 'email' is not an email address")
+    return value.strip()
 
 
 def _token(name: Any, secret: Any, role: Any, where: str) -> ApiToken:
@@ -106,7 +128,9 @@ def parse_token_file(text: str, source: str) -> list[ApiToken]:
         where = f"{source} entry {index}"
         if not isinstance(item, dict):
             raise TokenConfigError(f"{where} is not an object with name, token and role")
-        tokens.append(_token(item.get("name"), item.get("token"), item.get("role"), where=where))
+        token = _token(item.get("name"), item.get("token"), item.get("role"), where=where)
+        person, email = _optional_text(item, "person", where), _optional_text(item, "email", where)
+        tokens.append(ApiToken(name=token.name, role=token.role, secret=token.secret, person=person, email=email))
     return tokens
 
 

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         default=3600, description="drift this soon after a Deployment change is expected drift"
     )
     story_gap_s: int = Field(default=1800, description="signals further apart than this start a new story")
+    audit_soak_s: int = Field(
+        default=86400,
+        ge=0,
+        description="how long an agent must run clean in audit before it may be promoted to enforce",
+    )
     api_tokens: str = Field(
         default="",
         description="comma-separated name:token:role (role viewer, approver or sender); empty reads tokens_file",

@@ -21,6 +21,12 @@ ROUTES = {
     ("get", "/v1/attack-stories"),
     ("get", "/v1/attack-stories/{story_id}"),
     ("post", "/v1/agents/{namespace}/{name}/promotion"),
+    ("get", "/v1/agents/{namespace}/{name}/readiness"),
+    ("get", "/v1/agents/{namespace}/{name}/waivers"),
+    ("post", "/v1/agents/{namespace}/{name}/waivers"),
+    ("get", "/v1/history"),
+    ("get", "/v1/history/export"),
+    ("get", "/v1/history/verify"),
 }
 
 

@@ -48,10 +48,15 @@ NO_TOKENS_CONFIGURED = (
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name (used as approver identity) and its role."""
+    """Who is calling: the token's name, its role, and the person decisions are signed by."""
 
     name: str
     role: Role
+    identity: str = ""
+
+    @property
+    def signer(self) -> str:
+        return self.identity or self.name
 
 
 bearer = HTTPBearer(
@@ -84,7 +89,7 @@ def authenticate(
             detail=f"token '{token.name}' has the sender role: it may only post telemetry to the intake, "
             "not read the API; use a viewer or approver token",
         )
-    return Principal(name=token.name, role=token.role)
+    return Principal(name=token.name, role=token.role, identity=token.identity)
 
 
 def require_approver(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:

@@ -1,8 +1,8 @@
 """The `runward` command: a Typer app with one module per command group.
 
-stack (up, demo, status, stage, api, broker, replay, db), posture (reconcile) and observe
-(declare, gateway, otlp, run, sensor). A group module exposes `register(app)`; a sub-app
-with its own commands (`runward NAME ...`) goes in SUB_APPS.
+stack (up, demo, status, stage, api, broker, replay, db), posture (reconcile), observe
+(declare, gateway, otlp, run, sensor) and golive (readiness, promote, waive, history).
+A group module exposes `register(app)`; a sub-app with its own commands (`runward NAME ...`) goes in SUB_APPS.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from runward.control.cli import detector, observe, posture, stack
+from runward.control.cli import detector, golive, observe, posture, stack
 from runward.control.cli.common import Failure
 
 app = typer.Typer(
@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for group in (stack, posture, observe):
+for group in (stack, posture, observe, golive):
     group.register(app)
 
 # Sub-apps, each a `typer.Typer()` mounted as `runward NAME ...`. To add one, import its

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from runward.control.cli import golive
 from runward.control.cli.common import DbOpt, Failure, KafkaOpt, err, open_store, out, settings
 
 if TYPE_CHECKING:
@@ -206,6 +207,7 @@ def demo(
         _show_story(story)
         if any(s.name == "sensor" for s in sup.services):
             _live_demo(sup, store)
+        golive.show_readiness(store, sup.config.audit_soak_s)
         _show_status(store)
         return 0
     finally:

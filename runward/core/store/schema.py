@@ -72,3 +72,39 @@ class DeadLetterRow(Base):
     offset: Mapped[int]
     reason: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime]
+
+
+class HistoryRow(Base):
+    """The go-live history: promotions, waivers, reviews, baseline acceptances, story resolutions.
+
+    Append-only and hash-chained: `hash` is the SHA-256 of the row's content and the previous
+    row's hash (`runward.core.store.history`), so editing or deleting a past row breaks the chain.
+    """
+
+    __tablename__ = "golive_history"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    deployment: Mapped[str] = mapped_column(sa.String(512), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    actor: Mapped[str] = mapped_column(sa.String(512))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    ts: Mapped[datetime]
+    body: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+
+
+class WaiverRow(Base):
+    """An accepted risk on one readiness check (subject NULL) or a review of one subject of it."""
+
+    __tablename__ = "waivers"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(sa.String(512), index=True)
+    check: Mapped[str] = mapped_column(sa.String(64))
+    subject: Mapped[str | None] = mapped_column(sa.String(1024))
+    actor: Mapped[str] = mapped_column(sa.String(512))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+    until: Mapped[datetime | None]
+    history_seq: Mapped[int] = mapped_column(sa.ForeignKey("golive_history.seq"))

@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
+from runward.control.api import golive
 from runward.control.api.auth import Principal, require_approver
 from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_store
 from runward.control.api.publisher import Publisher, PublishError
 from runward.control.api.schemas import ErrorBody, GateRefusal, PromotionRequest
 from runward.control.api.state import load_state
-from runward.core.contracts import PromotionDecision, utcnow
-from runward.core.store import Store
+from runward.core.config import Settings
+from runward.core.contracts import EnforcementMode, PromotionDecision, utcnow
+from runward.core.store import Store, history
 from runward.core.topics import PROMOTIONS
-from services.enforcer import promotion_gate
+from services.enforcer import promotion_gate, readiness
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["promotion"])
@@ -29,8 +31,12 @@ router = APIRouter(tags=["promotion"])
     summary="Promote (or step back) an agent's enforcement mode",
     description="Approver role only. Promoting to audit or enforce needs a complete APD observation "
     "window and no open 'potential compromise' attack story; enforce also needs the agent "
-    "to be in audit. Stepping back is always allowed. An accepted decision is published to "
-    f"`{PROMOTIONS.name}` for the enforcer, which emits the new policy bundle.",
+    "to be in audit. Going up also needs the go-live readiness checks of the target mode "
+    "(`GET .../readiness`: AI-BOM reviewed, ServiceAccount, reconciliation, policies proven, "
+    "audit soak...) to pass or be waived. Stepping back (rollback) is always allowed. The "
+    "decision is signed by the person the approver token names, published to "
+    f"`{PROMOTIONS.name}` for the enforcer (which emits the new policy bundle) and appended to "
+    "the go-live history.",
     responses={
         403: {"model": ErrorBody, "description": "the token is not an approver"},
         404: {"model": ErrorBody, "description": "unknown agent"},
@@ -42,24 +48,27 @@ def promote(
     namespace: Namespace,
     name: Name,
     body: PromotionRequest,
+    request: Request,
     approver: Annotated[Principal, Depends(require_approver)],
     store: Annotated[Store, Depends(get_store)],
     publisher: Annotated[Publisher, Depends(get_publisher)],
 ) -> PromotionDecision | JSONResponse:
     state = load_state(store, find_agent(store, namespace, name))
+    current = promotion_gate.current_mode(state.bundle)
     # The enforcer applies the same gate to the decision; asking it here answers 409 at once.
-    result = promotion_gate.evaluate(
-        body.mode, promotion_gate.current_mode(state.bundle), state.apd, state.open_stories
-    )
+    result = promotion_gate.evaluate(body.mode, current, state.apd, state.open_stories)
+    settings: Settings = request.app.state.settings
+    report = golive.assess(store, state.agent, settings.audit_soak_s, body.mode, state=state)
+    reasons = [*result.reasons, *readiness.gate_reasons(report, body.mode, current)]
     deployment = state.agent["deployment"]
-    if not result.allowed:
+    if reasons:
         refusal = GateRefusal(
-            detail=f"promotion of {deployment} from {result.current.value} to {body.mode.value} refused by the gate",
-            reasons=list(result.reasons),
+            detail=f"promotion of {deployment} from {current.value} to {body.mode.value} refused by the gate",
+            reasons=reasons,
         )
         return JSONResponse(refusal.model_dump(), status_code=status.HTTP_409_CONFLICT)
     decision = PromotionDecision(
-        deployment=deployment, mode=body.mode, approver=approver.name, reason=body.reason, ts=utcnow()
+        deployment=deployment, mode=body.mode, approver=approver.signer, reason=body.reason, ts=utcnow()
     )
     try:
         publisher.publish(PROMOTIONS, deployment, decision)
@@ -68,5 +77,27 @@ def promote(
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the promotion was not recorded: {exc}"
         ) from None
-    log.info("%s promoted %s from %s to %s", approver.name, deployment, result.current.value, body.mode.value)
+    history.append(
+        store,
+        deployment,
+        history.HistoryKind.PROMOTION,
+        approver.signer,
+        body.reason,
+        {
+            "from": current.value,
+            "to": body.mode.value,
+            "rollback": _step_back(body.mode, current),
+            "token": approver.name,
+            "readiness": {c.id.value: c.status.value for c in report.checks},
+        },
+        ts=decision.ts,
+    )
+    log.info("%s promoted %s from %s to %s", approver.signer, deployment, current.value, body.mode.value)
     return decision
+
+
+_RANK = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
+
+
+def _step_back(target: EnforcementMode, current: EnforcementMode) -> bool:
+    return _RANK[target] < _RANK[current]
