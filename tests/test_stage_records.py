@@ -21,10 +21,11 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 WRONG_STAGE = """
+from runward.core.config import settings
 from runward.core.stage import Output, Stage
 from runward.core.topics import APD, SIGNALS
 
-stage = Stage("wrong-record", inputs=[SIGNALS], outputs=[APD])
+stage = Stage("wrong-record", inputs=[SIGNALS], outputs=[APD], config=settings())
 
 
 async def handle(signal, ctx):
