@@ -507,7 +507,7 @@ def park(registry: Registry, service_account: str, record: K8sAuditEvent, source
     ServiceAccount shows up, so ordering between topics loses nothing. The held events are
     capped (count and bytes): the oldest make room and are counted in `parked-dropped:<sa>`.
     """
-    item = {"record": record.model_dump(mode="json"), "source": source.model_dump()}
+    item: dict[str, Any] = {"record": record.model_dump(mode="json"), "source": source.model_dump()}
     size = len(json.dumps(item, default=str))
     if size > MAX_PARKED_BYTES_PER_SA:
         raise RejectedRecord(
