@@ -49,6 +49,8 @@ BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.02
 # The broker refuses a record over 1 MiB (message.max.bytes); the margin is the record's framing.
 MAX_OUTPUT_BYTES = 1_000_000
+# A batch hands the event loop back this often, so heartbeats, fetches and timers keep running.
+YIELD_EVERY_S = 0.05
 
 R = TypeVar("R", bound=BaseModel)
 M = TypeVar("M", bound=BaseModel)
@@ -91,6 +93,7 @@ class _Done:
     key: str | None
     payload: bytes | None
     encoded: list[tuple[str, bytes, bytes]]
+    stores: bool  # whether it has store writes: then it is published after the batch's store write
     store_error: str = ""
 
 
@@ -200,6 +203,10 @@ class _StoreWrites:
     @property
     def empty(self) -> bool:
         return not self._records
+
+    @property
+    def current_empty(self) -> bool:
+        return self._current.empty
 
     def per_record(self) -> list[tuple[int, _Writes]]:
         return list(self._records)
@@ -413,11 +420,17 @@ class Stage:
         rest of the batch goes on.
         """
         done: list[_Done] = []
+        yielded = time.monotonic()
         for event in events:
             stream._set_current_event(event)  # table writes go to this record's partition
             item = await self._handle_one(handler, event)
             if item is not None:
                 done.append(item)
+                if not item.stores:  # signals and the like go out at once, not after the store write
+                    await self._send(item)
+            if time.monotonic() - yielded > YIELD_EVERY_S:
+                await asyncio.sleep(0)  # let the consumer, producer and timers run in a long batch
+                yielded = time.monotonic()
         for failed, reason in (await self._flush_store()).items():
             item = done[failed]
             item.store_error = reason
@@ -425,10 +438,8 @@ class Stage:
         for table in self._model_tables:
             table.flush(stream)
         for item in done:
-            if item.store_error:
-                continue
-            if await self._send(item):
-                self._counters.processed += 1
+            if item.stores and not item.store_error:
+                await self._send(item)
         if done:
             self._counters.last_record_at = utcnow()
 
@@ -455,10 +466,11 @@ class Stage:
             reason = str(exc) if isinstance(exc, RejectedRecord) else _bug(self.name, source, exc)
             await self.dead_letter(source, key, message.value, reason)
             return None
+        stores = not self._writes.current_empty
         index = self._writes.commit()
         for table in self._model_tables:
             table.commit(event)
-        return _Done(index, source, key, message.value, encoded)
+        return _Done(index, source, key, message.value, encoded, stores)
 
     async def _flush_store(self) -> dict[int, str]:
         """Write the batch's store rows; the records (index among the batch's handled ones) whose
@@ -479,7 +491,8 @@ class Stage:
                 failed[index] = f"its store write failed ({type(exc).__name__}: {exc})"
         return failed
 
-    async def _send(self, item: _Done) -> bool:
+    async def _send(self, item: _Done) -> None:
+        """Publish a handled record's outputs; counted as processed once all are out."""
         for topic, key, value in item.encoded:
             try:
                 await self._topics[topic].send(key=key, value=value)
@@ -487,9 +500,9 @@ class Stage:
                 log.exception("%s: publishing to %s failed", self.name, topic)
                 reason = f"its {topic} output could not be published ({type(exc).__name__}: {exc})"
                 await self.dead_letter(item.source, item.key, item.payload, reason)
-                return False
+                return
             self.metrics.published(topic)
-        return True
+        self._counters.processed += 1
 
     async def publish(self, out: Output[Any]) -> None:
         # Checked here too: a handler's outputs are typed Any, so mypy cannot see a wrong record.
