@@ -63,6 +63,9 @@ class Output(Generic[R]):
     topic: Topic[R]
     key: str
     record: R
+    # Records with the same `latest_of` on a topic are versions of one thing (a story): of those
+    # handled in one batch only the last is published, the others are processed but superseded.
+    latest_of: str | None = None
 
 
 @dataclass
@@ -92,9 +95,26 @@ class _Done:
     source: SourceRef
     key: str | None
     payload: bytes | None
-    encoded: list[tuple[str, bytes, bytes]]
+    encoded: list[tuple[str, bytes, bytes, str | None]]  # topic, key, value, latest_of
     stores: bool  # whether it has store writes: then it is published after the batch's store write
     store_error: str = ""
+
+
+def _superseded(done: Sequence[_Done]) -> frozenset[tuple[int, int]]:
+    """(record index, output number) of the outputs a later output of the batch supersedes."""
+    latest: set[tuple[str, str]] = set()
+    superseded: set[tuple[int, int]] = set()
+    for item in reversed(done):
+        if item.store_error:
+            continue
+        for n in range(len(item.encoded) - 1, -1, -1):
+            topic, _, _, latest_of = item.encoded[n]
+            if latest_of is None:
+                continue
+            if (topic, latest_of) in latest:
+                superseded.add((item.index, n))
+            latest.add((topic, latest_of))
+    return frozenset(superseded)
 
 
 def _bug(stage: str, source: SourceRef, exc: Exception) -> str:
@@ -437,9 +457,10 @@ class Stage:
             await self.dead_letter(item.source, item.key, item.payload, reason)
         for table in self._model_tables:
             table.flush(stream)
+        superseded = _superseded(done)
         for item in done:
             if item.stores and not item.store_error:
-                await self._send(item)
+                await self._send(item, superseded)
         if done:
             self._counters.last_record_at = utcnow()
 
@@ -453,8 +474,10 @@ class Stage:
         try:
             record = decode(self.inputs[message.topic], message.value)
             outputs = await handler(record, Context(source=source, key=key))
-            encoded = [(out.topic.name, out.key.encode(), encode_for(out.topic, out.record)) for out in outputs]
-            for topic, _, value in encoded:
+            encoded = [
+                (out.topic.name, out.key.encode(), encode_for(out.topic, out.record), out.latest_of) for out in outputs
+            ]
+            for topic, _, value, _ in encoded:
                 if len(value) > MAX_OUTPUT_BYTES:
                     raise RejectedRecord(
                         f"its {topic} output is {len(value)} bytes, over the {MAX_OUTPUT_BYTES}-byte record limit"
@@ -491,9 +514,11 @@ class Stage:
                 failed[index] = f"its store write failed ({type(exc).__name__}: {exc})"
         return failed
 
-    async def _send(self, item: _Done) -> None:
+    async def _send(self, item: _Done, superseded: frozenset[tuple[int, int]] = frozenset()) -> None:
         """Publish a handled record's outputs; counted as processed once all are out."""
-        for topic, key, value in item.encoded:
+        for n, (topic, key, value, _) in enumerate(item.encoded):
+            if (item.index, n) in superseded:
+                continue
             try:
                 await self._topics[topic].send(key=key, value=value)
             except Exception as exc:

@@ -1,6 +1,7 @@
 """Correlator: signals -> attack stories (OCSF Detection Findings on the SOC's topic).
 
-signals  ->  attack-stories (keyed by deployment id; a story is re-published as it grows)
+signals  ->  attack-stories (keyed by deployment id; a story is re-published as it grows, the newest
+                            version of a batch only)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def build(config: Settings) -> Stage:
         state, story = correlate(open_stories.get(signal.deployment), signal, gap)
         open_stories[signal.deployment] = state
         stage.put_story(story)
-        return [Output(ATTACK_STORIES, story.deployment, story)]
+        return [Output(ATTACK_STORIES, story.deployment, story, latest_of=story.story_id)]
 
     stage.run(handle)
     return stage

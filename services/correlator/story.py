@@ -24,7 +24,7 @@ AI_SURFACES = frozenset({Surface.INPUT, Surface.TOOL, Surface.IDENTITY, Surface.
 # Signals a story keeps (the latest): a story can grow for as long as an agent misbehaves, and
 # re-rendering and re-storing every signal it ever had made each signal cost the story's length.
 # What the story says about all of them (count, surfaces, techniques, severity) is kept aside.
-MAX_STORY_SIGNALS = 50
+MAX_STORY_SIGNALS = 20
 
 
 class StoryState(BaseModel):
