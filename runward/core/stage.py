@@ -368,6 +368,11 @@ class Stage:
             consumer_auto_offset_reset="earliest",
             web_enabled=False,
             producer_acks=-1,
+            # A batch's outputs go out in a few produce requests, not one round trip each; 5 ms is
+            # far below the latency budget. Fetches bring a batch's worth of records at once.
+            producer_linger=0.005,
+            broker_max_poll_records=BATCH_MAX,
+            stream_buffer_maxsize=4 * BATCH_MAX,
             # A restarted stage rejoins in seconds: the broker evicts a dead member after the session
             # timeout and completes a join after the rebalance timeout (Tansu waits it out in full).
             broker_session_timeout=10.0,
