@@ -98,6 +98,7 @@ class _Done:
     encoded: list[tuple[str, bytes, bytes, str | None]]  # topic, key, value, latest_of
     stores: bool  # whether it has store writes: then it is published after the batch's store write
     store_error: str = ""
+    deferred: bool = False  # published after the batch's store write
 
 
 def _superseded(done: Sequence[_Done]) -> frozenset[tuple[int, int]]:
@@ -445,13 +446,19 @@ class Stage:
         rest of the batch goes on.
         """
         done: list[_Done] = []
+        deferred: set[str | None] = set()  # keys with a record waiting for the store write
         yielded = time.monotonic()
         for event in events:
             stream._set_current_event(event)  # table writes go to this record's partition
             item = await self._handle_one(handler, event)
             if item is not None:
                 done.append(item)
-                if not item.stores:  # signals and the like go out at once, not after the store write
+                # Signals and the like go out at once, not after the store write, unless an
+                # earlier record of the same key waits for it: outputs keep their records' order.
+                if item.stores or item.key in deferred:
+                    item.deferred = True
+                    deferred.add(item.key)
+                else:
                     await self._send(item)
             if time.monotonic() - yielded > YIELD_EVERY_S:
                 await asyncio.sleep(0)  # let the consumer, producer and timers run in a long batch
@@ -464,7 +471,7 @@ class Stage:
             table.flush(stream)
         superseded = _superseded(done)
         for item in done:
-            if item.stores and not item.store_error:
+            if item.deferred and not item.store_error:
                 await self._send(item, superseded)
         if done:
             self._counters.last_record_at = utcnow()
