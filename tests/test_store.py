@@ -110,3 +110,25 @@ def test_artifacts_agents_stories_health(db_url: str) -> None:
         41,
         "not valid JSON",
     )
+
+
+def test_a_batch_write_upserts_agents_artifacts_and_stories_in_one_go(db_url: str) -> None:
+    upgrade(db_url)
+    store = Store(db_url)
+    store.put_story(story(3))
+    store.put_artifact("agents/bot", "apd", 1, T, {"old": True})
+    store.write_batch(
+        touches=[("agents/bot", "bot", T, T + timedelta(minutes=5)), ("agents/new", None, T, T)],
+        artifacts=[("agents/bot", "apd", 1, T, {"old": False}), ("agents/bot", "apd", 2, T, {"r": 2})],
+        stories=[(story(2), story(2).model_dump(mode="json"))],  # an older version never replaces a newer
+    )
+    assert store.latest_artifact("agents/bot", "apd") == {"r": 2}
+    assert store.artifact_revisions("agents/bot", "apd") == [1, 2]
+    assert store.story("story-1")["version"] == 3  # type: ignore[index]
+    store.write_batch(stories=[(story(4), story(4).model_dump(mode="json"))])
+    assert store.story("story-1")["version"] == 4  # type: ignore[index]
+    agents = {a["deployment"]: a for a in store.agents()}
+    assert agents["agents/bot"]["last_seen"] == T + timedelta(minutes=5)
+    assert agents["agents/bot"]["service_account"] == "bot" and agents["agents/new"]["service_account"] is None
+    store.write_batch(touches=[("agents/bot", None, T, T + timedelta(minutes=1))])  # an older sighting
+    assert {a["deployment"]: a for a in store.agents()}["agents/bot"]["last_seen"] == T + timedelta(minutes=5)

@@ -34,7 +34,7 @@ STAGE_LAG = Gauge(
 )
 STAGE_LATENCY = Histogram(
     "runward_stage_processing_seconds",
-    "time from a record's arrival at the stage to its outputs being sent",
+    "time from a batch of records reaching the stage handler to its outputs being sent",
     ["stage"],
     buckets=LATENCY_BUCKETS,
 )

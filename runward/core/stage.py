@@ -27,9 +27,9 @@ from aiokafka.abc import AbstractTokenProvider
 from faust.types.auth import CredentialsT
 from pydantic import BaseModel
 
-from runward.core.codec import RejectedRecord, decode, encode, encode_for
+from runward.core.codec import RejectedRecord, decode, encode, encode_for, sanitise
 from runward.core.config import Settings
-from runward.core.contracts import SourceRef, utcnow
+from runward.core.contracts import AttackStory, SourceRef, utcnow
 from runward.core.kafka import dead_letter_record
 from runward.core.metrics import StageMetrics, serve_metrics
 from runward.core.store import Store
@@ -43,7 +43,17 @@ HEARTBEAT_S = 2.0
 STOP_GRACE_S = 10.0
 
 
+# A stage takes its input in batches: up to BATCH_MAX records, or what came within BATCH_WITHIN_S.
+# The wait bounds the latency a record gains from batching; the size bounds a batch's memory.
+BATCH_MAX = 1000
+BATCH_WITHIN_S = 0.02
+# The broker refuses a record over 1 MiB (message.max.bytes); the margin is the record's framing.
+MAX_OUTPUT_BYTES = 1_000_000
+# A batch hands the event loop back this often, so heartbeats, fetches and timers keep running.
+YIELD_EVERY_S = 0.05
+
 R = TypeVar("R", bound=BaseModel)
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -53,6 +63,9 @@ class Output(Generic[R]):
     topic: Topic[R]
     key: str
     record: R
+    # Records with the same `latest_of` on a topic are versions of one thing (a story): of those
+    # handled in one batch only the last is published, the others are processed but superseded.
+    latest_of: str | None = None
 
 
 @dataclass
@@ -72,6 +85,186 @@ class _Counters:
     dead_letters: int = 0
     last_record_at: datetime | None = None
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass
+class _Done:
+    """A record handled without error, waiting for its batch's store write and publish."""
+
+    index: int
+    source: SourceRef
+    key: str | None
+    payload: bytes | None
+    encoded: list[tuple[str, bytes, bytes, str | None]]  # topic, key, value, latest_of
+    stores: bool  # whether it has store writes: then it is published after the batch's store write
+    store_error: str = ""
+    deferred: bool = False  # published after the batch's store write
+
+
+def _superseded(done: Sequence[_Done]) -> frozenset[tuple[int, int]]:
+    """(record index, output number) of the outputs a later output of the batch supersedes."""
+    latest: set[tuple[str, str]] = set()
+    superseded: set[tuple[int, int]] = set()
+    for item in reversed(done):
+        if item.store_error:
+            continue
+        for n in range(len(item.encoded) - 1, -1, -1):
+            topic, _, _, latest_of = item.encoded[n]
+            if latest_of is None:
+                continue
+            if (topic, latest_of) in latest:
+                superseded.add((item.index, n))
+            latest.add((topic, latest_of))
+    return frozenset(superseded)
+
+
+def _bug(stage: str, source: SourceRef, exc: Exception) -> str:
+    # A bug must not stop the stage or lose the record: it waits in the dead-letter topic.
+    log.error(
+        "%s failed on %s[%d]@%d", stage, source.topic, source.partition, source.offset, exc_info=(type(exc), exc, None)
+    )
+    return f"stage error ({type(exc).__name__}: {exc}); report it with this record"
+
+
+class ModelTable(Generic[M]):
+    """A Faust table of one pydantic state per key, kept parsed in memory.
+
+    Parsing and dumping a state for every record is most of a stage's cost, so a state is
+    parsed once (again after a rebalance or restart restores new table values) and dumped into
+    the table (and its changelog) once per batch. A record's changes are staged until the
+    record is handled: a record that fails leaves the state as it was.
+    """
+
+    def __init__(self, table: Any, model: type[M]) -> None:
+        self.table = table
+        self.model = model
+        self._parsed: dict[str, tuple[Any, M]] = {}  # key -> (table value, its parsed state)
+        self._dirty: dict[str, tuple[M, Any]] = {}  # key -> (state, the event whose partition it goes to)
+        self._staged: dict[str, M] = {}
+
+    def get(self, key: str) -> M | None:
+        if key in self._staged:
+            return self._staged[key]
+        if key in self._dirty:
+            return self._dirty[key][0]
+        raw = self.table.get(key)
+        if raw is None:
+            return None
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        state = self.model.model_validate(raw)
+        self._parsed[key] = (raw, state)
+        return state
+
+    def __setitem__(self, key: str, state: M) -> None:
+        self._staged[key] = state
+
+    def commit(self, event: Any) -> None:
+        for key, state in self._staged.items():
+            self._dirty[key] = (state, event)
+        self._staged.clear()
+
+    def discard(self) -> None:
+        self._staged.clear()
+
+    def flush(self, stream: Any) -> None:
+        dirty, self._dirty = self._dirty, {}
+        for key, (state, event) in dirty.items():
+            stream._set_current_event(event)  # the changelog record goes to the key's partition
+            raw = state.model_dump(mode="json")
+            self.table[key] = raw
+            self._parsed[key] = (raw, state)
+
+
+@dataclass
+class _Writes:
+    """One record's store writes."""
+
+    artifacts: list[tuple[str, str, int, datetime, BaseModel]] = field(default_factory=list)
+    stories: list[AttackStory] = field(default_factory=list)
+    touches: list[tuple[str, str | None, datetime]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.artifacts or self.stories or self.touches)
+
+
+class _StoreWrites:
+    """A batch's store writes, coalesced: the last body per artifact revision, the newest
+    version per story, one last-seen upsert per agent; written in one transaction."""
+
+    def __init__(self) -> None:
+        self._current = _Writes()
+        self._records: list[tuple[int, _Writes]] = []
+        self._count = 0
+
+    def begin(self) -> None:
+        self._current = _Writes()
+
+    def artifact(self, deployment: str, kind: str, revision: int, created_at: datetime, body: BaseModel) -> None:
+        self._current.artifacts.append((deployment, kind, revision, created_at, body))
+
+    def story(self, story: AttackStory) -> None:
+        self._current.stories.append(story)
+
+    def touch(self, deployment: str, service_account: str | None, seen: datetime) -> None:
+        self._current.touches.append((deployment, service_account, seen))
+
+    def discard(self) -> None:
+        self._current = _Writes()
+
+    def commit(self) -> int:
+        index, self._count = self._count, self._count + 1
+        if not self._current.empty:
+            self._records.append((index, self._current))
+        self._current = _Writes()
+        return index
+
+    @property
+    def empty(self) -> bool:
+        return not self._records
+
+    @property
+    def current_empty(self) -> bool:
+        return self._current.empty
+
+    def per_record(self) -> list[tuple[int, _Writes]]:
+        return list(self._records)
+
+    def apply(self, store: Store) -> None:
+        apply_writes(store, [w for _, w in self._records])
+
+
+def apply_writes(store: Store, records: Sequence[_Writes]) -> None:
+    artifacts: dict[tuple[str, str, int], tuple[datetime, BaseModel]] = {}
+    stories: dict[str, AttackStory] = {}
+    touches: dict[str, tuple[str | None, datetime, datetime]] = {}
+    for writes in records:
+        for deployment, kind, revision, created_at, body in writes.artifacts:
+            artifacts[(deployment, kind, revision)] = (created_at, body)
+        for story in writes.stories:
+            known = stories.get(story.story_id)
+            if known is None or story.version >= known.version:
+                stories[story.story_id] = story
+        for deployment, service_account, seen in writes.touches:
+            known_touch = touches.get(deployment)
+            if known_touch is None:
+                touches[deployment] = (service_account, seen, seen)
+            else:
+                touches[deployment] = (
+                    service_account or known_touch[0],
+                    min(seen, known_touch[1]),
+                    max(seen, known_touch[2]),
+                )
+    store.write_batch(
+        touches=[(d, sa, first, last) for d, (sa, first, last) in touches.items()],
+        artifacts=[
+            (d, kind, rev, created_at, sanitise(body.model_dump(mode="json")))
+            for (d, kind, rev), (created_at, body) in artifacts.items()
+        ],
+        stories=[(story, sanitise(story.model_dump(mode="json"))) for story in stories.values()],
+    )
 
 
 def tls_context(config: Settings) -> ssl.SSLContext | None:
@@ -176,6 +369,11 @@ class Stage:
             consumer_auto_offset_reset="earliest",
             web_enabled=False,
             producer_acks=-1,
+            # A batch's outputs go out in a few produce requests, not one round trip each; 5 ms is
+            # far below the latency budget. Fetches bring a batch's worth of records at once.
+            producer_linger=0.005,
+            broker_max_poll_records=BATCH_MAX,
+            stream_buffer_maxsize=4 * BATCH_MAX,
             # A restarted stage rejoins in seconds: the broker evicts a dead member after the session
             # timeout and completes a join after the rebalance timeout (Tansu waits it out in full).
             broker_session_timeout=10.0,
@@ -191,6 +389,8 @@ class Stage:
             for t in [*outputs, DEAD_LETTER]
         }
         self._counters = _Counters()
+        self._writes = _StoreWrites()
+        self._model_tables: list[ModelTable[Any]] = []
         self.metrics = StageMetrics(name)
         self._store: Store | None = None
         self.app.timer(HEARTBEAT_S)(self._heartbeat)
@@ -209,42 +409,137 @@ class Stage:
         """A table every worker of the stage holds whole (lookups keyed differently from the input)."""
         return self.app.GlobalTable(name, default=None, partitions=self.config.partitions)
 
+    def model_table(self, name: str, model: type[M]) -> ModelTable[M]:
+        """A per-deployment table of `model` states, parsed once and written once per batch."""
+        table = ModelTable(self.table(name), model)
+        self._model_tables.append(table)
+        return table
+
+    def put_artifact(self, deployment: str, kind: str, revision: int, created_at: datetime, body: BaseModel) -> None:
+        """Store an artifact revision with the batch (one transaction per batch, last write per revision)."""
+        self._writes.artifact(deployment, kind, revision, created_at, body)
+
+    def put_story(self, story: AttackStory) -> None:
+        """Store an attack story with the batch (only its newest version in the batch is written)."""
+        self._writes.story(story)
+
+    def touch_agent(self, deployment: str, service_account: str | None, seen: datetime) -> None:
+        """Note that an agent was seen, with the batch (one upsert per agent per batch)."""
+        self._writes.touch(deployment, service_account, seen)
+
     def run(self, handler: Handler) -> None:
-        """Register the handler as the stage's Faust agent."""
+        """Register the handler as the stage's Faust agent, fed in batches."""
 
         async def agent(stream: Any) -> None:
-            async for event in stream.events():
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
                 with self.metrics.handling():
-                    await self._handle(handler, event)
+                    await self._handle_batch(handler, stream, events)
 
         agent.__name__ = f"{self.name}_agent"
         self.app.agent(self._source, name=f"runward.{self.name}")(agent)
 
-    async def _handle(self, handler: Handler, event: Any) -> None:
+    async def _handle_batch(self, handler: Handler, stream: Any, events: Sequence[Any]) -> None:
+        """Handle a batch record by record, then store, write state and publish once for all of it.
+
+        A record that fails (decode, handler, output check, encoding, store, produce) is
+        dead-lettered with the reason and leaves no state, store row or output behind; the
+        rest of the batch goes on.
+        """
+        done: list[_Done] = []
+        deferred: set[str | None] = set()  # keys with a record waiting for the store write
+        yielded = time.monotonic()
+        for event in events:
+            stream._set_current_event(event)  # table writes go to this record's partition
+            item = await self._handle_one(handler, event)
+            if item is not None:
+                done.append(item)
+                # Signals and the like go out at once, not after the store write, unless an
+                # earlier record of the same key waits for it: outputs keep their records' order.
+                if item.stores or item.key in deferred:
+                    item.deferred = True
+                    deferred.add(item.key)
+                else:
+                    await self._send(item)
+            if time.monotonic() - yielded > YIELD_EVERY_S:
+                await asyncio.sleep(0)  # let the consumer, producer and timers run in a long batch
+                yielded = time.monotonic()
+        for failed, reason in (await self._flush_store()).items():
+            item = done[failed]
+            item.store_error = reason
+            await self.dead_letter(item.source, item.key, item.payload, reason)
+        for table in self._model_tables:
+            table.flush(stream)
+        superseded = _superseded(done)
+        for item in done:
+            if item.deferred and not item.store_error:
+                await self._send(item, superseded)
+        if done:
+            self._counters.last_record_at = utcnow()
+
+    async def _handle_one(self, handler: Handler, event: Any) -> _Done | None:
         message = event.message
         source = SourceRef(topic=message.topic, partition=message.partition, offset=message.offset)
         key = message.key.decode(errors="replace") if message.key else None
         self._track_lag(message)
         self.metrics.received(message.topic)
+        self._writes.begin()
         try:
             record = decode(self.inputs[message.topic], message.value)
             outputs = await handler(record, Context(source=source, key=key))
-            for out in outputs:
-                out.topic.check(out.record)  # a wrong record is the handler's bug: dead-letter the input
-        except RejectedRecord as exc:
-            await self.dead_letter(source, key, message.value, str(exc))
-            return
+            encoded = [
+                (out.topic.name, out.key.encode(), encode_for(out.topic, out.record), out.latest_of) for out in outputs
+            ]
+            for topic, _, value, _ in encoded:
+                if len(value) > MAX_OUTPUT_BYTES:
+                    raise RejectedRecord(
+                        f"its {topic} output is {len(value)} bytes, over the {MAX_OUTPUT_BYTES}-byte record limit"
+                    )
         except Exception as exc:
-            # A bug must not stop the stage or lose the record: it waits in the dead-letter topic.
-            log.exception("%s failed on %s[%d]@%d", self.name, source.topic, source.partition, source.offset)
-            await self.dead_letter(
-                source, key, message.value, f"stage error ({type(exc).__name__}: {exc}); report it with this record"
-            )
-            return
-        for out in outputs:
-            await self.publish(out)
+            self._writes.discard()
+            for table in self._model_tables:
+                table.discard()
+            reason = str(exc) if isinstance(exc, RejectedRecord) else _bug(self.name, source, exc)
+            await self.dead_letter(source, key, message.value, reason)
+            return None
+        stores = not self._writes.current_empty
+        index = self._writes.commit()
+        for table in self._model_tables:
+            table.commit(event)
+        return _Done(index, source, key, message.value, encoded, stores)
+
+    async def _flush_store(self) -> dict[int, str]:
+        """Write the batch's store rows; the records (index among the batch's handled ones) whose
+        writes failed, with the reason."""
+        writes, self._writes = self._writes, _StoreWrites()
+        if writes.empty:
+            return {}
+        try:
+            await asyncio.to_thread(writes.apply, self.store)
+            return {}
+        except Exception:
+            log.exception("%s: the batch's store write failed; retrying record by record", self.name)
+        failed: dict[int, str] = {}
+        for index, one in writes.per_record():
+            try:
+                await asyncio.to_thread(apply_writes, self.store, [one])
+            except Exception as exc:
+                failed[index] = f"its store write failed ({type(exc).__name__}: {exc})"
+        return failed
+
+    async def _send(self, item: _Done, superseded: frozenset[tuple[int, int]] = frozenset()) -> None:
+        """Publish a handled record's outputs; counted as processed once all are out."""
+        for n, (topic, key, value, _) in enumerate(item.encoded):
+            if (item.index, n) in superseded:
+                continue
+            try:
+                await self._topics[topic].send(key=key, value=value)
+            except Exception as exc:
+                log.exception("%s: publishing to %s failed", self.name, topic)
+                reason = f"its {topic} output could not be published ({type(exc).__name__}: {exc})"
+                await self.dead_letter(item.source, item.key, item.payload, reason)
+                return
+            self.metrics.published(topic)
         self._counters.processed += 1
-        self._counters.last_record_at = utcnow()
 
     async def publish(self, out: Output[Any]) -> None:
         # Checked here too: a handler's outputs are typed Any, so mypy cannot see a wrong record.
@@ -252,12 +547,18 @@ class Stage:
         self.metrics.published(out.topic.name)
 
     async def dead_letter(self, source: SourceRef, key: str | None, payload: bytes | None, reason: str) -> None:
-        letter = dead_letter_record(self.name, source, key, payload, reason)
+        letter = dead_letter_record(self.name, source, key, payload, sanitise(reason))
         log.warning("dead-lettered %s[%d]@%d: %s", source.topic, source.partition, source.offset, reason)
-        await self._topics[DEAD_LETTER.name].send(key=self.name.encode(), value=encode(letter))
-        await asyncio.to_thread(self.store.put_dead_letter, letter)
         self._counters.dead_letters += 1
         self.metrics.dead_lettered()
+        try:
+            await self._topics[DEAD_LETTER.name].send(key=self.name.encode(), value=encode(letter))
+            await asyncio.to_thread(self.store.put_dead_letter, letter)
+        except Exception:
+            # Nothing left to hand the record to: say so loudly, but keep the stage running.
+            log.exception(
+                "%s: could not dead-letter %s[%d]@%d", self.name, source.topic, source.partition, source.offset
+            )
 
     def _track_lag(self, message: Any) -> None:
         tp = message.tp

@@ -8,7 +8,6 @@ events.enriched + declared  ->  aibom (a revision when the agent loaded somethin
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,22 +24,13 @@ class Bom:
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
         # Both inputs are keyed by deployment id, so one table partition holds an agent's whole state.
-        self.agents = stage.table("bom-agent-state")
-        # Parsed states, valid while the table still holds the very value they were stored as:
-        # re-validating a large evidence document for each of an agent's events is the stage's
-        # main cost otherwise. A rebalance or restart restores new objects, so the cache misses.
-        self._parsed: dict[str, tuple[Any, AgentState]] = {}
-
-    def _load(self, deployment: str) -> AgentState:
-        raw = self.agents.get(deployment)
-        cached = self._parsed.get(deployment)
-        if cached is not None and raw is not None and cached[0] is raw:
-            return cached[1]
-        return AgentState.model_validate(raw) if raw else AgentState()
+        # Parsed once and dumped once per batch: re-validating a large evidence document for each
+        # of an agent's events was the stage's main cost.
+        self.agents = stage.model_table("bom-agent-state", AgentState)
 
     async def handle(self, record: Any, ctx: Context) -> Sequence[Output]:
         deployment = record.deployment
-        state = self._load(deployment)
+        state = self.agents.get(deployment) or AgentState()
         if isinstance(record, DeclaredManifest):
             step = on_declared(state, record)
         elif isinstance(record, EnrichedEvent):
@@ -49,29 +39,17 @@ class Bom:
             raise TypeError(f"bom got {type(record).__name__}")
         if not step.changed:
             return []
-        raw = step.state.model_dump(mode="json")
-        self.agents[deployment] = raw
-        self._parsed[deployment] = (raw, step.state)
-        store = self.stage.store
+        self.agents[deployment] = step.state
         outputs: list[Output] = []
         if step.aibom is not None:
             bom = step.aibom
             if bom.revision == 1:  # the agent may reach bom before the profiler has listed it
-                await asyncio.to_thread(store.touch_agent, deployment, None, bom.created_at)
-            await asyncio.to_thread(
-                store.put_artifact, deployment, "aibom", bom.revision, bom.created_at, bom.model_dump(mode="json")
-            )
+                self.stage.touch_agent(deployment, None, bom.created_at)
+            self.stage.put_artifact(deployment, "aibom", bom.revision, bom.created_at, bom)
             outputs.append(Output(AIBOM, deployment, bom))
         if step.delta is not None:
             delta = step.delta
-            await asyncio.to_thread(
-                store.put_artifact,
-                deployment,
-                "bom_delta",
-                delta.revision,
-                delta.created_at,
-                delta.model_dump(mode="json"),
-            )
+            self.stage.put_artifact(deployment, "bom_delta", delta.revision, delta.created_at, delta)
             outputs.append(Output(BOM_DELTA, deployment, delta))
         return outputs
 

@@ -7,11 +7,12 @@ and the document is validated again as a whole.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,6 +33,7 @@ from cyclonedx.model.service import Service
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from jsonschema import Draft7Validator
 from packageurl import PackageURL
 
 from services.bom.declared import DeclaredBom, command_line
@@ -413,8 +415,30 @@ def _serialise(bom: Bom) -> dict[str, Any]:
     return document
 
 
+@functools.cache
+def _validator() -> JsonStrictValidator:
+    # One per process: a validator loads and compiles the CycloneDX schemas (several MB) on first use.
+    checker = Draft7Validator.FORMAT_CHECKER
+    for name in ("iri", "iri-reference", "uri", "uri-reference"):
+        if name in checker.checkers:
+            check, raises = checker.checkers[name]
+            checker.checkers[name] = (_memoised(check), raises)
+    return JsonStrictValidator(SchemaVersion.V1_6)
+
+
+def _memoised(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    """An IRI check remembered per string: the checker parses each with a general (Earley)
+    grammar, most of a revision's cost, and a BOM's IRIs repeat from revision to revision."""
+    cached = functools.lru_cache(maxsize=65_536)(check)
+
+    def checked(instance: object) -> bool:
+        return bool(cached(instance)) if isinstance(instance, str) else bool(check(instance))
+
+    return checked
+
+
 def validate(document: dict[str, Any], deployment: str) -> dict[str, Any]:
-    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(document))
+    error = _validator().validate_str(json.dumps(document))
     if error is not None:
         raise InvalidBom(f"AI-BOM for {deployment} does not validate against CycloneDX 1.6: {error}")
     return document

@@ -1,11 +1,11 @@
 """Correlator: signals -> attack stories (OCSF Detection Findings on the SOC's topic).
 
-signals  ->  attack-stories (keyed by deployment id; a story is re-published as it grows)
+signals  ->  attack-stories (keyed by deployment id; a story is re-published as it grows, the newest
+                            version of a batch only)
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -18,15 +18,14 @@ from services.correlator.story import StoryState, correlate
 
 def build(config: Settings) -> Stage:
     stage = Stage("correlator", inputs=[SIGNALS], outputs=[ATTACK_STORIES], config=config)
-    open_stories = stage.table("open-story")
+    open_stories = stage.model_table("open-story", StoryState)
     gap = timedelta(seconds=config.story_gap_s)
 
     async def handle(signal: Signal, ctx: Context) -> Sequence[Output]:
-        raw = open_stories.get(signal.deployment)
-        state, story = correlate(StoryState.model_validate(raw) if raw else None, signal, gap)
-        open_stories[signal.deployment] = state.model_dump(mode="json")
-        await asyncio.to_thread(stage.store.put_story, story)
-        return [Output(ATTACK_STORIES, story.deployment, story)]
+        state, story = correlate(open_stories.get(signal.deployment), signal, gap)
+        open_stories[signal.deployment] = state
+        stage.put_story(story)
+        return [Output(ATTACK_STORIES, story.deployment, story, latest_of=story.story_id)]
 
     stage.run(handle)
     return stage

@@ -39,7 +39,7 @@ def detection_finding(story: AttackStory) -> dict[str, Any]:
         time=_ms(story.last_seen),
         start_time=_ms(story.first_seen),
         end_time=_ms(story.last_seen),
-        count=len(story.signals),
+        count=story.signal_count or len(story.signals),
         message=f"{story.status}: {story.deployment} across {', '.join(s.value for s in story.surfaces)}",
         metadata=Metadata(
             product=Product(name="Runward", vendor_name="Runward"), version=OCSF_VERSION, correlation_uid=story.story_id
@@ -58,7 +58,7 @@ def detection_finding(story: AttackStory) -> dict[str, Any]:
                 )
                 for t in story.techniques
             ],
-            data_sources=sorted({s.surface.value for s in story.signals}),
+            data_sources=sorted(s.value for s in story.surfaces),
         ),
         resources=[ResourceDetails(type="Deployment", name=name, namespace=namespace, uid=story.deployment)],
     )

@@ -5,7 +5,6 @@ apd + promotions + attack-stories  ->  policies (NetworkPolicy, seccomp) at the 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,27 +18,19 @@ from services.enforcer.domain import EnforcerState, PromotionRefused, apply
 
 def build(config: Settings) -> Stage:
     stage = Stage("enforcer", inputs=[APD, PROMOTIONS, ATTACK_STORIES], outputs=[POLICIES], config=config)
-    states = stage.table("enforcer-state")
+    states = stage.model_table("enforcer-state", EnforcerState)
 
     async def handle(record: Any, ctx: Context) -> Sequence[Output]:
-        raw = states.get(record.deployment)
         try:
-            state, bundle = apply(EnforcerState.model_validate(raw) if raw else None, record, utcnow())
+            state, bundle = apply(states.get(record.deployment), record, utcnow())
         except PromotionRefused as refused:
             # Whoever wrote the decision, the gate holds: it goes to the dead-letter topic with
             # the gate's reasons and the agent keeps its mode.
             raise RejectedRecord(str(refused)) from None
-        states[record.deployment] = state.model_dump(mode="json")
+        states[record.deployment] = state
         if bundle is None:
             return []
-        await asyncio.to_thread(
-            stage.store.put_artifact,
-            bundle.deployment,
-            "policy",
-            bundle.revision,
-            bundle.created_at,
-            bundle.model_dump(mode="json"),
-        )
+        stage.put_artifact(bundle.deployment, "policy", bundle.revision, bundle.created_at, bundle)
         return [Output(POLICIES, bundle.deployment, bundle)]
 
     stage.run(handle)

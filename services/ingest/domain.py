@@ -6,6 +6,8 @@ No Kafka, no store: the Faust app in `app.py` feeds records in and publishes wha
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +60,8 @@ from runward.core.contracts import (
 )
 from runward.core.redaction import redact_argv, redact_text, redact_value
 from services.ingest.injection import Detector, shipped_model
+
+log = logging.getLogger(__name__)
 
 
 class Registry(Protocol):
@@ -629,22 +633,44 @@ def enrich_audit(registry: Registry, record: K8sAuditEvent, source: SourceRef) -
 
 
 MAX_PARKED_PER_SA = 1000
+# The parked events of a ServiceAccount are one table value, one changelog record: it must stay
+# well under the broker's 1 MB record limit, or every later write of it fails.
+MAX_PARKED_BYTES_PER_SA = 512_000
 
 
 def park(registry: Registry, service_account: str, record: K8sAuditEvent, source: SourceRef) -> None:
     """Hold an audit event of a ServiceAccount no agent is known to use yet.
 
     Audit logs and pod watches race; the event is replayed once an agent with that
-    ServiceAccount shows up, so ordering between topics loses nothing.
+    ServiceAccount shows up, so ordering between topics loses nothing. The held events are
+    capped (count and bytes): the oldest make room and are counted in `parked-dropped:<sa>`.
     """
-    key = f"parked:{service_account}"
-    parked = list(registry.get(key) or [])
-    if len(parked) >= MAX_PARKED_PER_SA:
+    item: dict[str, Any] = {"record": record.model_dump(mode="json"), "source": source.model_dump()}
+    size = len(json.dumps(item, default=str))
+    if size > MAX_PARKED_BYTES_PER_SA:
         raise RejectedRecord(
-            f"more than {MAX_PARKED_PER_SA} audit events of ServiceAccount {service_account} wait for an agent "
-            "that uses it; if it is not an agent's ServiceAccount, filter it out of the audit feed"
+            f"audit event of ServiceAccount {service_account} is {size} bytes, over the "
+            f"{MAX_PARKED_BYTES_PER_SA} bytes ingest holds for a ServiceAccount no agent uses yet"
         )
-    parked.append({"record": record.model_dump(mode="json"), "source": source.model_dump()})
+    key = f"parked:{service_account}"
+    item["bytes"] = size
+    parked = [*(registry.get(key) or []), item]
+    sizes = [int(p.get("bytes") or len(json.dumps(p, default=str))) for p in parked]
+    dropped = 0
+    while len(parked) > MAX_PARKED_PER_SA or sum(sizes) > MAX_PARKED_BYTES_PER_SA:
+        parked.pop(0)
+        sizes.pop(0)
+        dropped += 1
+    if dropped:
+        drop_key = f"parked-dropped:{service_account}"
+        registry[drop_key] = int(registry.get(drop_key) or 0) + dropped
+        log.warning(
+            "dropped the %d oldest parked audit events of ServiceAccount %s (cap %d events, %d bytes)",
+            dropped,
+            service_account,
+            MAX_PARKED_PER_SA,
+            MAX_PARKED_BYTES_PER_SA,
+        )
     registry[key] = parked
 
 

@@ -5,7 +5,6 @@ events.enriched  ->  apd (a revision per change)  +  signals (deviations, input 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ class Profiler:
 
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
-        self.apds = stage.table("apd-state")
+        self.apds = stage.model_table("apd-state", ApdState)
         self.policy = Policy(
             window_override_s=stage.config.observation_window_s,
             drift_correlation_s=stage.config.drift_correlation_s,
@@ -67,18 +66,14 @@ class Profiler:
     async def handle(self, event: EnrichedEvent, ctx: Context) -> Sequence[Output]:
         if event.kind != FLUSH_KIND:
             self._idle[event.deployment] = (time.monotonic(), event.ts, event.namespace)
-        raw = self.apds.get(event.deployment)
-        result = fold(ApdState.model_validate(raw) if raw else None, event, self.policy)
-        self.apds[event.deployment] = result.state.model_dump(mode="json")
+        result = fold(self.apds.get(event.deployment), event, self.policy)
+        self.apds[event.deployment] = result.state
         outputs: list[Output[Any]] = [Output(SIGNALS, s.deployment, s) for s in result.signals]
-        store = self.stage.store
         if event.kind != FLUSH_KIND and self._due(event):
-            await asyncio.to_thread(store.touch_agent, event.deployment, event.service_account, event.ts)
+            self.stage.touch_agent(event.deployment, event.service_account, event.ts)
         if result.revision:
             rev = result.revision
-            await asyncio.to_thread(
-                store.put_artifact, rev.deployment, "apd", rev.revision, rev.created_at, rev.model_dump(mode="json")
-            )
+            self.stage.put_artifact(rev.deployment, "apd", rev.revision, rev.created_at, rev)
             outputs.append(Output(APD, rev.deployment, rev))
         return outputs
 

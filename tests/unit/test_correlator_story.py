@@ -65,3 +65,22 @@ def test_state_survives_serialisation() -> None:
     restored = StoryState.model_validate(state.model_dump(mode="json"))
     _, story = correlate(restored, sig("b", timedelta(seconds=1), Surface.INPUT), GAP)
     assert story.version == 2
+
+
+def test_a_long_story_keeps_its_latest_signals_and_counts_all() -> None:
+    from services.correlator.story import MAX_STORY_SIGNALS
+
+    state = None
+    first = sig("s0", timedelta(0), Surface.TOOL, tech="AML.T0053")
+    state, story = correlate(state, first, GAP)
+    for n in range(1, 500):
+        state, story = correlate(state, sig(f"s{n}", timedelta(seconds=n), Surface.NETWORK, tech="T1071"), GAP)
+    assert story.version == 500 and story.signal_count == 500 and story.ocsf["count"] == 500
+    assert len(story.signals) == len(story.narrative) == MAX_STORY_SIGNALS
+    assert [s.signal_id for s in story.signals] == [f"s{n}" for n in range(500 - MAX_STORY_SIGNALS, 500)]
+    # What only the dropped first signal said still holds: the tool surface, its technique, exfiltration.
+    assert story.first_seen == first.ts and Surface.TOOL in story.surfaces
+    assert {t.uid for t in story.techniques} == {"AML.T0053", "T1071", "AML.T0086"}
+    # A redelivered recent signal changes nothing.
+    _, again = correlate(state, sig("s499", timedelta(seconds=499), Surface.NETWORK, tech="T1071"), GAP)
+    assert again.version == 500

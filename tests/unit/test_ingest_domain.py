@@ -286,3 +286,23 @@ def test_prompt_guard_on_real_jailbreak_corpora() -> None:
     assert len(texts) >= 35
     assert detected / len(texts) >= 0.8, f"detected {detected}/{len(texts)}"
     assert [t for t in BENIGN if findings(t)] == []
+
+
+def test_parked_audit_events_are_capped_per_service_account_oldest_dropped_and_counted() -> None:
+    registry: dict[str, Any] = {}
+    sa_user = "system:serviceaccount:agents:bot"
+    for n in range(60):
+        event = audit(sa_user, "get", "configmaps")
+        event.event["auditID"] = f"id-{n}"
+        event.event["requestObject"] = {"data": "x" * 20_000}  # audit bodies can be large
+        assert domain.enrich_audit(registry, event, SRC) == []
+    parked = registry["parked:agents/bot"]
+    assert len(json.dumps(parked)) <= domain.MAX_PARKED_BYTES_PER_SA < 1_000_000
+    kept = [p["record"]["event"]["auditID"] for p in parked]
+    assert kept == [f"id-{n}" for n in range(60 - len(kept), 60)] and 0 < len(kept) < 60
+    assert registry["parked-dropped:agents/bot"] == 60 - len(kept)
+    # One event over the whole cap is refused with the reason (it would be dead-lettered).
+    huge = audit(sa_user, "get", "configmaps")
+    huge.event["requestObject"] = {"data": "x" * (domain.MAX_PARKED_BYTES_PER_SA + 1)}
+    with pytest.raises(RejectedRecord, match="over the 512000 bytes"):
+        domain.enrich_audit(registry, huge, SRC)

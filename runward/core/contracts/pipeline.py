@@ -167,7 +167,8 @@ class AttackStory(Record):
     surfaces: list[Surface]
     techniques: list[Technique]
     narrative: list[str]
-    signals: list[Signal]
+    signals: list[Signal] = Field(description="the story's latest signals (at most 20); signal_count counts all")
+    signal_count: int = Field(default=0, ge=0, description="signals that joined the story; 0 in stories before it")
     ocsf: dict[str, Any]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -39,31 +39,98 @@ class Store:
         with self._sessions.begin() as session:
             yield session
 
-    # --- agents ---------------------------------------------------------------------------
+    def _insert(self) -> Any:
+        return sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
 
-    def touch_agent(self, deployment: str, service_account: str | None, seen: datetime) -> None:
-        """Record that the agent was seen. One atomic upsert: the profiler and bom stages both
-        call this for a new agent at the same moment, and a read-then-insert would race."""
-        namespace, _, name = deployment.partition("/")
-        insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
+    def write_batch(
+        self,
+        *,
+        touches: Sequence[tuple[str, str | None, datetime, datetime]] = (),
+        artifacts: Sequence[tuple[str, str, int, datetime, dict[str, Any]]] = (),
+        stories: Sequence[tuple[AttackStory, dict[str, Any]]] = (),
+    ) -> None:
+        """A stage batch's writes in one transaction: agents seen (deployment, service account,
+        first, last), artifact revisions (idempotent per revision) and stories (a version never
+        replaced by an older one). Each is one multi-row upsert, not a round trip per record."""
+        insert = self._insert()
+        with self.session() as s:
+            if touches:
+                s.execute(self._touch_statement(insert, list(touches)))
+            if artifacts:
+                statement = insert(Artifact).values(
+                    [
+                        {"deployment": d, "kind": k, "revision": r, "created_at": c, "body": b}
+                        for d, k, r, c, b in artifacts
+                    ]
+                )
+                s.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[Artifact.deployment, Artifact.kind, Artifact.revision],
+                        set_={"body": statement.excluded.body, "created_at": statement.excluded.created_at},
+                    )
+                )
+            if stories:
+                statement = insert(AttackStoryRow).values(
+                    [
+                        {
+                            "story_id": story.story_id,
+                            "deployment": story.deployment,
+                            "version": story.version,
+                            "status": story.status,
+                            "severity": story.severity,
+                            "first_seen": story.first_seen,
+                            "last_seen": story.last_seen,
+                            "body": body,
+                        }
+                        for story, body in stories
+                    ]
+                )
+                new = statement.excluded
+                s.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[AttackStoryRow.story_id],
+                        set_={
+                            "version": new.version,
+                            "status": new.status,
+                            "severity": new.severity,
+                            "last_seen": new.last_seen,
+                            "body": new.body,
+                        },
+                        where=AttackStoryRow.version <= new.version,
+                    )
+                )
+
+    @staticmethod
+    def _touch_statement(insert: Any, touches: list[tuple[str, str | None, datetime, datetime]]) -> Any:
         statement = insert(Agent).values(
-            deployment=deployment,
-            namespace=namespace,
-            name=name,
-            service_account=service_account,
-            first_seen=seen,
-            last_seen=seen,
+            [
+                {
+                    "deployment": deployment,
+                    "namespace": deployment.partition("/")[0],
+                    "name": deployment.partition("/")[2],
+                    "service_account": service_account,
+                    "first_seen": first,
+                    "last_seen": last,
+                }
+                for deployment, service_account, first, last in touches
+            ]
         )
         new = statement.excluded
-        statement = statement.on_conflict_do_update(
+        return statement.on_conflict_do_update(
             index_elements=[Agent.deployment],
             set_={
                 "last_seen": sa.case((Agent.last_seen < new.last_seen, new.last_seen), else_=Agent.last_seen),
                 "service_account": sa.func.coalesce(new.service_account, Agent.service_account),
             },
         )
+
+    # --- agents ---------------------------------------------------------------------------
+
+    def touch_agent(self, deployment: str, service_account: str | None, seen: datetime) -> None:
+        """Record that the agent was seen. One atomic upsert: the profiler and bom stages both
+        call this for a new agent at the same moment, and a read-then-insert would race."""
         with self.session() as s:
-            s.execute(statement)
+            s.execute(self._touch_statement(self._insert(), [(deployment, service_account, seen, seen)]))
 
     def agents(self) -> list[dict[str, Any]]:
         with self.session() as s:
