@@ -76,6 +76,7 @@ class Supervisor:
             RUNWARD_API_HOST=self.config.api_host,
             RUNWARD_API_PORT=str(self.config.api_port),
             RUNWARD_OTLP_PORT=str(self.config.otlp_port),
+            RUNWARD_MAX_CLOCK_SKEW_S=str(self.config.max_clock_skew_s),
         )
         if self.config.api_tokens:
             env["RUNWARD_API_TOKENS"] = self.config.api_tokens

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     drift_correlation_s: int = Field(
         default=3600, description="drift this soon after a Deployment change is expected drift"
     )
+    max_clock_skew_s: int = Field(
+        default=300,
+        ge=0,
+        description="event time further than this from ingest's receipt time is replaced by the receipt "
+        "time and flagged clock_skew (a sender's clock is evidence, not authority)",
+    )
     story_gap_s: int = Field(default=1800, description="signals further apart than this start a new story")
     api_tokens: str = Field(
         default="",

@@ -62,6 +62,13 @@ class EnrichedEvent(Record):
     flags: list[str] = Field(default_factory=list, description="enrichment findings, e.g. prompt_injection:<rule>")
     partial: bool = Field(default=False, description="the sensor lost events for this container")
     source: SourceRef
+    # Event time comes from the sender and is evidence, not authority: ingest stamps when it took the
+    # record, and a `ts` further than the allowed clock skew from it is replaced by it (flag
+    # `clock_skew`, the sender's time kept in `claimed_ts`), so a backdated event cannot pose as old.
+    received_at: datetime | None = Field(default=None, description="when ingest received the raw record")
+    claimed_ts: datetime | None = Field(
+        default=None, description="the sender's event time when it was outside the allowed clock skew"
+    )
 
     @model_validator(mode="before")
     @classmethod
