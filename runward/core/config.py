@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         description="comma-separated name:token:role (role viewer, approver or sender); empty reads tokens_file",
     )
     tokens_file: Path | None = None
+    promotion_key: SecretStr | None = Field(
+        default=None, description="key the API signs promotion decisions with and the enforcer checks"
+    )
+    promotion_key_file: Path | None = Field(
+        default=None, description="file holding the promotion key; unset: promotion.key under home"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     otlp_port: int = Field(default=4318, description="OTLP/HTTP receiver for GenAI/MCP traces")

@@ -1,6 +1,7 @@
 """Enforcer: APD revisions, promotion decisions and attack stories -> policy bundles.
 
 apd + promotions + attack-stories  ->  policies (NetworkPolicy, seccomp) at the promoted mode
+                                       signals (a promotion decision the API did not sign)
 """
 
 from __future__ import annotations
@@ -9,19 +10,28 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from runward.core import signing
 from runward.core.codec import RejectedRecord
 from runward.core.config import Settings, settings
-from runward.core.contracts import utcnow
+from runward.core.contracts import PromotionDecision, utcnow
 from runward.core.stage import Context, Output, Stage
-from runward.core.topics import APD, ATTACK_STORIES, POLICIES, PROMOTIONS
+from runward.core.topics import APD, ATTACK_STORIES, POLICIES, PROMOTIONS, SIGNALS
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
+from services.enforcer.provenance import forged_promotion_signal
 
 
 def build(config: Settings) -> Stage:
-    stage = Stage("enforcer", inputs=[APD, PROMOTIONS, ATTACK_STORIES], outputs=[POLICIES], config=config)
+    stage = Stage("enforcer", inputs=[APD, PROMOTIONS, ATTACK_STORIES], outputs=[POLICIES, SIGNALS], config=config)
     states = stage.table("enforcer-state")
 
     async def handle(record: Any, ctx: Context) -> Sequence[Output]:
+        if isinstance(record, PromotionDecision):
+            # Read per decision: a key file written after the stage started still counts.
+            problem = signing.signature_problem(record, signing.promotion_key(config))
+            if problem is not None:
+                signal = forged_promotion_signal(record, ctx.source, problem, utcnow())
+                await stage.publish(Output(SIGNALS, record.deployment, signal))
+                raise RejectedRecord(f"promotion of {record.deployment} to {record.mode.value} refused: {problem}")
         raw = states.get(record.deployment)
         try:
             state, bundle = apply(EnforcerState.model_validate(raw) if raw else None, record, utcnow())
