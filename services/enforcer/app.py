@@ -18,6 +18,7 @@ from runward.core.stage import Context, Output, Stage
 from runward.core.topics import APD, ATTACK_STORIES, POLICIES, PROMOTIONS, SIGNALS
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
 from services.enforcer.provenance import forged_promotion_signal
+from services.enforcer.recovery import restore
 
 
 def build(config: Settings) -> Stage:
@@ -33,8 +34,9 @@ def build(config: Settings) -> Stage:
                 await stage.publish(Output(SIGNALS, record.deployment, signal))
                 raise RejectedRecord(f"promotion of {record.deployment} to {record.mode.value} refused: {problem}")
         raw = states.get(record.deployment)
+        current = EnforcerState.model_validate(raw) if raw else await stored_state(record.deployment)
         try:
-            state, bundle = apply(EnforcerState.model_validate(raw) if raw else None, record, utcnow())
+            state, bundle = apply(current, record, utcnow())
         except PromotionRefused as refused:
             # Whoever wrote the decision, the gate holds: it goes to the dead-letter topic with
             # the gate's reasons and the agent keeps its mode.
@@ -51,6 +53,14 @@ def build(config: Settings) -> Stage:
             bundle.model_dump(mode="json"),
         )
         return [Output(POLICIES, bundle.deployment, bundle)]
+
+    async def stored_state(deployment: str) -> EnforcerState | None:
+        """An agent the table does not know: new, or its changelog went with the broker."""
+        bundle = await asyncio.to_thread(stage.store.latest_artifact, deployment, "policy")
+        if bundle is None:
+            return None
+        apd = await asyncio.to_thread(stage.store.artifact, deployment, "apd", int(bundle["apd_revision"]))
+        return restore(deployment, bundle, apd)
 
     stage.run(handle)
     return stage

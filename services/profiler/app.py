@@ -6,16 +6,20 @@ events.enriched  ->  apd (a revision per change)  +  signals (deviations, input 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from runward.core.config import Settings, settings
-from runward.core.contracts import EnrichedEvent, FlushInfo, SourceRef, Surface
+from runward.core.contracts import ApdRevision, EnrichedEvent, FlushInfo, SourceRef, Surface
 from runward.core.stage import Context, Output, Stage
 from runward.core.topics import APD, ENRICHED, SIGNALS
 from services.profiler.apd import COALESCE, FLUSH_KIND, ApdState, Policy, fold
+from services.profiler.recovery import restore
+
+log = logging.getLogger(__name__)
 
 
 class Profiler:
@@ -68,7 +72,8 @@ class Profiler:
         if event.kind != FLUSH_KIND:
             self._idle[event.deployment] = (time.monotonic(), event.ts, event.namespace)
         raw = self.apds.get(event.deployment)
-        result = fold(ApdState.model_validate(raw) if raw else None, event, self.policy)
+        state = ApdState.model_validate(raw) if raw else await self._stored_state(event.deployment)
+        result = fold(state, event, self.policy)
         self.apds[event.deployment] = result.state.model_dump(mode="json")
         outputs: list[Output[Any]] = [Output(SIGNALS, s.deployment, s) for s in result.signals]
         store = self.stage.store
@@ -81,6 +86,15 @@ class Profiler:
             )
             outputs.append(Output(APD, rev.deployment, rev))
         return outputs
+
+    async def _stored_state(self, deployment: str) -> ApdState | None:
+        """The state of an agent the table does not know: new, or its changelog went with the broker."""
+        stored = await asyncio.to_thread(self.stage.store.latest_artifact, deployment, "apd")
+        if stored is None:
+            return None
+        revision = ApdRevision.model_validate(stored)
+        log.warning("APD of %s rebuilt from stored revision %d (no state in the table)", deployment, revision.revision)
+        return restore(revision)
 
     def _due(self, event: EnrichedEvent) -> bool:
         """Agent last-seen times are for humans: a write a minute per agent is plenty."""
