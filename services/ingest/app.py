@@ -42,6 +42,9 @@ def build(config: Settings) -> Stage:
 
 def enrich(registry: Any, guard: Detector, record: Any, ctx: Context, max_skew: timedelta) -> list[Output]:
     received_at = utcnow()
+    claimed = getattr(record, "ts", None)
+    if claimed is not None:
+        domain.require_zone(claimed)  # before anything is learnt from the record
     events: list[EnrichedEvent]
     if isinstance(record, RawSensorEvent):
         events = domain.enrich_sensor(registry, record, ctx.source)

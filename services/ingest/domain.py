@@ -78,6 +78,14 @@ class Identity:
 # --- event time ------------------------------------------------------------------------------
 
 
+def require_zone(ts: datetime) -> None:
+    """A time without a zone cannot be compared with anything: the record is refused with the reason."""
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise RejectedRecord(
+            f"event time {ts.isoformat()} has no time zone; send RFC 3339 times with an offset (e.g. Z)"
+        )
+
+
 def trust_time(event: EnrichedEvent, received_at: datetime, max_skew: timedelta) -> EnrichedEvent:
     """The event with its receipt time, and its event time clamped to that within `max_skew`.
 
@@ -86,10 +94,7 @@ def trust_time(event: EnrichedEvent, received_at: datetime, max_skew: timedelta)
     at once. A time without a zone cannot be compared with anything, so it is refused.
     """
     claimed = event.ts
-    if claimed.tzinfo is None or claimed.utcoffset() is None:
-        raise RejectedRecord(
-            f"event time {claimed.isoformat()} has no time zone; send RFC 3339 times with an offset (e.g. Z)"
-        )
+    require_zone(claimed)
     if abs(claimed - received_at) <= max_skew:
         return event.model_copy(update={"received_at": received_at})
     return event.model_copy(

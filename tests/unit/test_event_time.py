@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from runward.core.codec import RejectedRecord
 from runward.core.contracts import Attribution, ConnectDetail, K8sAuditEvent, RawSensorEvent, SourceRef
@@ -52,7 +53,10 @@ def test_time_outside_the_skew_is_replaced_by_the_receipt_time_and_flagged(claim
 
 def test_time_without_a_zone_is_refused_with_the_reason() -> None:
     with pytest.raises(RejectedRecord, match=r"event time 2026-11-30T11:59:00 has no time zone"):
-        domain.trust_time(connect(datetime(2026, 11, 30, 11, 59)), RECEIVED, SKEW)
+        domain.require_zone(datetime(2026, 11, 30, 11, 59))
+    # Nor can an enriched event carry one (written straight to the topic it is dead-lettered at decode).
+    with pytest.raises(ValidationError, match="has no time zone"):
+        connect(datetime(2026, 11, 30, 11, 59))
 
 
 def test_an_audit_event_without_a_zone_is_refused_before_it_is_parked() -> None:

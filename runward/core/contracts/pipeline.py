@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runward.core.contracts.behaviours import BehaviourKey
 from runward.core.contracts.common import DeploymentId, Record
@@ -69,6 +69,15 @@ class EnrichedEvent(Record):
     claimed_ts: datetime | None = Field(
         default=None, description="the sender's event time when it was outside the allowed clock skew"
     )
+
+    @field_validator("ts", "received_at", "claimed_ts")
+    @classmethod
+    def _zoned(cls, value: datetime | None) -> datetime | None:
+        # A zone-less time cannot be compared with the profiler's zoned ones: one would break
+        # the agent's fold for good, so it is refused (dead-lettered) at decode.
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(f"{value.isoformat()} has no time zone; event times are RFC 3339 with an offset")
+        return value
 
     @model_validator(mode="before")
     @classmethod
