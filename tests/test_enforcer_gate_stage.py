@@ -1,6 +1,8 @@
 """The promotion gate held by the enforcer stage itself (a real Faust worker on a real broker):
-a decision written straight to runward.promotions that the gate refuses changes nothing and is
-dead-lettered with the gate's reasons; one the API accepted moves the agent's policy bundle."""
+a decision written straight to runward.promotions without the API's signature is refused,
+dead-lettered and raised as an identity signal the correlator tells as a story; a signed one the
+gate refuses changes nothing and is dead-lettered with the gate's reasons; one the API accepted
+moves the agent's policy bundle."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from runward.control.api.app import create_app
 from runward.control.api.publisher import KafkaPublisher
+from runward.core import signing
 from runward.core.config import Settings
 from runward.core.contracts import (
     ApdRevision,
@@ -24,12 +27,13 @@ from runward.core.contracts import (
     utcnow,
 )
 from runward.core.store import Store
-from runward.core.topics import APD, ATTACK_STORIES, DEAD_LETTER, PROMOTIONS
+from runward.core.topics import APD, ATTACK_STORIES, DEAD_LETTER, PROMOTIONS, SIGNALS
 from tests.bom.stage_util import own_broker, publish, running_stages
 from tests.kafka_reading import read_records
 
 D = "agents/gated"
 TOKEN = "approve-0c6e2b9a54f17d3e"
+KEY = "promotion-key-of-the-gate-stage-test-0123456789"
 NOW = utcnow()
 
 
@@ -47,7 +51,9 @@ def apd(revision: int, status: WindowStatus) -> ApdRevision:
 
 
 def decision(mode: EnforcementMode, reason: str) -> PromotionDecision:
-    return PromotionDecision(deployment=D, mode=mode, approver="mallory", reason=reason, ts=utcnow())
+    """Signed with the API's key: what reaches the gate (a decision the API made on stale state)."""
+    unsigned = PromotionDecision(deployment=D, mode=mode, approver="mallory", reason=reason, ts=utcnow())
+    return signing.sign(unsigned, KEY.encode())
 
 
 def wait_for(what: str, found: Callable[[], Any], timeout: float = 45) -> Any:
@@ -63,8 +69,10 @@ def wait_for(what: str, found: Callable[[], Any], timeout: float = 45) -> Any:
 @pytest.fixture(scope="module")
 def enforcer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Store]]:
     home = tmp_path_factory.mktemp("enforcer-stage")
-    with own_broker(home) as bootstrap, running_stages(["enforcer"], bootstrap, home) as db_url:
-        yield bootstrap, Store(db_url)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RUNWARD_PROMOTION_KEY", KEY)
+        with own_broker(home) as bootstrap, running_stages(["enforcer", "correlator"], bootstrap, home) as db_url:
+            yield bootstrap, Store(db_url)
 
 
 def policy_at(store: Store, revision: int) -> dict[str, Any] | None:
@@ -112,7 +120,7 @@ def test_the_enforcer_holds_the_gate_whoever_writes_the_decision(enforcer: tuple
     wait_for("no policy bundle from the complete APD", lambda: policy_at(store, 2))
     store.touch_agent(D, "gated-sa", NOW)
     store.put_artifact(D, "apd", 2, complete.created_at, complete.model_dump(mode="json"))
-    config = Settings(kafka=bootstrap, api_tokens=f"bob:{TOKEN}:approver")
+    config = Settings(kafka=bootstrap, api_tokens=f"bob:{TOKEN}:approver", promotion_key=KEY)
     with TestClient(create_app(config, store=store, publisher=KafkaPublisher(bootstrap, timeout_s=15))) as client:
         auth = {"Authorization": f"Bearer {TOKEN}"}
         refused = client.post(
@@ -152,3 +160,48 @@ def test_the_enforcer_holds_the_gate_whoever_writes_the_decision(enforcer: tuple
         in (letter["reason"])
     )
     assert store.latest_artifact(D, "policy") == held
+
+
+@pytest.mark.parametrize(
+    ("deployment", "signature", "problem"),
+    [
+        ("agents/forged-a", None, "the decision is not signed by the API"),
+        ("agents/forged-b", "hmac-sha256:" + "0" * 64, "the decision's signature does not match"),
+    ],
+)
+def test_a_decision_the_api_did_not_sign_is_refused_and_raised(
+    enforcer: tuple[str, Store], deployment: str, signature: str | None, problem: str
+) -> None:
+    bootstrap, store = enforcer
+    forged = PromotionDecision(
+        deployment=deployment,
+        mode=EnforcementMode.OBSERVE,
+        approver="cto@example.com",  # made up: no such approver token exists
+        reason=f"forged {deployment}",
+        ts=utcnow(),
+        signature=signature,
+    )
+    publish(bootstrap, PROMOTIONS, [(deployment, forged)])
+    letter = refusal(bootstrap, f"forged {deployment}")
+    assert letter["reason"] == f"promotion of {deployment} to observe refused: " + (
+        problem if signature is None else problem + " (not signed by the API with this key, or altered)"
+    )
+    (signal,) = [
+        v for _, v in read_records(bootstrap, SIGNALS.name, lambda v: v["deployment"] == deployment, want=1, timeout=45)
+    ]
+    assert signal["surface"] == "identity" and signal["severity"] == 4
+    assert signal["evidence"]["claimed_approver"] == "cto@example.com"
+    assert (
+        signal["evidence"]["record"]
+        == f"{PROMOTIONS.name}[{letter['source']['partition']}]@{letter['source']['offset']}"
+    )
+    assert [t["uid"] for t in signal["techniques"]] == ["T1565.001"]
+    (story,) = [
+        v
+        for _, v in read_records(
+            bootstrap, ATTACK_STORIES.name, lambda v: v["deployment"] == deployment, want=1, timeout=45
+        )
+    ]
+    assert story["surfaces"] == ["identity"]
+    assert signal["signal_id"] in [s["signal_id"] for s in story["signals"]]
+    assert store.latest_artifact(deployment, "policy") is None  # the enforcer made nothing of it

@@ -20,6 +20,7 @@ import httpx
 from runward.control.broker import BrokerError, ensure_topics, port_open, require_kafka, start_broker
 from runward.control.children import die_with_parent
 from runward.control.wait import GaveUp, WaitTimeout, wait_until
+from runward.core import signing
 from runward.core.config import Settings
 from runward.core.store import Store, upgrade
 
@@ -76,11 +77,14 @@ class Supervisor:
             RUNWARD_API_HOST=self.config.api_host,
             RUNWARD_API_PORT=str(self.config.api_port),
             RUNWARD_OTLP_PORT=str(self.config.otlp_port),
+            RUNWARD_MAX_CLOCK_SKEW_S=str(self.config.max_clock_skew_s),
         )
         if self.config.api_tokens:
             env["RUNWARD_API_TOKENS"] = self.config.api_tokens
         if self.config.tokens_file:
             env["RUNWARD_TOKENS_FILE"] = str(self.config.tokens_file.resolve())
+        if self.config.promotion_key_file:
+            env["RUNWARD_PROMOTION_KEY_FILE"] = str(self.config.promotion_key_file.resolve())
         if self.config.observation_window_s is not None:
             env["RUNWARD_OBSERVATION_WINDOW_S"] = str(self.config.observation_window_s)
         return env
@@ -105,6 +109,7 @@ class Supervisor:
         started = time.time()
         self.config.home.mkdir(parents=True, exist_ok=True)
         self._ensure_tokens()
+        self._ensure_promotion_key()
         if self.external_kafka:
             require_kafka(self.config.kafka)  # before anything starts: one line, nothing to undo
         upgrade(self.config.db_url)
@@ -237,6 +242,11 @@ class Supervisor:
             path.chmod(0o600)
         self.config.tokens_file = path
         self._print(f"  tokens     API tokens in {path} (viewer, approver and sender; mode 0600)")
+
+    def _ensure_promotion_key(self) -> None:
+        path = signing.ensure_key_file(self.config)
+        if path is not None:
+            self._print(f"  promotion  decisions signed with the key in {path} (mode 0600)")
 
     def restart(self, name: str) -> Service:
         """Stop one stage and start it again (it resumes from its committed offsets and changelogs)."""

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     drift_correlation_s: int = Field(
         default=3600, description="drift this soon after a Deployment change is expected drift"
     )
+    max_clock_skew_s: int = Field(
+        default=300,
+        ge=0,
+        description="event time further than this from ingest's receipt time is replaced by the receipt "
+        "time and flagged clock_skew (a sender's clock is evidence, not authority)",
+    )
     story_gap_s: int = Field(default=1800, description="signals further apart than this start a new story")
     audit_soak_s: int = Field(
         default=86400,
@@ -62,6 +68,12 @@ class Settings(BaseSettings):
         description="comma-separated name:token:role (role viewer, approver or sender); empty reads tokens_file",
     )
     tokens_file: Path | None = None
+    promotion_key: SecretStr | None = Field(
+        default=None, description="key the API signs promotion decisions with and the enforcer checks"
+    )
+    promotion_key_file: Path | None = Field(
+        default=None, description="file holding the promotion key; unset: promotion.key under home"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     otlp_port: int = Field(default=4318, description="OTLP/HTTP receiver for GenAI/MCP traces")

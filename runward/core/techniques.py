@@ -25,6 +25,8 @@ RESOURCE_DISCOVERY = Technique(uid="T1613", name="Container and Resource Discove
 INTERPRETER = Technique(uid="T1059", name="Command and Scripting Interpreter")
 LOCAL_DATA = Technique(uid="T1005", name="Data from Local System")
 ESCAPE_TO_HOST = Technique(uid="T1611", name="Escape to Host")
+# A forged promotion decision: manipulating the stored data a defence acts on.
+STORED_DATA_MANIPULATION = Technique(uid="T1565.001", name="Data Manipulation: Stored Data Manipulation")
 
 BY_ID = {
     t.uid: t
@@ -40,6 +42,7 @@ BY_ID = {
         INTERPRETER,
         LOCAL_DATA,
         ESCAPE_TO_HOST,
+        STORED_DATA_MANIPULATION,
     )
 }
 

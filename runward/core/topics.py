@@ -130,7 +130,7 @@ ENRICHED = Topic(
 APD = Topic(
     "runward.apd", "deployment id", ApdRevision, ("profiler",), ("enforcer", "api (store)"), retention_ms=90 * DAY_MS
 )
-SIGNALS = Topic("runward.signals", "deployment id", Signal, ("profiler",), ("correlator",))
+SIGNALS = Topic("runward.signals", "deployment id", Signal, ("profiler", "enforcer"), ("correlator",))
 ATTACK_STORIES = Topic(
     "runward.attack-stories",
     "deployment id",

@@ -6,6 +6,7 @@ raw.sensor + raw.llm + raw.k8s  ->  events.enriched (keyed by deployment id)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from runward.core.config import Settings, settings
@@ -30,15 +31,20 @@ def build(config: Settings) -> Stage:
     # Loaded once at start: a missing model or a bad allowlist stops the stage instead of letting
     # prompts through unscanned.
     guard = Detector(shipped_model(), Allowlist.load(config.injection_allowlist))
+    max_skew = timedelta(seconds=config.max_clock_skew_s)
 
     async def handle(record: Any, ctx: Context) -> Sequence[Output]:
-        return enrich(registry, guard, record, ctx)
+        return enrich(registry, guard, record, ctx, max_skew)
 
     stage.run(handle)
     return stage
 
 
-def enrich(registry: Any, guard: Detector, record: Any, ctx: Context) -> list[Output]:
+def enrich(registry: Any, guard: Detector, record: Any, ctx: Context, max_skew: timedelta) -> list[Output]:
+    received_at = utcnow()
+    claimed = getattr(record, "ts", None)
+    if claimed is not None:
+        domain.require_zone(claimed)  # before anything is learnt from the record
     events: list[EnrichedEvent]
     if isinstance(record, RawSensorEvent):
         events = domain.enrich_sensor(registry, record, ctx.source)
@@ -50,12 +56,16 @@ def enrich(registry: Any, guard: Detector, record: Any, ctx: Context) -> list[Ou
         events = domain.enrich_audit(registry, record, ctx.source)
     else:  # the topic table only routes the records above here
         raise TypeError(f"ingest got {type(record).__name__}")
+    # Before anything is learnt from them: a zone-less time is refused here, whole.
+    events = [domain.trust_time(e, received_at, max_skew) for e in events]
     released: list[EnrichedEvent] = []
     for event in events:
         if event.service_account and event.kind != "k8s_api":
             released += domain.learn_service_account(
                 registry, domain.Identity(event.deployment, event.namespace, event.pod, event.service_account)
             )
+    # Parked audit events are released now: their receipt time is this record's.
+    released = [domain.trust_time(e, received_at, max_skew) for e in released]
     return [Output(ENRICHED, e.deployment, e) for e in [*released, *events]]
 
 

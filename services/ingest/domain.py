@@ -10,7 +10,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -77,6 +77,38 @@ class Identity:
     namespace: str
     pod: str | None
     service_account: str | None
+
+
+# --- event time ------------------------------------------------------------------------------
+
+
+def require_zone(ts: datetime) -> None:
+    """A time without a zone cannot be compared with anything: the record is refused with the reason."""
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise RejectedRecord(
+            f"event time {ts.isoformat()} has no time zone; send RFC 3339 times with an offset (e.g. Z)"
+        )
+
+
+def trust_time(event: EnrichedEvent, received_at: datetime, max_skew: timedelta) -> EnrichedEvent:
+    """The event with its receipt time, and its event time clamped to that within `max_skew`.
+
+    A sender's clock is evidence, not authority: a backdated event would otherwise join a finished
+    baseline without a signal, and a year-0001 first event would complete an observation window
+    at once. A time without a zone cannot be compared with anything, so it is refused.
+    """
+    claimed = event.ts
+    require_zone(claimed)
+    if abs(claimed - received_at) <= max_skew:
+        return event.model_copy(update={"received_at": received_at})
+    return event.model_copy(
+        update={
+            "ts": received_at,
+            "received_at": received_at,
+            "claimed_ts": claimed,
+            "flags": [*event.flags, "clock_skew"],
+        }
+    )
 
 
 # --- Kubernetes objects ---------------------------------------------------------------------
@@ -588,6 +620,8 @@ def enrich_audit(registry: Registry, record: K8sAuditEvent, source: SourceRef) -
         raise RejectedRecord("audit record is not an audit.k8s.io/v1 Event")
     if event.get("stage") != "ResponseComplete":
         return []  # one record per request: the other stages repeat it
+    # Checked before parking: a parked event that cannot be timed would be lost on release.
+    ts = _parse_time(event.get("requestReceivedTimestamp") or event.get("stageTimestamp"))
     # `kubectl --as` records the real caller as impersonatedUser; that identity exercised the permissions.
     actor = event.get("impersonatedUser") or event.get("user") or {}
     match = _SA_USER.match(actor.get("username", ""))
@@ -604,7 +638,6 @@ def enrich_audit(registry: Registry, record: K8sAuditEvent, source: SourceRef) -
     scope = ref.get("namespace") or "cluster"
     code = int((event.get("responseStatus") or {}).get("code") or 0)
     behaviour = _typed(K8sApiCall, verb=event.get("verb"), group=group, resource=resource, scope=scope)
-    ts = _parse_time(event.get("requestReceivedTimestamp") or event.get("stageTimestamp"))
     return [
         EnrichedEvent(
             event_id=f"{event.get('auditID')}:{dep}",
@@ -700,7 +733,13 @@ def learn_service_account(registry: Registry, identity: Identity) -> list[Enrich
 def _parse_time(value: str | None) -> datetime:
     if not value:
         raise RejectedRecord("audit event without requestReceivedTimestamp")
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RejectedRecord(f"audit event time {value!r} is not an RFC 3339 time") from None
+    if ts.tzinfo is None:
+        raise RejectedRecord(f"audit event time {value!r} has no time zone; the API server writes RFC 3339 with Z")
+    return ts
 
 
 def _event_id(source: SourceRef) -> str:

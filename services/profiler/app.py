@@ -5,16 +5,21 @@ events.enriched  ->  apd (a revision per change)  +  signals (deviations, input 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from runward.core.config import Settings, settings
-from runward.core.contracts import EnrichedEvent, FlushInfo, SourceRef, Surface
+from runward.core.contracts import ApdRevision, EnrichedEvent, FlushInfo, SourceRef, Surface
 from runward.core.stage import Context, Output, Stage
 from runward.core.topics import APD, ENRICHED, SIGNALS
 from services.profiler.apd import COALESCE, FLUSH_KIND, ApdState, Policy, fold
+from services.profiler.recovery import restore
+
+log = logging.getLogger(__name__)
 
 
 class Profiler:
@@ -66,7 +71,10 @@ class Profiler:
     async def handle(self, event: EnrichedEvent, ctx: Context) -> Sequence[Output]:
         if event.kind != FLUSH_KIND:
             self._idle[event.deployment] = (time.monotonic(), event.ts, event.namespace)
-        result = fold(self.apds.get(event.deployment), event, self.policy)
+        state = self.apds.get(event.deployment)
+        if state is None:
+            state = await self._stored_state(event.deployment)
+        result = fold(state, event, self.policy)
         self.apds[event.deployment] = result.state
         outputs: list[Output[Any]] = [Output(SIGNALS, s.deployment, s) for s in result.signals]
         if event.kind != FLUSH_KIND and self._due(event):
@@ -76,6 +84,15 @@ class Profiler:
             self.stage.put_artifact(rev.deployment, "apd", rev.revision, rev.created_at, rev)
             outputs.append(Output(APD, rev.deployment, rev))
         return outputs
+
+    async def _stored_state(self, deployment: str) -> ApdState | None:
+        """The state of an agent the table does not know: new, or its changelog went with the broker."""
+        stored = await asyncio.to_thread(self.stage.store.latest_artifact, deployment, "apd")
+        if stored is None:
+            return None
+        revision = ApdRevision.model_validate(stored)
+        log.warning("APD of %s rebuilt from stored revision %d (no state in the table)", deployment, revision.revision)
+        return restore(revision)
 
     def _due(self, event: EnrichedEvent) -> bool:
         """Agent last-seen times are for humans: a write a minute per agent is plenty."""

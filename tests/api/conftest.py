@@ -12,7 +12,7 @@ from runward.control.api.publisher import KafkaPublisher
 from runward.core.config import Settings
 from runward.core.store import Store, upgrade
 
-from .support import TOKEN_SPEC, SpyPublisher, make_client, seed
+from .support import PROMOTION_KEY, TOKEN_SPEC, SpyPublisher, make_client, seed
 
 
 @pytest.fixture
@@ -30,7 +30,11 @@ def publisher(kafka_bootstrap: str) -> SpyPublisher:
 
 @pytest.fixture
 def client(store: Store, publisher: SpyPublisher, kafka_bootstrap: str) -> Iterator[TestClient]:
-    app = create_app(Settings(api_tokens=TOKEN_SPEC, kafka=kafka_bootstrap), store=store, publisher=publisher)
+    app = create_app(
+        Settings(api_tokens=TOKEN_SPEC, kafka=kafka_bootstrap, promotion_key=PROMOTION_KEY),
+        store=store,
+        publisher=publisher,
+    )
     with make_client(app) as client:
         yield client
     store.engine.dispose()

@@ -36,6 +36,8 @@ VIEWER_TOKEN = "view-3b1f6c0e9a7d42aa"
 APPROVER_TOKEN = "approve-91d2c4f8e6ab17cd"
 WRONG_TOKEN = "wrong-5e8a7b3c00ff9911"
 SECRETS = (VIEWER_TOKEN, APPROVER_TOKEN, WRONG_TOKEN)
+# The key the API signs promotion decisions with (the enforcer checks it).
+PROMOTION_KEY = "promotion-key-for-api-tests-0123456789abcdef"
 TOKEN_SPEC = f"alice:{VIEWER_TOKEN}:viewer,bob:{APPROVER_TOKEN}:approver"
 DEAD_LETTER_PAYLOAD = "SECRET-PAYLOAD do not serve me"
 

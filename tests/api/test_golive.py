@@ -18,7 +18,7 @@ from runward.core.contracts import utcnow
 from runward.core.store import Store
 from runward.core.store.schema import HistoryRow
 
-from .support import APPROVER_TOKEN, VIEWER, VIEWER_TOKEN, SpyPublisher, make_client
+from .support import APPROVER_TOKEN, PROMOTION_KEY, VIEWER, VIEWER_TOKEN, SpyPublisher, make_client
 
 ADA = "Ada Platform <ada@example.com>"
 ADA_HEADERS = {"Authorization": f"Bearer {APPROVER_TOKEN}"}
@@ -42,7 +42,9 @@ def tokens_file(tmp_path: Path) -> Path:
 
 
 def app_client(store: Store, publisher: SpyPublisher, tmp_path: Path, kafka: str, soak_s: int) -> TestClient:
-    settings = Settings(api_tokens="", tokens_file=tokens_file(tmp_path), kafka=kafka, audit_soak_s=soak_s)
+    settings = Settings(
+        api_tokens="", tokens_file=tokens_file(tmp_path), kafka=kafka, audit_soak_s=soak_s, promotion_key=PROMOTION_KEY
+    )
     return make_client(create_app(settings, store=store, publisher=publisher))
 
 

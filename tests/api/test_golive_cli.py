@@ -28,7 +28,13 @@ from .test_golive import tokens_file
 
 @pytest.fixture
 def api_url(store: Store, publisher: SpyPublisher, tmp_path: Path, kafka_bootstrap: str) -> Iterator[str]:
-    settings = Settings(api_tokens="", tokens_file=tokens_file(tmp_path), kafka=kafka_bootstrap, audit_soak_s=3600)
+    settings = Settings(
+        api_tokens="",
+        tokens_file=tokens_file(tmp_path),
+        kafka=kafka_bootstrap,
+        audit_soak_s=3600,
+        promotion_key="promotion-key-for-golive-cli-tests-0123456789",
+    )
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(

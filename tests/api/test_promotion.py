@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from runward.control.api.app import create_app
 from runward.control.api.publisher import KafkaPublisher
 from runward.control.broker import free_port
+from runward.core import signing
 from runward.core.codec import decode
 from runward.core.config import Settings
 from runward.core.contracts import PromotionDecision, WindowStatus
@@ -19,7 +21,7 @@ from runward.core.store import Store
 from runward.core.topics import PROMOTIONS
 from tests.kafka_reading import read_messages
 
-from .support import APPROVER, NOW, TOKEN_SPEC, SpyPublisher, apd, make_client, put
+from .support import APPROVER, NOW, PROMOTION_KEY, TOKEN_SPEC, SpyPublisher, apd, make_client, put
 
 PARTITIONS = 4
 
@@ -94,6 +96,22 @@ def test_accepted_promotion_lands_on_the_promotions_topic(
     decision = decode(PROMOTIONS, message.value)
     assert isinstance(decision, PromotionDecision)
     assert decision.model_dump(mode="json") == body
+    # Signed by the API: the enforcer's check passes with the key, fails with another or if altered.
+    assert signing.signature_problem(decision, PROMOTION_KEY.encode()) is None
+    assert signing.signature_problem(decision, b"another-key-" * 4) is not None
+    altered = decision.model_copy(update={"approver": "mallory"})
+    assert "does not match" in (signing.signature_problem(altered, PROMOTION_KEY.encode()) or "")
+
+
+def test_without_a_promotion_key_nothing_is_published(store: Store, publisher: SpyPublisher, tmp_path: Path) -> None:
+    config = Settings(api_tokens=TOKEN_SPEC, home=tmp_path)  # no key set, no key file
+    with make_client(create_app(config, store=store, publisher=publisher)) as client:
+        response = client.post(
+            "/v1/agents/shop/retriever/promotion", headers=APPROVER, json={"mode": "observe", "reason": "x"}
+        )
+    assert response.status_code == 503
+    assert "no promotion key is configured" in response.json()["detail"]
+    assert publisher.calls == []
 
 
 def test_stepping_back_needs_no_gate(client: TestClient, publisher: SpyPublisher) -> None:
@@ -173,7 +191,7 @@ def test_bad_promotion_body_is_422(client: TestClient, publisher: SpyPublisher, 
 
 def test_kafka_down_is_503(store: Store) -> None:
     dead = KafkaPublisher(f"127.0.0.1:{free_port()}", timeout_s=2)
-    app = create_app(Settings(api_tokens=TOKEN_SPEC), store=store, publisher=dead)
+    app = create_app(Settings(api_tokens=TOKEN_SPEC, promotion_key=PROMOTION_KEY), store=store, publisher=dead)
     with make_client(app) as client:
         response = client.post(
             "/v1/agents/shop/retriever/promotion", headers=APPROVER, json={"mode": "observe", "reason": "roll back"}

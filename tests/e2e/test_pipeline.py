@@ -38,6 +38,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
         api_port=free_port(),
         otlp_port=free_port(),
         api_tokens=f"soc:{VIEWER}:viewer,lead:{APPROVER}:approver",
+        # The scenario is days of recorded time replayed in seconds: its event times must stand.
+        max_clock_skew_s=30 * 24 * 3600,
     )
     sup = Supervisor(config, external_kafka=False)
     sup.start(with_sensor=False)

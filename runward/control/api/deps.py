@@ -7,6 +7,7 @@ from typing import Annotated, Any, cast
 from fastapi import HTTPException, Path, Request, status
 
 from runward.control.api.publisher import Publisher
+from runward.core.config import Settings
 from runward.core.contracts import deployment_id
 from runward.core.store import Store
 
@@ -22,6 +23,10 @@ Name = Annotated[str, Path(pattern=DNS_SUBDOMAIN, max_length=253, description="n
 
 def get_store(request: Request) -> Store:
     return cast(Store, request.app.state.store)
+
+
+def get_settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
 
 
 def get_publisher(request: Request) -> Publisher:

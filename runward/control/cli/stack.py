@@ -132,13 +132,20 @@ def api(kafka: KafkaOpt = None, db: DbOpt = None) -> int:
     return 0
 
 
-def _start(kafka: str | None, db: str | None, with_sensor: bool) -> Supervisor:
+# The bundled scenario is a recording of several days replayed in seconds: the demo lets its
+# recorded event times stand (a live pipeline keeps the default skew of minutes).
+DEMO_CLOCK_SKEW_S = 30 * 24 * 3600
+
+
+def _start(kafka: str | None, db: str | None, with_sensor: bool, max_clock_skew_s: int | None = None) -> Supervisor:
     import sqlalchemy.exc
 
     from runward.control.broker import BrokerError
     from runward.control.supervisor import StartError, Supervisor, redact_url
 
     config = settings(kafka, db)
+    if max_clock_skew_s is not None:
+        config.max_clock_skew_s = max_clock_skew_s
     external = bool(kafka or os.environ.get("RUNWARD_KAFKA"))
     sup = Supervisor(config, external_kafka=external)
     out.print("Starting Runward")
@@ -192,7 +199,7 @@ def demo(
     from runward.core.store import Store
 
     _stop_on_sigterm()
-    sup = _start(kafka, db, with_sensor=not no_sensor)
+    sup = _start(kafka, db, with_sensor=not no_sensor, max_clock_skew_s=DEMO_CLOCK_SKEW_S)
     try:
         out.print(f"Replaying {scenario}")
         try:

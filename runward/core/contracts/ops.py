@@ -30,3 +30,6 @@ class PromotionDecision(Record):
     approver: str
     reason: str
     ts: datetime
+    signature: str | None = Field(
+        default=None, description="hmac-sha256:<hex> by the API over the record (runward.core.signing)"
+    )

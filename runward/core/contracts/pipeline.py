@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runward.core.contracts.behaviours import BehaviourKey
 from runward.core.contracts.common import DeploymentId, Record
@@ -62,6 +62,22 @@ class EnrichedEvent(Record):
     flags: list[str] = Field(default_factory=list, description="enrichment findings, e.g. prompt_injection:<rule>")
     partial: bool = Field(default=False, description="the sensor lost events for this container")
     source: SourceRef
+    # Event time comes from the sender and is evidence, not authority: ingest stamps when it took the
+    # record, and a `ts` further than the allowed clock skew from it is replaced by it (flag
+    # `clock_skew`, the sender's time kept in `claimed_ts`), so a backdated event cannot pose as old.
+    received_at: datetime | None = Field(default=None, description="when ingest received the raw record")
+    claimed_ts: datetime | None = Field(
+        default=None, description="the sender's event time when it was outside the allowed clock skew"
+    )
+
+    @field_validator("ts", "received_at", "claimed_ts")
+    @classmethod
+    def _zoned(cls, value: datetime | None) -> datetime | None:
+        # A zone-less time cannot be compared with the profiler's zoned ones: one would break
+        # the agent's fold for good, so it is refused (dead-lettered) at decode.
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(f"{value.isoformat()} has no time zone; event times are RFC 3339 with an offset")
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -174,6 +174,15 @@ class Store:
             )
             return dict(row.body) if row else None
 
+    def artifact(self, deployment: str, kind: str, revision: int) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.scalar(
+                sa.select(Artifact).where(
+                    Artifact.deployment == deployment, Artifact.kind == kind, Artifact.revision == revision
+                )
+            )
+            return dict(row.body) if row else None
+
     def artifact_revisions(self, deployment: str, kind: str) -> list[int]:
         with self.session() as s:
             return list(

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 
 from runward.control.api import golive
 from runward.control.api.auth import Principal, require_approver
-from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_store
+from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_settings, get_store
 from runward.control.api.publisher import Publisher, PublishError
 from runward.control.api.schemas import ErrorBody, GateRefusal, PromotionRequest
 from runward.control.api.state import load_state
+from runward.core import signing
 from runward.core.config import Settings
 from runward.core.contracts import EnforcementMode, PromotionDecision, utcnow
 from runward.core.store import Store, history
@@ -52,6 +53,7 @@ def promote(
     approver: Annotated[Principal, Depends(require_approver)],
     store: Annotated[Store, Depends(get_store)],
     publisher: Annotated[Publisher, Depends(get_publisher)],
+    config: Annotated[Settings, Depends(get_settings)],
 ) -> PromotionDecision | JSONResponse:
     state = load_state(store, find_agent(store, namespace, name))
     current = promotion_gate.current_mode(state.bundle)
@@ -70,6 +72,15 @@ def promote(
     decision = PromotionDecision(
         deployment=deployment, mode=body.mode, approver=approver.signer, reason=body.reason, ts=utcnow()
     )
+    key = signing.promotion_key(config)
+    if key is None:
+        # Fail closed: the enforcer refuses an unsigned decision, so accepting one here would lie.
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="no promotion key is configured (RUNWARD_PROMOTION_KEY or promotion.key under RUNWARD_HOME, "
+            "written by `runward up`); the enforcer accepts only signed decisions",
+        )
+    decision = signing.sign(decision, key)
     try:
         publisher.publish(PROMOTIONS, deployment, decision)
     except PublishError as exc:

@@ -1,0 +1,82 @@
+"""Promotion decisions signed by the API, checked by the enforcer (HMAC-SHA256).
+
+Only the enforcer decides promotions, on decisions the API made: anyone who can write to
+`runward.promotions` could otherwise put an agent into enforce (or out of it) with a made-up
+approver. The API signs the canonical record (sorted-key compact JSON of every field but the
+signature) with a key shared with the enforcer: `RUNWARD_PROMOTION_KEY`, else the file
+`RUNWARD_PROMOTION_KEY_FILE`, else `promotion.key` under `RUNWARD_HOME` (written by `runward up`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from pathlib import Path
+
+from runward.core.config import Settings
+from runward.core.contracts import PromotionDecision
+
+KEY_FILE_NAME = "promotion.key"
+MIN_KEY_CHARS = 32
+
+
+class PromotionKeyError(ValueError):
+    """The configured promotion key cannot be used."""
+
+
+def key_file(config: Settings) -> Path:
+    return config.promotion_key_file or config.home / KEY_FILE_NAME
+
+
+def promotion_key(config: Settings) -> bytes | None:
+    """The shared key, or None when none is configured (then nothing may be signed or accepted)."""
+    if config.promotion_key is not None:
+        text, where = config.promotion_key.get_secret_value(), "RUNWARD_PROMOTION_KEY"
+    else:
+        path = key_file(config)
+        if not path.is_file():
+            return None
+        text, where = path.read_text().strip(), str(path)
+    if len(text) < MIN_KEY_CHARS:
+        raise PromotionKeyError(
+            f"the promotion key in {where} has {len(text)} characters; use at least {MIN_KEY_CHARS} "
+            "random ones (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    return text.encode()
+
+
+def ensure_key_file(config: Settings) -> Path | None:
+    """Write a random key file (mode 0600) when no key is configured; the path, or None if set in the env."""
+    if config.promotion_key is not None:
+        return None
+    path = key_file(config)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path
+
+
+def canonical(decision: PromotionDecision) -> bytes:
+    body = decision.model_dump(mode="json", exclude={"signature"})
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(decision: PromotionDecision, key: bytes) -> PromotionDecision:
+    mac = hmac.new(key, canonical(decision), hashlib.sha256).hexdigest()
+    return decision.model_copy(update={"signature": f"hmac-sha256:{mac}"})
+
+
+def signature_problem(decision: PromotionDecision, key: bytes | None) -> str | None:
+    """Why the decision is not the API's (None when its signature is good)."""
+    if key is None:
+        return "no promotion key is configured (RUNWARD_PROMOTION_KEY or RUNWARD_HOME/promotion.key)"
+    if not decision.signature:
+        return "the decision is not signed by the API"
+    expected = sign(decision, key).signature
+    assert expected is not None
+    if not hmac.compare_digest(decision.signature.encode(), expected.encode()):
+        return "the decision's signature does not match (not signed by the API with this key, or altered)"
+    return None

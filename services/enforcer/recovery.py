@@ -1,0 +1,26 @@
+"""An enforcer state rebuilt from the store when its changelog is gone (a restarted in-memory
+broker): without it an enforced agent would fall back to observe and its next bundle would be
+numbered 1 again. The latest stored bundle gives the mode, revision and open stories, and names
+the APD revision it was derived from (a later stored one is still on its way to the enforcer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runward.core.contracts import ApdRevision, PolicyBundle
+from services.enforcer.domain import EnforcerState, StoryHold
+
+
+def restore(deployment: str, bundle: dict[str, Any] | None, apd: dict[str, Any] | None) -> EnforcerState | None:
+    """The state that emitted `bundle`, with `apd` the revision it names; None for a new agent."""
+    if bundle is None:
+        return None
+    stored = PolicyBundle.model_validate(bundle)
+    return EnforcerState(
+        deployment=deployment,
+        revision=stored.revision,
+        mode=stored.mode,
+        apd=ApdRevision.model_validate(apd) if apd is not None else None,
+        open_stories=list(stored.open_stories),
+        story_holds={s: StoryHold(story_id=s) for s in stored.open_stories},
+    )
