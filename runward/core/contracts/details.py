@@ -117,6 +117,8 @@ class DeploymentSpecInfo(_Detail):
     images: list[str] = Field(default_factory=list)
     changed: bool = False
     previous_generation: int | None = None
+    revision: str | None = Field(default=None, description="template hash of the pod template (the revision)")
+    previous_revision: str | None = None
 
 
 class FlushInfo(_Detail):

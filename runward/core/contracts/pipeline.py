@@ -52,6 +52,9 @@ class EnrichedEvent(Record):
     namespace: str
     pod: str | None = None
     service_account: str | None = None
+    revision: str | None = Field(
+        default=None, description="template hash of the Deployment revision the pod runs, when known"
+    )
     surface: Surface
     kind: str
     behaviour: BehaviourKey | None = Field(
@@ -119,6 +122,11 @@ class ApdRevision(Record):
     partial: bool = False
     last_deployment_change: datetime | None = None
     pods_seen: list[str] = Field(default_factory=list)
+    pending: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="a rollout's expected drift, learnt pending an approver: it may apply in observe and "
+        "audit, never in an enforce-mode policy until accepted into `behaviours`",
+    )
 
 
 class Technique(BaseModel):
