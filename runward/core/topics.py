@@ -135,7 +135,7 @@ ATTACK_STORIES = Topic(
     "runward.attack-stories",
     "deployment id",
     AttackStory,
-    ("correlator",),
+    ("correlator", "api (approver: story lifecycle)"),
     ("SOC", "enforcer", "api (store)"),
     retention_ms=90 * DAY_MS,  # incident investigations reach back months
 )

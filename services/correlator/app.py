@@ -13,7 +13,7 @@ from runward.core.config import Settings, settings
 from runward.core.contracts import Signal
 from runward.core.stage import Context, Output, Stage
 from runward.core.topics import ATTACK_STORIES, SIGNALS
-from services.correlator.story import StoryState, correlate
+from services.correlator.story import StoryBook, link
 
 
 def build(config: Settings) -> Stage:
@@ -23,10 +23,13 @@ def build(config: Settings) -> Stage:
 
     async def handle(signal: Signal, ctx: Context) -> Sequence[Output]:
         raw = open_stories.get(signal.deployment)
-        state, story = correlate(StoryState.model_validate(raw) if raw else None, signal, gap)
-        open_stories[signal.deployment] = state.model_dump(mode="json")
-        await asyncio.to_thread(stage.store.put_story, story)
-        return [Output(ATTACK_STORIES, story.deployment, story)]
+        # A table value of the one-story-per-agent layout is a book of that one story.
+        book = StoryBook.model_validate(raw if raw is None or "stories" in raw else {"stories": [raw]}) if raw else None
+        book, stories = link(book, signal, gap)
+        open_stories[signal.deployment] = book.model_dump(mode="json")
+        for story in stories:
+            await asyncio.to_thread(stage.store.put_story, story)
+        return [Output(ATTACK_STORIES, story.deployment, story) for story in stories]
 
     stage.run(handle)
     return stage

@@ -161,6 +161,20 @@ class StoryStatus(StrEnum):
     EXPECTED_DRIFT = "expected drift, deployment correlated"
 
 
+class StoryLifecycle(StrEnum):
+    """Where the SOC is with a story. A resolved story is reopened when new linked signals arrive."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Resolution(StrEnum):
+    TRUE_POSITIVE = "true_positive"
+    FALSE_POSITIVE = "false_positive"
+    BENIGN = "benign"
+
+
 class AttackStory(Record):
     """Correlated signals of one agent told as one narrative; `ocsf` is the
     OCSF Detection Finding (class_uid 2004) the SOC ingests."""
@@ -177,6 +191,13 @@ class AttackStory(Record):
     narrative: list[str]
     signals: list[Signal]
     ocsf: dict[str, Any]
+    lifecycle: StoryLifecycle = Field(
+        default=StoryLifecycle.OPEN, description="set by approvers through the API; the correlator writes open"
+    )
+    resolution: Resolution | None = Field(default=None, description="why a resolved story was closed")
+    merged_into: str | None = Field(
+        default=None, description="a later signal linked this story to an older one, which now tells it whole"
+    )
 
 
 class AiBom(Record):
