@@ -123,7 +123,7 @@ ENRICHED = Topic(
     "runward.events.enriched",
     "deployment id",
     EnrichedEvent,
-    ("ingest", "profiler (flush punctuation)"),
+    ("ingest", "profiler (flush punctuation)", "api (approver: baseline acceptance)"),
     ("bom", "profiler"),
     retention_ms=21 * DAY_MS,  # the longest observation window: an APD can be rebuilt by replaying it
 )

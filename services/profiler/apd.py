@@ -26,6 +26,7 @@ from runward.core.config import observation_window
 from runward.core.contracts import (
     ApdRevision,
     Autonomy,
+    BaselineAcceptInfo,
     Behaviour,
     ConnectInfo,
     DeploymentSpecInfo,
@@ -40,6 +41,7 @@ from runward.core.contracts import (
     Syscall,
     Technique,
     WindowStatus,
+    parse_behaviour,
 )
 
 # APD categories that refine a typed behaviour (not behaviours themselves): an exec's argument
@@ -137,6 +139,8 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     if isinstance(event.detail, DeploymentSpecInfo):
         _apply_deployment_spec(state, event.ts, event.detail)
         return result
+    if isinstance(event.detail, BaselineAcceptInfo):
+        return _accepted(state, event, event.detail, policy)
 
     new_pod = _note_pod(state, event.pod)
     added: dict[str, list[str]] = {}
@@ -259,6 +263,32 @@ def _note_novel(state: ApdState, category: str, ts: datetime) -> None:
     if category not in SILENT_CATEGORIES:
         state.last_novel_at = ts
         state.novel_times = [t for t in state.novel_times if ts - t < timedelta(hours=1)] + [ts]
+
+
+def _accepted(state: ApdState, event: EnrichedEvent, accepted: BaselineAcceptInfo, policy: Policy) -> FoldResult:
+    """Fold an approver's acceptance and publish the widened baseline at once."""
+    behaviours = []
+    for key in accepted.behaviours:
+        try:
+            behaviours.append(parse_behaviour(key))
+        except ValueError:
+            continue  # the API sends the story's own keys; an unknown kind is not ours to learn
+    accepted_keys = {b.key for b in behaviours}
+    pending_behaviours = {k for c, keys in state.pending.items() if c not in SILENT_CATEGORIES for k in keys}
+    # Pending refinements go with the pending drift once all of it is accepted.
+    refinements = (
+        {c: list(keys) for c, keys in state.pending.items() if c in SILENT_CATEGORIES}
+        if pending_behaviours and pending_behaviours <= accepted_keys
+        else {}
+    )
+    state = accept(state, behaviours, refinements)
+    added: dict[str, list[str]] = {}
+    for b in behaviours:
+        added.setdefault(b.category, []).append(b.key)
+    for category, keys in refinements.items():
+        added.setdefault(category, []).extend(keys)
+    result = FoldResult(state)
+    return _maybe_publish(state, result, event, policy, added, new_pod=True)
 
 
 def accept(state: ApdState, behaviours: list[Behaviour], refinements: dict[str, list[str]]) -> ApdState:

@@ -72,3 +72,30 @@ def test_a_story_that_grew_meanwhile_is_not_closed_unseen(store: Store) -> None:
     closed = body.model_copy(update={"lifecycle": StoryLifecycle.RESOLVED})
     assert not store.transition_story(closed, body.version, "resolve", "bob", "stale view", {})
     assert store.story_history("st-live") == []
+
+
+def test_an_approver_accepts_a_storys_behaviours_into_the_baseline_audited(
+    client: TestClient, store: Store, publisher: SpyPublisher
+) -> None:
+    from runward.core.contracts import BaselineAcceptInfo, Signal, Surface
+
+    signal = Signal(
+        signal_id="sig-fp",
+        deployment="ops/helper",
+        ts=NOW,
+        surface=Surface.NETWORK,
+        title="outside APD baseline: egress:backup.example:443/tcp",
+        behaviour="egress:backup.example:443/tcp",
+        severity=3,
+        source_event="e",
+    )
+    base = story("st-fp", "ops/helper", StoryStatus.POTENTIAL_COMPROMISE, NOW)
+    store.put_story(base.model_copy(update={"signals": [signal]}))
+    assert client.post("/v1/stories/st-fp/accept-baseline", json={"reason": "x"}, headers=VIEWER).status_code == 403
+    response = client.post("/v1/stories/st-fp/accept-baseline", json={"reason": "nightly backup"}, headers=APPROVER)
+    assert response.status_code == 200 and response.json()["behaviours"] == ["egress:backup.example:443/tcp"]
+    [(topic, key, event)] = [c for c in publisher.calls if c[0] == "runward.events.enriched"]
+    assert key == "ops/helper" and isinstance(event.detail, BaselineAcceptInfo) and event.detail.approver == "bob"
+    [entry] = store.story_history("st-fp")
+    assert (entry["action"], entry["actor"], entry["reason"]) == ("accept_baseline", "bob", "nightly backup")
+    assert entry["detail"]["behaviours"] == ["egress:backup.example:443/tcp"]

@@ -411,3 +411,37 @@ def test_a_refused_call_while_learning_is_not_baseline() -> None:
         ]
     )
     assert "k8s_api" not in state.behaviours and not results[-1].signals
+
+
+def test_an_approvers_acceptance_moves_pending_drift_and_a_signalled_deviation_into_the_baseline() -> None:
+    from runward.core.contracts import BaselineAcceptInfo
+
+    state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", revision=R1)])
+    milvus = "egress:milvus:19530/tcp"
+    state, _ = run(
+        [
+            spec(timedelta(days=4), True, revision=R2),
+            ev(timedelta(days=4, minutes=10), "egress", milvus, surface=Surface.NETWORK, kind="connect", revision=R2),
+            ev(timedelta(days=4, hours=3), "exec", "exec:/usr/bin/git", revision=R2),
+        ],
+        state,
+    )
+    assert "exec:/usr/bin/git" in state.deviations_signalled and milvus in state.pending["egress"]
+    accepted = BaselineAcceptInfo(story_id="s", approver="bob", reason="ours", behaviours=[milvus, "exec:/usr/bin/git"])
+    state, results = run(
+        [
+            ev(
+                timedelta(days=4, hours=4),
+                None,
+                None,
+                surface=Surface.DEPLOYMENT,
+                kind="baseline_accept",
+                detail=accepted,
+            )
+        ],
+        state,
+    )
+    revision = results[-1].revision
+    assert revision is not None and not revision.pending
+    assert milvus in revision.behaviours["egress"] and "10.0.0.7:19530/tcp" in revision.behaviours["egress_ip"]
+    assert "exec:/usr/bin/git" in revision.behaviours["exec"] and "exec:/usr/bin/git" not in state.deviations_signalled

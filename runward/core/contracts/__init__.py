@@ -30,6 +30,7 @@ from runward.core.contracts.common import (
 )
 from runward.core.contracts.details import (
     Autonomy,
+    BaselineAcceptInfo,
     CapabilityInfo,
     ConnectInfo,
     DeploymentSpecInfo,
@@ -114,6 +115,7 @@ __all__ = [
     "File",
     "FileOpenDetail",
     "FileOpenInfo",
+    "BaselineAcceptInfo",
     "FlushInfo",
     "Ingress",
     "K8sApiCall",

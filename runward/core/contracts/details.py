@@ -121,6 +121,16 @@ class DeploymentSpecInfo(_Detail):
     previous_revision: str | None = None
 
 
+class BaselineAcceptInfo(_Detail):
+    """An approver accepted a story's behaviours into the agent's baseline (audited by the API)."""
+
+    kind: Literal["baseline_accept"] = "baseline_accept"
+    story_id: str
+    approver: str
+    reason: str
+    behaviours: list[str] = Field(description="behaviour keys to join the baseline")
+
+
 class FlushInfo(_Detail):
     """The profiler's punctuation: time passed for a quiet agent, nothing happened."""
 
@@ -137,6 +147,7 @@ EventDetail = Annotated[
     | SyscallInfo
     | LlmCallInfo
     | K8sApiInfo
+    | BaselineAcceptInfo
     | DeploymentSpecInfo
     | FlushInfo,
     Field(discriminator="kind"),

@@ -17,10 +17,18 @@ from runward.control.api.auth import Principal, require_approver
 from runward.control.api.deps import get_publisher, get_store
 from runward.control.api.publisher import Publisher, PublishError
 from runward.control.api.schemas import ErrorBody
-from runward.core.contracts import AttackStory, Resolution
+from runward.core.contracts import (
+    AttackStory,
+    BaselineAcceptInfo,
+    EnrichedEvent,
+    Resolution,
+    SourceRef,
+    Surface,
+    utcnow,
+)
 from runward.core.store import Store
-from runward.core.topics import ATTACK_STORIES
-from services.correlator.story import LifecycleRefused, transition
+from runward.core.topics import ATTACK_STORIES, ENRICHED
+from services.correlator.story import LifecycleRefused, accepted_behaviours, transition
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["attack stories"])
@@ -151,3 +159,61 @@ def history(story_id: StoryId, store: Annotated[Store, Depends(get_store)]) -> l
     if store.story(story_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"attack story {story_id} not found")
     return [HistoryEntry.model_validate(entry) for entry in store.story_history(story_id)]
+
+
+class Accepted(BaseModel):
+    story_id: str
+    deployment: str
+    behaviours: list[str] = Field(description="what joins the agent's baseline (the profiler publishes a new APD)")
+
+
+@router.post(
+    "/stories/{story_id}/accept-baseline",
+    response_model=Accepted,
+    summary="Accept a story's behaviours into the agent's baseline (a false positive)",
+    description="Approver role only. Drift pending after a rollout and deviations the story signalled join "
+    "the APD enforce-mode policies are built from; input findings never do. Audited in the story's history.",
+    responses=_RESPONSES,
+)
+def accept_baseline(
+    story_id: StoryId,
+    body: StoryAction,
+    approver: Annotated[Principal, Depends(require_approver)],
+    store: Annotated[Store, Depends(get_store)],
+    publisher: Annotated[Publisher, Depends(get_publisher)],
+) -> Accepted:
+    found = store.story(story_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"attack story {story_id} not found")
+    story = AttackStory.model_validate(found)
+    behaviours = accepted_behaviours(story)
+    if not behaviours:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"attack story {story_id} has no behaviour to accept")
+    if not store.transition_story(
+        story, story.version, "accept_baseline", approver.name, body.reason, {"behaviours": behaviours}
+    ):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"attack story {story_id} grew since version {story.version}: read it again, then decide",
+        )
+    now = utcnow()
+    event = EnrichedEvent(
+        event_id=f"accept:{story_id}:{now.isoformat()}",
+        ts=max(now, story.last_seen),
+        deployment=story.deployment,
+        namespace=story.deployment.partition("/")[0],
+        surface=Surface.DEPLOYMENT,
+        kind="baseline_accept",
+        detail=BaselineAcceptInfo(story_id=story_id, approver=approver.name, reason=body.reason, behaviours=behaviours),
+        source=SourceRef(topic="runward.api.accept-baseline", partition=0, offset=0),
+    )
+    try:
+        publisher.publish(ENRICHED, story.deployment, event)
+    except PublishError as exc:
+        log.error("baseline acceptance of story %s stored but not published: %s", story_id, exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"the acceptance is recorded but not yet published to {ENRICHED.name}: {exc}; retry",
+        ) from None
+    log.info("%s accepted %s into the baseline of %s (%s)", approver.name, behaviours, story.deployment, body.reason)
+    return Accepted(story_id=story_id, deployment=story.deployment, behaviours=behaviours)
