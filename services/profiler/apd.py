@@ -152,7 +152,27 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     for observation in observations(event):
         if _learn(state, result, event, observation, status, policy):
             added.setdefault(observation.category, []).append(observation.key)
+    hijacked = any(s.surface in NEVER_DRIFT and not s.deployment_correlated for s in result.signals)
+    if hijacked and _void_drift(state, event.ts, policy):
+        added.setdefault("_flags", []).append("drift_voided")  # published now: policies must drop it
     return _maybe_publish(state, result, event, policy, added, new_pod)
+
+
+def _void_drift(state: ApdState, ts: datetime, policy: Policy) -> bool:
+    """An input finding or an identity deviation during a rollout's drift window: the rollout no
+    longer explains anything new. What was pending becomes evidence, never baseline."""
+    change = state.last_deployment_change
+    if state.rollout_revision is None or change is None:
+        return False
+    if not timedelta(0) <= ts - change <= timedelta(seconds=policy.drift_correlation_s):
+        return False
+    voided = [k for c, keys in state.pending.items() if c not in SILENT_CATEGORIES for k in keys]
+    state.deviations_signalled = [
+        *state.deviations_signalled,
+        *(k for k in voided if k not in state.deviations_signalled),
+    ]
+    state.pending, state.rollout_revision = {}, None
+    return True
 
 
 def _apply_deployment_spec(state: ApdState, ts: datetime, spec: DeploymentSpecInfo) -> None:

@@ -445,3 +445,28 @@ def test_an_approvers_acceptance_moves_pending_drift_and_a_signalled_deviation_i
     assert revision is not None and not revision.pending
     assert milvus in revision.behaviours["egress"] and "10.0.0.7:19530/tcp" in revision.behaviours["egress_ip"]
     assert "exec:/usr/bin/git" in revision.behaviours["exec"] and "exec:/usr/bin/git" not in state.deviations_signalled
+
+
+def test_a_hijack_right_after_a_rollout_voids_the_drift_it_hid_in() -> None:
+    state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", revision=R1)])
+    paste = "egress:paste.evil.example:443/tcp"
+    state, results = run(
+        [
+            spec(timedelta(days=4), True, revision=R2),
+            ev(timedelta(days=4, minutes=5), "egress", paste, surface=Surface.NETWORK, kind="connect", revision=R2),
+        ],
+        state,
+    )
+    assert paste in state.pending["egress"]
+    secrets = K8sApiCall(verb="list", group="core", resource="secrets", scope="agents")
+    info = K8sApiInfo(verb="list", api_group="core", resource="secrets", namespace="agents")
+    state, results = run(
+        [
+            ev(timedelta(days=4, minutes=6), None, secrets.key, surface=Surface.IDENTITY, kind="k8s_api", detail=info),
+            ev(timedelta(days=4, minutes=7), "exec", "exec:/bin/sh", revision=R2),
+        ],
+        state,
+    )
+    assert not state.pending and state.rollout_revision is None and paste in state.deviations_signalled
+    assert not results[-1].signals[0].deployment_correlated, "nothing after it is drift either"
+    assert results[0].revision is not None and not results[0].revision.pending
