@@ -4,8 +4,9 @@
   calls gpt-4o and a CRM MCP server. After its window it receives a prompt injection, calls a
   tool it never used, reads Secrets with its ServiceAccount, spawns a shell and sends data to a
   new host: one attack story across input, tool, identity, process and network surfaces.
-- agents/retriever (low autonomy): a RAG agent whose Deployment is updated on day 4 and then
-  reaches a new vector store: expected drift, deployment correlated.
+- agents/retriever (low autonomy): a RAG agent whose Deployment is rolled out on day 4 (a new
+  image: a new pod template, so a new ReplicaSet and pods) and whose new pod then reaches a new
+  vector store: expected drift, deployment correlated (the drift rule needs the new revision's pod).
 
 Run `python scenarios/make_support_agent.py` to regenerate; timestamps are rebased by replay.
 """
@@ -84,6 +85,37 @@ def k8s(kind_: str, obj: dict[str, Any], when: datetime, type_: str = "ADDED") -
     )
 
 
+def template(name: str, sa: str, image: str) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"app": name}},
+        "spec": {"serviceAccountName": sa, "containers": [{"name": "agent", "image": image}]},
+    }
+
+
+def replica_set(name: str, rs: str, sa: str, image: str, when: datetime) -> None:
+    """The ReplicaSet of one revision: its template is the Deployment's plus the pod-template-hash."""
+    pod_hash = rs.rsplit("-", 1)[1]
+    tpl = template(name, sa, image)
+    tpl["metadata"]["labels"]["pod-template-hash"] = pod_hash
+    k8s(
+        "ReplicaSet",
+        {
+            "apiVersion": "apps/v1",
+            "metadata": {
+                "name": rs,
+                "namespace": NS,
+                "uid": uid(),
+                "labels": {"app": name, "pod-template-hash": pod_hash},
+                "ownerReferences": [
+                    {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": uid(), "controller": True}
+                ],
+            },
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}}, "template": tpl},
+        },
+        when,
+    )
+
+
 def deployment(name: str, sa: str, image: str, generation: int, when: datetime, type_: str = "ADDED") -> None:
     k8s(
         "Deployment",
@@ -100,10 +132,7 @@ def deployment(name: str, sa: str, image: str, generation: int, when: datetime, 
             "spec": {
                 "replicas": 2,
                 "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"serviceAccountName": sa, "containers": [{"name": "agent", "image": image}]},
-                },
+                "template": template(name, sa, image),
             },
         },
         when,
@@ -121,7 +150,7 @@ def pod(name: str, rs: str, sa: str, pod_name: str, when: datetime) -> str:
                 "name": pod_name,
                 "namespace": NS,
                 "uid": pod_uid,
-                "labels": {"app": name},
+                "labels": {"app": name, "pod-template-hash": rs.rsplit("-", 1)[1]},
                 "ownerReferences": [
                     {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": uid(), "controller": True}
                 ],
@@ -304,7 +333,9 @@ def main() -> None:
     deployment("support-bot", "support-bot", "ghcr.io/acme/support-bot:1.4.2", 1, T0 - timedelta(minutes=5))
     deployment("retriever", "retriever", "ghcr.io/acme/retriever:0.9.0", 1, T0 - timedelta(minutes=5))
     pods = {"support-bot": [], "retriever": []}  # type: dict[str, list[str]]
+    images = {"support-bot": "ghcr.io/acme/support-bot:1.4.2", "retriever": "ghcr.io/acme/retriever:0.9.0"}
     for dep, rs in (("support-bot", "support-bot-7d9f8c6b5"), ("retriever", "retriever-5c4b7d9f8")):
+        replica_set(dep, rs, dep, images[dep], T0 - timedelta(minutes=5))
         for suffix in ("x2k9p", "q7m4w"):
             pod(dep, rs, dep, f"{rs}-{suffix}", T0 - timedelta(minutes=4))
             pods[dep].append(f"{rs}-{suffix}")
@@ -331,11 +362,14 @@ def main() -> None:
     # Day 4: the platform team ships retriever 1.0, which talks to a new vector store.
     change = T0 + timedelta(days=4, hours=2)
     deployment("retriever", "retriever", "ghcr.io/acme/retriever:1.0.0", 2, change, "MODIFIED")
+    replica_set("retriever", "retriever-6d8f5b7c4", "retriever", "ghcr.io/acme/retriever:1.0.0", change)
+    new_pod = "retriever-6d8f5b7c4-h3t8z"
+    pod("retriever", "retriever-6d8f5b7c4", "retriever", new_pod, change + timedelta(minutes=1))
     barrier()
     sensor(
         "retriever",
         "retriever",
-        pods["retriever"][0],
+        new_pod,
         change + timedelta(minutes=10),
         {
             "kind": "connect",

@@ -27,6 +27,25 @@ LOCAL_DATA = Technique(uid="T1005", name="Data from Local System")
 ESCAPE_TO_HOST = Technique(uid="T1611", name="Escape to Host")
 # A forged promotion decision: manipulating the stored data a defence acts on.
 STORED_DATA_MANIPULATION = Technique(uid="T1565.001", name="Data Manipulation: Stored Data Manipulation")
+CLUSTER_ROLE_BINDING = Technique(uid="T1098.006", name="Account Manipulation: Additional Container Cluster Roles")
+CONTAINER_ADMIN_COMMAND = Technique(uid="T1609", name="Container Administration Command")
+ACCESS_TOKEN = Technique(uid="T1528", name="Steal Application Access Token")
+
+_READ_VERBS = frozenset({"get", "list", "watch"})
+_WRITE_VERBS = frozenset({"create", "update", "patch"})
+
+# The identity surface's one table: (verbs, API group, resource[/subresource], technique), the
+# first match wins; any other API call of an agent's ServiceAccount is discovery (T1613).
+IDENTITY_TECHNIQUES: tuple[tuple[frozenset[str], str, str, Technique], ...] = (
+    (_WRITE_VERBS, "rbac.authorization.k8s.io", "rolebindings", CLUSTER_ROLE_BINDING),
+    (_WRITE_VERBS, "rbac.authorization.k8s.io", "clusterrolebindings", CLUSTER_ROLE_BINDING),
+    (_WRITE_VERBS | {"escalate", "bind"}, "rbac.authorization.k8s.io", "roles", CLUSTER_ROLE_BINDING),
+    (_WRITE_VERBS | {"escalate", "bind"}, "rbac.authorization.k8s.io", "clusterroles", CLUSTER_ROLE_BINDING),
+    (frozenset({"create", "get"}), "core", "pods/exec", CONTAINER_ADMIN_COMMAND),
+    (frozenset({"create", "get"}), "core", "pods/attach", CONTAINER_ADMIN_COMMAND),
+    (_READ_VERBS, "core", "secrets", CONTAINER_API_CREDS),
+    (frozenset({"create"}), "core", "serviceaccounts/token", ACCESS_TOKEN),
+)
 
 BY_ID = {
     t.uid: t
@@ -43,8 +62,19 @@ BY_ID = {
         LOCAL_DATA,
         ESCAPE_TO_HOST,
         STORED_DATA_MANIPULATION,
+        CLUSTER_ROLE_BINDING,
+        CONTAINER_ADMIN_COMMAND,
+        ACCESS_TOKEN,
     )
 }
+
+
+def for_k8s_api(call: K8sApiCall) -> Technique:
+    """What an agent's API call points at, from IDENTITY_TECHNIQUES."""
+    for verbs, group, resource, technique in IDENTITY_TECHNIQUES:
+        if call.verb in verbs and call.group == group and call.resource == resource:
+            return technique
+    return RESOURCE_DISCOVERY
 
 
 def for_behaviour(behaviour: Behaviour) -> list[Technique]:
@@ -53,7 +83,7 @@ def for_behaviour(behaviour: Behaviour) -> list[Technique]:
     if isinstance(behaviour, Egress | Dns):
         return [C2_APP_PROTOCOL]
     if isinstance(behaviour, K8sApiCall):
-        return [CONTAINER_API_CREDS] if behaviour.is_secret_read else [RESOURCE_DISCOVERY]
+        return [for_k8s_api(behaviour)]
     if isinstance(behaviour, Exec):
         return [INTERPRETER]
     if isinstance(behaviour, File):

@@ -123,7 +123,7 @@ ENRICHED = Topic(
     "runward.events.enriched",
     "deployment id",
     EnrichedEvent,
-    ("ingest", "profiler (flush punctuation)"),
+    ("ingest", "profiler (flush punctuation)", "api (approver: baseline acceptance)"),
     ("bom", "profiler"),
     retention_ms=21 * DAY_MS,  # the longest observation window: an APD can be rebuilt by replaying it
 )
@@ -135,7 +135,7 @@ ATTACK_STORIES = Topic(
     "runward.attack-stories",
     "deployment id",
     AttackStory,
-    ("correlator",),
+    ("correlator", "api (approver: story lifecycle)"),
     ("SOC", "enforcer", "api (store)"),
     retention_ms=90 * DAY_MS,  # incident investigations reach back months
 )

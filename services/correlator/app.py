@@ -6,6 +6,7 @@ signals  ->  attack-stories (keyed by deployment id; a story is re-published as 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -13,19 +14,22 @@ from runward.core.config import Settings, settings
 from runward.core.contracts import Signal
 from runward.core.stage import Context, Output, Stage
 from runward.core.topics import ATTACK_STORIES, SIGNALS
-from services.correlator.story import StoryState, correlate
+from services.correlator.story import StoryBook, link
 
 
 def build(config: Settings) -> Stage:
     stage = Stage("correlator", inputs=[SIGNALS], outputs=[ATTACK_STORIES], config=config)
-    open_stories = stage.model_table("open-story", StoryState)
+    open_stories = stage.model_table("open-story", StoryBook)
     gap = timedelta(seconds=config.story_gap_s)
 
     async def handle(signal: Signal, ctx: Context) -> Sequence[Output]:
-        state, story = correlate(open_stories.get(signal.deployment), signal, gap)
-        open_stories[signal.deployment] = state
-        stage.put_story(story)
-        return [Output(ATTACK_STORIES, story.deployment, story, latest_of=story.story_id)]
+        book, stories = link(open_stories.get(signal.deployment), signal, gap)
+        open_stories[signal.deployment] = book
+        for story in stories:
+            # Directly, not with the batch: the store reopens a resolved story that grew and keeps
+            # its lifecycle, which the batch upsert does not know about.
+            await asyncio.to_thread(stage.store.put_story, story)
+        return [Output(ATTACK_STORIES, story.deployment, story, latest_of=story.story_id) for story in stories]
 
     stage.run(handle)
     return stage

@@ -26,6 +26,15 @@ def _ms(story_time: Any) -> int:
     return int(story_time.timestamp() * 1000)
 
 
+def _status(story: AttackStory) -> StatusID:
+    """The SOC's lifecycle as OCSF status: a false positive is suppressed, other closes resolved."""
+    if story.merged_into:
+        return StatusID.Archived  # told whole by the story it was merged into
+    if story.lifecycle == "resolved":
+        return StatusID.Suppressed if story.resolution == "false_positive" else StatusID.Resolved
+    return StatusID.InProgress if story.lifecycle == "acknowledged" else StatusID.New
+
+
 def detection_finding(story: AttackStory) -> dict[str, Any]:
     first = story.version == 1
     namespace, _, name = story.deployment.partition("/")
@@ -35,7 +44,9 @@ def detection_finding(story: AttackStory) -> dict[str, Any]:
         type_uid=DetectionFindingTypeID.Create if first else DetectionFindingTypeID.Update,
         severity_id=SeverityID(story.severity),
         severity=SeverityID(story.severity).name,
-        status_id=StatusID.New,
+        status_id=_status(story),
+        status=_status(story).name,
+        status_detail=story.resolution,
         time=_ms(story.last_seen),
         start_time=_ms(story.first_seen),
         end_time=_ms(story.last_seen),

@@ -7,72 +7,118 @@ Pure logic; `ocsf.py` renders the story for the SOC.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
 from runward.core import techniques
-from runward.core.contracts import AttackStory, Signal, StoryStatus, Surface, Technique
+from runward.core.contracts import (
+    AttackStory,
+    Resolution,
+    Signal,
+    StoryLifecycle,
+    StoryStatus,
+    Surface,
+    Technique,
+)
 from services.correlator.ocsf import detection_finding
 
 # The brief's four detection surfaces: a story spanning several is far more likely an attack.
 AI_SURFACES = frozenset({Surface.INPUT, Surface.TOOL, Surface.IDENTITY, Surface.MULTI_AGENT})
 
 
-# Signals a story keeps (the latest): a story can grow for as long as an agent misbehaves, and
-# re-rendering and re-storing every signal it ever had made each signal cost the story's length.
-# What the story says about all of them (count, surfaces, techniques, severity) is kept aside.
-MAX_STORY_SIGNALS = 20
-
-
 class StoryState(BaseModel):
     story_id: str | None = None
     version: int = 0
-    signals: list[Signal] = Field(default_factory=list)  # the latest MAX_STORY_SIGNALS, by time
-    signal_count: int = 0
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
-    severity: int = 1
-    surfaces: list[Surface] = Field(default_factory=list)
-    techniques: list[Technique] = Field(default_factory=list)
-    all_correlated: bool = True
-    # When the first tool call and the latest uncorrelated new egress happened (the exfiltration rule).
-    first_tool_at: datetime | None = None
-    last_egress_at: datetime | None = None
+    signals: list[Signal] = Field(default_factory=list)
 
 
-def correlate(state: StoryState | None, signal: Signal, gap: timedelta) -> tuple[StoryState, AttackStory]:
-    state = (state or StoryState()).model_copy()
-    if state.story_id is None or state.last_seen is None or signal.ts - state.last_seen > gap:
-        state = StoryState(story_id=_story_id(signal))
-    if any(s.signal_id == signal.signal_id for s in state.signals):
-        return state, _story(state)  # redelivery: same story, same version
-    _add(state, signal)
-    state.version += 1
-    return state, _story(state)
+class StoryBook(BaseModel):
+    """One agent's recent stories (the correlator's table value, keyed by Deployment)."""
+
+    stories: list[StoryState] = Field(default_factory=list)
 
 
-def _add(state: StoryState, signal: Signal) -> None:
-    kept = [*state.signals]
-    bisect.insort(kept, signal, key=lambda s: s.ts)
-    state.signals = kept[-MAX_STORY_SIGNALS:]
-    state.signal_count += 1
-    state.first_seen = min(state.first_seen or signal.ts, signal.ts)
-    state.last_seen = max(state.last_seen or signal.ts, signal.ts)
-    state.severity = max(state.severity, signal.severity)
-    if signal.surface not in state.surfaces:
-        state.surfaces = sorted([*state.surfaces, signal.surface], key=lambda s: s.value)
-    known = {t.uid for t in state.techniques}
-    new = [t for t in signal.techniques if t.uid not in known]
-    if new:
-        state.techniques = [*state.techniques, *new]
-    state.all_correlated = state.all_correlated and signal.deployment_correlated
-    if signal.surface in {Surface.TOOL, Surface.MULTI_AGENT}:
-        state.first_tool_at = min(state.first_tool_at or signal.ts, signal.ts)
-    if signal.surface is Surface.NETWORK and not signal.deployment_correlated:
-        state.last_egress_at = max(state.last_egress_at or signal.ts, signal.ts)
+# A shared entity beyond the Deployment (the same pod, ServiceAccount, destination, tool, trace)
+# links two signals this many story gaps apart: a slow attack keeps to one pod or one destination.
+ENTITY_LINK_GAPS = 8
+# Stories whose last signal is this many entity links behind the newest are no longer linkable.
+HORIZON_LINKS = 2
+
+
+def entities(signal: Signal) -> frozenset[str]:
+    """What a signal names besides its Deployment, each as `kind:value`."""
+    found: set[str] = set()
+    evidence = signal.evidence
+    for key in ("pod", "service_account", "trace_id"):
+        if evidence.get(key):
+            found.add(f"{key}:{evidence[key]}")
+    detail = evidence.get("detail") or {}
+    if isinstance(detail, dict):
+        if detail.get("tool_call_id"):
+            found.add(f"tool_session:{detail['tool_call_id']}")
+        for key in ("dns_name", "address"):
+            if detail.get(key):
+                found.add(f"destination:{detail[key]}")
+    behaviour = signal.behaviour
+    host = getattr(behaviour, "host", None) or getattr(behaviour, "name", None)
+    if host and getattr(behaviour, "kind", None) in {"egress", "dns"}:
+        found.add(f"destination:{host}")
+    return frozenset(found)
+
+
+def linked(a: Signal, b: Signal, gap: timedelta) -> bool:
+    """Two signals of one agent belong together: close in event time, or sharing an entity and
+    within the longer entity link. Symmetric and by event time, so arrival order cannot matter."""
+    apart = abs(a.ts - b.ts)
+    if apart <= gap:
+        return True
+    return apart <= gap * ENTITY_LINK_GAPS and bool(entities(a) & entities(b))
+
+
+def link(book: StoryBook | None, signal: Signal, gap: timedelta) -> tuple[StoryBook, list[AttackStory]]:
+    """Add a signal to the agent's stories: it joins every story it links to (each link bounded
+    by the gap, not the whole story), merging them; otherwise it starts one.
+
+    Returns the stories to publish: first the signal's, then any it absorbed (marked merged, so
+    they stop holding the promotion gate). A merged story keeps the id of the earliest story."""
+    book = (book or StoryBook()).model_copy(deep=True)
+    for state in book.stories:
+        if any(s.signal_id == signal.signal_id for s in state.signals):
+            return book, [_story(state)]  # redelivery: same story, same version
+    joined = [st for st in book.stories if any(linked(signal, s, gap) for s in st.signals)]
+    rest = [st for st in book.stories if st not in joined]
+    if not joined:
+        state = StoryState(story_id=_story_id(signal), signals=[signal], version=1)
+        book.stories = _recent([*rest, state], signal, gap)
+        return book, [_story(state)]
+    joined.sort(key=lambda st: st.signals[0].ts)
+    keeper, absorbed = joined[0], joined[1:]
+    keeper.signals = sorted(
+        [*keeper.signals, signal, *(s for st in absorbed for s in st.signals)], key=lambda s: (s.ts, s.signal_id)
+    )
+    keeper.version += 1
+    merged = []
+    for st in absorbed:
+        st.version += 1
+        story = _story(st)
+        story.merged_into = keeper.story_id
+        story.ocsf = detection_finding(story)
+        merged.append(story)
+    book.stories = _recent([*rest, keeper], signal, gap)
+    return book, [_story(keeper), *merged]
+
+
+def _recent(stories: list[StoryState], newest: Signal, gap: timedelta) -> list[StoryState]:
+    horizon = gap * ENTITY_LINK_GAPS * HORIZON_LINKS
+    return [st for st in stories if newest.ts - st.signals[-1].ts <= horizon]
+
+
+def correlate(state: StoryBook | None, signal: Signal, gap: timedelta) -> tuple[StoryBook, AttackStory]:
+    """The story a signal is in, after `link`."""
+    book, stories = link(state, signal, gap)
+    return book, stories[0]
 
 
 def _story_id(first: Signal) -> str:
@@ -81,37 +127,42 @@ def _story_id(first: Signal) -> str:
 
 def _story(state: StoryState) -> AttackStory:
     signals = state.signals
-    surfaces = state.surfaces
-    techs = _techniques(state)
-    correlated = state.all_correlated
-    severity = state.severity
+    surfaces = sorted({s.surface for s in signals}, key=lambda s: s.value)
+    techs = _techniques(signals)
+    correlated = all(s.deployment_correlated for s in signals)
+    severity = max(s.severity for s in signals)
     if not correlated:
         # Each further surface the story spans makes a coincidence less likely.
         severity = min(5, severity + len(set(surfaces) & AI_SURFACES) - 1 if set(surfaces) & AI_SURFACES else severity)
-    assert state.story_id is not None and state.first_seen is not None and state.last_seen is not None
+    assert state.story_id is not None
     story = AttackStory(
         story_id=state.story_id,
         deployment=signals[0].deployment,
         version=state.version,
-        first_seen=state.first_seen,
-        last_seen=state.last_seen,
+        first_seen=signals[0].ts,
+        last_seen=signals[-1].ts,
         status=StoryStatus.EXPECTED_DRIFT if correlated else StoryStatus.POTENTIAL_COMPROMISE,
         severity=1 if correlated else severity,
         surfaces=surfaces,
         techniques=techs,
         narrative=[_line(s) for s in signals],
         signals=signals,
-        signal_count=state.signal_count,
         ocsf={},
     )
     story.ocsf = detection_finding(story)
     return story
 
 
-def _techniques(state: StoryState) -> list[Technique]:
-    found = {t.uid: t for t in state.techniques}
+def _techniques(signals: list[Signal]) -> list[Technique]:
+    found: dict[str, Technique] = {}
+    for s in signals:
+        for t in s.techniques:
+            found.setdefault(t.uid, t)
     # A tool call followed by new egress in one story is exfiltration through the agent's tools.
-    if state.first_tool_at and state.last_egress_at and state.last_egress_at >= state.first_tool_at:
+    tool_at = min((s.ts for s in signals if s.surface in {Surface.TOOL, Surface.MULTI_AGENT}), default=None)
+    if tool_at and any(
+        s.surface is Surface.NETWORK and s.ts >= tool_at and not s.deployment_correlated for s in signals
+    ):
         found.setdefault(techniques.EXFIL_VIA_TOOL.uid, techniques.EXFIL_VIA_TOOL)
     return sorted(found.values(), key=lambda t: t.uid)
 
@@ -121,4 +172,44 @@ def _line(signal: Signal) -> str:
     ids = ", ".join(t.uid for t in signal.techniques)
     return f"{when.isoformat(timespec='seconds')} [{signal.surface.value}] {signal.title}" + (
         f" ({ids})" if ids else ""
+    )
+
+
+# --- lifecycle: the SOC's work on a story -----------------------------------------------------
+
+# action -> the lifecycles it may start from. Reopening is also the correlator's, when new linked
+# signals join a resolved story (the store records it).
+TRANSITIONS: dict[str, tuple[frozenset[StoryLifecycle], StoryLifecycle]] = {
+    "acknowledge": (frozenset({StoryLifecycle.OPEN}), StoryLifecycle.ACKNOWLEDGED),
+    "resolve": (frozenset({StoryLifecycle.OPEN, StoryLifecycle.ACKNOWLEDGED}), StoryLifecycle.RESOLVED),
+    "reopen": (frozenset({StoryLifecycle.RESOLVED}), StoryLifecycle.OPEN),
+}
+
+
+class LifecycleRefused(ValueError):
+    """The action does not apply to the story as it is; the message says why."""
+
+
+def transition(story: AttackStory, action: str, resolution: Resolution | None = None) -> AttackStory:
+    """The story after an approver's action, its OCSF status re-rendered; raises LifecycleRefused."""
+    if action not in TRANSITIONS:
+        raise LifecycleRefused(f"unknown story action {action!r}; one of {', '.join(TRANSITIONS)}")
+    sources, target = TRANSITIONS[action]
+    if story.lifecycle not in sources:
+        raise LifecycleRefused(
+            f"story {story.story_id} is {story.lifecycle.value}: it cannot be {action}d "
+            f"(only from {', '.join(sorted(s.value for s in sources))})"
+        )
+    if (action == "resolve") != (resolution is not None):
+        raise LifecycleRefused("resolve needs a resolution (true_positive, false_positive, benign); other actions none")
+    updated = story.model_copy(update={"lifecycle": target, "resolution": resolution})
+    updated.ocsf = detection_finding(updated)
+    return updated
+
+
+def accepted_behaviours(story: AttackStory) -> list[str]:
+    """What a false-positive acceptance would add to the baseline: the story's deviations
+    (input findings are not behaviours of the agent and are never accepted)."""
+    return sorted(
+        {s.behaviour.key for s in story.signals if s.behaviour is not None and s.surface is not Surface.INPUT}
     )

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from runward.core.contracts import ApdRevision, AttackStory, EnforcementMode, PolicyBundle, StoryStatus, WindowStatus
+from runward.core.contracts import (
+    ApdRevision,
+    AttackStory,
+    EnforcementMode,
+    PolicyBundle,
+    StoryLifecycle,
+    StoryStatus,
+    WindowStatus,
+)
 
 _ORDER = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
 
@@ -62,8 +70,12 @@ def open_stories(stories: Sequence[AttackStory], bundle: PolicyBundle | None) ->
 
 
 def holds(story: AttackStory) -> bool:
-    """Whether a story, in its latest version, holds its agent's gate (rule 3)."""
-    return story.status is StoryStatus.POTENTIAL_COMPROMISE
+    """Whether a story, in its latest version, holds its agent's gate (rule 3): unresolved only."""
+    return (
+        story.status is StoryStatus.POTENTIAL_COMPROMISE
+        and story.lifecycle is not StoryLifecycle.RESOLVED
+        and not story.merged_into
+    )
 
 
 def evaluate(

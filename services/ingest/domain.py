@@ -58,6 +58,7 @@ from runward.core.contracts import (
     ToolCall,
     deployment_id,
 )
+from runward.core.contracts.revision import PodTemplateRevision, pod_template_revision, same_revision, template_hash
 from runward.core.redaction import redact_argv, redact_text, redact_value
 from services.ingest.injection import Detector, shipped_model
 
@@ -77,6 +78,7 @@ class Identity:
     namespace: str
     pod: str | None
     service_account: str | None
+    revision: str | None = None  # the pod-template revision the pod runs, when known
 
 
 # --- event time ------------------------------------------------------------------------------
@@ -114,60 +116,99 @@ def trust_time(event: EnrichedEvent, received_at: datetime, max_skew: timedelta)
 # --- Kubernetes objects ---------------------------------------------------------------------
 
 _POD_TEMPLATE_HASH = re.compile(r"-[a-z0-9]{5,10}$")
+WORKLOAD_KINDS = frozenset({"Pod", "ReplicaSet", "Deployment"})
+RBAC_KINDS = frozenset({"ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
 
 
 def apply_k8s_object(registry: Registry, event: K8sObjectEvent, ts: datetime, source: SourceRef) -> list[EnrichedEvent]:
-    """Learn ownership from Pods/ReplicaSets; turn Deployment spec changes into events."""
+    """Learn ownership, revisions and identities from cluster objects; turn Deployment revisions into events."""
     obj = event.object
     kind = obj.get("kind")
     meta = obj.get("metadata") or {}
     namespace, name = meta.get("namespace") or "default", meta.get("name")
-    if not name or kind not in {"Pod", "ReplicaSet", "Deployment"}:
+    if not name or kind not in WORKLOAD_KINDS | RBAC_KINDS:
         raise RejectedRecord(
-            f"k8s object without metadata.name or of unsupported kind {kind!r}; "
-            "send Pod, ReplicaSet or Deployment objects as the API server returns them"
+            f"k8s object without metadata.name or of unsupported kind {kind!r}; send "
+            + ", ".join(sorted(WORKLOAD_KINDS | RBAC_KINDS))
+            + " objects as the API server returns them"
         )
+    if kind in RBAC_KINDS:
+        apply_rbac_object(registry, event, str(kind), namespace, name)
+        return []
     if kind == "ReplicaSet":
         owner = _controller(meta, "Deployment")
         if owner:
             registry[f"rs:{namespace}/{name}"] = owner
+            template = (obj.get("spec") or {}).get("template") or {}
+            revision = event.revision.template_hash if event.revision else template_hash(template)
+            registry[f"rsrev:{namespace}/{name}"] = revision
         return []
     if kind == "Pod":
-        deployment = _pod_deployment(registry, namespace, meta)
-        if deployment is None:
-            return []  # not an agent Deployment's pod (a Job, a bare pod): nothing to attribute
-        spec = obj.get("spec") or {}
-        identity = {
-            "deployment": deployment,
-            "namespace": namespace,
-            "pod": name,
-            "service_account": spec.get("serviceAccountName") or "default",
-        }
-        released = learn_service_account(registry, Identity(deployment, namespace, name, identity["service_account"]))
-        if meta.get("uid"):
-            registry[f"pod:{meta['uid']}"] = identity
-        for status in (obj.get("status") or {}).get("containerStatuses") or []:
-            container_id = (status.get("containerID") or "").split("://")[-1]
-            if container_id:
-                registry[f"cid:{container_id}"] = identity
-        return released
-    # Deployment
+        return _apply_pod(registry, event, namespace, name, meta)
+    return _apply_deployment(registry, event, ts, source, namespace, name)
+
+
+def _apply_pod(
+    registry: Registry, event: K8sObjectEvent, namespace: str, name: str, meta: dict[str, Any]
+) -> list[EnrichedEvent]:
+    deployment = _pod_deployment(registry, namespace, meta)
+    if deployment is None:
+        return []  # not an agent Deployment's pod (a Job, a bare pod): nothing to attribute
+    spec = event.object.get("spec") or {}
+    replica_set = _controller(meta, "ReplicaSet") or ""
+    # The revision a pod runs: the watcher names it; else its ReplicaSet's template, as ingest saw it.
+    revision = event.revision.template_hash if event.revision else registry.get(f"rsrev:{namespace}/{replica_set}")
+    identity = {
+        "deployment": deployment,
+        "namespace": namespace,
+        "pod": name,
+        "service_account": spec.get("serviceAccountName") or "default",
+        "revision": revision,
+        "replica_set": replica_set,
+    }
+    if event.type == "DELETED":
+        return []
+    registry[f"podname:{namespace}/{name}"] = identity
+    released = learn_service_account(registry, Identity(deployment, namespace, name, identity["service_account"]))
+    if meta.get("uid"):
+        registry[f"pod:{meta['uid']}"] = identity
+    for status in (event.object.get("status") or {}).get("containerStatuses") or []:
+        container_id = (status.get("containerID") or "").split("://")[-1]
+        if container_id:
+            registry[f"cid:{container_id}"] = identity
+    return released
+
+
+def _apply_deployment(
+    registry: Registry, event: K8sObjectEvent, ts: datetime, source: SourceRef, namespace: str, name: str
+) -> list[EnrichedEvent]:
+    """A Deployment revision is its pod template (`runward.core.contracts.revision`), not
+    `metadata.generation`: scaling and annotation- or label-only edits are no rollout an attacker
+    could hide behaviour in. An autonomy change is still told to the profiler, as no rollout."""
+    obj, meta = event.object, event.object.get("metadata") or {}
     dep = deployment_id(namespace, name)
     previous = registry.get(f"dep:{dep}") or {}
-    generation = int(meta.get("generation") or 0)
     template = (obj.get("spec") or {}).get("template") or {}
     pod_spec = template.get("spec") or {}
-    annotations = meta.get("annotations") or {}
+    revision = event.revision or pod_template_revision(template)
     state = {
-        "generation": generation,
-        "autonomy": autonomy_of(annotations.get(AUTONOMY_ANNOTATION)).value,
+        "generation": int(meta.get("generation") or 0),
+        "autonomy": autonomy_of((meta.get("annotations") or {}).get(AUTONOMY_ANNOTATION)).value,
         "service_account": pod_spec.get("serviceAccountName") or "default",
         "images": sorted(c.get("image", "") for c in pod_spec.get("containers") or []),
+        "revision": revision.template_hash,
+        "image_digests": revision.image_digests,
     }
     registry[f"dep:{dep}"] = state
-    changed = bool(previous) and generation > int(previous.get("generation", 0))
-    if event.type == "DELETED" or (previous and not changed):
+    changed = bool(previous) and not _same_revision(previous, state)
+    if event.type == "DELETED" or (previous and not changed and previous.get("autonomy") == state["autonomy"]):
         return []
+    detail = {
+        **{k: v for k, v in state.items() if k != "image_digests"},
+        "changed": changed,
+        "previous_generation": previous.get("generation"),
+        "previous_revision": previous.get("revision"),
+    }
     return [
         EnrichedEvent(
             event_id=_event_id(source),
@@ -177,12 +218,46 @@ def apply_k8s_object(registry: Registry, event: K8sObjectEvent, ts: datetime, so
             service_account=state["service_account"],
             surface=Surface.DEPLOYMENT,
             kind="deployment_spec",
-            detail=DeploymentSpecInfo.model_validate(
-                {**state, "changed": changed, "previous_generation": previous.get("generation")}
-            ),
+            detail=DeploymentSpecInfo.model_validate(detail),
             source=source,
         )
     ]
+
+
+def _same_revision(previous: dict[str, Any], state: dict[str, Any]) -> bool:
+    if "revision" not in previous:
+        return True  # learnt before revisions were kept: the next template change is the first we can tell
+    return same_revision(
+        PodTemplateRevision(template_hash=previous["revision"], image_digests=previous.get("image_digests") or {}),
+        PodTemplateRevision(template_hash=state["revision"], image_digests=state.get("image_digests") or {}),
+    )
+
+
+def apply_rbac_object(registry: Registry, event: K8sObjectEvent, kind: str, namespace: str, name: str) -> None:
+    """ServiceAccounts, Roles and bindings: what the identity surface needs to name who may do what.
+
+    Kept per ServiceAccount: the bindings that grant it something, and each role's rules.
+    """
+    obj, deleted = event.object, event.type == "DELETED"
+    if kind == "ServiceAccount":
+        registry[f"saobj:{namespace}/{name}"] = (
+            None if deleted else {"automount": obj.get("automountServiceAccountToken")}
+        )
+        return
+    if kind in {"Role", "ClusterRole"}:
+        key = f"role:{namespace}/{name}" if kind == "Role" else f"clusterrole:{name}"
+        registry[key] = None if deleted else {"rules": obj.get("rules") or []}
+        return
+    binding = f"{kind}:{namespace}/{name}" if kind == "RoleBinding" else f"{kind}:{name}"
+    role_ref = obj.get("roleRef") or {}
+    for subject in obj.get("subjects") or []:
+        if subject.get("kind") != "ServiceAccount" or not subject.get("name"):
+            continue
+        sa = f"{subject.get('namespace') or namespace}/{subject['name']}"
+        grants = {k: v for k, v in (registry.get(f"sabindings:{sa}") or {}).items() if k != binding}
+        if not deleted:
+            grants[binding] = {"kind": role_ref.get("kind"), "name": role_ref.get("name")}
+        registry[f"sabindings:{sa}"] = grants
 
 
 def _controller(meta: dict[str, Any], kind: str) -> str | None:
@@ -208,19 +283,36 @@ def _pod_deployment(registry: Registry, namespace: str, meta: dict[str, Any]) ->
 def attribute(registry: Registry, attribution: Attribution) -> Identity:
     if attribution.deployment:
         namespace = attribution.namespace or attribution.deployment.partition("/")[0]
-        return Identity(attribution.deployment, namespace, attribution.pod, attribution.service_account)
+        pod = registry.get(f"podname:{namespace}/{attribution.pod}") if attribution.pod else None
+        revision = _pod_revision(registry, pod) if pod and pod.get("deployment") == attribution.deployment else None
+        return Identity(attribution.deployment, namespace, attribution.pod, attribution.service_account, revision)
     for key in (
         f"pod:{attribution.pod_uid}" if attribution.pod_uid else None,
         f"cid:{attribution.container_id}" if attribution.container_id else None,
     ):
         known = registry.get(key) if key else None
         if known:
-            return Identity(known["deployment"], known["namespace"], known["pod"], known["service_account"])
+            return Identity(
+                known["deployment"],
+                known["namespace"],
+                known["pod"],
+                known["service_account"],
+                _pod_revision(registry, known),
+            )
     raise RejectedRecord(
         "cannot attribute event to a Deployment: no pod known for "
         f"pod_uid={attribution.pod_uid!r} container_id={attribution.container_id!r}; "
         "publish the Pod and ReplicaSet objects to runward.raw.k8s or set attribution.deployment"
     )
+
+
+def _pod_revision(registry: Registry, pod: dict[str, Any]) -> str | None:
+    """The revision a pod runs; looked up again when its ReplicaSet arrived after it (raw k8s
+    records are keyed per object, so they race across partitions)."""
+    if pod.get("revision"):
+        return str(pod["revision"])
+    found = registry.get(f"rsrev:{pod['namespace']}/{pod.get('replica_set') or ''}")
+    return str(found) if found else None
 
 
 # --- sensor events ------------------------------------------------------------------------------
@@ -261,6 +353,7 @@ def enrich_sensor(registry: Registry, event: RawSensorEvent, source: SourceRef) 
         "namespace": who.namespace,
         "pod": who.pod,
         "service_account": who.service_account,
+        "revision": who.revision,
         "partial": event.kernel_losses > 0,
         "source": source,
     }
@@ -478,6 +571,7 @@ def enrich_llm(
             namespace=who.namespace,
             pod=who.pod,
             service_account=who.service_account,
+            revision=who.revision,
             surface=surface,
             kind=event.operation,
             behaviour=behaviour,

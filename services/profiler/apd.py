@@ -2,6 +2,14 @@
 
 One APD per Deployment: pods, replicas and restarts of the same Deployment fold into it.
 Pure logic; the Faust app keeps `ApdState` in a changelogged table and the store.
+
+The drift rule (what an attacker cannot teach the baseline): once the observation window is
+complete, a new behaviour is expected drift only if it first appears in a pod of a revision newer
+than the baseline's (a revision is the pod template, never a scale or an annotation edit), within
+the drift window after that rollout began, and pods of the old revision have not shown it; input-
+and identity-surface behaviours are never drift. Drift is learnt into `pending`, which the
+enforcer may apply in observe/audit but which reaches an enforce-mode policy only once an
+approver accepts it. Anything else new after the window is a signal and is never learnt.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from runward.core.config import observation_window
 from runward.core.contracts import (
     ApdRevision,
     Autonomy,
+    BaselineAcceptInfo,
     Behaviour,
     ConnectInfo,
     DeploymentSpecInfo,
@@ -25,11 +34,14 @@ from runward.core.contracts import (
     EnrichedEvent,
     ExecInfo,
     FlushInfo,
+    K8sApiInfo,
     LlmCallInfo,
     Signal,
     Surface,
     Syscall,
+    Technique,
     WindowStatus,
+    parse_behaviour,
 )
 from services.profiler.tools import ToolProfile, fold_tools
 
@@ -74,6 +86,12 @@ class ApdState(BaseModel):
     )
     last_revision_at: datetime | None = None
     tool_profile: ToolProfile = Field(default_factory=ToolProfile, description="services/profiler/tools.py")
+    baseline_revision: str | None = Field(default=None, description="pod-template revision the baseline was learnt on")
+    rollout_revision: str | None = Field(default=None, description="a newer revision being rolled out, if any")
+    pending: dict[str, list[str]] = Field(
+        default_factory=dict, description="drift of the rollout learnt pending approval: observe/audit only"
+    )
+    watermark: datetime | None = Field(default=None, description="the latest event time folded")
 
 
 @dataclass
@@ -94,6 +112,7 @@ class Observation:
     category: str
     key: str
     behaviour: Behaviour | None = None
+    parent: Behaviour | None = None  # for a refinement: the behaviour it refines
 
 
 @dataclass
@@ -122,6 +141,8 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     if isinstance(event.detail, DeploymentSpecInfo):
         _apply_deployment_spec(state, event.ts, event.detail)
         return result
+    if isinstance(event.detail, BaselineAcceptInfo):
+        return _accepted(state, event, event.detail, policy)
 
     new_pod = _note_pod(state, event.pod)
     added: dict[str, list[str]] = {}
@@ -134,13 +155,39 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     for observation in observations(event):
         if _learn(state, result, event, observation, status, policy):
             added.setdefault(observation.category, []).append(observation.key)
+    hijacked = any(s.surface in NEVER_DRIFT and not s.deployment_correlated for s in result.signals)
+    if hijacked and _void_drift(state, event.ts, policy):
+        added.setdefault("_flags", []).append("drift_voided")  # published now: policies must drop it
     return _maybe_publish(state, result, event, policy, added, new_pod)
+
+
+def _void_drift(state: ApdState, ts: datetime, policy: Policy) -> bool:
+    """An input finding or an identity deviation during a rollout's drift window: the rollout no
+    longer explains anything new. What was pending becomes evidence, never baseline."""
+    change = state.last_deployment_change
+    if state.rollout_revision is None or change is None:
+        return False
+    if not timedelta(0) <= ts - change <= timedelta(seconds=policy.drift_correlation_s):
+        return False
+    voided = [k for c, keys in state.pending.items() if c not in SILENT_CATEGORIES for k in keys]
+    state.deviations_signalled = [
+        *state.deviations_signalled,
+        *(k for k in voided if k not in state.deviations_signalled),
+    ]
+    state.pending, state.rollout_revision = {}, None
+    return True
 
 
 def _apply_deployment_spec(state: ApdState, ts: datetime, spec: DeploymentSpecInfo) -> None:
     state.autonomy = spec.autonomy
-    if spec.changed:
-        state.last_deployment_change = ts
+    if spec.revision is None:
+        return  # no pod template known: nothing can be told apart as a rollout's drift
+    if state.baseline_revision is None:
+        state.baseline_revision = spec.revision
+    elif spec.changed and spec.revision != state.baseline_revision:
+        state.rollout_revision, state.last_deployment_change = spec.revision, ts
+    elif spec.changed:
+        state.rollout_revision = None  # rolled back to the baseline's revision: no drift to expect
 
 
 def _note_pod(state: ApdState, pod: str | None) -> bool:
@@ -159,25 +206,128 @@ def _learn(
     status: WindowStatus,
     policy: Policy,
 ) -> bool:
-    """Learn one observation into the envelope, or signal it as a deviation; True when learnt."""
+    """Learn one observation into the envelope (or its pending drift), or signal it; True when learnt."""
     category, key = observation.category, observation.key
+    if denied(event):
+        return _attempted(state, result, event, observation, status)
     known = state.behaviours.get(category, [])
     if key in known:
         return False
-    if status is WindowStatus.COMPLETE and category not in SILENT_CATEGORIES and observation.behaviour is not None:
-        correlated = _deployment_correlated(state, event.ts, policy)
-        if key not in state.deviations_signalled or correlated:
-            result.signals.append(_deviation(event, observation.behaviour, correlated))
-        if not correlated:
-            # An unexplained deviation is evidence, never baseline: learning it would hide a repeat.
-            if key not in state.deviations_signalled:
-                state.deviations_signalled = [*state.deviations_signalled, key]
+    if status is not WindowStatus.COMPLETE:
+        _add(state.behaviours, category, key)
+        _note_novel(state, category, event.ts)
+        return True
+    if observation.behaviour is None:
+        return _refine(state, observation)
+    drift = _is_drift(state, event, observation, policy)
+    pending = key in state.pending.get(category, [])
+    if pending and drift:
+        return False  # the rollout's pods again: already pending approval
+    if key not in state.deviations_signalled or drift:
+        result.signals.append(_deviation(event, observation.behaviour, drift))
+    if drift:
+        _add(state.pending, category, key)
+        _note_novel(state, category, event.ts)
+        return True
+    if pending:
+        # Old-revision pods (or the window is over) show it too: it was never the rollout's drift.
+        state.pending[category] = [k for k in state.pending[category] if k != key]
+    # An unexplained deviation is evidence, never baseline: learning it would hide a repeat.
+    if key not in state.deviations_signalled:
+        state.deviations_signalled = [*state.deviations_signalled, key]
+    return False
+
+
+def denied(event: EnrichedEvent) -> bool:
+    """An API call the cluster refused: attempted, not achieved."""
+    return isinstance(event.detail, K8sApiInfo) and event.detail.code in {401, 403}
+
+
+def _attempted(
+    state: ApdState, result: FoldResult, event: EnrichedEvent, observation: Observation, status: WindowStatus
+) -> bool:
+    """A refused call is never baseline (the agent does not hold that permission, so learning it
+    would hide the day it does); after the window it is a signal of its own, weighted apart from
+    the same call achieved so a refused try cannot mask a later success."""
+    marker = f"{observation.key} (denied)"
+    if (
+        status is WindowStatus.COMPLETE
+        and observation.behaviour is not None
+        and marker not in state.deviations_signalled
+    ):
+        state.deviations_signalled = [*state.deviations_signalled, marker]
+        result.signals.append(_deviation(event, observation.behaviour, False))
+    return False
+
+
+def _refine(state: ApdState, observation: Observation) -> bool:
+    """After the window a refinement (an exec's arguments, an egress' address) follows its
+    behaviour: into the baseline if the behaviour is there, pending if it is pending, else nowhere
+    (the address of a signalled destination must never reach a NetworkPolicy)."""
+    parent = observation.parent
+    if parent is None:
+        return False
+    if parent.key in state.behaviours.get(parent.category, []):
+        _add(state.behaviours, observation.category, observation.key)
+        return True
+    if parent.key in state.pending.get(parent.category, []):
+        if observation.key in state.pending.get(observation.category, []):
             return False
-    state.behaviours[category] = sorted([*known, key])
+        _add(state.pending, observation.category, observation.key)
+        return True
+    return False
+
+
+def _add(envelope: dict[str, list[str]], category: str, key: str) -> None:
+    envelope[category] = sorted({*envelope.get(category, []), key})
+
+
+def _note_novel(state: ApdState, category: str, ts: datetime) -> None:
     if category not in SILENT_CATEGORIES:
-        state.last_novel_at = event.ts
-        state.novel_times = [t for t in state.novel_times if event.ts - t < timedelta(hours=1)] + [event.ts]
-    return True
+        state.last_novel_at = ts
+        state.novel_times = [t for t in state.novel_times if ts - t < timedelta(hours=1)] + [ts]
+
+
+def _accepted(state: ApdState, event: EnrichedEvent, accepted: BaselineAcceptInfo, policy: Policy) -> FoldResult:
+    """Fold an approver's acceptance and publish the widened baseline at once."""
+    behaviours = []
+    for key in accepted.behaviours:
+        try:
+            behaviours.append(parse_behaviour(key))
+        except ValueError:
+            continue  # the API sends the story's own keys; an unknown kind is not ours to learn
+    accepted_keys = {b.key for b in behaviours}
+    pending_behaviours = {k for c, keys in state.pending.items() if c not in SILENT_CATEGORIES for k in keys}
+    # Pending refinements go with the pending drift once all of it is accepted.
+    refinements = (
+        {c: list(keys) for c, keys in state.pending.items() if c in SILENT_CATEGORIES}
+        if pending_behaviours and pending_behaviours <= accepted_keys
+        else {}
+    )
+    state = accept(state, behaviours, refinements)
+    added: dict[str, list[str]] = {}
+    for b in behaviours:
+        added.setdefault(b.category, []).append(b.key)
+    for category, keys in refinements.items():
+        added.setdefault(category, []).extend(keys)
+    result = FoldResult(state)
+    return _maybe_publish(state, result, event, policy, added, new_pod=True)
+
+
+def accept(state: ApdState, behaviours: list[Behaviour], refinements: dict[str, list[str]]) -> ApdState:
+    """An approver's acceptance (audited by the API): the behaviours, and their pending refinements,
+    join the baseline that enforce-mode policies are built from."""
+    state = state.model_copy(deep=True)
+    for behaviour in behaviours:
+        _add(state.behaviours, behaviour.category, behaviour.key)
+        state.pending[behaviour.category] = [k for k in state.pending.get(behaviour.category, []) if k != behaviour.key]
+        state.deviations_signalled = [k for k in state.deviations_signalled if k != behaviour.key]
+    for category, keys in refinements.items():
+        for key in keys:
+            _add(state.behaviours, category, key)
+            state.pending[category] = [k for k in state.pending.get(category, []) if k != key]
+    state.pending = {c: keys for c, keys in state.pending.items() if keys}
+    return state
 
 
 def _maybe_publish(
@@ -188,7 +338,10 @@ def _maybe_publish(
     added: dict[str, list[str]],
     new_pod: bool,
 ) -> FoldResult:
-    status = window_status(state, event.ts, policy)
+    # Topics interleave: an older event may be handled after a newer one. A revision states the
+    # window as of the latest event time seen, so the newest revision never steps back to learning.
+    state.watermark = max(state.watermark or event.ts, event.ts)
+    status = window_status(state, state.watermark, policy)
     announce = status is WindowStatus.COMPLETE and not state.window_complete_announced
     for category, behaviours in added.items():
         state.pending_added[category] = [*state.pending_added.get(category, []), *behaviours]
@@ -199,7 +352,7 @@ def _maybe_publish(
     if immediate or due:
         state.window_complete_announced = state.window_complete_announced or announce
         state.revision += 1
-        result.revision = _revision(state, event.ts, status, state.pending_added, policy)
+        result.revision = _revision(state, state.watermark, status, state.pending_added, policy)
         state.pending_added, state.last_revision_at = {}, event.ts
     return result
 
@@ -211,11 +364,12 @@ def observations(event: EnrichedEvent) -> list[Observation]:
         return []
     found = [Observation(behaviour.category, behaviour.key, behaviour)]
     if isinstance(detail, ExecInfo) and detail.argv:
-        found.append(Observation(EXEC_ARGS, f"{detail.binary} {argument_pattern(detail.argv)}".strip()))
+        pattern = f"{detail.binary} {argument_pattern(detail.argv)}".strip()
+        found.append(Observation(EXEC_ARGS, pattern, parent=behaviour))
     if isinstance(behaviour, Egress) and isinstance(detail, ConnectInfo) and detail.address:
         # Core NetworkPolicy cannot name hosts: the enforcer allows the addresses they resolved to.
         address = Egress(host=detail.address, port=behaviour.port, protocol=behaviour.protocol)
-        found.append(Observation(EGRESS_IP, address.endpoint))
+        found.append(Observation(EGRESS_IP, address.endpoint, parent=behaviour))
     return found
 
 
@@ -224,27 +378,62 @@ def argument_pattern(argv: list[str]) -> str:
     return " ".join("*" if _VARIABLE_ARG.match(arg) else arg for arg in argv[1:])
 
 
-def _deployment_correlated(state: ApdState, ts: datetime, policy: Policy) -> bool:
-    change = state.last_deployment_change
-    return change is not None and timedelta(0) <= ts - change <= timedelta(seconds=policy.drift_correlation_s)
+# Surfaces an attacker reaches from outside the pod template: no rollout explains them.
+NEVER_DRIFT = frozenset({Surface.INPUT, Surface.IDENTITY})
+
+
+def _is_drift(state: ApdState, event: EnrichedEvent, observation: Observation, policy: Policy) -> bool:
+    """The drift rule (module docstring): the rollout's own pods, its window, nothing older shows it."""
+    change, rollout = state.last_deployment_change, state.rollout_revision
+    return (
+        event.surface not in NEVER_DRIFT
+        and rollout is not None
+        and change is not None
+        and event.revision == rollout
+        and timedelta(0) <= event.ts - change <= timedelta(seconds=policy.drift_correlation_s)
+        and observation.key not in state.deviations_signalled
+    )
 
 
 def _signal_id(*parts: str) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:24]
 
 
+# Identity techniques that, achieved, hand the attacker the cluster or other workloads.
+ESCALATING = frozenset(
+    {techniques.CLUSTER_ROLE_BINDING.uid, techniques.CONTAINER_ADMIN_COMMAND.uid, techniques.ACCESS_TOKEN.uid}
+)
+ATTEMPTED_SEVERITY = 2
+
+
+def _severity(event: EnrichedEvent, found: list[Technique], correlated: bool) -> int:
+    if correlated:
+        return 1
+    if denied(event):
+        return ATTEMPTED_SEVERITY
+    base = SEVERITY.get(event.surface, 3)
+    return min(5, base + 1) if any(t.uid in ESCALATING for t in found) else base
+
+
 def _deviation(event: EnrichedEvent, behaviour: Behaviour, correlated: bool) -> Signal:
+    found = techniques.for_behaviour(behaviour)
+    title = "expected drift" if correlated else "outside APD baseline"
+    if denied(event):
+        title = "attempted, refused by the API server, outside APD baseline"
     return Signal(
         signal_id=_signal_id(event.deployment, event.event_id, behaviour.key),
         deployment=event.deployment,
         ts=event.ts,
         surface=event.surface,
-        title=f"{'expected drift' if correlated else 'outside APD baseline'}: {behaviour.key}",
+        title=f"{title}: {behaviour.key}",
         behaviour=behaviour,
-        techniques=techniques.for_behaviour(behaviour),
-        severity=1 if correlated else SEVERITY.get(event.surface, 3),
+        techniques=found,
+        severity=_severity(event, found, correlated),
         deployment_correlated=correlated,
         evidence={
+            "outcome": "attempted" if denied(event) else "achieved",
+            "revision": event.revision,
+            "service_account": event.service_account,
             "pod": event.pod,
             "kind": event.kind,
             "detail": event.detail.model_dump(mode="json"),
@@ -272,6 +461,8 @@ def _input_signals(event: EnrichedEvent) -> list[Signal]:
                 techniques=[techniques.BY_ID[t] for t in found],
                 severity=3,
                 evidence={
+                    "pod": event.pod,
+                    "service_account": event.service_account,
                     "rules": [r for _, r, _ in rules],
                     "detector": call.prompt_injection if call else None,  # score, threshold, where, obfuscations
                     "model": call.request_model if call else None,
@@ -293,6 +484,7 @@ def _input_signals(event: EnrichedEvent) -> list[Signal]:
                 techniques=[techniques.INDIRECT_INJECTION, techniques.TOOL_INVOCATION],
                 severity=3,
                 evidence={
+                    "pod": event.pod,
                     "caller_agent": callers[0],
                     "tool": call.tool_name if call else None,
                     "source": event.source.model_dump(),
@@ -317,6 +509,7 @@ def _revision(
         novel_last_hour=len([t for t in state.novel_times if now - t < STABLE_AFTER]),
         behaviours={k: list(v) for k, v in sorted(state.behaviours.items())},
         added={k: sorted(v) for k, v in added.items()},
+        pending={k: list(v) for k, v in sorted(state.pending.items())},
         partial=state.partial,
         last_deployment_change=state.last_deployment_change,
         pods_seen=list(state.pods_seen),

@@ -59,7 +59,7 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
     sent = replay(
         SCENARIO, pipeline.config.kafka, wait_ingested=store_barrier(pipeline.config.db_url), progress=lambda _: None
     )
-    assert sent == 132
+    assert sent == 136
 
     # The story grows as signals join; wait for the version that spans every attacked surface.
     deadline, story = time.monotonic() + 90, None
@@ -84,6 +84,10 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
     drift = read_values(pipeline.config.kafka, ATTACK_STORIES.name, 100, 3)
     retriever = [s for s in drift if s["deployment"] == "agents/retriever"]
     assert retriever and all(s["status"] == StoryStatus.EXPECTED_DRIFT for s in retriever)
+    # ... learnt pending an approver: not in the baseline enforce-mode policies are built from.
+    rag = api(pipeline, "/v1/agents/agents/retriever/apd").json()
+    assert "egress:milvus.rag.svc.cluster.local:19530/tcp" in rag["pending"]["egress"]
+    assert "egress:milvus.rag.svc.cluster.local:19530/tcp" not in rag["behaviours"]["egress"]
 
     # The platform team sees the same story and the agent's artifacts through the API.
     listed = api(pipeline, "/v1/attack-stories?deployment=agents/support-bot").json()
@@ -94,6 +98,8 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
     assert apd["window_status"] == "complete"
     assert "egress:paste.evil.example:443/tcp" not in apd["behaviours"]["egress"], "attack learnt as baseline"
     assert "egress:api.openai.com:443/tcp" in apd["behaviours"]["egress"]
+    assert not any(a.startswith("203.0.113.50") for a in apd["behaviours"]["egress_ip"]), "attacker address learnt"
+    assert "exec:/bin/sh" not in apd["behaviours"]["exec"] and not apd["pending"]
     assert sorted(apd["pods_seen"]) == ["support-bot-7d9f8c6b5-q7m4w", "support-bot-7d9f8c6b5-x2k9p"]
 
     policies = read_values(pipeline.config.kafka, POLICIES.name, 500, 3)

@@ -128,7 +128,7 @@ def test_migration_0004_downgrades_and_upgrades(db_url: str) -> None:
 
     store = _store(db_url)
     _fill(store)
-    command.downgrade(_config(db_url), "0001")
+    command.downgrade(_config(db_url), "0002")
     assert not {"golive_history", "waivers"} & set(sa.inspect(store.engine).get_table_names())
     upgrade(db_url)
     assert golive.verify(Store(db_url)).entries == 0

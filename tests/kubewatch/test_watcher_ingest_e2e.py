@@ -136,6 +136,9 @@ def test_live_agent_gets_its_service_account_and_autonomy(
     assert enriched["deployment"] == deployment
     assert enriched["service_account"] == "researcher"
     assert enriched["pod"] == pod["metadata"]["name"]
+    # ... and to the revision its pod runs: the pod template, as the Deployment's own spec event names it.
+    assert enriched["revision"] and enriched["revision"].startswith("sha256:")
+    assert spec["detail"]["revision"] and spec["detail"]["revision"].startswith("sha256:")
 
 
 def _with_uid(pod: dict[str, Any], uid: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from runward.core.contracts import Signal, StoryStatus, Surface, Technique
-from services.correlator.story import StoryState, correlate
+from services.correlator.story import StoryBook, correlate
 
 T0 = datetime(2026, 1, 9, 12, tzinfo=timezone.utc)
 GAP = timedelta(minutes=30)
@@ -62,25 +62,54 @@ def test_deployment_correlated_drift_is_tagged_not_escalated() -> None:
 
 def test_state_survives_serialisation() -> None:
     state, _ = correlate(None, sig("a", timedelta(0), Surface.TOOL), GAP)
-    restored = StoryState.model_validate(state.model_dump(mode="json"))
+    restored = StoryBook.model_validate(state.model_dump(mode="json"))
     _, story = correlate(restored, sig("b", timedelta(seconds=1), Surface.INPUT), GAP)
     assert story.version == 2
 
 
-def test_a_long_story_keeps_its_latest_signals_and_counts_all() -> None:
-    from services.correlator.story import MAX_STORY_SIGNALS
+def _in_pod(s: Signal, pod: str) -> Signal:
+    return s.model_copy(update={"evidence": {"pod": pod}})
 
-    state = None
-    first = sig("s0", timedelta(0), Surface.TOOL, tech="AML.T0053")
-    state, story = correlate(state, first, GAP)
-    for n in range(1, 500):
-        state, story = correlate(state, sig(f"s{n}", timedelta(seconds=n), Surface.NETWORK, tech="T1071"), GAP)
-    assert story.version == 500 and story.signal_count == 500 and story.ocsf["count"] == 500
-    assert len(story.signals) == len(story.narrative) == MAX_STORY_SIGNALS
-    assert [s.signal_id for s in story.signals] == [f"s{n}" for n in range(500 - MAX_STORY_SIGNALS, 500)]
-    # What only the dropped first signal said still holds: the tool surface, its technique, exfiltration.
-    assert story.first_seen == first.ts and Surface.TOOL in story.surfaces
-    assert {t.uid for t in story.techniques} == {"AML.T0053", "T1071", "AML.T0086"}
-    # A redelivered recent signal changes nothing.
-    _, again = correlate(state, sig("s499", timedelta(seconds=499), Surface.NETWORK, tech="T1071"), GAP)
-    assert again.version == 500
+
+def test_a_slow_attack_in_one_pod_is_one_story_in_any_arrival_order() -> None:
+    # Steps 35 min apart (the gap is 30): linked through the pod they share, each link bounded by the gap.
+    steps = [
+        _in_pod(sig("a", timedelta(0), Surface.INPUT, tech="AML.T0051"), "bot-1"),
+        _in_pod(sig("b", timedelta(minutes=35), Surface.TOOL), "bot-1"),
+        _in_pod(sig("c", timedelta(minutes=70), Surface.PROCESS), "bot-1"),
+        _in_pod(sig("d", timedelta(minutes=105), Surface.NETWORK), "bot-1"),
+    ]
+    for order in (steps, steps[::-1], [steps[2], steps[0], steps[3], steps[1]]):
+        book: StoryBook | None = None
+        for s in order:
+            book, _ = correlate(book, s, GAP)
+        assert book is not None
+        live = [st for st in book.stories]
+        assert len(live) == 1 and [s.signal_id for s in live[0].signals] == ["a", "b", "c", "d"]
+
+
+def test_a_late_signal_far_in_event_time_does_not_join_by_arriving_next() -> None:
+    book, first = correlate(None, sig("a", timedelta(hours=5), Surface.TOOL), GAP)
+    # Delivered right after, but from hours earlier on another topic, sharing nothing: its own story.
+    _, late = correlate(book, sig("b", timedelta(0), Surface.NETWORK), GAP)
+    assert late.story_id != first.story_id and late.version == 1
+
+
+def test_a_signal_bridging_two_stories_merges_them_and_the_absorbed_one_stops_holding() -> None:
+    from services.correlator.story import link
+    from services.enforcer.promotion_gate import holds
+
+    book, first = correlate(None, _in_pod(sig("a", timedelta(0), Surface.TOOL), "bot-1"), GAP)
+    book, second = correlate(book, _in_pod(sig("b", timedelta(hours=3), Surface.NETWORK), "bot-2"), GAP)
+    assert first.story_id != second.story_id
+    bridge = sig("c", timedelta(hours=1, minutes=30), Surface.PROCESS).model_copy(update={"evidence": {"pod": "bot-1"}})
+    bridge2 = _in_pod(sig("d", timedelta(hours=2, minutes=45), Surface.PROCESS), "bot-2")
+    book, stories = link(book, bridge, GAP)
+    assert [s.story_id for s in stories] == [first.story_id]
+    book, stories = link(book, bridge2, GAP)
+    assert stories[0].story_id == second.story_id  # 75 min from c, sharing nothing: not linked
+    _, stories = link(book, _in_pod(sig("e", timedelta(hours=2, minutes=20), Surface.FILE), "bot-1"), GAP)
+    keeper, absorbed = stories
+    assert keeper.story_id == first.story_id and absorbed.merged_into == first.story_id
+    assert {s.signal_id for s in keeper.signals} == {"a", "b", "c", "d", "e"}
+    assert holds(keeper) and not holds(absorbed) and absorbed.ocsf["status_id"] == 5

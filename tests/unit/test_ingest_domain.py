@@ -16,6 +16,7 @@ from runward.core.contracts import (
     ConnectDetail,
     DeploymentSpecInfo,
     Egress,
+    ExecDetail,
     File,
     FileOpenDetail,
     Ingress,
@@ -105,30 +106,121 @@ def test_unknown_pod_is_rejected_with_what_to_do() -> None:
         domain.attribute({}, Attribution(pod_uid="nope"))
 
 
-def test_deployment_spec_change_is_an_event_only_when_generation_grows() -> None:
+def _deployment(
+    registry: dict[str, Any], generation: int, image: str, type_: str = "MODIFIED", **extra: Any
+) -> list[Any]:
+    obj = {
+        "kind": "Deployment",
+        "metadata": {
+            "name": "bot",
+            "namespace": "agents",
+            "generation": generation,
+            "annotations": {"runward.io/autonomy": "low", **extra.pop("annotations", {})},
+        },
+        "spec": {
+            "replicas": extra.pop("replicas", 2),
+            "template": {"spec": {"containers": [{"name": "agent", "image": image}]}},
+        },
+    }
+    return domain.apply_k8s_object(registry, K8sObjectEvent(type=type_, object=obj), T, SRC)  # type: ignore[arg-type]
+
+
+def test_a_deployment_revision_is_its_pod_template_not_its_generation() -> None:
     registry: dict[str, Any] = {}
-
-    def deployment(generation: int, type_: str = "MODIFIED") -> list[Any]:
-        obj = {
-            "kind": "Deployment",
-            "metadata": {
-                "name": "bot",
-                "namespace": "agents",
-                "generation": generation,
-                "annotations": {"runward.io/autonomy": "low"},
-            },
-            "spec": {"template": {"spec": {"containers": [{"image": f"bot:{generation}"}]}}},
-        }
-        return domain.apply_k8s_object(registry, K8sObjectEvent(type=type_, object=obj), T, SRC)  # type: ignore[arg-type]
-
-    first = deployment(1, "ADDED")
+    first = _deployment(registry, 1, "bot:1", "ADDED")
     assert isinstance(first[0].detail, DeploymentSpecInfo)
     assert first[0].detail.changed is False and first[0].detail.autonomy is Autonomy.LOW
-    assert deployment(1) == []  # a status-only update
-    changed = deployment(2)
+    assert first[0].detail.revision and first[0].detail.revision.startswith("sha256:")
+    assert _deployment(registry, 1, "bot:1") == []  # a status-only update
+    assert _deployment(registry, 2, "bot:1", replicas=3) == [], "scaling is no revision"
+    assert _deployment(registry, 3, "bot:1", annotations={"team": "cx"}) == [], "nor an annotation edit"
+    changed = _deployment(registry, 4, "bot:2")
     assert isinstance(changed[0].detail, DeploymentSpecInfo)
     assert changed[0].kind == "deployment_spec" and changed[0].detail.changed is True
-    assert changed[0].detail.previous_generation == 1 and changed[0].detail.images == ["bot:2"]
+    assert changed[0].detail.previous_generation == 3 and changed[0].detail.images == ["bot:2"]
+    assert changed[0].detail.previous_revision == first[0].detail.revision != changed[0].detail.revision
+    # An autonomy change is told to the profiler, as no rollout.
+    [tier] = _deployment(registry, 5, "bot:2", annotations={"runward.io/autonomy": "high"})
+    assert isinstance(tier.detail, DeploymentSpecInfo) and not tier.detail.changed
+    assert tier.detail.autonomy is Autonomy.HIGH
+
+
+def test_pods_carry_their_replica_sets_revision_into_events() -> None:
+    registry: dict[str, Any] = {}
+    template = {"spec": {"containers": [{"name": "agent", "image": "bot:1"}]}}
+    replica_set = {
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": "bot-6f7c9d",
+            "namespace": "agents",
+            "labels": {"pod-template-hash": "6f7c9d"},
+            "ownerReferences": [{"kind": "Deployment", "name": "bot", "controller": True}],
+        },
+        "spec": {"template": template},
+    }
+    pod = {
+        "kind": "Pod",
+        "metadata": {
+            "name": "bot-6f7c9d-abcde",
+            "namespace": "agents",
+            "uid": "u-rev",
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "bot-6f7c9d", "controller": True}],
+        },
+        "spec": template["spec"],
+    }
+    for obj in (replica_set, pod):
+        domain.apply_k8s_object(registry, K8sObjectEvent(type="ADDED", object=obj), T, SRC)
+    [spec] = _deployment(registry, 1, "bot:1", "ADDED")
+    sensed = RawSensorEvent(
+        event_id="r",
+        ts=T,
+        attribution=Attribution(deployment="agents/bot", namespace="agents", pod="bot-6f7c9d-abcde"),
+        detail=ExecDetail(binary="/bin/sh"),
+    )
+    [by_name] = domain.enrich_sensor(registry, sensed, SRC)
+    [by_uid] = domain.enrich_sensor(
+        registry, sensed.model_copy(update={"attribution": Attribution(pod_uid="u-rev")}), SRC
+    )
+    assert isinstance(spec.detail, DeploymentSpecInfo)
+    assert by_name.revision == by_uid.revision == spec.detail.revision is not None
+
+
+def test_service_accounts_roles_and_bindings_are_learnt_not_dead_lettered() -> None:
+    registry: dict[str, Any] = {}
+    objects = [
+        {"kind": "ServiceAccount", "metadata": {"name": "bot", "namespace": "agents"}},
+        {
+            "kind": "ClusterRole",
+            "metadata": {"name": "secret-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}],
+        },
+        {
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "bot-reads-secrets"},
+            "roleRef": {"kind": "ClusterRole", "name": "secret-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "agents"}],
+        },
+        {
+            "kind": "RoleBinding",
+            "metadata": {"name": "bot-edit", "namespace": "agents"},
+            "roleRef": {"kind": "Role", "name": "edit"},
+            "subjects": [{"kind": "ServiceAccount", "name": "bot"}, {"kind": "User", "name": "alice"}],
+        },
+        {"kind": "Role", "metadata": {"name": "edit", "namespace": "agents"}, "rules": []},
+    ]
+    for obj in objects:
+        assert domain.apply_k8s_object(registry, K8sObjectEvent(type="ADDED", object=obj), T, SRC) == []
+    assert registry["sabindings:agents/bot"] == {
+        "ClusterRoleBinding:bot-reads-secrets": {"kind": "ClusterRole", "name": "secret-reader"},
+        "RoleBinding:agents/bot-edit": {"kind": "Role", "name": "edit"},
+    }
+    assert registry["clusterrole:secret-reader"]["rules"][0]["resources"] == ["secrets"]
+    deleted = K8sObjectEvent(type="DELETED", object=objects[2])
+    domain.apply_k8s_object(registry, deleted, T, SRC)
+    assert list(registry["sabindings:agents/bot"]) == ["RoleBinding:agents/bot-edit"]
+    with pytest.raises(RejectedRecord, match="unsupported kind 'Secret'"):
+        secret = K8sObjectEvent(type="ADDED", object={"kind": "Secret", "metadata": {"name": "s"}})
+        domain.apply_k8s_object(registry, secret, T, SRC)
 
 
 def test_syscall_set_fans_out_into_behaviours() -> None:

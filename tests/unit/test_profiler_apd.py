@@ -21,6 +21,7 @@ from runward.core.contracts import (
     LlmCallInfo,
     SourceRef,
     Surface,
+    SyscallInfo,
     WindowStatus,
     parse_behaviour,
     parse_endpoint,
@@ -85,14 +86,17 @@ def run(events: list[EnrichedEvent], state: ApdState | None = None) -> tuple[Apd
     return state, results
 
 
-def spec(at: timedelta, changed: bool, autonomy: str = "low") -> EnrichedEvent:
+R1, R2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+def spec(at: timedelta, changed: bool, autonomy: str = "low", revision: str = R1) -> EnrichedEvent:
     return ev(
         at,
         None,
         None,
         surface=Surface.DEPLOYMENT,
         kind="deployment_spec",
-        detail=DeploymentSpecInfo.model_validate({"autonomy": autonomy, "changed": changed}),
+        detail=DeploymentSpecInfo.model_validate({"autonomy": autonomy, "changed": changed, "revision": revision}),
     )
 
 
@@ -154,29 +158,102 @@ def test_deviation_after_window_is_a_signal_not_baseline() -> None:
     assert "exec:/bin/sh" not in state.behaviours["exec"]
 
 
-def test_drift_after_a_deployment_change_is_expected_and_learnt() -> None:
-    state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3")])
+def test_drift_is_pending_only_in_the_new_revisions_pods_inside_the_window() -> None:
+    state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", revision=R1)])
+    milvus = "egress:milvus:19530/tcp"
     state, results = run(
         [
-            spec(timedelta(days=4), True),
-            ev(
-                timedelta(days=4, minutes=10),
-                "egress",
-                "egress:milvus:19530/tcp",
-                surface=Surface.NETWORK,
-                kind="connect",
-            ),
+            spec(timedelta(days=4), True, revision=R2),
+            ev(timedelta(days=4, minutes=10), "egress", milvus, surface=Surface.NETWORK, kind="connect", revision=R2),
         ],
         state,
     )
     [signal] = results[-1].signals
     assert signal.deployment_correlated and signal.severity == 1
-    assert "egress:milvus:19530/tcp" in state.behaviours["egress"]
-    # Outside the correlation window the same kind of drift is a deviation again.
+    assert milvus in state.pending["egress"] and milvus not in state.behaviours.get("egress", [])
+    assert state.pending["egress_ip"] == ["10.0.0.7:19530/tcp"], "its address follows it into pending"
+    revision = results[-1].revision
+    assert revision and milvus in revision.pending["egress"] and milvus not in revision.behaviours.get("egress", [])
+    # An old-revision pod shows it too: it was never the rollout's drift.
     _, results = run(
-        [ev(timedelta(days=4, hours=2), "egress", "egress:new:443/tcp", surface=Surface.NETWORK, kind="connect")], state
+        [ev(timedelta(days=4, minutes=20), "egress", milvus, surface=Surface.NETWORK, kind="connect", revision=R1)],
+        state,
+    )
+    [signal] = results[-1].signals
+    assert not signal.deployment_correlated and milvus not in results[-1].state.pending.get("egress", [])
+    # Outside the drift window the rollout's pods are no excuse either.
+    _, results = run(
+        [
+            ev(
+                timedelta(days=4, hours=2),
+                "egress",
+                "egress:new:443/tcp",
+                surface=Surface.NETWORK,
+                kind="connect",
+                revision=R2,
+            )
+        ],
+        state,
     )
     assert not results[-1].signals[0].deployment_correlated
+    assert "egress:new:443/tcp" not in results[-1].state.pending.get("egress", [])
+
+
+def test_a_hijack_right_after_a_scale_is_signalled_and_nothing_is_learnt() -> None:
+    state, _ = run(
+        [spec(timedelta(0), False, revision=R1), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", revision=R1)]
+    )
+    # Scaling 2 -> 3: the same pod template, so ingest reports no change; a new pod of the same revision appears.
+    attack = [
+        spec(timedelta(days=4), False, revision=R1),
+        ev(timedelta(days=4, minutes=1), "exec", "exec:/bin/sh", pod="bot-3", revision=R1),
+        ev(
+            timedelta(days=4, minutes=2),
+            "egress",
+            "egress:paste.evil.example:443/tcp",
+            pod="bot-3",
+            surface=Surface.NETWORK,
+            kind="connect",
+            revision=R1,
+        ),
+        ev(
+            timedelta(days=4, minutes=3),
+            "syscalls",
+            "syscall:unshare",
+            pod="bot-3",
+            kind="syscall",
+            detail=SyscallInfo(syscall="unshare"),
+            revision=R1,
+        ),
+    ]
+    state, results = run(attack, state)
+    signals = [s for r in results for s in r.signals]
+    assert len(signals) == 3 and not any(s.deployment_correlated for s in signals)
+    assert state.behaviours.get("egress_ip") is None and not state.pending
+    assert "exec:/bin/sh" not in state.behaviours["exec"] and "syscalls" not in state.behaviours
+
+
+def test_identity_and_input_surfaces_are_never_drift() -> None:
+    state, _ = run(
+        [spec(timedelta(0), False, revision=R1), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", revision=R1)]
+    )
+    state, results = run(
+        [
+            spec(timedelta(days=4), True, revision=R2),
+            ev(
+                timedelta(days=4, minutes=1),
+                "k8s_api",
+                "k8s-api:list core/secrets in agents",
+                surface=Surface.IDENTITY,
+                kind="k8s_api",
+                detail=K8sApiInfo(verb="list", api_group="core", resource="secrets", namespace="agents"),
+                revision=R2,
+            ),
+        ],
+        state,
+    )
+    [signal] = results[-1].signals
+    assert not signal.deployment_correlated and not state.pending
 
 
 def test_sensor_losses_mark_the_apd_partial() -> None:
@@ -285,3 +362,111 @@ def test_k8s_api_deviations_are_mapped_from_the_typed_fields(behaviour: K8sApiCa
     [signal] = results[-1].signals
     assert signal.behaviour == behaviour and [t.uid for t in signal.techniques] == [technique]
     assert signal.evidence["detail"]["resource"] == behaviour.resource  # the typed detail, as JSON
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "technique", "severity"),
+    [
+        (
+            K8sApiCall(
+                verb="create", group="rbac.authorization.k8s.io", resource="clusterrolebindings", scope="cluster"
+            ),
+            "T1098.006",
+            5,
+        ),
+        (K8sApiCall(verb="create", group="core", resource="pods/exec", scope="agents"), "T1609", 5),
+        (K8sApiCall(verb="get", group="core", resource="secrets", scope="agents"), "T1552.007", 4),
+        (K8sApiCall(verb="create", group="core", resource="serviceaccounts/token", scope="agents"), "T1528", 5),
+    ],
+)
+def test_identity_techniques_come_from_one_table_and_denied_is_weighted_apart(
+    behaviour: K8sApiCall, technique: str, severity: int
+) -> None:
+    state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3")])
+
+    def call(at: timedelta, code: int) -> EnrichedEvent:
+        info = K8sApiInfo(
+            verb=behaviour.verb, api_group=behaviour.group, resource=behaviour.resource, namespace="agents", code=code
+        )
+        return ev(at, None, behaviour.key, surface=Surface.IDENTITY, kind="k8s_api", detail=info)
+
+    # Refused first, then achieved: two signals, the achieved one weighs more; neither is learnt.
+    state, results = run([call(timedelta(days=4), 403), call(timedelta(days=4, seconds=1), 403)], state)
+    [attempted] = [s for r in results for s in r.signals]
+    assert [t.uid for t in attempted.techniques] == [technique]
+    assert attempted.severity == 2 and attempted.evidence["outcome"] == "attempted"
+    state, results = run([call(timedelta(days=4, minutes=1), 200)], state)
+    [achieved] = results[-1].signals
+    assert achieved.severity == severity and achieved.evidence["outcome"] == "achieved"
+    assert behaviour.key not in state.behaviours.get("k8s_api", [])
+
+
+def test_a_refused_call_while_learning_is_not_baseline() -> None:
+    behaviour = K8sApiCall(verb="list", group="core", resource="secrets", scope="agents")
+    info = K8sApiInfo(verb="list", api_group="core", resource="secrets", namespace="agents", code=403)
+    state, results = run(
+        [
+            spec(timedelta(0), False),
+            ev(timedelta(seconds=1), None, behaviour.key, surface=Surface.IDENTITY, kind="k8s_api", detail=info),
+        ]
+    )
+    assert "k8s_api" not in state.behaviours and not results[-1].signals
+
+
+def test_an_approvers_acceptance_moves_pending_drift_and_a_signalled_deviation_into_the_baseline() -> None:
+    from runward.core.contracts import BaselineAcceptInfo
+
+    state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", revision=R1)])
+    milvus = "egress:milvus:19530/tcp"
+    state, _ = run(
+        [
+            spec(timedelta(days=4), True, revision=R2),
+            ev(timedelta(days=4, minutes=10), "egress", milvus, surface=Surface.NETWORK, kind="connect", revision=R2),
+            ev(timedelta(days=4, hours=3), "exec", "exec:/usr/bin/git", revision=R2),
+        ],
+        state,
+    )
+    assert "exec:/usr/bin/git" in state.deviations_signalled and milvus in state.pending["egress"]
+    accepted = BaselineAcceptInfo(story_id="s", approver="bob", reason="ours", behaviours=[milvus, "exec:/usr/bin/git"])
+    state, results = run(
+        [
+            ev(
+                timedelta(days=4, hours=4),
+                None,
+                None,
+                surface=Surface.DEPLOYMENT,
+                kind="baseline_accept",
+                detail=accepted,
+            )
+        ],
+        state,
+    )
+    revision = results[-1].revision
+    assert revision is not None and not revision.pending
+    assert milvus in revision.behaviours["egress"] and "10.0.0.7:19530/tcp" in revision.behaviours["egress_ip"]
+    assert "exec:/usr/bin/git" in revision.behaviours["exec"] and "exec:/usr/bin/git" not in state.deviations_signalled
+
+
+def test_a_hijack_right_after_a_rollout_voids_the_drift_it_hid_in() -> None:
+    state, _ = run([spec(timedelta(0), False), ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3", revision=R1)])
+    paste = "egress:paste.evil.example:443/tcp"
+    state, results = run(
+        [
+            spec(timedelta(days=4), True, revision=R2),
+            ev(timedelta(days=4, minutes=5), "egress", paste, surface=Surface.NETWORK, kind="connect", revision=R2),
+        ],
+        state,
+    )
+    assert paste in state.pending["egress"]
+    secrets = K8sApiCall(verb="list", group="core", resource="secrets", scope="agents")
+    info = K8sApiInfo(verb="list", api_group="core", resource="secrets", namespace="agents")
+    state, results = run(
+        [
+            ev(timedelta(days=4, minutes=6), None, secrets.key, surface=Surface.IDENTITY, kind="k8s_api", detail=info),
+            ev(timedelta(days=4, minutes=7), "exec", "exec:/bin/sh", revision=R2),
+        ],
+        state,
+    )
+    assert not state.pending and state.rollout_revision is None and paste in state.deviations_signalled
+    assert not results[-1].signals[0].deployment_correlated, "nothing after it is drift either"
+    assert results[0].revision is not None and not results[0].revision.pending

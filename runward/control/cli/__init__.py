@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from runward.control.cli import detector, golive, observe, posture, stack
+from runward.control.cli import detector, golive, observe, posture, stack, stories
 from runward.control.cli.common import Failure
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ for group in (stack, posture, observe, golive):
 # module here and append (app, name, help).
 SUB_APPS: list[tuple[typer.Typer, str, str]] = [
     (detector.app, "detector", "train and evaluate the prompt-injection detector ingest uses"),
+    (stories.app, "stories", "work attack stories: list, show, acknowledge, resolve, reopen (through the API)"),
 ]
 
 for sub_app, name, help_text in SUB_APPS:

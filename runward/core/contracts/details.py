@@ -126,6 +126,18 @@ class DeploymentSpecInfo(_Detail):
     images: list[str] = Field(default_factory=list)
     changed: bool = False
     previous_generation: int | None = None
+    revision: str | None = Field(default=None, description="template hash of the pod template (the revision)")
+    previous_revision: str | None = None
+
+
+class BaselineAcceptInfo(_Detail):
+    """An approver accepted a story's behaviours into the agent's baseline (audited by the API)."""
+
+    kind: Literal["baseline_accept"] = "baseline_accept"
+    story_id: str
+    approver: str
+    reason: str
+    behaviours: list[str] = Field(description="behaviour keys to join the baseline")
 
 
 class FlushInfo(_Detail):
@@ -144,6 +156,7 @@ EventDetail = Annotated[
     | SyscallInfo
     | LlmCallInfo
     | K8sApiInfo
+    | BaselineAcceptInfo
     | DeploymentSpecInfo
     | FlushInfo,
     Field(discriminator="kind"),

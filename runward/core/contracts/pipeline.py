@@ -52,6 +52,9 @@ class EnrichedEvent(Record):
     namespace: str
     pod: str | None = None
     service_account: str | None = None
+    revision: str | None = Field(
+        default=None, description="template hash of the Deployment revision the pod runs, when known"
+    )
     surface: Surface
     kind: str
     behaviour: BehaviourKey | None = Field(
@@ -135,6 +138,11 @@ class ApdRevision(Record):
     partial: bool = False
     last_deployment_change: datetime | None = None
     pods_seen: list[str] = Field(default_factory=list)
+    pending: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="a rollout's expected drift, learnt pending an approver: it may apply in observe and "
+        "audit, never in an enforce-mode policy until accepted into `behaviours`",
+    )
 
 
 class Technique(BaseModel):
@@ -169,6 +177,20 @@ class StoryStatus(StrEnum):
     EXPECTED_DRIFT = "expected drift, deployment correlated"
 
 
+class StoryLifecycle(StrEnum):
+    """Where the SOC is with a story. A resolved story is reopened when new linked signals arrive."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Resolution(StrEnum):
+    TRUE_POSITIVE = "true_positive"
+    FALSE_POSITIVE = "false_positive"
+    BENIGN = "benign"
+
+
 class AttackStory(Record):
     """Correlated signals of one agent told as one narrative; `ocsf` is the
     OCSF Detection Finding (class_uid 2004) the SOC ingests."""
@@ -186,6 +208,13 @@ class AttackStory(Record):
     signals: list[Signal] = Field(description="the story's latest signals (at most 20); signal_count counts all")
     signal_count: int = Field(default=0, ge=0, description="signals that joined the story; 0 in stories before it")
     ocsf: dict[str, Any]
+    lifecycle: StoryLifecycle = Field(
+        default=StoryLifecycle.OPEN, description="set by approvers through the API; the correlator writes open"
+    )
+    resolution: Resolution | None = Field(default=None, description="why a resolved story was closed")
+    merged_into: str | None = Field(
+        default=None, description="a later signal linked this story to an older one, which now tells it whole"
+    )
 
 
 class AiBom(Record):

@@ -12,9 +12,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from runward.core.contracts import AttackStory, DeadLetter, utcnow
+from runward.core.contracts import AttackStory, DeadLetter, StoryLifecycle, utcnow
 from runward.core.store.migrate import check_at_head
-from runward.core.store.schema import Agent, Artifact, AttackStoryRow, DeadLetterRow, StageHealth
+from runward.core.store.schema import Agent, Artifact, AttackStoryRow, DeadLetterRow, StageHealth, StoryEventRow
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -213,8 +213,69 @@ class Store:
                     )
                 )
             elif story.version >= row.version:
+                if story.version > row.version and row.lifecycle == StoryLifecycle.RESOLVED:
+                    # New linked signals reopen a closed story: the SOC must look again.
+                    s.add(
+                        StoryEventRow(
+                            story_id=story.story_id,
+                            deployment=story.deployment,
+                            action="reopen",
+                            actor="correlator",
+                            at=story.last_seen,
+                            story_version=story.version,
+                            resolution=None,
+                            reason=f"new linked signals (story version {story.version})",
+                            detail={"previous_resolution": row.body.get("resolution")},
+                        )
+                    )
+                    row.lifecycle = StoryLifecycle.OPEN
+                elif story.version > row.version:
+                    body["lifecycle"], body["resolution"] = row.lifecycle, None
                 row.version, row.status, row.severity = story.version, story.status, story.severity
                 row.last_seen, row.body = story.last_seen, body
+
+    def transition_story(
+        self, story: AttackStory, expected_version: int, action: str, actor: str, reason: str, detail: dict[str, Any]
+    ) -> bool:
+        """Write a story's new lifecycle and append who did it, when and why, in one transaction.
+
+        False when the story moved on (a signal joined since `expected_version` was read): the
+        caller re-reads rather than closing what it has not seen."""
+        with self.session() as s:
+            row = s.get(AttackStoryRow, story.story_id, with_for_update=True)
+            if row is None or row.version != expected_version:
+                return False
+            row.lifecycle, row.body = story.lifecycle, story.model_dump(mode="json")
+            s.add(
+                StoryEventRow(
+                    story_id=story.story_id,
+                    deployment=story.deployment,
+                    action=action,
+                    actor=actor,
+                    at=utcnow(),
+                    story_version=row.version,
+                    resolution=story.resolution,
+                    reason=reason,
+                    detail=detail,
+                )
+            )
+            return True
+
+    def story_history(self, story_id: str) -> list[dict[str, Any]]:
+        query = sa.select(StoryEventRow).where(StoryEventRow.story_id == story_id).order_by(StoryEventRow.id)
+        with self.session() as s:
+            return [
+                {
+                    "action": r.action,
+                    "actor": r.actor,
+                    "at": _aware(r.at),
+                    "story_version": r.story_version,
+                    "resolution": r.resolution,
+                    "reason": r.reason,
+                    "detail": dict(r.detail),
+                }
+                for r in s.scalars(query)
+            ]
 
     def stories(self, deployment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = sa.select(AttackStoryRow).order_by(AttackStoryRow.last_seen.desc()).limit(limit)

@@ -49,6 +49,24 @@ class AttackStoryRow(Base):
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     body: Mapped[dict[str, Any]]
+    lifecycle: Mapped[str] = mapped_column(sa.String(16), default="open", server_default="open")
+
+
+class StoryEventRow(Base):
+    """Append-only history of a story's lifecycle and of baseline acceptances: who, when, why."""
+
+    __tablename__ = "story_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    story_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    deployment: Mapped[str] = mapped_column(sa.String(512))
+    action: Mapped[str] = mapped_column(sa.String(32))
+    actor: Mapped[str] = mapped_column(sa.String(253))
+    at: Mapped[datetime]
+    story_version: Mapped[int]
+    resolution: Mapped[str | None] = mapped_column(sa.String(32))
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    detail: Mapped[dict[str, Any]]
 
 
 class StageHealth(Base):
