@@ -145,7 +145,8 @@ def test_stage_and_api_serve_metrics_that_move(processes: dict[str, object]) -> 
 
     text = _scrape_until(stage_url, stage_moved, logs)
     samples = _samples(text)
-    assert _value(samples, "runward_stage_processing_seconds_count", stage="ingest") >= 3
+    # One observation per batch the stage handled (the three records may come in one batch).
+    assert _value(samples, "runward_stage_processing_seconds_count", stage="ingest") >= 1
     assert any(name == "runward_stage_consumer_lag" for name, _ in samples)
     # Faust's data directory is under RUNWARD_HOME, not the working directory (root-owned in an image).
     assert (logs / "home" / "faust" / "runward-ingest").is_dir()
