@@ -61,7 +61,7 @@ def _exec_in_pod(pod_uid: str, namespace: str) -> dict[str, Any]:
         "ts": datetime.now(timezone.utc).isoformat(),
         "pid": 4242,
         "comm": "python",
-        "attribution": {"node": "node-a", "pod_uid": pod_uid},
+        "attribution": {"node": "kubewatch-node", "pod_uid": pod_uid},
         "detail": {"kind": "exec", "binary": "/usr/bin/curl", "argv": ["curl", "https://example.org"]},
     }
 
@@ -119,7 +119,9 @@ def test_live_agent_gets_its_service_account_and_autonomy(
             deadline = time.monotonic() + 60
             while not execs and time.monotonic() < deadline:
                 event = _exec_in_pod(pod_uid, namespace)
-                producer.produce(RAW_SENSOR.name, key=f"node-a:{pod_uid}".encode(), value=json.dumps(event).encode())
+                producer.produce(
+                    RAW_SENSOR.name, key=f"kubewatch-node:{pod_uid}".encode(), value=json.dumps(event).encode()
+                )
                 producer.flush(10)
                 execs = read_records(
                     kafka_bootstrap,
