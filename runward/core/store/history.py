@@ -86,9 +86,16 @@ def _entry(row: HistoryRow) -> dict[str, Any]:
     }
 
 
+_HISTORY_LOCK = 0x52756E77  # an arbitrary, fixed advisory-lock key for the go-live history chain
+
+
 def _append_in(
     session: Session, deployment: str, kind: HistoryKind, actor: str, reason: str, body: dict[str, Any], ts: datetime
 ) -> HistoryRow:
+    if session.get_bind().dialect.name == "postgresql":
+        # One appender at a time for the transaction (released at commit): concurrent writers wait
+        # here instead of racing for the next seq until their retries run out.
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _HISTORY_LOCK})
     last = session.scalar(sa.select(HistoryRow).order_by(HistoryRow.seq.desc()).limit(1))
     seq, prev = (last.seq + 1, last.hash) if last is not None else (1, GENESIS)
     # Round-trip the body through JSON now, so the hash covers exactly what the store gives back.
