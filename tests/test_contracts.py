@@ -154,6 +154,30 @@ def samples() -> list[tuple[str, BaseModel]]:
                 deployment="agents/a", mode=c.EnforcementMode.AUDIT, approver="lead", reason="window complete", ts=T
             ),
         ),
+        (
+            "runward.proofs",
+            c.PolicyProof(
+                deployment="agents/a",
+                apd_revision=3,
+                profile_sha256="0" * 64,
+                passed=True,
+                ran_at=T,
+                runtime="runc 1.1.5",
+                command=["/bin/agent"],
+                exit_code=0,
+            ),
+        ),
+        (
+            "runward.audit-evidence",
+            c.AuditEvidence(
+                evidence_id="e1",
+                deployment="agents/a",
+                ts=T,
+                source=c.EvidenceSource.SECCOMP,
+                action="unshare",
+                reason="not in the seccomp profile",
+            ),
+        ),
         ("runward.dead-letter", c.DeadLetter(stage="ingest", ts=T, source=SRC, reason="bad", payload="{")),
     ]
 

@@ -16,6 +16,7 @@ from runward.core.contracts import (
     AiBom,
     ApdRevision,
     AttackStory,
+    AuditEvidence,
     BomDelta,
     DeadLetter,
     DeclaredManifest,
@@ -23,6 +24,7 @@ from runward.core.contracts import (
     K8sAuditEvent,
     K8sObjectEvent,
     PolicyBundle,
+    PolicyProof,
     PromotionDecision,
     RawK8sRecord,
     RawLlmEvent,
@@ -170,6 +172,23 @@ PROMOTIONS = Topic(
     retention_ms=None,
     compacted=True,  # an agent's current mode must survive any retention: the latest decision per agent
 )
+PROOFS = Topic(
+    "runward.proofs",
+    "deployment id",
+    PolicyProof,
+    ("api (approver: runward prove)",),
+    ("enforcer",),
+    retention_ms=None,
+    compacted=True,  # the latest proof of each agent decides whether its enforce bundle may be emitted
+)
+AUDIT_EVIDENCE = Topic(
+    "runward.audit-evidence",
+    "deployment id",
+    AuditEvidence,
+    ("seccomp log collector", "mcp gateway", "runward run (nftables log)"),
+    ("enforcer (audit soak)", "api (store)"),
+    retention_ms=90 * DAY_MS,  # the audit soak and the go-live ticket look back over weeks
+)
 DEAD_LETTER = Topic(
     "runward.dead-letter",
     "stage name",
@@ -193,6 +212,8 @@ ALL_TOPICS: tuple[Topic[Any], ...] = (
     RECONCILIATION,
     POLICIES,
     PROMOTIONS,
+    PROOFS,
+    AUDIT_EVIDENCE,
     DEAD_LETTER,
 )
 BY_NAME: dict[str, Topic[Any]] = {t.name: t for t in ALL_TOPICS}

@@ -44,6 +44,14 @@ from runward.core.contracts.details import (
     LlmCallInfo,
     SyscallInfo,
 )
+from runward.core.contracts.enforcement import (
+    ArgumentRule,
+    AuditEvidence,
+    BundleToolPolicy,
+    EvidenceSource,
+    PolicyProof,
+    ToolRule,
+)
 from runward.core.contracts.ops import DeadLetter, PromotionDecision
 from runward.core.contracts.pipeline import (
     AiBom,
@@ -81,6 +89,12 @@ from runward.core.contracts.raw import (
 from runward.core.contracts.revision import PodTemplateRevision
 
 __all__ = [
+    "ArgumentRule",
+    "AuditEvidence",
+    "BundleToolPolicy",
+    "EvidenceSource",
+    "PolicyProof",
+    "ToolRule",
     "AgentEdge",
     "AiBom",
     "ApdRevision",

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from runward.core.contracts.behaviours import BehaviourKey
 from runward.core.contracts.common import DeploymentId, Record
 from runward.core.contracts.details import Autonomy, EventDetail
+from runward.core.contracts.enforcement import BundleToolPolicy, PolicyProof
+from runward.core.contracts.revision import PodTemplateRevision
 
 
 class Surface(StrEnum):
@@ -245,6 +247,26 @@ class PolicyBundle(Record):
     network_policy: dict[str, Any] = Field(description="networking.k8s.io/v1 NetworkPolicy")
     seccomp_profile: dict[str, Any] = Field(description="OCI seccomp JSON for a kubelet localhost profile")
     open_stories: list[str] = Field(default_factory=list, description="attack stories that hold the promotion gate")
+    deployment_revision: PodTemplateRevision | None = Field(
+        default=None,
+        description="the Deployment revision (pod template, image digests) whose behaviour it was built from",
+    )
+    latest_apd_revision: int | None = Field(
+        default=None,
+        description="the newest APD revision seen; differs from apd_revision while an enforce-mode bundle is frozen",
+    )
+    proof: PolicyProof | None = Field(default=None, description="the passing proof an enforce-mode bundle needs")
+    cilium_network_policy: dict[str, Any] | None = Field(default=None, description="cilium.io/v2 with toFQDNs")
+    calico_policy: dict[str, Any] | None = Field(
+        default=None, description="projectcalico.org/v3 NetworkPolicy with domains (StagedNetworkPolicy in audit)"
+    )
+    seccomp_profile_object: dict[str, Any] | None = Field(
+        default=None, description="security-profiles-operator.x-k8s.io SeccompProfile"
+    )
+    deployment_patch: dict[str, Any] | None = Field(
+        default=None, description="strategic-merge patch setting the pods' securityContext.seccompProfile"
+    )
+    tool_policy: BundleToolPolicy | None = Field(default=None, description="tools and arguments the gateway allows")
 
 
 class DeclaredManifest(Record):
