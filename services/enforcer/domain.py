@@ -18,6 +18,7 @@ from runward.core.contracts import (
 )
 from services.enforcer import promotion_gate
 from services.enforcer.policies import egress_allowlist, network_policy, seccomp_profile
+from services.enforcer.tool_policy import tool_policy
 
 
 class StoryHold(BaseModel):
@@ -99,4 +100,5 @@ def bundle(state: EnforcerState, now: datetime) -> PolicyBundle:
         network_policy=network_policy(state.apd, state.mode, state.pod_labels),
         seccomp_profile=seccomp_profile(state.apd, state.mode),
         open_stories=state.open_stories,
+        tool_policy=tool_policy(state.apd, state.mode),
     )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from runward.core.contracts.behaviours import BehaviourKey
 from runward.core.contracts.common import DeploymentId, Record
 from runward.core.contracts.details import Autonomy, EventDetail
-from runward.core.contracts.enforcement import BundleToolPolicy, PolicyProof
+from runward.core.contracts.enforcement import ArgumentRule, BundleToolPolicy, PolicyProof
 from runward.core.contracts.revision import PodTemplateRevision
 
 
@@ -144,6 +144,11 @@ class ApdRevision(Record):
         default_factory=dict,
         description="a rollout's expected drift, learnt pending an approver: it may apply in observe and "
         "audit, never in an enforce-mode policy until accepted into `behaviours`",
+    )
+    tool_arguments: dict[str, dict[str, ArgumentRule]] | None = Field(
+        default=None,
+        description="per tool (`server/tool`) and argument path, what the window learnt of its values as a rule "
+        "the gateway can check (runward.core.tool_arguments); None: not summarised by this profiler",
     )
 
 
