@@ -19,8 +19,11 @@ Two kinds of line are read from /dev/kmsg:
       runward-egress:agents/reporter: IN=veth-h OUT=eth0 SRC=10.200.0.2 DST=203.0.113.7 LEN=60
       ... PROTO=TCP SPT=40112 DPT=443 ...
 
-  (`nft ... log prefix "runward-egress:agents/reporter: " drop` in audit mode: `log` without the
-  `drop`). The Deployment in the prefix is the attribution: the network namespace is the pod's.
+  (`nft ... log prefix "runward-egress:agents/reporter: " drop` in enforce mode, `log` without the
+  `drop` in audit). The Deployment in the prefix is the attribution. The kernel prints `log`
+  lines of a rule in a network namespace other than the host's only when
+  `net.netfilter.nf_log_all_netns=1`; without it, put the logging rule on the host side of the
+  pod's veth (e.g. a forward chain matching `iifname <host veth>`), where it is printed.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ real kernel lines, including the egress allowlist's nftables log prefix."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -111,3 +113,35 @@ def test_seccomp_log_of_a_runward_run_workload_is_published_as_its_evidence(
     assert (evidence.source.value, evidence.action, evidence.pod) == ("seccomp", "personality", pod)
     assert evidence.detail["seccomp_action"] == "log" and evidence.detail["syscall_nr"] == PERSONALITY
     assert evidence.detail["comm"].startswith("python")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.access(KMSG, os.R_OK), reason="needs root, nft and /dev/kmsg")
+def test_nftables_egress_drop_is_published_as_network_evidence(kafka_bootstrap: str) -> None:
+    """A real nftables rule (its own table, in the host's network namespace, for a TEST-NET-1
+    address only) logs a dropped connection with the agreed prefix; the collector publishes it."""
+    suffix = uuid.uuid4().hex[:8]
+    deployment, table = f"agents/net-{suffix}", f"runward_evidence_{suffix}"
+    stop = threading.Event()
+    collector = threading.Thread(target=run, args=(kafka_bootstrap, KMSG, False, 60.0, stop.is_set), daemon=True)
+    collector.start()
+    time.sleep(1.0)
+    nft = ["nft", "-f", "-"]
+    ruleset = (
+        f"table inet {table} {{\n chain out {{\n  type filter hook output priority 0; policy accept;\n"
+        f'  ip daddr 192.0.2.77 tcp dport 443 log prefix "runward-egress:{deployment}: " drop\n }}\n}}\n'
+    )
+    subprocess.run(nft, input=ruleset, text=True, check=True)
+    try:
+        with socket.socket() as sock:
+            sock.settimeout(1.0)
+            with pytest.raises(OSError):
+                sock.connect(("192.0.2.77", 443))
+        records = read_records(kafka_bootstrap, AUDIT_EVIDENCE.name, lambda v: v.get("deployment") == deployment, 1)
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table], check=False)
+        stop.set()
+        collector.join(timeout=15)
+    assert records, "no network evidence published"
+    evidence = AuditEvidence.model_validate(records[0][1])
+    assert (evidence.source.value, evidence.action) == ("network", "192.0.2.77:443/tcp")
+    assert evidence.detail["DPT"] == "443" and evidence.pod is None
