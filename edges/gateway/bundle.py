@@ -13,7 +13,9 @@ team promoted the agent to. The gateway judges every tools/call against it:
 No bundle (none fetched yet, the agent is new) is observe: the gateway records and never refuses
 on its account. A bundle is fetched from the API (`GET /v1/agents/{ns}/{name}/policies` with a
 viewer token) or read from runward.policies, and refreshed periodically; a failed refresh keeps
-the last bundle (never drops back to observe from enforce because the API blinked).
+the last bundle (never drops back to observe from enforce because the API blinked). A gateway
+told to apply a bundle that could not yet learn whether there is one (the first fetch failed)
+refuses tool calls until it can: not knowing the mode is not observe, and nothing fails open.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from runward.core.tool_arguments import call_violations
 
 log = logging.getLogger(__name__)
 REFRESH_S = 30.0
+UNKNOWN_RETRY_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,11 @@ class BundleSource(Protocol):
     @property
     def current(self) -> PolicyBundle | None: ...
 
+    @property
+    def problem(self) -> str | None:
+        """Why the bundle is unknown (no fetch succeeded yet), else None."""
+        ...
+
 
 class FixedBundle:
     """A bundle held in memory (tests, a bundle file given on the command line)."""
@@ -96,6 +104,10 @@ class FixedBundle:
     @property
     def current(self) -> PolicyBundle | None:
         return self.bundle
+
+    @property
+    def problem(self) -> str | None:
+        return None
 
 
 class PollingBundle:
@@ -108,6 +120,8 @@ class PollingBundle:
     def __init__(self, fetch: Callable[[], PolicyBundle | None], every_s: float = REFRESH_S) -> None:
         self._fetch, self._every = fetch, every_s
         self._bundle: PolicyBundle | None = None
+        self._problem: str | None = None
+        self._known = False
         self._stop = threading.Event()
         self.refresh()
         self._thread = threading.Thread(target=self._run, name="runward-gateway-bundle", daemon=True)
@@ -117,12 +131,18 @@ class PollingBundle:
     def current(self) -> PolicyBundle | None:
         return self._bundle
 
+    @property
+    def problem(self) -> str | None:
+        return None if self._known else self._problem
+
     def refresh(self) -> None:
         try:
             bundle = self._fetch()
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last bundle; the log says why
             log.warning("policy bundle refresh failed, keeping revision %s: %s", self._revision(), exc)
+            self._problem = f"the agent's policy bundle could not be fetched yet ({exc})"
             return
+        self._known = True
         if bundle is not None and (self._bundle is None or bundle.revision >= self._bundle.revision):
             self._bundle = bundle
 
@@ -130,7 +150,8 @@ class PollingBundle:
         return self._bundle.revision if self._bundle else None
 
     def _run(self) -> None:
-        while not self._stop.wait(self._every):
+        # While the bundle is unknown calls are refused: retry soon, not at the refresh period.
+        while not self._stop.wait(self._every if self._known else min(self._every, UNKNOWN_RETRY_S)):
             self.refresh()
 
     def close(self) -> None:

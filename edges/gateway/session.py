@@ -177,23 +177,35 @@ class GatewaySession:
         pending = _Pending(str(message["method"]), params, self.clock())
         out = Outcome(to_server=[message])
         if pending.method == "tools/call":
-            tool = params["name"]
-            if self.policy is not None:
-                decision = self.policy.decide(self.server, tool)
-                if not decision.allowed and self.policy.mode == "enforce":
-                    return self._refuse(message, pending, tool, decision.reason, self.policy.mode)
-                if not decision.allowed:
-                    pending.note = f"{NOTE} not allowed, observed only (mode observe): {decision.reason}"
-            verdict = judge(self._bundle(), self.server, tool, _arguments(params))
-            if not verdict.allowed and verdict.mode is EnforcementMode.ENFORCE:
-                return self._refuse(message, pending, tool, verdict.reason, verdict.mode.value)
-            if not verdict.allowed:
-                note = f"{NOTE} would be refused, {verdict.mode.value} only: {verdict.reason}"
-                pending.note = f"{pending.note}; {note}" if pending.note else note
-                if verdict.mode is EnforcementMode.AUDIT:
-                    out.evidence.append(self._evidence(message, pending, tool, verdict))
+            refused = self._judge_call(message, pending, out)
+            if refused is not None:
+                return refused
         self._pending[_key(message["id"])] = pending
         return out
+
+    def _judge_call(self, message: JsonRpc, pending: _Pending, out: Outcome) -> Outcome | None:
+        """The hand-written allowlist, then the agent's bundle, on one tools/call: the refusal to
+        answer with (enforce), else None after noting would-be refusals on `pending` and, in
+        audit, adding their evidence to `out`."""
+        tool = pending.params["name"]
+        if self.policy is not None:
+            decision = self.policy.decide(self.server, tool)
+            if not decision.allowed and self.policy.mode == "enforce":
+                return self._refuse(message, pending, tool, decision.reason, self.policy.mode)
+            if not decision.allowed:
+                pending.note = f"{NOTE} not allowed, observed only (mode observe): {decision.reason}"
+        problem = self.bundles.problem if self.bundles is not None else None
+        if problem is not None:
+            return self._refuse(message, pending, tool, f"{problem}; retry shortly", "unknown")
+        verdict = judge(self._bundle(), self.server, tool, _arguments(pending.params))
+        if not verdict.allowed and verdict.mode is EnforcementMode.ENFORCE:
+            return self._refuse(message, pending, tool, verdict.reason, verdict.mode.value)
+        if not verdict.allowed:
+            note = f"{NOTE} would be refused, {verdict.mode.value} only: {verdict.reason}"
+            pending.note = f"{pending.note}; {note}" if pending.note else note
+            if verdict.mode is EnforcementMode.AUDIT:
+                out.evidence.append(self._evidence(message, pending, tool, verdict))
+        return None
 
     def _bundle(self) -> Any:
         return self.bundles.current if self.bundles is not None else None

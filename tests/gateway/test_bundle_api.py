@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from edges.gateway.bundle import PollingBundle, from_api
+from edges.gateway.session import REFUSED, AgentIdentity, GatewaySession
 from runward.control.api.app import create_app
 from runward.control.api.publisher import KafkaPublisher
 from runward.core.config import Settings
@@ -38,9 +39,14 @@ def test_bundle_is_fetched_from_the_api_with_a_viewer_token(tmp_path: Path, kafk
         source.refresh()
         assert source.current == bundle
         wrong = PollingBundle(from_api(api, "not-a-token", deployment), every_s=3600)
-        assert wrong.current is None
+        assert wrong.current is None and wrong.problem is not None and "401" in wrong.problem
+        session = GatewaySession(AgentIdentity(deployment), None, server_name="time", bundles=wrong)
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_current_time"}}
+        refused = session.from_client(call)  # the mode is unknown: refused, not observed
+        assert not refused.to_server and refused.to_client[0]["error"]["code"] == REFUSED
+        assert "could not be fetched yet" in refused.to_client[0]["error"]["message"]
         source._fetch = from_api(api, "not-a-token", deployment)
         source.refresh()  # 401: logged, the enforce bundle stays
-        assert source.current == bundle
+        assert source.current == bundle and source.problem is None
         source.close()
         wrong.close()
