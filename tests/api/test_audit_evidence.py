@@ -4,17 +4,21 @@ violation after it entered audit."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
+from runward.control.cli import main
 from runward.core.contracts import AuditEvidence, EvidenceSource
 from runward.core.store import Store
 
-from .support import BUNDLE_AT, NOW, VIEWER, WRONG_TOKEN
+from .support import BUNDLE_AT, NOW, VIEWER, VIEWER_TOKEN, WRONG_TOKEN
 from .test_golive import RETRIEVER, soaked, statuses
+from .test_stories_cli import api_url
 
-__all__ = ["soaked"]  # the fixture, used by name
+__all__ = ["api_url", "soaked"]  # fixtures, used by name
 
 
 def evidence(n: int, source: EvidenceSource, ts: datetime, action: str) -> AuditEvidence:
@@ -64,3 +68,16 @@ def test_evidence_during_the_soak_spoils_it(soaked: TestClient, store: Store) ->
     assert "3 would-be violation(s) during the soak (gateway 2, seccomp 1)" in check["evidence"]
     assert "time/convert_time" in check["evidence"] and "ptrace" not in check["evidence"]
     assert "/v1/agents/shop/retriever/audit-evidence" in check["fix"]
+
+
+def test_evidence_cli_lists_through_the_api(api_url: str, store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    store.put_audit_evidence(DURING)
+    args = ["evidence", "shop/retriever", "--api", api_url, "--token", VIEWER_TOKEN]
+    assert main(args) == 0
+    shown = capsys.readouterr().out
+    assert "3 (gateway 2, seccomp 1)" in shown
+    assert "docs/delete" in shown and "mount" in shown
+    assert main([*args, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["evidence"]
+    assert [e["action"] for e in listed] == ["docs/delete", "mount", "time/convert_time"]
+    assert main(["evidence", "shop/retriever", "--api", api_url]) == 2  # no token
