@@ -23,13 +23,14 @@ from typing import Any
 
 from runward.core.contracts import ApdRevision, EnforcementMode
 from services.enforcer.policies import (
-    KUBE_DNS,
+    KUBE_DNS_LABELS,
+    KUBE_DNS_NAMESPACE,
     MANAGED_BY,
     NAMESPACE_LABEL,
     Destinations,
     Port,
-    annotations,
     destinations,
+    policy_annotations,
     policy_name,
 )
 
@@ -47,7 +48,7 @@ def _metadata(apd: ApdRevision, mode: EnforcementMode, extra: dict[str, str] | N
         "name": name,
         "namespace": namespace,
         "labels": dict(MANAGED_BY),
-        "annotations": {**annotations(apd, mode), **(extra or {})},
+        "annotations": {**policy_annotations(apd, mode), **(extra or {})},
     }
 
 
@@ -60,8 +61,8 @@ def _cilium_egress(found: Destinations) -> list[dict[str, Any]]:
     if found.dns:
         dns_peer = {
             "matchLabels": {
-                CILIUM_NAMESPACE_LABEL: KUBE_DNS["namespace"],
-                **{f"k8s:{k}": v for k, v in KUBE_DNS["labels"].items()},
+                CILIUM_NAMESPACE_LABEL: KUBE_DNS_NAMESPACE,
+                **{f"k8s:{k}": v for k, v in KUBE_DNS_LABELS.items()},
             }
         }
         rules.append(
@@ -96,11 +97,18 @@ def cilium_network_policy(apd: ApdRevision, mode: EnforcementMode) -> dict[str, 
         "egress": _cilium_egress(found),
     }
     if found.ingress:
-        spec["ingress"] = [{"fromEntities": ["all"], "toPorts": [p for port in found.ingress for p in _cilium_ports(port)]}]
+        spec["ingress"] = [
+            {"fromEntities": ["all"], "toPorts": [p for port in found.ingress for p in _cilium_ports(port)]}
+        ]
     enforcing = mode is EnforcementMode.ENFORCE
     spec["enableDefaultDeny"] = {"egress": enforcing, "ingress": enforcing}
     extra = {} if enforcing else {"runward.io/audit": CILIUM_AUDIT_NOTE}
-    return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": _metadata(apd, mode, extra), "spec": spec}
+    return {
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": _metadata(apd, mode, extra),
+        "spec": spec,
+    }
 
 
 def _quoted(value: str) -> str:
@@ -127,8 +135,8 @@ def _calico_egress(found: Destinations) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     if found.dns:
         dns = {
-            "selector": calico_selector({"matchLabels": KUBE_DNS["labels"]}),
-            "namespaceSelector": f"{NAMESPACE_LABEL} == {_quoted(str(KUBE_DNS['namespace']))}",
+            "selector": calico_selector({"matchLabels": KUBE_DNS_LABELS}),
+            "namespaceSelector": f"{NAMESPACE_LABEL} == {_quoted(KUBE_DNS_NAMESPACE)}",
             "ports": [53],
         }
         rules += [{"action": "Allow", "protocol": p, "destination": dict(dns)} for p in ("UDP", "TCP")]
@@ -160,7 +168,8 @@ def calico_policy(apd: ApdRevision, mode: EnforcementMode) -> dict[str, Any] | N
         "types": ["Ingress", "Egress"],
         "egress": _calico_egress(found),
         "ingress": [
-            {"action": "Allow", "protocol": protocol, "destination": {"ports": [port]}} for port, protocol in found.ingress
+            {"action": "Allow", "protocol": protocol, "destination": {"ports": [port]}}
+            for port, protocol in found.ingress
         ],
     }
     kind = "NetworkPolicy"

@@ -52,7 +52,8 @@ SERIALIZER = ApiClient()
 SECCOMP_ARCHES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"]
 CLUSTER_DOMAIN = "cluster.local"
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
-KUBE_DNS = {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}
+KUBE_DNS_NAMESPACE = "kube-system"
+KUBE_DNS_LABELS = {"k8s-app": "kube-dns"}
 MANAGED_BY = {"app.kubernetes.io/managed-by": "runward"}
 
 EGRESS_IP = "egress_ip"
@@ -139,7 +140,7 @@ def policy_name(apd: ApdRevision) -> tuple[str, str]:
     return namespace, f"runward-{name}"
 
 
-def annotations(apd: ApdRevision, mode: EnforcementMode) -> dict[str, str]:
+def policy_annotations(apd: ApdRevision, mode: EnforcementMode) -> dict[str, str]:
     return {"runward.io/mode": mode.value, "runward.io/apd-revision": str(apd.revision)}
 
 
@@ -185,8 +186,8 @@ def network_policy(apd: ApdRevision, mode: EnforcementMode) -> dict[str, Any] | 
             V1NetworkPolicyEgressRule(
                 to=[
                     V1NetworkPolicyPeer(
-                        namespace_selector=V1LabelSelector(match_labels={NAMESPACE_LABEL: KUBE_DNS["namespace"]}),
-                        pod_selector=V1LabelSelector(match_labels=dict(KUBE_DNS["labels"])),
+                        namespace_selector=V1LabelSelector(match_labels={NAMESPACE_LABEL: KUBE_DNS_NAMESPACE}),
+                        pod_selector=V1LabelSelector(match_labels=dict(KUBE_DNS_LABELS)),
                     )
                 ],
                 ports=[V1NetworkPolicyPort(port=53, protocol="UDP"), V1NetworkPolicyPort(port=53, protocol="TCP")],
@@ -201,7 +202,7 @@ def network_policy(apd: ApdRevision, mode: EnforcementMode) -> dict[str, Any] | 
         api_version="networking.k8s.io/v1",
         kind="NetworkPolicy",
         metadata=V1ObjectMeta(
-            name=name, namespace=namespace, labels=dict(MANAGED_BY), annotations=annotations(apd, mode)
+            name=name, namespace=namespace, labels=dict(MANAGED_BY), annotations=policy_annotations(apd, mode)
         ),
         spec=V1NetworkPolicySpec(
             pod_selector=label_selector(apd.pod_selector),

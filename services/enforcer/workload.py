@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes.client import V1PodSecurityContext, V1SeccompProfile
 
 from runward.core.contracts import ApdRevision, EnforcementMode
-from services.enforcer.policies import MANAGED_BY, SERIALIZER, annotations, policy_name, seccomp_profile
+from services.enforcer.policies import MANAGED_BY, SERIALIZER, policy_annotations, policy_name, seccomp_profile
 
 SPO_API_VERSION = "security-profiles-operator.x-k8s.io/v1beta1"
 
@@ -43,7 +43,7 @@ def seccomp_profile_object(apd: ApdRevision, mode: EnforcementMode) -> dict[str,
             "name": name,
             "namespace": namespace,
             "labels": dict(MANAGED_BY),
-            "annotations": annotations(apd, mode),
+            "annotations": policy_annotations(apd, mode),
         },
         "spec": spec,
     }

@@ -22,7 +22,9 @@ OPENAI = "egress:api.openai.com:443/tcp"
 PASTE = "egress:paste.example:443/tcp"
 
 
-def apd(revision: int, egress: list[str], pending: list[str] | None = None, rev: PodTemplateRevision = V1) -> ApdRevision:
+def apd(
+    revision: int, egress: list[str], pending: list[str] | None = None, rev: PodTemplateRevision = V1
+) -> ApdRevision:
     return ApdRevision(
         deployment=D,
         revision=revision,
@@ -100,7 +102,9 @@ def test_a_rollout_under_enforce_runs_in_audit_under_the_previous_policies_until
     assert bundle and bundle.mode is EnforcementMode.AUDIT
     assert bundle.mode_reason and "5c4b7f9d8 rolled out" in bundle.mode_reason and "7d9f8c6b5" in bundle.mode_reason
     assert bundle.apd_revision == 1 and bundle.deployment_revision == V1  # still the previous bundle's policies
-    assert bundle.network_policy is None and bundle.calico_policy and bundle.calico_policy["kind"] == "StagedNetworkPolicy"
+    assert (
+        bundle.network_policy is None and bundle.calico_policy and bundle.calico_policy["kind"] == "StagedNetworkPolicy"
+    )
     assert bundle.seccomp_profile["defaultAction"] == "SCMP_ACT_LOG"
     # More learning of the new revision does not widen it either.
     state, bundle = apply(state, apd(3, [OPENAI, PASTE], rev=V2), T)

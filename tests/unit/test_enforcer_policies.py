@@ -61,7 +61,9 @@ def promoted(mode: EnforcementMode, record: ApdRevision | None = None) -> Enforc
     state, _ = apply(None, record or apd(), T)
     steps = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}[mode]
     for step in (EnforcementMode.AUDIT, EnforcementMode.ENFORCE)[:steps]:
-        state, _ = apply(state, PromotionDecision(deployment="agents/bot", mode=step, approver="a", reason="r", ts=T), T)
+        state, _ = apply(
+            state, PromotionDecision(deployment="agents/bot", mode=step, approver="a", reason="r", ts=T), T
+        )
     return state
 
 
@@ -151,21 +153,29 @@ def test_cilium_names_external_destinations_and_resolves_through_its_dns_proxy()
     assert spec["endpointSelector"] == SELECTOR
     assert spec["enableDefaultDeny"] == {"egress": True, "ingress": True}
     fqdn = next(r for r in spec["egress"] if "toFQDNs" in r)
-    assert fqdn == {"toFQDNs": [{"matchName": "api.openai.com"}], "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}
+    assert fqdn == {
+        "toFQDNs": [{"matchName": "api.openai.com"}],
+        "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}],
+    }
     dns = spec["egress"][0]
     assert dns["toPorts"][0]["rules"] == {"dns": [{"matchPattern": "*"}]}
-    assert {"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "tools"}}], "toPorts": [
-        {"ports": [{"port": "8080", "protocol": "TCP"}]}
-    ]} in spec["egress"]
+    assert {
+        "toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "tools"}}],
+        "toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}],
+    } in spec["egress"]
 
 
 def test_calico_selector_syntax() -> None:
     assert calico_selector(SELECTOR) == "app.kubernetes.io/instance == 'bot-prod' && app.kubernetes.io/name == 'bot'"
     assert (
-        calico_selector({"matchExpressions": [
-            {"key": "tier", "operator": "In", "values": ["a", "b"]},
-            {"key": "canary", "operator": "DoesNotExist"},
-        ]})
+        calico_selector(
+            {
+                "matchExpressions": [
+                    {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                    {"key": "canary", "operator": "DoesNotExist"},
+                ]
+            }
+        )
         == "tier in {'a', 'b'} && !has(canary)"
     )
 
@@ -174,7 +184,11 @@ def test_calico_policy_names_domains() -> None:
     policy = calico_policy(apd(), EnforcementMode.ENFORCE)
     assert policy is not None and policy["kind"] == "NetworkPolicy"
     egress = policy["spec"]["egress"]
-    assert {"action": "Allow", "protocol": "TCP", "destination": {"domains": ["api.openai.com"], "ports": [443]}} in egress
+    assert {
+        "action": "Allow",
+        "protocol": "TCP",
+        "destination": {"domains": ["api.openai.com"], "ports": [443]},
+    } in egress
     assert {
         "action": "Allow",
         "protocol": "TCP",
@@ -206,7 +220,9 @@ def test_each_mode_emits_what_it_can_apply_without_breaking_the_agent() -> None:
     cilium = audit["cilium_network_policy"]
     assert cilium and cilium["spec"]["enableDefaultDeny"] == {"egress": False, "ingress": False}
     assert "policy-audit-mode" in cilium["metadata"]["annotations"]["runward.io/audit"]
-    assert audit["seccomp_profile_object"] and audit["seccomp_profile_object"]["spec"]["defaultAction"] == "SCMP_ACT_LOG"
+    assert (
+        audit["seccomp_profile_object"] and audit["seccomp_profile_object"]["spec"]["defaultAction"] == "SCMP_ACT_LOG"
+    )
 
     enforce = documents(promoted(EnforcementMode.ENFORCE))
     assert enforce["network_policy"] and enforce["network_policy"]["kind"] == "NetworkPolicy"

@@ -416,9 +416,7 @@ def test_the_deployment_selector_and_named_revision_reach_the_profiler() -> None
     assert first.detail.pod_template_hash is None
     assert first.detail.revision is not None
     named = PodTemplateRevision(template_hash=first.detail.revision, pod_template_hash="6f7c9d8b4")
-    [refined] = domain.apply_k8s_object(
-        registry, K8sObjectEvent(type="MODIFIED", object=obj, revision=named), T, SRC
-    )
+    [refined] = domain.apply_k8s_object(registry, K8sObjectEvent(type="MODIFIED", object=obj, revision=named), T, SRC)
     assert isinstance(refined.detail, DeploymentSpecInfo)
     assert refined.detail.pod_template_hash == "6f7c9d8b4" and refined.detail.changed is False
     assert domain.apply_k8s_object(registry, K8sObjectEvent(type="MODIFIED", object=obj, revision=named), T, SRC) == []

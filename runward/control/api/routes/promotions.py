@@ -150,10 +150,14 @@ def accept_policy(
         reasons.append(f"APD revision {body.apd_revision} is not the latest ({latest}); review and accept {latest}")
     else:
         # The enforcer applies the same checks (services/enforcer/domain.accept_gate).
-        entering = promotion_gate.evaluate(EnforcementMode.ENFORCE, EnforcementMode.AUDIT, state.apd, state.open_stories)
+        entering = promotion_gate.evaluate(
+            EnforcementMode.ENFORCE, EnforcementMode.AUDIT, state.apd, state.open_stories
+        )
         reasons.extend(entering.reasons)
     if reasons:
-        refusal = GateRefusal(detail=f"accepting APD revision {body.apd_revision} for {deployment} refused", reasons=reasons)
+        refusal = GateRefusal(
+            detail=f"accepting APD revision {body.apd_revision} for {deployment} refused", reasons=reasons
+        )
         return JSONResponse(refusal.model_dump(), status_code=status.HTTP_409_CONFLICT)
     decision = PromotionDecision(
         deployment=deployment,
