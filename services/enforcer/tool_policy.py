@@ -2,9 +2,9 @@
 with the argument rules the profiler learnt for it (`ApdRevision.tool_arguments`).
 
 The MCP gateway applies it at the bundle's mode: observe records, audit records would-be
-refusals as evidence, enforce refuses. Enforce-mode tools come from `behaviours` only; a
-rollout's pending drift counts in observe and audit (where it may apply) and never in enforce
-until an approver accepts it. Pure: no I/O.
+refusals as evidence, enforce refuses. Like every policy of the bundle it is built from the APD
+the bundle is built from (frozen in enforce until an approver accepts a newer revision) and from
+`behaviours` only: a rollout's pending drift is never in a policy. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -12,17 +12,15 @@ from __future__ import annotations
 from runward.core.contracts import (
     ApdRevision,
     BundleToolPolicy,
-    EnforcementMode,
     ToolCall,
     ToolRule,
     parse_behaviour,
 )
 
 
-def tool_policy(apd: ApdRevision, mode: EnforcementMode) -> BundleToolPolicy:
+def tool_policy(apd: ApdRevision) -> BundleToolPolicy:
+    """The same tools in every mode: what the gateway does with a call outside them differs."""
     keys = list(apd.behaviours.get(ToolCall.CATEGORY, []))
-    if mode is not EnforcementMode.ENFORCE:
-        keys += apd.pending.get(ToolCall.CATEGORY, [])
     rules = apd.tool_arguments or {}
     tools: dict[str, ToolRule] = {}
     for key in keys:

@@ -18,11 +18,11 @@ from runward.control.api.app import create_app
 from runward.control.broker import free_port
 from runward.control.cli import main
 from runward.core.config import Settings
-from runward.core.contracts import WindowStatus, utcnow
+from runward.core.contracts import EnforcementMode, WindowStatus, utcnow
 from runward.core.store import Store
 from runward.core.store.schema import HistoryRow
 
-from .support import APPROVER_TOKEN, NOW, VIEWER_TOKEN, SpyPublisher, apd, put
+from .support import APPROVER_TOKEN, NOW, VIEWER_TOKEN, SpyPublisher, apd, bundle, put
 from .test_golive import tokens_file
 
 
@@ -160,3 +160,14 @@ def test_waive_promote_and_history_from_the_command_line(
         s.execute(sa.update(HistoryRow).where(HistoryRow.seq == 2).values(reason="not ours after all"))
     assert run(api_url, VIEWER_TOKEN, "history", "--verify") == 1
     assert "history chain BROKEN at entry 2" in capsys.readouterr().err
+
+
+def test_accept_policy_from_the_command_line(api_url: str, store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    store.touch_agent("shop/frozen-cli", "frozen-sa", NOW - timedelta(days=5))
+    put(store, "apd", apd("shop/frozen-cli", 3, WindowStatus.COMPLETE))
+    put(store, "policy", bundle("shop/frozen-cli", 1, EnforcementMode.ENFORCE))
+    accept = ["accept-policy", "shop/frozen-cli", "--reason", "reviewed the new MCP server"]
+    assert run(api_url, APPROVER_TOKEN, *accept, "--apd-revision", "2") == 1
+    assert "APD revision 2 is not the latest (3); review and accept 3" in capsys.readouterr().err
+    assert run(api_url, APPROVER_TOKEN, *accept, "--apd-revision", "3") == 0
+    assert "APD revision 3 accepted into the enforced policies, signed by Ada Platform" in capsys.readouterr().out
