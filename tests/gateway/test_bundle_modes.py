@@ -27,9 +27,11 @@ from runward.core.contracts import (
 from runward.core.kafka import RecordProducer
 from runward.core.topics import AUDIT_EVIDENCE, POLICIES
 from services.enforcer.domain import EnforcerState, bundle
+from services.ingest import domain as ingest
+from services.profiler.apd import fold
 from tests.gateway.test_stdio_gateway import TIME_SERVER, connect, gateway, recorded
 from tests.kafka_reading import read_records
-from tests.unit.test_profiler_tools import AFTER, learnt_agent
+from tests.unit.test_profiler_tools import AFTER, POLICY, SRC, learnt_agent
 from tests.unit.test_tool_policy import latest_revision
 
 PARIS = {"timezone": "Europe/Paris"}
@@ -173,3 +175,34 @@ def test_a_bundle_from_the_profiler_and_enforcer_is_enforced() -> None:
         {"jsonrpc": "2.0", "id": 4, "result": {"tools": [{"name": "list_reports"}, {"name": "delete_report"}]}}
     )
     assert listing.to_client[0]["result"]["tools"] == [{"name": "list_reports"}]
+
+
+def test_what_the_gateway_refused_is_never_learnt() -> None:
+    """The gateway's own refused records, through ingest and the profiler during the window: the
+    refused tool never enters the APD, and refused arguments never widen a learnt profile."""
+    agent = learnt_agent()
+    apd = latest_revision(agent)
+    state = EnforcerState(deployment=apd.deployment, revision=4, apd=apd, mode=EnforcementMode.ENFORCE)
+    session = GatewaySession(
+        AgentIdentity(apd.deployment), None, server_name="reports", bundles=FixedBundle(bundle(state, AFTER))
+    )
+    refused = []
+    for n in range(8):
+        for tool, arguments in [("delete_report", {"report_id": str(n)}), ("list_reports", {"limit": 10**9 + n})]:
+            message = {
+                "jsonrpc": "2.0",
+                "id": n,
+                "method": "tools/call",
+                "params": {"name": tool, "arguments": arguments},
+            }
+            refused += session.from_client(message).events
+    assert len(refused) == 16 and all(e.refused for e in refused)
+    agent.state.window_started_at = refused[0].ts  # still learning when the refusals arrive
+    for raw in refused:
+        for event in ingest.enrich_llm(agent.registry, raw, SRC):
+            agent.state = fold(agent.state, event, POLICY).state
+    relearnt = latest_revision(agent)
+    assert "tool:reports/delete_report" not in relearnt.behaviours.get("mcp_tools", [])
+    assert relearnt.tool_arguments is not None and "reports/delete_report" not in relearnt.tool_arguments
+    limit = relearnt.tool_arguments["reports/list_reports"]["limit"]
+    assert limit.max_value is not None and limit.max_value < 10**6
