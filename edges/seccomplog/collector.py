@@ -26,7 +26,9 @@ import hashlib
 import logging
 import os
 import select
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -192,8 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("RUNWARD_LOG_LEVEL", "INFO"), stream=sys.stderr)
     from runward.core.config import Settings
 
+    stop = threading.Event()
+    # SIGTERM (runward up stopping) ends the read loop, so the producer flushes what it holds.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        return run(args.kafka or Settings().kafka, args.kmsg, args.from_start, args.repeat_s)
+        return run(args.kafka or Settings().kafka, args.kmsg, args.from_start, args.repeat_s, stop.is_set)
     except PermissionError:
         print(f"runward seccomplog: cannot read {args.kmsg}: it needs root (CAP_SYSLOG)", file=sys.stderr)
         return 2
