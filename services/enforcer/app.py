@@ -2,6 +2,7 @@
 
 apd + promotions + attack-stories  ->  policies (NetworkPolicy, seccomp) at the promoted mode
                                        signals (a promotion decision the API did not sign)
+audit-evidence                     ->  the store (per agent, for the API and the audit soak)
 """
 
 from __future__ import annotations
@@ -13,19 +14,29 @@ from typing import Any
 from runward.core import signing
 from runward.core.codec import RejectedRecord
 from runward.core.config import Settings, settings
-from runward.core.contracts import PromotionDecision, utcnow
+from runward.core.contracts import AuditEvidence, PromotionDecision, utcnow
 from runward.core.stage import Context, Output, Stage
-from runward.core.topics import APD, ATTACK_STORIES, POLICIES, PROMOTIONS, SIGNALS
+from runward.core.topics import APD, ATTACK_STORIES, AUDIT_EVIDENCE, POLICIES, PROMOTIONS, SIGNALS
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
 from services.enforcer.provenance import forged_promotion_signal
 from services.enforcer.recovery import restore
 
 
 def build(config: Settings) -> Stage:
-    stage = Stage("enforcer", inputs=[APD, PROMOTIONS, ATTACK_STORIES], outputs=[POLICIES, SIGNALS], config=config)
+    stage = Stage(
+        "enforcer",
+        inputs=[APD, PROMOTIONS, ATTACK_STORIES, AUDIT_EVIDENCE],
+        outputs=[POLICIES, SIGNALS],
+        config=config,
+    )
     states = stage.model_table("enforcer-state", EnforcerState)
 
     async def handle(record: Any, ctx: Context) -> Sequence[Output]:
+        if isinstance(record, AuditEvidence):
+            # Kept as it came (idempotent per evidence id); the readiness check reads it back.
+            await asyncio.to_thread(stage.store.put_audit_evidence, [record])
+            stage.touch_agent(record.deployment, None, record.ts)
+            return []
         if isinstance(record, PromotionDecision):
             # Read per decision: a key file written after the stage started still counts.
             problem = signing.signature_problem(record, signing.promotion_key(config))

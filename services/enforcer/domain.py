@@ -28,6 +28,7 @@ from runward.core.contracts.revision import PodTemplateRevision, same_revision
 from services.enforcer import promotion_gate
 from services.enforcer.cni import calico_policy, cilium_network_policy
 from services.enforcer.policies import egress_allowlist, network_policy, seccomp_profile
+from services.enforcer.tool_policy import tool_policy
 from services.enforcer.workload import deployment_patch, seccomp_profile_object
 
 
@@ -212,4 +213,5 @@ def bundle(state: EnforcerState, now: datetime) -> PolicyBundle:
         deployment_patch=deployment_patch(source, mode),
         pending_widening=pending_widening(built, latest),
         open_stories=state.open_stories,
+        tool_policy=tool_policy(source),
     )

@@ -566,6 +566,7 @@ def enrich_llm(
         agent_name=event.agent_name,
         endpoint=event.endpoint,
         content_of=event.content_of,
+        refused=event.refused,
         prompt_injection=injection,
     )
     if capture_content:

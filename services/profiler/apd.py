@@ -45,7 +45,7 @@ from runward.core.contracts import (
     parse_behaviour,
 )
 from runward.core.contracts.revision import PodTemplateRevision
-from services.profiler.tools import ToolProfile, fold_tools
+from services.profiler.tools import ToolProfile, argument_rules, fold_tools
 
 # APD categories that refine a typed behaviour (not behaviours themselves): an exec's argument
 # pattern, an egress' resolved address as an `Egress.endpoint`.
@@ -235,6 +235,8 @@ def _learn(
     """Learn one observation into the envelope (or its pending drift), or signal it; True when learnt."""
     category, key = observation.category, observation.key
     if denied(event):
+        if isinstance(event.detail, LlmCallInfo) and key in state.behaviours.get(category, []):
+            return False  # a known tool refused for its arguments: the argument signal says so
         return _attempted(state, result, event, observation, status)
     known = state.behaviours.get(category, [])
     if key in known:
@@ -265,7 +267,9 @@ def _learn(
 
 
 def denied(event: EnrichedEvent) -> bool:
-    """An API call the cluster refused: attempted, not achieved."""
+    """An API call the cluster refused, or a tool call the gateway refused: attempted, not achieved."""
+    if isinstance(event.detail, LlmCallInfo):
+        return event.detail.refused
     return isinstance(event.detail, K8sApiInfo) and event.detail.code in {401, 403}
 
 
@@ -445,7 +449,8 @@ def _deviation(event: EnrichedEvent, behaviour: Behaviour, correlated: bool) -> 
     found = techniques.for_behaviour(behaviour)
     title = "expected drift" if correlated else "outside APD baseline"
     if denied(event):
-        title = "attempted, refused by the API server, outside APD baseline"
+        refuser = "the tool gateway" if isinstance(event.detail, LlmCallInfo) else "the API server"
+        title = f"attempted, refused by {refuser}, outside APD baseline"
     return Signal(
         signal_id=_signal_id(event.deployment, event.event_id, behaviour.key),
         deployment=event.deployment,
@@ -541,4 +546,5 @@ def _revision(
         pods_seen=list(state.pods_seen),
         deployment_revision=state.deployment_revision,
         pod_selector=state.pod_selector,
+        tool_arguments=argument_rules(state.tool_profile),
     )

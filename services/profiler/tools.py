@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
 from runward.core import techniques
-from runward.core.contracts import EnrichedEvent, LlmCallInfo, Signal, Surface, Technique, ToolCall
+from runward.core.contracts import ArgumentRule, EnrichedEvent, LlmCallInfo, Signal, Surface, Technique, ToolCall
+from runward.core.tool_arguments import domain as _domain
+from runward.core.tool_arguments import flatten as _flatten
+from runward.core.tool_arguments import json_type as _type
+from runward.core.tool_arguments import path_prefix as _path_prefix
 
 SAMPLES = 256  # numeric values and lengths kept per argument (the window's most recent)
 ENUM_MAX = 12  # at most this many distinct values makes an argument enum-like...
@@ -34,8 +36,6 @@ READ_BURST = 10  # this many reads in EXFIL_SPAN, then a send to a new destinati
 EXFIL_SPAN = timedelta(minutes=5)
 _SEND = re.compile(r"send|mail|post|upload|publish|webhook|notify|share|transfer|export_to|http", re.I)
 _READ = re.compile(r"read|get|list|search|query|fetch|export|download|select|find|lookup|dump", re.I)
-_EMAIL = re.compile(r"^[^@\s]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})$")
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 _SYMBOLS = re.compile(r"['\";`|&$<>\\]|--|/\*")
 
 
@@ -68,6 +68,10 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
         return []
     tool = event.behaviour.key.removeprefix(f"{ToolCall.PREFIX}:")
     arguments = call.tool_arguments or {}
+    if call.refused:
+        # The gateway refused it: attempted, never run. Never learnt (a refusal would otherwise
+        # teach the baseline what it refused); after the window its arguments are still judged.
+        return _argument_signals(profile, event, tool, arguments) if frozen else []
     signals: list[Signal] = []
     if frozen:
         signals += _argument_signals(profile, event, tool, arguments)
@@ -91,28 +95,6 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
 # --- argument profiles ---------------------------------------------------------------------------
 
 
-def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(argument path, scalar) pairs: nested objects as `a.b`, list items under `a[]`."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from _flatten(inner, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(value, list):
-        for inner in value[:50]:
-            yield from _flatten(inner, f"{prefix}[]")
-    else:
-        yield prefix or "value", value
-
-
-def _type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if value is None:
-        return "null"
-    return "string"
-
-
 def _shape(text: str) -> str:
     """A coarse character class: what an ID, a word, a sentence or an injection looks like."""
     if _SYMBOLS.search(text):
@@ -132,22 +114,6 @@ _COVERS = {
     "text": {"digits", "token", "text"},
     "symbols": {"digits", "token", "text", "symbols"},
 }
-
-
-def _path_prefix(text: str) -> str | None:
-    if not text.startswith(("/", "~/", "./", "../")) or _URL.match(text):
-        return None
-    parts = [p for p in text.split("/") if p]
-    return "/" + "/".join(parts[:2]) if text.startswith("/") else parts[0]
-
-
-def _domain(text: str) -> str | None:
-    email = _EMAIL.match(text)
-    if email:
-        return email.group(1).lower()
-    if _URL.match(text):
-        return (urlsplit(text).hostname or "").lower() or None
-    return None
 
 
 def _destinations(arguments: dict[str, Any]) -> set[str]:
@@ -181,6 +147,30 @@ def robust_bounds(samples: list[float]) -> tuple[float, float]:
     low, high = _quantile(ordered, 0.05), _quantile(ordered, 0.95)
     spread = max(high - low, 1.0, abs(high) * 0.5)
     return low - 3 * spread, high + 3 * spread
+
+
+def argument_rules(profile: ToolProfile) -> dict[str, dict[str, ArgumentRule]]:
+    """The learnt argument profiles as rules the gateway checks (runward.core.tool_arguments):
+    the same robust bounds the tool signals use. An argument seen fewer than MIN_CALLS times is
+    known but unconstrained; enum values only once they repeated, and never for paths or URLs."""
+    rules: dict[str, dict[str, ArgumentRule]] = {}
+    for tool, arguments in sorted(profile.arguments.items()):
+        rules[tool] = {name: _rule(arg) for name, arg in sorted(arguments.items())}
+    return rules
+
+
+def _rule(arg: ArgProfile) -> ArgumentRule:
+    if arg.calls < MIN_CALLS:
+        return ArgumentRule()
+    rule = ArgumentRule(types=list(arg.types), path_prefixes=list(arg.path_prefixes), domains=list(arg.domains))
+    if arg.numbers:
+        rule.min_value, rule.max_value = (round(b, 6) for b in robust_bounds(arg.numbers))
+    if arg.lengths:
+        rule.max_length = round(robust_bounds([float(n) for n in arg.lengths])[1])
+    categorical = not (arg.path_prefixes or arg.domains)
+    if categorical and arg.values is not None and arg.calls >= ENUM_MIN_CALLS:
+        rule.values = list(arg.values)
+    return rule
 
 
 def _quantile(ordered: list[float], q: float) -> float:

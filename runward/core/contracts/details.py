@@ -104,6 +104,7 @@ class LlmCallInfo(_Detail):
     input_messages: list[str] | None = None
     output_messages: list[str] | None = None
     tool_arguments: dict[str, Any] | None = None
+    refused: bool = Field(default=False, description="the tool gateway refused the call: never baseline")
 
 
 class K8sApiInfo(_Detail):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from runward.core.contracts.behaviours import BehaviourKey
 from runward.core.contracts.common import DeploymentId, Record
 from runward.core.contracts.details import Autonomy, EventDetail
-from runward.core.contracts.enforcement import BundleToolPolicy, PolicyProof
+from runward.core.contracts.enforcement import ArgumentRule, BundleToolPolicy, PolicyProof
 from runward.core.contracts.revision import PodTemplateRevision
 
 
@@ -153,6 +153,11 @@ class ApdRevision(Record):
     pod_selector: dict[str, Any] | None = Field(
         default=None,
         description="the Deployment's spec.selector (matchLabels, matchExpressions): the pods a policy must select",
+    )
+    tool_arguments: dict[str, dict[str, ArgumentRule]] | None = Field(
+        default=None,
+        description="per tool (`server/tool`) and argument path, what the window learnt of its values as a rule "
+        "the gateway can check (runward.core.tool_arguments); None: not summarised by this profiler",
     )
 
 

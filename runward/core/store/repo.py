@@ -12,9 +12,17 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from runward.core.contracts import AttackStory, DeadLetter, StoryLifecycle, utcnow
+from runward.core.contracts import AttackStory, AuditEvidence, DeadLetter, StoryLifecycle, utcnow
 from runward.core.store.migrate import check_at_head
-from runward.core.store.schema import Agent, Artifact, AttackStoryRow, DeadLetterRow, StageHealth, StoryEventRow
+from runward.core.store.schema import (
+    Agent,
+    Artifact,
+    AttackStoryRow,
+    AuditEvidenceRow,
+    DeadLetterRow,
+    StageHealth,
+    StoryEventRow,
+)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -350,6 +358,48 @@ class Store:
                 }
                 for r in s.scalars(query)
             ]
+
+    # --- audit evidence -------------------------------------------------------------------
+
+    def put_audit_evidence(self, records: Sequence[AuditEvidence]) -> None:
+        """Idempotent per evidence id: a redelivered record is not stored twice."""
+        if not records:
+            return
+        statement = self._insert()(AuditEvidenceRow).values(
+            [
+                {
+                    "evidence_id": r.evidence_id,
+                    "deployment": r.deployment,
+                    "ts": r.ts,
+                    "source": r.source.value,
+                    "action": r.action[:512],
+                    "body": r.model_dump(mode="json"),
+                }
+                for r in {r.evidence_id: r for r in records}.values()
+            ]
+        )
+        with self.session() as s:
+            s.execute(statement.on_conflict_do_nothing(index_elements=[AuditEvidenceRow.evidence_id]))
+
+    def audit_evidence(
+        self, deployment: str, since: datetime | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The agent's evidence newest first (at most `limit`) and the count per source, both
+        since `since` when given."""
+        where = [AuditEvidenceRow.deployment == deployment]
+        if since is not None:
+            where.append(AuditEvidenceRow.ts >= since)
+        with self.session() as s:
+            rows = s.scalars(
+                sa.select(AuditEvidenceRow)
+                .where(*where)
+                .order_by(AuditEvidenceRow.ts.desc(), AuditEvidenceRow.evidence_id)
+                .limit(limit)
+            ).all()
+            counts = s.execute(
+                sa.select(AuditEvidenceRow.source, sa.func.count()).where(*where).group_by(AuditEvidenceRow.source)
+            ).all()
+        return [dict(r.body) for r in rows], {str(source): int(n) for source, n in counts}
 
 
 def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
