@@ -17,6 +17,7 @@ from runward.core.contracts import (
     PromotionDecision,
 )
 from services.enforcer import promotion_gate
+from services.enforcer.readiness import ReadinessReport
 from services.enforcer.policies import egress_allowlist, network_policy, seccomp_profile
 
 
@@ -49,14 +50,21 @@ class EnforcerState(BaseModel):
     pod_labels: dict[str, str] = Field(default_factory=dict)
 
 
-def gate(state: EnforcerState, decision: PromotionDecision) -> promotion_gate.GateResult:
-    """The promotion gate on the enforcer's own view of the agent."""
+def gate(
+    state: EnforcerState, decision: PromotionDecision, report: ReadinessReport | None = None
+) -> promotion_gate.GateResult:
+    """The whole promotion gate on the enforcer's own view of the agent, with its readiness for
+    the decision's mode (`readiness_inputs.assess`); without one, going up is refused."""
     holding = [state.story_holds.get(s) or StoryHold(story_id=s) for s in state.open_stories]
-    return promotion_gate.evaluate(decision.mode, state.mode, state.apd, holding)
+    return promotion_gate.decide(decision.mode, state.mode, state.apd, holding, report)
 
 
-def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[EnforcerState, PolicyBundle | None]:
-    """The new state and, when it changed, the policy bundle; raises PromotionRefused."""
+def apply(
+    state: EnforcerState | None, record: Any, now: datetime, report: ReadinessReport | None = None
+) -> tuple[EnforcerState, PolicyBundle | None]:
+    """The new state and, when it changed, the policy bundle; raises PromotionRefused.
+
+    `report` is the readiness for a promotion decision's target mode (unused for other records)."""
     deployment = record.deployment
     state = (state or EnforcerState(deployment=deployment)).model_copy(deep=True)
     if isinstance(record, ApdRevision):
@@ -64,7 +72,7 @@ def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[Enfo
             return state, None  # redelivered or out-of-date revision
         state.apd = record
     elif isinstance(record, PromotionDecision):
-        result = gate(state, record)
+        result = gate(state, record, report)
         if not result.allowed:
             raise PromotionRefused(record, result)
         state.mode = record.mode

@@ -17,6 +17,7 @@ from runward.core.contracts import (
     Syscall,
     WindowStatus,
 )
+from services.enforcer.readiness import ReadinessReport
 from services.enforcer.domain import EnforcerState, apply
 from services.enforcer.policies import egress_allowlist, learnt, network_policy
 
@@ -89,7 +90,8 @@ def test_seccomp_follows_the_promoted_mode() -> None:
     assert bundle.seccomp_profile["syscalls"] == [{"names": ["openat", "read"], "action": "SCMP_ACT_ALLOW"}]
     for mode in (EnforcementMode.AUDIT, EnforcementMode.ENFORCE):  # the gate wants audit before enforce
         decision = PromotionDecision(deployment="agents/bot", mode=mode, approver="lead", reason="r", ts=T)
-        state, bundle = apply(state, decision, T)
+        ready = ReadinessReport(deployment="agents/bot", target=mode, mode=state.mode, computed_at=T)
+        state, bundle = apply(state, decision, T, ready)
     assert bundle and bundle.mode is EnforcementMode.ENFORCE and bundle.revision == 3
     assert bundle.seccomp_profile["defaultAction"] == "SCMP_ACT_ERRNO"
 

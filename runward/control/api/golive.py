@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobs.reconciliation.posture import assess_service_accounts, deployments_from_agents
+from services.enforcer.posture import assess_service_accounts, deployments_from_agents
 from runward.control.api.state import AgentState, load_state
 from runward.core.contracts import AttackStory, EnforcementMode, utcnow
 from runward.core.store import Store, history
