@@ -28,7 +28,6 @@ from services.enforcer.domain import EnforcerState, PromotionRefused, apply
 from services.enforcer.provenance import forged_promotion_signal
 from services.enforcer.recovery import restore
 
-
 # Enough to cover every story that can still hold the gate (the API reads as many).
 STORY_SCAN_LIMIT = 1000
 

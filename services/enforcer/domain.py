@@ -17,8 +17,8 @@ from runward.core.contracts import (
     PromotionDecision,
 )
 from services.enforcer import promotion_gate
-from services.enforcer.readiness import ReadinessReport
 from services.enforcer.policies import egress_allowlist, network_policy, seccomp_profile
+from services.enforcer.readiness import ReadinessReport
 
 
 class StoryHold(BaseModel):

@@ -17,9 +17,9 @@ from runward.core.contracts import (
     Syscall,
     WindowStatus,
 )
-from services.enforcer.readiness import ReadinessReport
 from services.enforcer.domain import EnforcerState, apply
 from services.enforcer.policies import egress_allowlist, learnt, network_policy
+from services.enforcer.readiness import ReadinessReport
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
 
