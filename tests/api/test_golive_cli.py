@@ -260,3 +260,18 @@ def test_story_events_deleted_or_smuggled_in_break_verification(store: Store) ->
         s.execute(sa.delete(StoryEventRow).where(StoryEventRow.actor.in_(["Mallory", "correlator"])))
     deleted = history.verify(store)
     assert not deleted.ok and deleted.broken_at == 3 and "which was deleted" in (deleted.problem or "")
+
+
+def test_the_demo_closes_with_each_agents_readiness_table(
+    store: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`runward demo` (make run) ends with golive.show_readiness: the same table `runward readiness` prints."""
+    from runward.control.cli import golive
+
+    monkeypatch.setenv("COLUMNS", "300")
+    golive.show_readiness(store, 3600)
+    shown = capsys.readouterr().out
+    for agent in ("shop/retriever", "shop/planner", "ops/helper", "ops/fresh"):
+        assert f"{agent}: NOT READY for enforce" in shown
+    assert "shop/retriever: NOT READY for enforce (mode audit)" in shown
+    assert "policies proven" in shown and "FAIL" in shown and "PASS" in shown
