@@ -61,6 +61,8 @@ def ensure_key_file(config: Settings) -> Path | None:
 
 def canonical(decision: PromotionDecision) -> bytes:
     body = decision.model_dump(mode="json", exclude={"signature"})
+    if body.get("accept_apd_revision") is None:
+        body.pop("accept_apd_revision", None)  # decisions signed before the field existed still verify
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -18,6 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -43,6 +44,7 @@ from runward.core.contracts import (
     WindowStatus,
     parse_behaviour,
 )
+from runward.core.contracts.revision import PodTemplateRevision
 from services.profiler.tools import ToolProfile, fold_tools
 
 # APD categories that refine a typed behaviour (not behaviours themselves): an exec's argument
@@ -92,6 +94,10 @@ class ApdState(BaseModel):
         default_factory=dict, description="drift of the rollout learnt pending approval: observe/audit only"
     )
     watermark: datetime | None = Field(default=None, description="the latest event time folded")
+    deployment_revision: PodTemplateRevision | None = Field(
+        default=None, description="the revision the Deployment runs now (its latest spec), for the enforcer"
+    )
+    pod_selector: dict[str, Any] | None = Field(default=None, description="the Deployment's spec.selector")
 
 
 @dataclass
@@ -140,7 +146,11 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
         return _maybe_publish(state, result, event, policy, {}, new_pod=False)
     if isinstance(event.detail, DeploymentSpecInfo):
         _apply_deployment_spec(state, event.ts, event.detail)
-        return result
+        if not _note_deployment(state, event.detail) or state.revision == 0:
+            return result
+        # The enforcer names the revision each bundle was built from and puts a rollout of an
+        # enforced agent back in audit: it hears of the revision at once, not with the next behaviour.
+        return _maybe_publish(state, result, event, policy, {"_flags": ["deployment_revision"]}, new_pod=False)
     if isinstance(event.detail, BaselineAcceptInfo):
         return _accepted(state, event, event.detail, policy)
 
@@ -188,6 +198,22 @@ def _apply_deployment_spec(state: ApdState, ts: datetime, spec: DeploymentSpecIn
         state.rollout_revision, state.last_deployment_change = spec.revision, ts
     elif spec.changed:
         state.rollout_revision = None  # rolled back to the baseline's revision: no drift to expect
+
+
+def _note_deployment(state: ApdState, spec: DeploymentSpecInfo) -> bool:
+    """Keep what the enforcer needs of the Deployment; True when it changed."""
+    revision = (
+        PodTemplateRevision(
+            template_hash=spec.revision, pod_template_hash=spec.pod_template_hash, image_digests=spec.image_digests
+        )
+        if spec.revision is not None
+        else state.deployment_revision
+    )
+    selector = spec.selector if spec.selector is not None else state.pod_selector
+    if revision == state.deployment_revision and selector == state.pod_selector:
+        return False
+    state.deployment_revision, state.pod_selector = revision, selector
+    return True
 
 
 def _note_pod(state: ApdState, pod: str | None) -> bool:
@@ -513,4 +539,6 @@ def _revision(
         partial=state.partial,
         last_deployment_change=state.last_deployment_change,
         pods_seen=list(state.pods_seen),
+        deployment_revision=state.deployment_revision,
+        pod_selector=state.pod_selector,
     )

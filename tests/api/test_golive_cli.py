@@ -18,11 +18,11 @@ from runward.control.api.app import create_app
 from runward.control.broker import free_port
 from runward.control.cli import main
 from runward.core.config import Settings
-from runward.core.contracts import AttackStory, Signal, StoryStatus, Surface, WindowStatus, utcnow
+from runward.core.contracts import AttackStory, EnforcementMode, Signal, StoryStatus, Surface, WindowStatus, utcnow
 from runward.core.store import Store
 from runward.core.store.schema import HistoryRow, StoryEventRow
 
-from .support import APPROVER_TOKEN, NOW, VIEWER_TOKEN, SpyPublisher, apd, put, story
+from .support import APPROVER_TOKEN, NOW, VIEWER_TOKEN, SpyPublisher, apd, bundle, put, story
 from .test_golive import tokens_file
 
 
@@ -275,3 +275,14 @@ def test_the_demo_closes_with_each_agents_readiness_table(
         assert f"{agent}: NOT READY for enforce" in shown
     assert "shop/retriever: NOT READY for enforce (mode audit)" in shown
     assert "policies proven" in shown and "FAIL" in shown and "PASS" in shown
+
+
+def test_accept_policy_from_the_command_line(api_url: str, store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    store.touch_agent("shop/frozen-cli", "frozen-sa", NOW - timedelta(days=5))
+    put(store, "apd", apd("shop/frozen-cli", 3, WindowStatus.COMPLETE))
+    put(store, "policy", bundle("shop/frozen-cli", 1, EnforcementMode.ENFORCE))
+    accept = ["accept-policy", "shop/frozen-cli", "--reason", "reviewed the new MCP server"]
+    assert run(api_url, APPROVER_TOKEN, *accept, "--apd-revision", "2") == 1
+    assert "APD revision 2 is not the latest (3); review and accept 3" in capsys.readouterr().err
+    assert run(api_url, APPROVER_TOKEN, *accept, "--apd-revision", "3") == 0
+    assert "APD revision 3 accepted into the enforced policies, signed by Ada Platform" in capsys.readouterr().out

@@ -145,6 +145,15 @@ class ApdRevision(Record):
         description="a rollout's expected drift, learnt pending an approver: it may apply in observe and "
         "audit, never in an enforce-mode policy until accepted into `behaviours`",
     )
+    deployment_revision: PodTemplateRevision | None = Field(
+        default=None,
+        description="the Deployment revision (pod template, pod-template-hash, image digests) the agent runs now, "
+        "from its latest deployment_spec event; None until the profiler has seen one",
+    )
+    pod_selector: dict[str, Any] | None = Field(
+        default=None,
+        description="the Deployment's spec.selector (matchLabels, matchExpressions): the pods a policy must select",
+    )
 
 
 class Technique(BaseModel):
@@ -244,7 +253,11 @@ class PolicyBundle(Record):
     apd_revision: int
     mode: EnforcementMode
     egress_allowlist: list[str]
-    network_policy: dict[str, Any] = Field(description="networking.k8s.io/v1 NetworkPolicy")
+    network_policy: dict[str, Any] | None = Field(
+        default=None,
+        description="networking.k8s.io/v1 NetworkPolicy, in enforce mode only: core NetworkPolicy has no audit "
+        "mode, applying one enforces it",
+    )
     seccomp_profile: dict[str, Any] = Field(description="OCI seccomp JSON for a kubelet localhost profile")
     open_stories: list[str] = Field(default_factory=list, description="attack stories that hold the promotion gate")
     deployment_revision: PodTemplateRevision | None = Field(
@@ -267,6 +280,16 @@ class PolicyBundle(Record):
         default=None, description="strategic-merge patch setting the pods' securityContext.seccompProfile"
     )
     tool_policy: BundleToolPolicy | None = Field(default=None, description="tools and arguments the gateway allows")
+    mode_reason: str | None = Field(
+        default=None,
+        description="why the bundle is at a mode the approver did not choose (a rollout put an enforced agent "
+        "back in audit under its previous policies)",
+    )
+    pending_widening: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="category -> behaviours newer APD revisions hold that the frozen enforce-mode policies do not "
+        "allow; an approver's accept (PromotionDecision.accept_apd_revision) moves them in",
+    )
 
 
 class DeclaredManifest(Record):

@@ -12,7 +12,7 @@ from runward.control.api import golive
 from runward.control.api.auth import Principal, require_approver
 from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_settings, get_store
 from runward.control.api.publisher import Publisher, PublishError
-from runward.control.api.schemas import ErrorBody, GateRefusal, PromotionRequest
+from runward.control.api.schemas import ErrorBody, GateRefusal, PolicyAcceptRequest, PromotionRequest
 from runward.control.api.state import load_state
 from runward.core import signing
 from runward.core.config import Settings
@@ -72,22 +72,7 @@ def promote(
     decision = PromotionDecision(
         deployment=deployment, mode=body.mode, approver=approver.signer, reason=body.reason, ts=utcnow()
     )
-    key = signing.promotion_key(config)
-    if key is None:
-        # Fail closed: the enforcer refuses an unsigned decision, so accepting one here would lie.
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="no promotion key is configured (RUNWARD_PROMOTION_KEY or promotion.key under RUNWARD_HOME, "
-            "written by `runward up`); the enforcer accepts only signed decisions",
-        )
-    decision = signing.sign(decision, key)
-    try:
-        publisher.publish(PROMOTIONS, deployment, decision)
-    except PublishError as exc:
-        log.error("promotion of %s to %s not published: %s", deployment, body.mode.value, exc)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the promotion was not recorded: {exc}"
-        ) from None
+    decision = _sign_and_publish(decision, config, publisher)
     history.append(
         store,
         deployment,
@@ -104,6 +89,95 @@ def promote(
         ts=decision.ts,
     )
     log.info("%s promoted %s from %s to %s", approver.signer, deployment, current.value, body.mode.value)
+    return decision
+
+
+def _sign_and_publish(decision: PromotionDecision, config: Settings, publisher: Publisher) -> PromotionDecision:
+    key = signing.promotion_key(config)
+    if key is None:
+        # Fail closed: the enforcer refuses an unsigned decision, so accepting one here would lie.
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="no promotion key is configured (RUNWARD_PROMOTION_KEY or promotion.key under RUNWARD_HOME, "
+            "written by `runward up`); the enforcer accepts only signed decisions",
+        )
+    decision = signing.sign(decision, key)
+    try:
+        publisher.publish(PROMOTIONS, decision.deployment, decision)
+    except PublishError as exc:
+        log.error("decision on %s (%s) not published: %s", decision.deployment, decision.mode.value, exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the decision was not recorded: {exc}"
+        ) from None
+    return decision
+
+
+@router.post(
+    "/agents/{namespace}/{name}/policy-accept",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PromotionDecision,
+    summary="Accept a newer APD revision into an enforced agent's frozen policies",
+    description="Approver role only. An enforce-mode policy bundle is frozen on the APD revision it was "
+    "promoted on: what the profiler learns later (listed on the bundle as `pending_widening`) reaches "
+    "the policies only through this call. The revision must be the latest APD revision, the agent must "
+    "be in enforce mode, and the gate's checks for entering enforce must pass (complete window, no open "
+    "'potential compromise' story). The decision (mode enforce, `accept_apd_revision`) is signed, "
+    f"published to `{PROMOTIONS.name}` and appended to the go-live history.",
+    responses={
+        403: {"model": ErrorBody, "description": "the token is not an approver"},
+        404: {"model": ErrorBody, "description": "unknown agent"},
+        409: {"model": GateRefusal, "description": "refused, with every reason"},
+        503: {"model": ErrorBody, "description": "Kafka did not acknowledge the decision, or no promotion key"},
+    },
+)
+def accept_policy(
+    namespace: Namespace,
+    name: Name,
+    body: PolicyAcceptRequest,
+    approver: Annotated[Principal, Depends(require_approver)],
+    store: Annotated[Store, Depends(get_store)],
+    publisher: Annotated[Publisher, Depends(get_publisher)],
+    config: Annotated[Settings, Depends(get_settings)],
+) -> PromotionDecision | JSONResponse:
+    state = load_state(store, find_agent(store, namespace, name))
+    current = promotion_gate.current_mode(state.bundle)
+    deployment = state.agent["deployment"]
+    reasons: list[str] = []
+    latest = state.apd.revision if state.apd else None
+    if current is not EnforcementMode.ENFORCE:
+        reasons.append(f"the agent is in {current.value} mode; its policies follow the latest APD, nothing to accept")
+    elif body.apd_revision != latest:
+        reasons.append(f"APD revision {body.apd_revision} is not the latest ({latest}); review and accept {latest}")
+    else:
+        # The enforcer applies the same checks (services/enforcer/domain.accept_gate).
+        entering = promotion_gate.evaluate(
+            EnforcementMode.ENFORCE, EnforcementMode.AUDIT, state.apd, state.open_stories
+        )
+        reasons.extend(entering.reasons)
+    if reasons:
+        refusal = GateRefusal(
+            detail=f"accepting APD revision {body.apd_revision} for {deployment} refused", reasons=reasons
+        )
+        return JSONResponse(refusal.model_dump(), status_code=status.HTTP_409_CONFLICT)
+    decision = PromotionDecision(
+        deployment=deployment,
+        mode=EnforcementMode.ENFORCE,
+        approver=approver.signer,
+        reason=body.reason,
+        ts=utcnow(),
+        accept_apd_revision=body.apd_revision,
+    )
+    decision = _sign_and_publish(decision, config, publisher)
+    history.append(
+        store,
+        deployment,
+        history.HistoryKind.PROMOTION,
+        approver.signer,
+        body.reason,
+        {"from": "enforce", "to": "enforce", "accept_apd_revision": body.apd_revision, "token": approver.name},
+        ts=decision.ts,
+    )
+    log.info("%s accepted APD revision %s into %s's policies", approver.signer, body.apd_revision, deployment)
     return decision
 
 
