@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -71,6 +71,7 @@ def enforcer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, St
     home = tmp_path_factory.mktemp("enforcer-policies")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RUNWARD_PROMOTION_KEY", KEY)
+        env.setenv("RUNWARD_AUDIT_SOAK_S", "0")  # the soak is the go-live e2e's subject, not this test's
         with own_broker(home) as bootstrap, running_stages(["enforcer"], bootstrap, home) as db_url:
             yield bootstrap, Store(db_url)
 
@@ -81,6 +82,19 @@ def bundle_at(store: Store, revision: int) -> Callable[[], dict[str, Any] | None
         return found if found and found["revision"] >= revision else None
 
     return latest
+
+
+def ready_for_enforce(store: Store, audit: dict[str, Any]) -> None:
+    """The evidence the enforcer's readiness check of enforce reads (services.enforcer.readiness_inputs):
+    what the bom stage and `runward reconcile` would have stored, and a passing proof.
+
+    TODO(prove): the proof is written into the stored audit bundle as the enforcer will carry it
+    once it consumes runward.proofs; then publish a signed PolicyProof instead."""
+    store.touch_agent(D, "frozen-sa", NOW)
+    store.put_artifact(D, "bom_delta", 1, NOW, {"deployment": D, "revision": 1, "findings": []})
+    store.put_artifact(D, "reconciliation", 1, NOW, {"kubernetes": {"unused_count": 0}})
+    proven = {**audit, "proof": {"passed": True, "status": "passed", "summary": "stand-in proof"}}
+    store.put_artifact(D, "policy", audit["revision"], datetime.fromisoformat(audit["created_at"]), proven)
 
 
 def valid(bundle: dict[str, Any]) -> None:
@@ -102,6 +116,7 @@ def test_enforced_policies_freeze_move_on_accept_and_a_rollout_goes_back_to_audi
     audit = wait_for("no audit bundle", bundle_at(store, 2))
     assert audit["mode"] == "audit" and audit["calico_policy"]["kind"] == "StagedNetworkPolicy"
     valid(audit)
+    ready_for_enforce(store, audit)
     publish(bootstrap, PROMOTIONS, [(D, decision(EnforcementMode.ENFORCE, "audit clean"))])
     enforce = wait_for("no enforce bundle", bundle_at(store, 3))
     assert enforce["mode"] == "enforce" and enforce["network_policy"]["spec"]["podSelector"] == SELECTOR

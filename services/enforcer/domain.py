@@ -28,6 +28,7 @@ from runward.core.contracts.revision import PodTemplateRevision, same_revision
 from services.enforcer import promotion_gate
 from services.enforcer.cni import calico_policy, cilium_network_policy
 from services.enforcer.policies import egress_allowlist, network_policy, seccomp_profile
+from services.enforcer.readiness import ReadinessReport
 from services.enforcer.tool_policy import tool_policy
 from services.enforcer.workload import deployment_patch, seccomp_profile_object
 
@@ -66,9 +67,12 @@ class EnforcerState(BaseModel):
     mode_reason: str | None = Field(default=None, description="why the mode is not the approver's choice")
 
 
-def gate(state: EnforcerState, decision: PromotionDecision) -> promotion_gate.GateResult:
-    """The promotion gate on the enforcer's own view of the agent."""
-    return promotion_gate.evaluate(decision.mode, state.mode, state.apd, _holding(state))
+def gate(
+    state: EnforcerState, decision: PromotionDecision, report: ReadinessReport | None = None
+) -> promotion_gate.GateResult:
+    """The whole promotion gate on the enforcer's own view of the agent, with its readiness for
+    the decision's mode (`readiness_inputs.assess`); without one, going up is refused."""
+    return promotion_gate.decide(decision.mode, state.mode, state.apd, _holding(state), report)
 
 
 def _holding(state: EnforcerState) -> list[StoryHold]:
@@ -126,14 +130,14 @@ def _name(revision: PodTemplateRevision) -> str:
     return revision.pod_template_hash or revision.template_hash
 
 
-def _on_decision(state: EnforcerState, record: PromotionDecision) -> None:
+def _on_decision(state: EnforcerState, record: PromotionDecision, report: ReadinessReport | None) -> None:
     if record.accept_apd_revision is not None:
         result = accept_gate(state, record)
         if not result.allowed:
             raise PromotionRefused(record, result)
         state.frozen = state.apd
         return
-    result = gate(state, record)
+    result = gate(state, record, report)
     if not result.allowed:
         raise PromotionRefused(record, result)
     state.mode, state.mode_reason = record.mode, None
@@ -158,15 +162,19 @@ def _on_story(state: EnforcerState, record: AttackStory) -> bool:
     return True
 
 
-def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[EnforcerState, PolicyBundle | None]:
-    """The new state and, when it changed, the policy bundle; raises PromotionRefused."""
+def apply(
+    state: EnforcerState | None, record: Any, now: datetime, report: ReadinessReport | None = None
+) -> tuple[EnforcerState, PolicyBundle | None]:
+    """The new state and, when it changed, the policy bundle; raises PromotionRefused.
+
+    `report` is the readiness for a promotion decision's target mode (unused for other records)."""
     deployment = record.deployment
     state = (state or EnforcerState(deployment=deployment)).model_copy(deep=True)
     if isinstance(record, ApdRevision):
         if not _on_apd(state, record):
             return state, None
     elif isinstance(record, PromotionDecision):
-        _on_decision(state, record)
+        _on_decision(state, record, report)
     elif isinstance(record, AttackStory) and not _on_story(state, record):
         return state, None
     if state.apd is None:

@@ -11,6 +11,10 @@ Pure functions, no I/O, so the rules can be read, tested and explained on their 
    policy bundle was produced, or one the enforcer listed in that bundle as holding the
    gate. Stories tagged 'expected drift, deployment correlated' never hold the gate.
 4. Enforce additionally needs the agent to be in audit now: no skipping the audit step.
+5. Going up also needs the go-live readiness checks of the target mode (`readiness.NEEDED`:
+   AI-BOM reviewed, ServiceAccount, reconciliation, policies proven, audit soak...) to pass or
+   be waived. `decide` is the whole gate: the API asks it for its 409, the enforcer applies it
+   to every decision it consumes, each on the readiness report it assembled from the same rows.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from runward.core.contracts import (
     StoryStatus,
     WindowStatus,
 )
+from services.enforcer import readiness
 
 _ORDER = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
 
@@ -111,3 +116,19 @@ def _held_by(story: HoldingStory) -> str:
         seen.append(f"last seen {story.last_seen.isoformat()}")
     detail = f" ({', '.join(seen)})" if seen else ""
     return f"attack story {story.story_id}{detail} is an open potential compromise"
+
+
+def decide(
+    target: EnforcementMode,
+    current: EnforcementMode,
+    apd: ApdRevision | None,
+    holding: Sequence[HoldingStory],
+    report: readiness.ReadinessReport | None,
+) -> GateResult:
+    """The whole gate (rules 1-5): `evaluate`, then the readiness checks `target` needs.
+
+    `report` is the agent's readiness for `target`; None when it could not be assessed, and
+    then going up is refused (nothing fails open)."""
+    result = evaluate(target, current, apd, holding)
+    extra = readiness.gate_reasons(report, target, current) if target != current else []
+    return GateResult(target=target, current=current, reasons=(*result.reasons, *extra))

@@ -11,6 +11,7 @@ import pytest
 from runward.core import signing
 from runward.core.contracts import ApdRevision, EnforcementMode, PodTemplateRevision, PromotionDecision, WindowStatus
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
+from services.enforcer.readiness import ReadinessReport
 from services.enforcer.recovery import restore
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
@@ -44,10 +45,15 @@ def decide(mode: EnforcementMode, accept: int | None = None) -> PromotionDecisio
     return PromotionDecision(deployment=D, mode=mode, approver="lead", reason="r", ts=T, accept_apd_revision=accept)
 
 
+def ready(mode: EnforcementMode) -> ReadinessReport:
+    """A readiness report with nothing failing: these tests are about freezing, not the gate."""
+    return ReadinessReport(deployment=D, target=mode, mode=EnforcementMode.AUDIT, computed_at=T)
+
+
 def enforced() -> EnforcerState:
     state, _ = apply(None, apd(1, [OPENAI]), T)
-    state, _ = apply(state, decide(EnforcementMode.AUDIT), T)
-    state, bundle = apply(state, decide(EnforcementMode.ENFORCE), T)
+    state, _ = apply(state, decide(EnforcementMode.AUDIT), T, ready(EnforcementMode.AUDIT))
+    state, bundle = apply(state, decide(EnforcementMode.ENFORCE), T, ready(EnforcementMode.ENFORCE))
     assert bundle and bundle.mode is EnforcementMode.ENFORCE and bundle.apd_revision == 1
     assert bundle.deployment_revision == V1
     return state
@@ -68,7 +74,7 @@ def test_an_enforce_bundle_does_not_widen_on_a_new_apd_revision() -> None:
 
 def test_observe_and_audit_follow_the_latest_apd_but_never_its_pending_drift() -> None:
     state, _ = apply(None, apd(1, [OPENAI]), T)
-    state, _ = apply(state, decide(EnforcementMode.AUDIT), T)
+    state, _ = apply(state, decide(EnforcementMode.AUDIT), T, ready(EnforcementMode.AUDIT))
     state, bundle = apply(state, apd(2, [OPENAI, PASTE], pending=["egress:drift.example:443/tcp"]), T)
     assert bundle and bundle.apd_revision == 2 and bundle.latest_apd_revision == 2
     assert fqdns(bundle) == ["api.openai.com", "paste.example"]
@@ -92,7 +98,7 @@ def test_accepting_a_revision_that_is_not_the_latest_or_outside_enforce_is_refus
     with pytest.raises(PromotionRefused, match="APD revision 2 is not the latest \\(3\\); review and accept 3"):
         apply(state, decide(EnforcementMode.ENFORCE, accept=2), T)
     audit, _ = apply(None, apd(1, [OPENAI]), T)
-    audit, _ = apply(audit, decide(EnforcementMode.AUDIT), T)
+    audit, _ = apply(audit, decide(EnforcementMode.AUDIT), T, ready(EnforcementMode.AUDIT))
     with pytest.raises(PromotionRefused, match="applies to an agent in enforce mode \\(it is in audit\\)"):
         apply(audit, decide(EnforcementMode.ENFORCE, accept=1), T)
 
@@ -110,7 +116,7 @@ def test_a_rollout_under_enforce_runs_in_audit_under_the_previous_policies_until
     state, bundle = apply(state, apd(3, [OPENAI, PASTE], rev=V2), T)
     assert bundle and bundle.apd_revision == 1 and bundle.pending_widening == {"egress": [PASTE]}
     # Proven and promoted again: frozen on the new revision.
-    state, bundle = apply(state, decide(EnforcementMode.ENFORCE), T)
+    state, bundle = apply(state, decide(EnforcementMode.ENFORCE), T, ready(EnforcementMode.ENFORCE))
     assert bundle and bundle.mode is EnforcementMode.ENFORCE and bundle.mode_reason is None
     assert bundle.apd_revision == 3 and bundle.deployment_revision == V2 and "paste.example" in fqdns(bundle)
 

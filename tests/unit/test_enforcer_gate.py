@@ -9,6 +9,7 @@ import pytest
 
 from runward.core.contracts import ApdRevision, AttackStory, EnforcementMode, PromotionDecision, WindowStatus
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
+from services.enforcer.readiness import ReadinessReport
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
 D = "agents/bot"
@@ -49,9 +50,14 @@ def decide(mode: EnforcementMode) -> PromotionDecision:
     return PromotionDecision(deployment=D, mode=mode, approver="lead", reason="r", ts=T)
 
 
+def ready(mode: EnforcementMode) -> ReadinessReport:
+    """A readiness report with nothing failing: these tests are about rules 1-4 of the gate."""
+    return ReadinessReport(deployment=D, target=mode, mode=OBSERVE, computed_at=T)
+
+
 def refused(state: EnforcerState | None, mode: EnforcementMode) -> tuple[str, ...]:
     with pytest.raises(PromotionRefused) as caught:
-        apply(state, decide(mode), T)
+        apply(state, decide(mode), T, ready(mode))
     return caught.value.result.reasons
 
 
@@ -76,32 +82,44 @@ def test_open_compromise_holds_the_gate_until_the_story_turns_out_to_be_drift() 
     late = (T + timedelta(minutes=5)).isoformat()
     assert reason == f"attack story st-1 (severity 4, last seen {late}) is an open potential compromise"
     state, _ = apply(state, story("expected drift, deployment correlated"), T)
-    state, bundle = apply(state, decide(AUDIT), T)
+    state, bundle = apply(state, decide(AUDIT), T, ready(AUDIT))
     assert bundle is not None and bundle.mode is AUDIT and state.mode is AUDIT
 
 
 def test_enforce_needs_audit_first_and_same_mode_is_refused() -> None:
     state, _ = apply(None, apd(1, WindowStatus.COMPLETE), T)
     assert refused(state, ENFORCE) == ("enforce needs the agent to be in audit mode first; it is in observe",)
-    state, _ = apply(state, decide(AUDIT), T)
+    state, _ = apply(state, decide(AUDIT), T, ready(AUDIT))
     assert refused(state, AUDIT) == ("the agent is already in audit mode",)
-    state, bundle = apply(state, decide(ENFORCE), T)
+    state, bundle = apply(state, decide(ENFORCE), T, ready(ENFORCE))
     assert bundle is not None and bundle.mode is ENFORCE
 
 
 def test_stepping_back_is_allowed_with_an_open_story() -> None:
     state, _ = apply(None, apd(1, WindowStatus.COMPLETE), T)
-    state, _ = apply(state, decide(AUDIT), T)
+    state, _ = apply(state, decide(AUDIT), T, ready(AUDIT))
     state, _ = apply(state, story("potential compromise"), T)
-    state, bundle = apply(state, decide(OBSERVE), T)
+    state, bundle = apply(state, decide(OBSERVE), T, ready(OBSERVE))
     assert bundle is not None and bundle.mode is OBSERVE and bundle.open_stories == ["st-1"]
 
 
 def test_refusal_message_names_the_decision_and_every_reason() -> None:
     with pytest.raises(PromotionRefused) as caught:
-        apply(None, decide(ENFORCE), T)
+        apply(None, decide(ENFORCE), T, ready(ENFORCE))
     message = str(caught.value)
     assert message.startswith(
         f"promotion of {D} from observe to enforce (approver lead) refused by the promotion gate: "
     )
     assert "no APD baseline" in message and "enforce needs the agent to be in audit" in message
+
+
+def test_going_up_without_a_readiness_report_is_refused_and_stepping_back_needs_none() -> None:
+    state, _ = apply(None, apd(1, WindowStatus.COMPLETE), T)
+    with pytest.raises(PromotionRefused) as caught:
+        apply(state, decide(AUDIT), T)
+    assert caught.value.result.reasons == (
+        "readiness of the agent for audit was not assessed; the gate does not promote blind",
+    )
+    state, _ = apply(state, decide(AUDIT), T, ready(AUDIT))
+    state, bundle = apply(state, decide(OBSERVE), T)
+    assert bundle is not None and bundle.mode is OBSERVE

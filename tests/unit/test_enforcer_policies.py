@@ -26,6 +26,7 @@ from runward.core.contracts import (
 from services.enforcer.cni import calico_policy, calico_selector, cilium_network_policy
 from services.enforcer.domain import EnforcerState, apply
 from services.enforcer.policies import destinations, egress_allowlist, in_cluster_namespace, learnt, network_policy
+from services.enforcer.readiness import ReadinessReport
 from services.enforcer.workload import deployment_patch, seccomp_profile_object
 from tests.enforcer.schemas import problems
 
@@ -61,9 +62,10 @@ def promoted(mode: EnforcementMode, record: ApdRevision | None = None) -> Enforc
     state, _ = apply(None, record or apd(), T)
     steps = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}[mode]
     for step in (EnforcementMode.AUDIT, EnforcementMode.ENFORCE)[:steps]:
-        state, _ = apply(
-            state, PromotionDecision(deployment="agents/bot", mode=step, approver="a", reason="r", ts=T), T
-        )
+        decision = PromotionDecision(deployment="agents/bot", mode=step, approver="a", reason="r", ts=T)
+        # A readiness report with nothing failing: these tests are about the policies, not the gate.
+        ready = ReadinessReport(deployment="agents/bot", target=step, mode=state.mode, computed_at=T)
+        state, _ = apply(state, decision, T, ready)
     return state
 
 

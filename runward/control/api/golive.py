@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobs.reconciliation.posture import assess_service_accounts, deployments_from_agents
 from runward.control.api.state import AgentState, load_state
 from runward.core.contracts import AttackStory, EnforcementMode, utcnow
 from runward.core.store import Store, history
 from services.enforcer import promotion_gate, readiness
+from services.enforcer.posture import assess_service_accounts, deployments_from_agents
 
 
 def _posture_findings(store: Store, deployment: str) -> list[str]:

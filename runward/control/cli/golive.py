@@ -234,7 +234,8 @@ def history(
     if verify:
         result = _call(api, token, "GET", "/v1/history/verify").json()
         if not result["ok"]:
-            err.print(f"history chain BROKEN at entry {result['broken_at']}: {result['problem']}")
+            where = f" at entry {result['broken_at']}" if result["broken_at"] is not None else ""
+            err.print(f"history chain BROKEN{where}: {result['problem']}")
             return 1
         out.print(f"history chain intact: {result['entries']} entries, head {result['head']}")
         return 0

@@ -19,7 +19,7 @@ from runward.core.config import Settings
 from runward.core.contracts import EnforcementMode, PromotionDecision, utcnow
 from runward.core.store import Store, history
 from runward.core.topics import PROMOTIONS
-from services.enforcer import promotion_gate, readiness
+from services.enforcer import promotion_gate
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["promotion"])
@@ -57,11 +57,11 @@ def promote(
 ) -> PromotionDecision | JSONResponse:
     state = load_state(store, find_agent(store, namespace, name))
     current = promotion_gate.current_mode(state.bundle)
-    # The enforcer applies the same gate to the decision; asking it here answers 409 at once.
-    result = promotion_gate.evaluate(body.mode, current, state.apd, state.open_stories)
+    # The enforcer applies the same whole gate (readiness included) to the decision; asking it
+    # here answers 409 at once.
     settings: Settings = request.app.state.settings
     report = golive.assess(store, state.agent, settings.audit_soak_s, body.mode, state=state)
-    reasons = [*result.reasons, *readiness.gate_reasons(report, body.mode, current)]
+    reasons = list(promotion_gate.decide(body.mode, current, state.apd, state.open_stories, report).reasons)
     deployment = state.agent["deployment"]
     if reasons:
         refusal = GateRefusal(
