@@ -372,10 +372,6 @@ class Stage:
             # A batch's outputs go out in a few produce requests, not one round trip each; 5 ms is
             # far below the latency budget. Fetches bring a batch's worth of records at once.
             producer_linger=0.005,
-            # aiokafka's send waits for a produce round trip whenever a partition's batch is full; at
-            # the 16 KiB default that was every ~20 records (a flood's ingest: 10k produce requests
-            # for 20k records). A batch now holds a stage batch's worth; the linger still sends it.
-            producer_max_batch_size=512 * 1024,
             broker_max_poll_records=BATCH_MAX,
             stream_buffer_maxsize=4 * BATCH_MAX,
             # A restarted stage rejoins in seconds: the broker evicts a dead member after the session
