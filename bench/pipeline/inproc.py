@@ -121,7 +121,9 @@ def _json(records: Iterator[tuple[str, str, dict[str, Any]]]) -> list[tuple[str,
     return [(topic, key.encode(), json.dumps(value).encode()) for topic, key, value in records]
 
 
-def drive(stage_name: str, records: list[tuple[str, bytes | None, bytes | None]], profile: Path | None) -> dict[str, Any]:
+def drive(
+    stage_name: str, records: list[tuple[str, bytes | None, bytes | None]], profile: Path | None
+) -> dict[str, Any]:
     stage, handler, sent = _build(stage_name)
     events = _events(records)
     stream = _Stream()

@@ -618,9 +618,8 @@ def run(pipe: Pipeline, args: argparse.Namespace) -> dict[str, Any]:
 def _print(result: dict[str, Any]) -> None:
     print()
     print(f"transport (plain confluent-kafka consumer): {result['transport_events_per_s']:,.0f} events/s")
-    print(
-        f"{'stage':<11} {'events/s/worker':>16} {'x transport':>12} {'processed':>10} {'seconds':>8} {'CPU µs/event':>13}"
-    )
+    header = f"{'stage':<11} {'events/s/worker':>16} {'x transport':>12} {'processed':>10} {'seconds':>8}"
+    print(f"{header} {'CPU µs/event':>13}")
     for stage, r in result["stages"].items():
         print(
             f"{stage:<11} {r['events_per_s_per_worker']:>16,.1f} {r['ratio_to_transport']:>12.4f} "

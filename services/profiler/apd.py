@@ -179,8 +179,12 @@ def _own(state: ApdState, event: EnrichedEvent) -> ApdState:
     }
     if isinstance(event.detail, LlmCallInfo) and isinstance(event.behaviour, ToolCall):
         tools = state.tool_profile
-        arguments = {tool: {name: arg.model_copy() for name, arg in args.items()} for tool, args in tools.arguments.items()}
-        update["tool_profile"] = tools.model_copy(update={"arguments": arguments, "transitions": dict(tools.transitions)})
+        arguments = {
+            tool: {name: arg.model_copy() for name, arg in args.items()} for tool, args in tools.arguments.items()
+        }
+        update["tool_profile"] = tools.model_copy(
+            update={"arguments": arguments, "transitions": dict(tools.transitions)}
+        )
     return state.model_copy(update=update)
 
 
