@@ -83,7 +83,7 @@ def link(book: StoryBook | None, signal: Signal, gap: timedelta) -> tuple[StoryB
 
     Returns the stories to publish: first the signal's, then any it absorbed (marked merged, so
     they stop holding the promotion gate). A merged story keeps the id of the earliest story."""
-    book = (book or StoryBook()).model_copy(deep=True)
+    book = _own(book or StoryBook())
     for state in book.stories:
         if any(s.signal_id == signal.signal_id for s in state.signals):
             return book, [_story(state)]  # redelivery: same story, same version
@@ -108,6 +108,14 @@ def link(book: StoryBook | None, signal: Signal, gap: timedelta) -> tuple[StoryB
         merged.append(story)
     book.stories = _recent([*rest, keeper], signal, gap)
     return book, [_story(keeper), *merged]
+
+
+def _own(book: StoryBook) -> StoryBook:
+    """A copy of `book` that `link` may change while the caller's stays as it was: `link` replaces
+    a story's signal list and bumps its version, never changes a signal, so the stories are
+    copied and their signals shared (a deep copy per signal grew with every story's length).
+    tests/unit/test_correlator_story.py checks that linking leaves the given book unchanged."""
+    return book.model_copy(update={"stories": [state.model_copy() for state in book.stories]})
 
 
 def _recent(stories: list[StoryState], newest: Signal, gap: timedelta) -> list[StoryState]:

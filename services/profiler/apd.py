@@ -41,6 +41,7 @@ from runward.core.contracts import (
     Surface,
     Syscall,
     Technique,
+    ToolCall,
     WindowStatus,
     parse_behaviour,
 )
@@ -140,7 +141,7 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     """The APD after one more event: what it learnt, the revision to publish, the signals raised."""
     if state is None:
         state = ApdState(deployment=event.deployment, window_started_at=event.ts)
-    state = state.model_copy(deep=True)
+    state = _own(state, event)
     result = FoldResult(state)
     if isinstance(event.detail, FlushInfo):
         return _maybe_publish(state, result, event, policy, {}, new_pod=False)
@@ -169,6 +170,32 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     if hijacked and _void_drift(state, event.ts, policy):
         added.setdefault("_flags", []).append("drift_voided")  # published now: policies must drop it
     return _maybe_publish(state, result, event, policy, added, new_pod)
+
+
+def _own(state: ApdState, event: EnrichedEvent) -> ApdState:
+    """A copy of `state` that `fold` may change while the caller's stays as it was.
+
+    Not a deep copy: that copied every behaviour, pod and time of the envelope for every event
+    and was most of the profiler's cost. `fold` replaces the state's lists and values, never
+    changes them in place, except for entries of the envelope dicts (copied here) and, for a
+    tool call, the tool profile's dicts and argument profiles' counters (`fold_tools`).
+    tests/unit/test_profiler_apd.py and test_profiler_tools.py check that folding leaves the
+    given state unchanged.
+    """
+    update: dict[str, object] = {
+        "behaviours": dict(state.behaviours),
+        "pending": dict(state.pending),
+        "pending_added": dict(state.pending_added),
+    }
+    if isinstance(event.detail, LlmCallInfo) and isinstance(event.behaviour, ToolCall):
+        tools = state.tool_profile
+        arguments = {
+            tool: {name: arg.model_copy() for name, arg in args.items()} for tool, args in tools.arguments.items()
+        }
+        update["tool_profile"] = tools.model_copy(
+            update={"arguments": arguments, "transitions": dict(tools.transitions)}
+        )
+    return state.model_copy(update=update)
 
 
 def _void_drift(state: ApdState, ts: datetime, policy: Policy) -> bool:

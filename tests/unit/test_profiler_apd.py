@@ -79,7 +79,11 @@ def ev(
 def run(events: list[EnrichedEvent], state: ApdState | None = None) -> tuple[ApdState, list[FoldResult]]:
     results = []
     for event in events:
+        # fold copies only what it changes (services/profiler/apd.py `_own`): the state it is given
+        # must come out as it went in, or a record that fails would leave half its changes behind.
+        before = state.model_dump() if state is not None else None
         result = fold(state, event, POLICY)
+        assert (state.model_dump() if state is not None else None) == before, f"fold changed its input on {event}"
         state = result.state
         results.append(result)
     assert state is not None

@@ -40,7 +40,9 @@ class Agent:
         )
         signals: list[Signal] = []
         for event in domain.enrich_llm(self.registry, raw, SRC):
+            before = self.state.model_dump() if self.state is not None else None
             result = fold(self.state, event, POLICY)
+            assert (self.state.model_dump() if self.state is not None else None) == before, "fold changed its input"
             self.state = result.state
             signals += result.signals
         return [s for s in signals if s.surface is Surface.TOOL]
