@@ -27,6 +27,9 @@ from runward.core.contracts import EnrichedEvent, LlmCallInfo, Signal, Surface, 
 SAMPLES = 256  # numeric values and lengths kept per argument (the window's most recent)
 ENUM_MAX = 12  # at most this many distinct values makes an argument enum-like...
 ENUM_MIN_CALLS = 8  # ...once it was seen at least this often (so values repeat)
+# ...and its values did repeat: on average each seen this many times. An id that is new on every
+# call (order numbers, ticket ids) is never an enum, however few calls the window saw.
+ENUM_REPEATS = 2
 MIN_CALLS = 5  # an argument seen fewer times in the window is not judged
 BURST_SPAN = timedelta(seconds=60)
 BURST_FLOOR = 10  # a burst is over max(this, 3x the window's busiest minute)
@@ -219,7 +222,8 @@ def _string_deviations(arg: ArgProfile, value: str) -> list[tuple[str, dict[str,
     prefix, domain = _path_prefix(value), _domain(value)
     # Paths, URLs and addresses are judged by their prefix and domain, not as enum values.
     categorical = not (prefix or domain or arg.path_prefixes or arg.domains)
-    if categorical and arg.values is not None and arg.calls >= ENUM_MIN_CALLS and value not in arg.values:
+    enum_like = arg.values is not None and arg.calls >= max(ENUM_MIN_CALLS, ENUM_REPEATS * len(arg.values))
+    if categorical and enum_like and value not in (arg.values or []):
         found.append(("enum", {"learnt_distinct_values": len(arg.values)}))
     if prefix and arg.path_prefixes and prefix not in arg.path_prefixes:
         found.append(("path_prefix", {"learnt_prefixes": arg.path_prefixes}))

@@ -123,3 +123,14 @@ def test_sequence_abuse_benign_twin_is_silent() -> None:
 def test_robust_bounds_widen_quantiles_and_ignore_a_single_outlier() -> None:
     low, high = tools.robust_bounds([10, 20, 30, 40, 50] * 20 + [5000])
     assert low < 10 and 50 < high < 5000
+
+
+def test_an_id_new_on_every_call_is_not_an_enum_but_a_repeating_value_is() -> None:
+    # Found by the scenario library (scenarios/library/benign-steady): twelve order ids, each seen
+    # once, fit under ENUM_MAX and were judged an enum, so every new order was a signal.
+    ids, formats = tools.ArgProfile(), tools.ArgProfile()
+    for n in range(12):
+        tools._learn(ids, str(4400 + 7 * n))
+        tools._learn(formats, ["csv", "pdf", "xlsx"][n % 3])
+    assert tools.deviations(ids, "4693") == []
+    assert [check for check, _ in tools.deviations(formats, "exe")] == ["enum"]
