@@ -35,6 +35,8 @@ BURST_SPAN = timedelta(seconds=60)
 BURST_FLOOR = 10  # a burst is over max(this, 3x the window's busiest minute)
 READ_BURST = 10  # this many reads in EXFIL_SPAN, then a send to a new destination
 EXFIL_SPAN = timedelta(minutes=5)
+# Consecutive calls further apart than this are two sessions: no transition between them.
+SESSION_GAP = timedelta(minutes=10)
 _SEND = re.compile(r"send|mail|post|upload|publish|webhook|notify|share|transfer|export_to|http", re.I)
 _READ = re.compile(r"read|get|list|search|query|fetch|export|download|select|find|lookup|dump", re.I)
 _EMAIL = re.compile(r"^[^@\s]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})$")
@@ -62,6 +64,7 @@ class ToolProfile(BaseModel):
     destinations: list[str] = Field(default_factory=list, description="domains sends went to in the window")
     recent: list[tuple[datetime, str]] = Field(default_factory=list, description="calls of the last EXFIL_SPAN")
     last_tool: str | None = None
+    last_tool_at: datetime | None = Field(default=None, description="event time of last_tool")
 
 
 def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list[Signal]:
@@ -78,8 +81,9 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
     else:
         for name, value in _flatten(arguments):
             _learn(profile.arguments.setdefault(tool, {}).setdefault(name, ArgProfile()), value)
-        if profile.last_tool is not None:
-            pair = f"{profile.last_tool} -> {tool}"
+        before = _predecessor(profile, event)
+        if before is not None:
+            pair = f"{before} -> {tool}"
             profile.transitions[pair] = profile.transitions.get(pair, 0) + 1
         if _SEND.search(tool):
             profile.destinations = sorted({*profile.destinations, *_destinations(arguments)})
@@ -87,8 +91,19 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
     if not frozen:
         per_minute = sum(1 for ts, _ in profile.recent if event.ts - ts < BURST_SPAN)
         profile.busiest_minute = max(profile.busiest_minute, per_minute)
-    profile.last_tool = tool
+    if profile.last_tool_at is None or event.ts >= profile.last_tool_at:
+        profile.last_tool, profile.last_tool_at = tool, event.ts
     return signals
+
+
+def _predecessor(profile: ToolProfile, event: EnrichedEvent) -> str | None:
+    """The call before this one in its session, by event time. None for a session's first call and
+    for a call delivered after a later one: its place in the sequence is unknown (out-of-order
+    delivery across partitions or collectors), so it makes no transition."""
+    last_at = profile.last_tool_at
+    if profile.last_tool is None or last_at is None or event.ts < last_at or event.ts - last_at > SESSION_GAP:
+        return None
+    return profile.last_tool
 
 
 # --- argument profiles ---------------------------------------------------------------------------
@@ -258,8 +273,9 @@ def _argument_signals(profile: ToolProfile, event: EnrichedEvent, tool: str, arg
 
 def _sequence_signals(profile: ToolProfile, event: EnrichedEvent, tool: str, arguments: dict[str, Any]) -> list[Signal]:
     signals = []
-    pair = f"{profile.last_tool} -> {tool}"
-    if profile.last_tool is not None and profile.transitions and pair not in profile.transitions:
+    before = _predecessor(profile, event)
+    pair = f"{before} -> {tool}"
+    if before is not None and profile.transitions and pair not in profile.transitions:
         signals.append(
             _signal(
                 event,

@@ -134,3 +134,20 @@ def test_an_id_new_on_every_call_is_not_an_enum_but_a_repeating_value_is() -> No
         tools._learn(formats, ["csv", "pdf", "xlsx"][n % 3])
     assert tools.deviations(ids, "4693") == []
     assert [check for check, _ in tools.deviations(formats, "exe")] == ["enum"]
+
+
+def test_a_session_delivered_out_of_order_makes_no_transition_but_an_ordered_new_one_does() -> None:
+    # Found by the scenario library (benign-reordered-delivery): calls folded in arrival order made
+    # transitions the agent never made (send -> export) when delivery reordered a routine session.
+    agent = learnt_agent()
+    ts = AFTER + timedelta(minutes=20)
+    late_first = [
+        (ts + timedelta(seconds=20), "send_email", {"to": "team1@corp.example", "subject": "Report"}),
+        (ts + timedelta(seconds=10), "export_report", {"report_id": "1011", "format": "csv"}),
+        (ts, "list_reports", {"folder": "/data/reports/2026", "limit": 30}),
+    ]
+    assert [s for when, tool, args in late_first for s in agent.call(when, tool, **args)] == []
+    # In order, inside one session, a transition the window never saw is still a signal.
+    later = ts + timedelta(minutes=1)
+    [odd] = agent.call(later, "export_report", report_id="1012", format="csv")
+    assert odd.title.endswith("reports/send_email -> reports/export_report")
