@@ -148,9 +148,21 @@ def _story(state: StoryState) -> AttackStory:
         narrative=[_line(s) for s in signals],
         signals=signals,
         ocsf={},
+        related_deployments=related_deployments(signals),
     )
     story.ocsf = detection_finding(story)
     return story
+
+
+def related_deployments(signals: list[Signal]) -> list[str]:
+    """The other Deployments a story spans: the caller named by a multi-agent signal (an injected
+    hand-off in one trace) or by a new agent edge after the window."""
+    found: set[str] = set()
+    for s in signals:
+        caller = s.evidence.get("caller_agent") or getattr(s.behaviour, "caller", None)
+        if isinstance(caller, str) and caller != s.deployment:
+            found.add(caller)
+    return sorted(found)
 
 
 def _techniques(signals: list[Signal]) -> list[Technique]:
