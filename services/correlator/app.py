@@ -23,7 +23,7 @@ def build(config: Settings) -> Stage:
     gap = timedelta(seconds=config.story_gap_s)
 
     async def handle(signal: Signal, ctx: Context) -> Sequence[Output]:
-        book, stories = link(open_stories.get(signal.deployment), signal, gap)
+        book, stories = link(open_stories.get(signal.deployment), signal, gap, config.cluster_name)
         open_stories[signal.deployment] = book
         for story in stories:
             # Directly, not with the batch: the store reopens a resolved story that grew and keeps

@@ -222,6 +222,7 @@ class AttackStory(Record):
         description="other agents the story spans: the callers whose output or hand-off drove this agent's "
         "multi-agent signals (W3C trace context); the story is told once, on the agent that acted",
     )
+    cluster: str | None = Field(default=None, description="the cluster the Deployment runs in (RUNWARD_CLUSTER_NAME)")
 
 
 class AiBom(Record):
