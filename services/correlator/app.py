@@ -14,7 +14,7 @@ from runward.core.config import Settings, settings
 from runward.core.contracts import Signal
 from runward.core.stage import Context, Output, Stage
 from runward.core.topics import ATTACK_STORIES, SIGNALS
-from services.correlator.story import StoryBook, link
+from services.correlator.story import StoryBook, kafka_headers, link
 
 
 def build(config: Settings) -> Stage:
@@ -29,7 +29,10 @@ def build(config: Settings) -> Stage:
             # Directly, not with the batch: the store reopens a resolved story that grew and keeps
             # its lifecycle, which the batch upsert does not know about.
             await asyncio.to_thread(stage.store.put_story, story)
-        return [Output(ATTACK_STORIES, story.deployment, story, latest_of=story.story_id) for story in stories]
+        return [
+            Output(ATTACK_STORIES, story.deployment, story, latest_of=story.story_id, headers=kafka_headers(story))
+            for story in stories
+        ]
 
     stage.run(handle)
     return stage

@@ -22,7 +22,7 @@ from runward.core.contracts import (
     Surface,
     Technique,
 )
-from services.correlator.ocsf import detection_finding
+from services.correlator.ocsf import OCSF_VERSION, detection_finding
 
 # The brief's four detection surfaces: a story spanning several is far more likely an attack.
 AI_SURFACES = frozenset({Surface.INPUT, Surface.TOOL, Surface.IDENTITY, Surface.MULTI_AGENT})
@@ -157,6 +157,19 @@ def _story(state: StoryState, cluster: str | None = None) -> AttackStory:
     )
     story.ocsf = detection_finding(story)
     return story
+
+
+def kafka_headers(story: AttackStory) -> tuple[tuple[str, str], ...]:
+    """Headers of the story's record on runward.attack-stories: a SIEM routes on the schema and
+    keeps the newest version of each story id without decoding the value."""
+    return (
+        ("schema", f"runward.attack-story/v{story.schema_version}"),
+        ("ocsf", f"{OCSF_VERSION}/detection_finding/2004"),
+        ("story_id", story.story_id),
+        ("version", str(story.version)),
+        ("deployment", story.deployment),
+        ("status", str(story.status)),
+    )
 
 
 def related_deployments(signals: list[Signal]) -> list[str]:

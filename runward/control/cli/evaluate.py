@@ -5,6 +5,7 @@ every scenario passes."""
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -70,9 +71,10 @@ def evaluate(
         files = scenario_files(paths)
     except ScenarioError as exc:
         raise Failure(str(exc), code=2) from None
-    with tempfile.TemporaryDirectory(prefix="runward-eval-") as home:
+    home = Path(tempfile.mkdtemp(prefix="runward-eval-"))
+    try:
         config = settings(kafka, db)
-        config.home = Path(home)
+        config.home = home
         if not kafka:
             config.kafka = f"127.0.0.1:{free_port()}"
         config.api_port, config.otlp_port = free_port(), free_port()
@@ -85,9 +87,16 @@ def evaluate(
             raise Failure(str(exc), code=2) from None
         finally:
             sup.stop()  # type: ignore[attr-defined]
+    except BaseException:
+        shutil.rmtree(home, ignore_errors=True)
+        raise
     out.print(table(outcomes))
     passed = sum(o.passed for o in outcomes)
     out.print(f"{passed}/{len(outcomes)} scenarios passed")
+    if passed == len(outcomes):
+        shutil.rmtree(home, ignore_errors=True)
+    else:
+        out.print(f"the pipeline's logs and store are kept in {home}")
     if json_out:
         json_out.write_text(json.dumps([o.as_dict() for o in outcomes], indent=2))
     return 0 if passed == len(outcomes) else 1
