@@ -158,13 +158,21 @@ class Scenario:
                     "uid": self.uid(),
                     "labels": {"app": name, "pod-template-hash": rs.rsplit("-", 1)[1]},
                     "ownerReferences": [
-                        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": self.uid(), "controller": True}
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "ReplicaSet",
+                            "name": rs,
+                            "uid": self.uid(),
+                            "controller": True,
+                        }
                     ],
                 },
                 "spec": {"serviceAccountName": name, "containers": [{"name": "agent", "image": "x"}]},
                 "status": {
                     "phase": "Running",
-                    "containerStatuses": [{"name": "agent", "containerID": f"containerd://{uuid.UUID(self.uid()).hex}"}],
+                    "containerStatuses": [
+                        {"name": "agent", "containerID": f"containerd://{uuid.UUID(self.uid()).hex}"}
+                    ],
                 },
             },
             when,
@@ -288,7 +296,9 @@ class Scenario:
 
     # --- composite steps ---------------------------------------------------------------------
 
-    def agent(self, name: str, image: str = "ghcr.io/acme/agent:1.0.0", replicas: int = 2, pod_hash: str = "6b7c8d9f4") -> list[str]:
+    def agent(
+        self, name: str, image: str = "ghcr.io/acme/agent:1.0.0", replicas: int = 2, pod_hash: str = "6b7c8d9f4"
+    ) -> list[str]:
         """A Deployment, its ReplicaSet and pods, announced before T0, then each pod's start-up."""
         self.deployment(name, image, T0 - timedelta(minutes=5), replicas=replicas)
         rs = self.replica_set(name, pod_hash, image, T0 - timedelta(minutes=5), replicas=replicas)
@@ -300,7 +310,10 @@ class Scenario:
 
     def startup(self, name: str, pod_name: str, when: datetime) -> None:
         self.sensor(
-            name, pod_name, when, {"kind": "exec", "binary": "/usr/local/bin/python3", "argv": ["python3", "-m", "agent"], "ppid": 0}
+            name,
+            pod_name,
+            when,
+            {"kind": "exec", "binary": "/usr/local/bin/python3", "argv": ["python3", "-m", "agent"], "ppid": 0},
         )
         self.sensor(name, pod_name, when + timedelta(seconds=1), {"kind": "syscalls", "syscalls": SYSCALLS})
 

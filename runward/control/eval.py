@@ -110,7 +110,9 @@ def scenario_files(paths: list[Path]) -> list[Path]:
         else:
             raise ScenarioError(f"{path}: no such file or folder; give scenario files or a folder of them")
     if not files:
-        raise ScenarioError(f"no scenario files (JSON lines starting with a 'scenario' header) in {', '.join(map(str, paths))}")
+        raise ScenarioError(
+            f"no scenario files (JSON lines starting with a 'scenario' header) in {', '.join(map(str, paths))}"
+        )
     return files
 
 
@@ -130,7 +132,7 @@ def load(path: Path, namespace: str, salt: str, now: datetime) -> Scenario:
     text = _IDS.sub(lambda m: _salted(m.group(0), salt), text)
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     if not lines or not isinstance(lines[0].get("scenario"), dict):
-        raise ScenarioError(f"{path}:1: the first line must be the scenario header {{\"scenario\": {{...}}}}")
+        raise ScenarioError(f'{path}:1: the first line must be the scenario header {{"scenario": {{...}}}}')
     header = lines[0]["scenario"]
     items = lines[1:]
     latest: list[datetime] = []
@@ -208,13 +210,19 @@ def _matches(story: dict[str, Any], exp: Expectation) -> bool:
     )
 
 
-def judge(scenario: Scenario, stories: list[dict[str, Any]], policies: list[dict[str, Any]]) -> tuple[bool, list[str], list[str]]:
+def judge(
+    scenario: Scenario, stories: list[dict[str, Any]], policies: list[dict[str, Any]]
+) -> tuple[bool, list[str], list[str]]:
     """(passed, what it got, problems): every expectation met by its own story, no other story
     of the scenario's Deployments, and no forbidden string in any of their policies."""
     live = [s for s in stories if not s.get("merged_into")]
     got = [
         f"{s['deployment'].split('/', 1)[-1]}: {s['status']} [{','.join(s['surfaces'])}] sev {s['severity']}"
-        + (f" spans {','.join(d.split('/', 1)[-1] for d in s.get('related_deployments', []))}" if s.get("related_deployments") else "")
+        + (
+            f" spans {','.join(d.split('/', 1)[-1] for d in s.get('related_deployments', []))}"
+            if s.get("related_deployments")
+            else ""
+        )
         for s in live
     ]
     problems: list[str] = []
@@ -229,14 +237,18 @@ def judge(scenario: Scenario, stories: list[dict[str, Any]], policies: list[dict
     for text in scenario.policy_must_not_contain:
         for policy in policies:
             if text in json.dumps(policy):
-                problems.append(f"policy revision {policy.get('revision')} of {policy.get('deployment')} holds {text!r}")
+                problems.append(
+                    f"policy revision {policy.get('revision')} of {policy.get('deployment')} holds {text!r}"
+                )
     return not problems, got, problems
 
 
 # --- running ---------------------------------------------------------------------------------
 
 
-def publish(config: Settings | str, scenarios: list[Scenario], ingested: Callable[[int], bool], outcomes: dict[str, Outcome]) -> int:
+def publish(
+    config: Settings | str, scenarios: list[Scenario], ingested: Callable[[int], bool], outcomes: dict[str, Outcome]
+) -> int:
     """Publish phase k of every scenario, wait for ingest, then phase k+1; returns records sent."""
     producer = RecordProducer(config, "runward-eval", {"linger.ms": 5, "compression.type": "lz4"})
     sent = 0
@@ -268,9 +280,7 @@ def publish(config: Settings | str, scenarios: list[Scenario], ingested: Callabl
 
 
 def _policies(store: Any, deployment: str) -> list[dict[str, Any]]:
-    return [
-        p for r in store.artifact_revisions(deployment, "policy") if (p := store.artifact(deployment, "policy", r))
-    ]
+    return [p for r in store.artifact_revisions(deployment, "policy") if (p := store.artifact(deployment, "policy", r))]
 
 
 def _stories(store: Any, scenario: Scenario) -> list[dict[str, Any]]:

@@ -388,10 +388,8 @@ def _take(
     except RejectedRecord as exc:
         into.rejected.append(dead_letter_record(reader, source, key, value, str(exc)))
         return
-    headers = {
-        name: raw.decode(errors="replace") if isinstance(raw, bytes) else ""
-        for name, raw in (msg.headers() or [])
-    }
+    pairs: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
+    headers = {name: raw.decode(errors="replace") if isinstance(raw, bytes) else "" for name, raw in pairs}
     received = Received(key=key, record=record, source=source, value=value or b"", headers=headers)
     if match is None or match(received):
         into.records.append(received)

@@ -98,7 +98,9 @@ class _Done:
     source: SourceRef
     key: str | None
     payload: bytes | None
-    encoded: list[tuple[str, bytes, bytes, str | None, list[tuple[str, bytes]]]]  # topic, key, value, latest_of, headers
+    encoded: list[
+        tuple[str, bytes, bytes, str | None, list[tuple[str, bytes]]]
+    ]  # topic, key, value, latest_of, headers
     stores: bool  # whether it has store writes: then it is published after the batch's store write
     store_error: str = ""
     deferred: bool = False  # published after the batch's store write

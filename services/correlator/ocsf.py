@@ -19,9 +19,9 @@ from py_ocsf_models.events.findings.activity_id import ActivityID
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 from py_ocsf_models.events.findings.detection_finding_type_id import DetectionFindingTypeID
 from py_ocsf_models.events.findings.status_id import StatusID
+from py_ocsf_models.objects.evidence_artifacts import EvidenceArtifacts
 from py_ocsf_models.objects.finding_info import FindingInformation
 from py_ocsf_models.objects.metadata import Metadata
-from py_ocsf_models.objects.evidence_artifacts import EvidenceArtifacts
 from py_ocsf_models.objects.mitre_attack import MITREAttack, Tactic
 from py_ocsf_models.objects.mitre_attack import Technique as OcsfTechnique
 from py_ocsf_models.objects.observable import Observable
@@ -30,6 +30,7 @@ from py_ocsf_models.objects.product import Product
 from py_ocsf_models.objects.resource_details import ResourceDetails
 
 from runward.core import techniques
+from runward.core.contracts import Dns, Egress, Exec, ToolCall
 
 if TYPE_CHECKING:
     from runward.core.contracts import AttackStory, Signal
@@ -63,31 +64,33 @@ def _resource(deployment: str, cluster: str | None) -> ResourceDetails:
 
 def _signal_observables(signal: Signal) -> list[tuple[str, ObservableType, str]]:
     """(name, OCSF type, value) of what one signal names."""
-    found: list[tuple[str, ObservableType, str]] = []
+    namespace = signal.deployment.split("/")[0]
     evidence = signal.evidence
-    detail = evidence.get("detail") if isinstance(evidence.get("detail"), dict) else {}
+    detail = evidence.get("detail")
+    detail = detail if isinstance(detail, dict) else {}
+    found: list[tuple[str, ObservableType, str]] = []
     if evidence.get("pod"):
-        found.append(("pod", ObservableType.Resource_UID, f"{signal.deployment.split('/')[0]}/{evidence['pod']}"))
+        found.append(("pod", ObservableType.Resource_UID, f"{namespace}/{evidence['pod']}"))
     if evidence.get("service_account"):
-        sa = f"system:serviceaccount:{signal.deployment.split('/')[0]}:{evidence['service_account']}"
+        sa = f"system:serviceaccount:{namespace}:{evidence['service_account']}"
         found.append(("service_account", ObservableType.User_Name, sa))
     if detail.get("address"):
         found.append(("ip", ObservableType.IP_Address, str(detail["address"])))
-    behaviour = signal.behaviour
-    kind = getattr(behaviour, "kind", None)
-    if kind in {"egress", "dns"}:
-        host = getattr(behaviour, "host", None) or getattr(behaviour, "name", None)
-        if host:
-            found.append(("domain", ObservableType.Hostname, str(host)))
-    elif detail.get("dns_name"):
+    if detail.get("dns_name"):
         found.append(("domain", ObservableType.Hostname, str(detail["dns_name"])))
-    if kind == "exec":
-        found.append(("process", ObservableType.Process_Name, str(getattr(behaviour, "binary", ""))))
-    if kind == "tool":
-        found.append(("tool", ObservableType.Other, behaviour.key.removeprefix("tool:")))  # type: ignore[union-attr]
-    if kind == "agent" or evidence.get("caller_agent"):
-        found.append(("caller_agent", ObservableType.Resource_UID, str(evidence.get("caller_agent") or behaviour.caller)))  # type: ignore[union-attr]
-    return found
+    return found + _behaviour_observables(signal.behaviour)
+
+
+def _behaviour_observables(behaviour: object) -> list[tuple[str, ObservableType, str]]:
+    if isinstance(behaviour, Egress):
+        return [("domain", ObservableType.Hostname, behaviour.host)]
+    if isinstance(behaviour, Dns):
+        return [("domain", ObservableType.Hostname, behaviour.name)]
+    if isinstance(behaviour, Exec):
+        return [("process", ObservableType.Process_Name, behaviour.binary)]
+    if isinstance(behaviour, ToolCall):
+        return [("tool", ObservableType.Other, f"{behaviour.server}/{behaviour.name}")]
+    return []
 
 
 def _observables(story: AttackStory) -> list[Observable]:

@@ -237,9 +237,10 @@ def _string_deviations(arg: ArgProfile, value: str) -> list[tuple[str, dict[str,
     prefix, domain = _path_prefix(value), _domain(value)
     # Paths, URLs and addresses are judged by their prefix and domain, not as enum values.
     categorical = not (prefix or domain or arg.path_prefixes or arg.domains)
-    enum_like = arg.values is not None and arg.calls >= max(ENUM_MIN_CALLS, ENUM_REPEATS * len(arg.values))
-    if categorical and enum_like and value not in (arg.values or []):
-        found.append(("enum", {"learnt_distinct_values": len(arg.values)}))
+    values = arg.values or []
+    enum_like = arg.values is not None and arg.calls >= max(ENUM_MIN_CALLS, ENUM_REPEATS * len(values))
+    if categorical and enum_like and value not in values:
+        found.append(("enum", {"learnt_distinct_values": len(values)}))
     if prefix and arg.path_prefixes and prefix not in arg.path_prefixes:
         found.append(("path_prefix", {"learnt_prefixes": arg.path_prefixes}))
     if domain and domain not in arg.domains:

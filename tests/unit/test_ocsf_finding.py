@@ -92,12 +92,7 @@ def validate(value: dict[str, Any], spec: str, where: str = "finding") -> list[s
         known = {**dictionary.get(name, {}), **attrs[name]}
         if (spec, name) in _FILLED_BY_SCHEMA:
             known.pop("enum", None)  # placeholders the compiled schema fills in: checked below
-        items = item if known.get("is_array") else [item]
-        if known.get("is_array") and not isinstance(item, list):
-            problems.append(f"{where}.{name}: must be an array")
-            continue
-        for i, one in enumerate(items):
-            problems += _check(one, known, f"{where}.{name}" + (f"[{i}]" if known.get("is_array") else ""))
+        problems += _check_attribute(item, known, f"{where}.{name}")
     if spec == "events/findings/detection_finding.json":
         # Category "findings" (2), class detection_finding (uid 4 within it).
         category = 2
@@ -109,10 +104,20 @@ def validate(value: dict[str, Any], spec: str, where: str = "finding") -> list[s
     return problems
 
 
+def _check_attribute(item: Any, known: dict[str, Any], where: str) -> list[str]:
+    if not known.get("is_array"):
+        return _check(item, known, where)
+    if not isinstance(item, list):
+        return [f"{where}: must be an array"]
+    return [p for i, one in enumerate(item) for p in _check(one, known, f"{where}[{i}]")]
+
+
 def _check(value: Any, known: dict[str, Any], where: str) -> list[str]:
     kind = known.get("type", "")
     if (SCHEMA / f"objects/{kind}.json").exists():
-        return validate(value, f"objects/{kind}.json", where) if isinstance(value, dict) else [f"{where}: not an object"]
+        return (
+            validate(value, f"objects/{kind}.json", where) if isinstance(value, dict) else [f"{where}: not an object"]
+        )
     if kind in _SCALARS:
         expected = _SCALARS[kind]
         if isinstance(value, bool) and kind != "boolean_t" or not isinstance(value, expected):  # type: ignore[arg-type]
@@ -142,8 +147,17 @@ def _signal(sid: str, at: timedelta, surface: Surface, behaviour: str | None, **
 
 def story_of_every_kind() -> Any:
     signals = [
-        _signal("a", timedelta(0), Surface.MULTI_AGENT, "tool:crm/lookup_order", pod="executor-1", caller_agent="agents/planner"),
-        _signal("b", timedelta(seconds=5), Surface.TOOL, "tool:crm/send_email", pod="executor-1", service_account="executor"),
+        _signal(
+            "a",
+            timedelta(0),
+            Surface.MULTI_AGENT,
+            "tool:crm/lookup_order",
+            pod="executor-1",
+            caller_agent="agents/planner",
+        ),
+        _signal(
+            "b", timedelta(seconds=5), Surface.TOOL, "tool:crm/send_email", pod="executor-1", service_account="executor"
+        ),
         _signal("c", timedelta(seconds=9), Surface.PROCESS, "exec:/bin/sh", pod="executor-1"),
         _signal(
             "d",
