@@ -90,7 +90,7 @@ def evaluate(
     except BaseException:
         shutil.rmtree(home, ignore_errors=True)
         raise
-    out.print(table(outcomes))
+    out.print(table(outcomes), width=max(out.width, 170))
     passed = sum(o.passed for o in outcomes)
     out.print(f"{passed}/{len(outcomes)} scenarios passed")
     if passed == len(outcomes):
