@@ -151,3 +151,24 @@ def test_a_session_delivered_out_of_order_makes_no_transition_but_an_ordered_new
     later = ts + timedelta(minutes=1)
     [odd] = agent.call(later, "export_report", report_id="1012", format="csv")
     assert odd.title.endswith("reports/send_email -> reports/export_report")
+
+
+def test_a_redelivered_call_is_folded_once() -> None:
+    # Found by the scenario library (benign-restart under load): Kafka redelivered a send_email and
+    # the second copy made the transition send_email -> send_email.
+    agent = learnt_agent()
+    ts = AFTER + timedelta(minutes=30)
+    raw = RawLlmEvent(
+        event_id="once",
+        ts=ts,
+        operation="execute_tool",
+        attribution=Attribution(deployment=AGENT),
+        mcp_server="reports",
+        tool_name="send_email",
+        tool_arguments={"to": "team1@corp.example", "subject": "Report"},
+    )
+    [event] = domain.enrich_llm(agent.registry, raw, SRC)
+    first = fold(agent.state, event, POLICY)
+    again = fold(first.state, event, POLICY)
+    assert [s for s in again.signals if s.surface is Surface.TOOL] == []
+    assert again.state.tool_profile.recent.count((ts, "reports/send_email")) == 1

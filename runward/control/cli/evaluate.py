@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from runward.control.cli.common import DbOpt, Failure, KafkaOpt, out, settings
@@ -90,7 +91,8 @@ def evaluate(
     except BaseException:
         shutil.rmtree(home, ignore_errors=True)
         raise
-    out.print(table(outcomes), width=max(out.width, 170))
+    # Wide enough for one line per story: the table is read in CI logs and pasted into notes.
+    Console(highlight=False, markup=False, width=max(out.width, 190)).print(table(outcomes))
     passed = sum(o.passed for o in outcomes)
     out.print(f"{passed}/{len(outcomes)} scenarios passed")
     if passed == len(outcomes):
