@@ -29,11 +29,19 @@ from runward.core.tool_arguments import path_prefix as _path_prefix
 SAMPLES = 256  # numeric values and lengths kept per argument (the window's most recent)
 ENUM_MAX = 12  # at most this many distinct values makes an argument enum-like...
 ENUM_MIN_CALLS = 8  # ...once it was seen at least this often (so values repeat)
+# ...and its values did repeat: on average each seen this many times. An id that is new on every
+# call (order numbers, ticket ids) is never an enum, however few calls the window saw.
+ENUM_REPEATS = 2
 MIN_CALLS = 5  # an argument seen fewer times in the window is not judged
 BURST_SPAN = timedelta(seconds=60)
 BURST_FLOOR = 10  # a burst is over max(this, 3x the window's busiest minute)
 READ_BURST = 10  # this many reads in EXFIL_SPAN, then a send to a new destination
 EXFIL_SPAN = timedelta(minutes=5)
+# Consecutive calls further apart than this are two sessions: no transition between them.
+SESSION_GAP = timedelta(minutes=10)
+# Kafka delivers at least once: a record delivered again must not count twice (a call after
+# itself is a transition the agent never made). The ids of this many latest calls are kept.
+FOLDED_IDS = 256
 _SEND = re.compile(r"send|mail|post|upload|publish|webhook|notify|share|transfer|export_to|http", re.I)
 _READ = re.compile(r"read|get|list|search|query|fetch|export|download|select|find|lookup|dump", re.I)
 _SYMBOLS = re.compile(r"['\";`|&$<>\\]|--|/\*")
@@ -59,6 +67,8 @@ class ToolProfile(BaseModel):
     destinations: list[str] = Field(default_factory=list, description="domains sends went to in the window")
     recent: list[tuple[datetime, str]] = Field(default_factory=list, description="calls of the last EXFIL_SPAN")
     last_tool: str | None = None
+    last_tool_at: datetime | None = Field(default=None, description="event time of last_tool")
+    folded_ids: list[str] = Field(default_factory=list, description="event ids of the latest calls folded")
 
 
 def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list[Signal]:
@@ -66,6 +76,9 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
     call = event.detail
     if not isinstance(call, LlmCallInfo) or not isinstance(event.behaviour, ToolCall):
         return []
+    if event.event_id in profile.folded_ids:
+        return []  # redelivered: already learnt or judged
+    profile.folded_ids = [*profile.folded_ids, event.event_id][-FOLDED_IDS:]
     tool = event.behaviour.key.removeprefix(f"{ToolCall.PREFIX}:")
     arguments = call.tool_arguments or {}
     if call.refused:
@@ -79,8 +92,9 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
     else:
         for name, value in _flatten(arguments):
             _learn(profile.arguments.setdefault(tool, {}).setdefault(name, ArgProfile()), value)
-        if profile.last_tool is not None:
-            pair = f"{profile.last_tool} -> {tool}"
+        before = _predecessor(profile, event)
+        if before is not None:
+            pair = f"{before} -> {tool}"
             profile.transitions[pair] = profile.transitions.get(pair, 0) + 1
         if _SEND.search(tool):
             profile.destinations = sorted({*profile.destinations, *_destinations(arguments)})
@@ -88,8 +102,19 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
     if not frozen:
         per_minute = sum(1 for ts, _ in profile.recent if event.ts - ts < BURST_SPAN)
         profile.busiest_minute = max(profile.busiest_minute, per_minute)
-    profile.last_tool = tool
+    if profile.last_tool_at is None or event.ts >= profile.last_tool_at:
+        profile.last_tool, profile.last_tool_at = tool, event.ts
     return signals
+
+
+def _predecessor(profile: ToolProfile, event: EnrichedEvent) -> str | None:
+    """The call before this one in its session, by event time. None for a session's first call and
+    for a call delivered after a later one: its place in the sequence is unknown (out-of-order
+    delivery across partitions or collectors), so it makes no transition."""
+    last_at = profile.last_tool_at
+    if profile.last_tool is None or last_at is None or event.ts < last_at or event.ts - last_at > SESSION_GAP:
+        return None
+    return profile.last_tool
 
 
 # --- argument profiles ---------------------------------------------------------------------------
@@ -209,8 +234,10 @@ def _string_deviations(arg: ArgProfile, value: str) -> list[tuple[str, dict[str,
     prefix, domain = _path_prefix(value), _domain(value)
     # Paths, URLs and addresses are judged by their prefix and domain, not as enum values.
     categorical = not (prefix or domain or arg.path_prefixes or arg.domains)
-    if categorical and arg.values is not None and arg.calls >= ENUM_MIN_CALLS and value not in arg.values:
-        found.append(("enum", {"learnt_distinct_values": len(arg.values)}))
+    values = arg.values or []
+    enum_like = arg.values is not None and arg.calls >= max(ENUM_MIN_CALLS, ENUM_REPEATS * len(values))
+    if categorical and enum_like and value not in values:
+        found.append(("enum", {"learnt_distinct_values": len(values)}))
     if prefix and arg.path_prefixes and prefix not in arg.path_prefixes:
         found.append(("path_prefix", {"learnt_prefixes": arg.path_prefixes}))
     if domain and domain not in arg.domains:
@@ -244,8 +271,9 @@ def _argument_signals(profile: ToolProfile, event: EnrichedEvent, tool: str, arg
 
 def _sequence_signals(profile: ToolProfile, event: EnrichedEvent, tool: str, arguments: dict[str, Any]) -> list[Signal]:
     signals = []
-    pair = f"{profile.last_tool} -> {tool}"
-    if profile.last_tool is not None and profile.transitions and pair not in profile.transitions:
+    before = _predecessor(profile, event)
+    pair = f"{before} -> {tool}"
+    if before is not None and profile.transitions and pair not in profile.transitions:
         signals.append(
             _signal(
                 event,

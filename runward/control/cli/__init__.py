@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from runward.control.cli import detector, evidence, golive, observe, posture, stack, stories
+from runward.control.cli import detector, evaluate, evidence, golive, observe, posture, stack, stories
 from runward.control.cli.common import Failure
 
 app = typer.Typer(
@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for group in (stack, posture, observe, golive, evidence):
+for group in (stack, posture, observe, golive, evidence, evaluate):
     group.register(app)
 
 # Sub-apps, each a `typer.Typer()` mounted as `runward NAME ...`. To add one, import its

@@ -231,6 +231,12 @@ class AttackStory(Record):
     merged_into: str | None = Field(
         default=None, description="a later signal linked this story to an older one, which now tells it whole"
     )
+    related_deployments: list[DeploymentId] = Field(
+        default_factory=list,
+        description="other agents the story spans: the callers whose output or hand-off drove this agent's "
+        "multi-agent signals (W3C trace context); the story is told once, on the agent that acted",
+    )
+    cluster: str | None = Field(default=None, description="the cluster the Deployment runs in (RUNWARD_CLUSTER_NAME)")
 
 
 class AiBom(Record):
