@@ -186,11 +186,22 @@ class _Positions:
     def __init__(self, committed: Callable[[Any], int | None]) -> None:
         self._next: dict[Any, int] = {}
         self._committed = committed  # where the group's reading of a partition resumes, if known
+        self._reread: set[tuple[Any, int]] = set()
         self.holes = 0
 
     def forget(self, partitions: Any) -> None:
         for tp in partitions:
             self._next.pop(tp, None)
+
+    def expected(self) -> dict[Any, int]:
+        return dict(self._next)
+
+    def again(self, tp: Any, first: int) -> bool:
+        """Whether a hole is to be read again: once; one that stays is no consumer's slip."""
+        if (tp, first) in self._reread:
+            return False
+        self._reread.add((tp, first))
+        return True
 
     def holes_in(self, events: Sequence[Any]) -> list[tuple[Any, int, int]]:
         """(partition, first, last) of each hole before one of `events`, in order; notes them seen."""
@@ -475,6 +486,7 @@ class Stage:
         self._writes = _StoreWrites()
         self._model_tables: list[ModelTable[Any]] = []
         self._positions = _Positions(self._committed_offset)
+        self._tail: dict[Any, tuple[int, int]] = {}  # partition -> (expected, position) at the last heartbeat
         self._tables: list[_Confirmed] = []
         # A batch's outputs and dead letters handed to the producer, awaited before its offsets can commit.
         self._unconfirmed: list[tuple[_Done | None, str, Any]] = []
@@ -588,6 +600,16 @@ class Stage:
     async def _reread_holes(self, events: Sequence[Any]) -> None:
         """Seek back over offsets the consumer skipped before this batch (see _Positions)."""
         for tp, first, last in self._positions.holes_in(events):
+            if not self._positions.again(tp, first):
+                log.error(
+                    "%s: %s[%d] offsets %d-%d are still missing after reading them again; not retried",
+                    self.name,
+                    tp.topic,
+                    tp.partition,
+                    first,
+                    last,
+                )
+                continue
             log.warning(
                 "%s: the consumer skipped %s[%d] offsets %d-%d; reading them again",
                 self.name,
@@ -728,7 +750,34 @@ class Stage:
             self._counters.lag[(tp.topic, tp.partition)] = max(0, highwater - message.offset - 1)
             self.metrics.lag(tp.topic, tp.partition, self._counters.lag[(tp.topic, tp.partition)])
 
+    async def _reread_tail(self) -> None:
+        """Seek back over records skipped at the end of a partition, which no later record shows.
+
+        The consumer's position past the next offset the stage expects, unchanged over two
+        heartbeats (fetched records wait in the stream for less than that), is such a hole."""
+        tail: dict[Any, tuple[int, int]] = {}
+        for tp, expected in self._positions.expected().items():
+            try:
+                position = await self.app.consumer.position(tp)
+            except Exception:  # revoked meanwhile, or the consumer is between assignments
+                continue
+            if position is None or position <= expected:
+                continue
+            tail[tp] = (expected, position)
+            if self._tail.get(tp) == (expected, position) and self._positions.again(tp, expected):
+                log.warning(
+                    "%s: the consumer skipped %s[%d] offsets %d-%d; reading them again",
+                    self.name,
+                    tp.topic,
+                    tp.partition,
+                    expected,
+                    position - 1,
+                )
+                await self.app.consumer.seek(tp, expected)
+        self._tail = tail
+
     async def _heartbeat(self) -> None:
+        await self._reread_tail()
         counters, self._counters = self._counters, _Counters(lag=self._counters.lag)
         await asyncio.to_thread(
             self.store.record_progress,

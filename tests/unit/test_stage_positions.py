@@ -48,3 +48,8 @@ def test_the_first_record_after_an_assignment_is_checked_against_the_committed_o
     committed[A] = 22
     assert positions.holes_in(events(A, 22)) == []
     assert positions.holes_in(events(B, 7)) == []  # never committed: nothing to compare with
+
+
+def test_a_hole_is_read_again_once() -> None:
+    positions = _Positions(lambda tp: None)
+    assert positions.again(A, 5) and not positions.again(A, 5) and positions.again(A, 9)
