@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -49,6 +50,10 @@ BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.02
 # The broker refuses a record over 1 MiB (message.max.bytes); the margin is the record's framing.
 MAX_OUTPUT_BYTES = 1_000_000
+# A restarted stage rejoins in seconds: the broker evicts a dead member after the session timeout
+# and completes a join after the rebalance timeout (Tansu waits it out in full).
+SESSION_TIMEOUT_S = 10.0
+REBALANCE_TIMEOUT_S = 5.0
 # A batch hands the event loop back this often, so heartbeats, fetches and timers keep running.
 YIELD_EVERY_S = 0.05
 
@@ -470,9 +475,9 @@ class Stage:
             stream_buffer_maxsize=4 * BATCH_MAX,
             # A restarted stage rejoins in seconds: the broker evicts a dead member after the session
             # timeout and completes a join after the rebalance timeout (Tansu waits it out in full).
-            broker_session_timeout=10.0,
+            broker_session_timeout=SESSION_TIMEOUT_S,
             broker_heartbeat_interval=2.0,
-            broker_rebalance_timeout=5.0,
+            broker_rebalance_timeout=REBALANCE_TIMEOUT_S,
         )
         self.inputs = {t.name: t for t in inputs}
         self._source = self.app.topic(*self.inputs, key_serializer="raw", value_serializer="raw")
@@ -794,8 +799,26 @@ class Stage:
         serve_metrics(self.config.metrics_port, self.config.metrics_host)
         # Faust creates only the last level of its data directory.
         data_dir(self.config, self.name).mkdir(parents=True, exist_ok=True)
-        worker = _Worker(self.app, loglevel="info", quiet=True)
-        worker.execute_from_commandline()
+        running = data_dir(self.config, self.name) / "running"
+        if running.exists():
+            # The last worker here was killed: the broker keeps its group member until the session
+            # times out, and the rebalance that drops it ends the generation a new member starts
+            # reading under. Faust skips (and counts as done) records read under an ending
+            # generation, so the new worker joins once the old member is gone.
+            wait = SESSION_TIMEOUT_S + REBALANCE_TIMEOUT_S
+            # Printed: logging is set up only when the Faust worker starts.
+            print(
+                f"{self.name} did not stop cleanly last time: joining in {wait:.0f} s, once its old member is gone",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(wait)
+        running.write_text(str(os.getpid()))
+        try:
+            worker = _Worker(self.app, loglevel="info", quiet=True)
+            worker.execute_from_commandline()
+        finally:
+            running.unlink(missing_ok=True)
 
 
 async def _changelog_durable(stage: str, futures: list[Any]) -> None:
