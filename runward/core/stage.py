@@ -198,6 +198,16 @@ class _Positions:
         for tp in partitions:
             self._next.pop(tp, None)
 
+    def unknown(self, events: Sequence[Any]) -> set[Any]:
+        """The partitions of `events` with no expected offset yet, not even a committed one."""
+        return {
+            e.message.tp for e in events if e.message.tp not in self._next and self._committed(e.message.tp) is None
+        }
+
+    def start_at(self, tp: Any, offset: int) -> None:
+        """A partition the group never committed on: its first record is at the log's start."""
+        self._next.setdefault(tp, offset)
+
     def expected(self) -> dict[Any, int]:
         return dict(self._next)
 
@@ -604,6 +614,14 @@ class Stage:
 
     async def _reread_holes(self, events: Sequence[Any]) -> None:
         """Seek back over offsets the consumer skipped before this batch (see _Positions)."""
+        unknown = self._positions.unknown(events)
+        if unknown:
+            try:
+                for tp, start in (await self.app.consumer.earliest_offsets(*unknown)).items():
+                    if isinstance(start, int) and start >= 0:
+                        self._positions.start_at(tp, start)
+            except Exception:  # not known: the first record of the partition is not checked
+                log.debug("%s: no log start offsets for %s", self.name, unknown, exc_info=True)
         for tp, first, last in self._positions.holes_in(events):
             if not self._positions.again(tp, first):
                 log.error(

@@ -53,3 +53,11 @@ def test_the_first_record_after_an_assignment_is_checked_against_the_committed_o
 def test_a_hole_is_read_again_once() -> None:
     positions = _Positions(lambda tp: None)
     assert positions.again(A, 5) and not positions.again(A, 5) and positions.again(A, 9)
+
+
+def test_a_partition_never_committed_on_is_checked_from_the_log_start() -> None:
+    positions = _Positions(lambda tp: None)
+    assert positions.unknown(events(A, 1, 2)) == {A}
+    positions.start_at(A, 0)
+    assert positions.unknown(events(A, 1)) == set()
+    assert positions.holes_in(events(A, 1, 2)) == [(A, 0, 0)]
