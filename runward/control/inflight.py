@@ -94,12 +94,13 @@ def true_ends(reader: Consumer, reported: dict[Partition, int], timeout_s: float
             message = reader.poll(0.2)
             if message is None:
                 continue
-            tp = (message.topic(), message.partition())
-            if message.error() is not None:
-                if message.error().code() == KafkaError._PARTITION_EOF:
+            tp = (str(message.topic()), int(message.partition() or 0))
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     behind.discard(tp)
                 continue
-            ends[tp] = max(ends[tp], message.offset() + 1)
+            ends[tp] = max(ends[tp], int(message.offset() or 0) + 1)
     finally:
         reader.unassign()
     return ends
