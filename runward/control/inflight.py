@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, 
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from runward.core.config import Settings
-from runward.core.kafka import client_config
+from runward.core.kafka import bootstrap_reachable, client_config
 from runward.core.topics import (
     APD,
     ATTACK_STORIES,
@@ -166,6 +166,8 @@ class InFlightWatch:
         if now - self._taken_at < SNAPSHOT_EVERY_S:
             return
         self._taken_at = now
+        if not bootstrap_reachable(self.config.kafka, 0.3):  # away for now: keep the last snapshot
+            return
         try:
             snapshot = take_snapshot(*self._client(), self.config.partitions)
         except (KafkaException, OSError, ValueError) as exc:  # broker away for a moment: keep the last one

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,8 +64,11 @@ class Supervisor:
     def inflight(self) -> InFlightWatch:
         """What the broker holds that the stages have not read: lost, and reported, if it restarts."""
         if self._inflight is None:
-            store = Store(self.config.db_url)
-            self._inflight = InFlightWatch(self.config, store.record_lost_in_flight, self._print, time.monotonic)
+
+            def record(lost: Mapping[str, int]) -> None:
+                Store(self.config.db_url).record_lost_in_flight(lost)
+
+            self._inflight = InFlightWatch(self.config, record, self._print, time.monotonic)
         return self._inflight
 
     @property
