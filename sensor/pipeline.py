@@ -1,5 +1,9 @@
 """Kernel records -> attributed, de-duplicated RawSensorEvents. No I/O of its own: the
-resolver is injected, time comes from the records, the caller publishes the result."""
+resolver is injected, time comes from the records, the caller publishes the result.
+
+Secrets never leave the node: an exec's argv is redacted here (`--password X`, `PGPASSWORD=...`,
+tokens in arguments), before the event is de-duplicated, published or counted.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from runward.core.contracts.raw import (
     FileOpenDetail,
     SyscallSetDetail,
 )
+from runward.core.redaction import redact_argv
 from sensor.attribution.base import Identity, Resolver
 from sensor.capabilities import capability_name
 from sensor.dedup import Deduper
@@ -115,7 +120,7 @@ class Pipeline:
         if isinstance(record, ExecRecord):
             return ExecDetail(
                 binary=record.binary,
-                argv=record.argv,
+                argv=redact_argv(record.argv)[0],
                 ppid=record.ppid,
                 parent_comm=record.parent_comm or None,
             )

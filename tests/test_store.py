@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from runward.core.contracts import AttackStory, DeadLetter, SourceRef, StoryStatus
+from runward.core.contracts import AttackStory, DeadLetter, Resolution, SourceRef, StoryLifecycle, StoryStatus
 from runward.core.store import SchemaOutOfDate, Store, upgrade
 
 T = datetime(2026, 11, 27, 9, tzinfo=timezone.utc)
@@ -132,3 +132,30 @@ def test_a_batch_write_upserts_agents_artifacts_and_stories_in_one_go(db_url: st
     assert agents["agents/bot"]["service_account"] == "bot" and agents["agents/new"]["service_account"] is None
     store.write_batch(touches=[("agents/bot", None, T, T + timedelta(minutes=1))])  # an older sighting
     assert {a["deployment"]: a for a in store.agents()}["agents/bot"]["last_seen"] == T + timedelta(minutes=5)
+
+
+def test_a_batch_write_keeps_the_story_lifecycle_rule(db_url: str) -> None:
+    """Stories written with a stage batch follow the same rule as one at a time: the SOC's lifecycle
+    is kept, a resolved story that grew is reopened with a history entry, older versions never win."""
+    upgrade(db_url)
+    store = Store(db_url)
+    store.write_batch(stories=[(story(1), story(1).model_dump(mode="json"))])
+    acknowledged = story(1).model_copy(update={"lifecycle": StoryLifecycle.ACKNOWLEDGED})
+    assert store.transition_story(acknowledged, 1, "acknowledge", "bob", "looking", {})
+    store.write_batch(stories=[(story(2), story(2).model_dump(mode="json"))])
+    assert store.story("story-1")["lifecycle"] == "acknowledged"  # type: ignore[index]
+    resolved = AttackStory.model_validate(store.story("story-1")).model_copy(
+        update={"lifecycle": StoryLifecycle.RESOLVED, "resolution": Resolution.BENIGN}
+    )
+    assert store.transition_story(resolved, 2, "resolve", "bob", "pentest", {})
+    # One batch with two newer versions of the story (and an older one): reopened once, at the newest.
+    store.write_batch(stories=[(story(v), story(v).model_dump(mode="json")) for v in (4, 1, 3)])
+    body = store.story("story-1")
+    assert body is not None and (body["version"], body["lifecycle"], body["resolution"]) == (4, "open", None)
+    history = store.story_history("story-1")
+    assert [(h["action"], h["actor"], h["story_version"]) for h in history] == [
+        ("acknowledge", "bob", 1),
+        ("resolve", "bob", 2),
+        ("reopen", "correlator", 4),
+    ]
+    assert history[-1]["detail"] == {"previous_resolution": "benign"}

@@ -1,6 +1,11 @@
 """Streamable-HTTP transport: the gateway listens where the agent expects its MCP server and
 relays POST/GET/DELETE to the upstream server, inspecting every JSON-RPC message in JSON
-bodies and in SSE streams."""
+bodies and in SSE streams.
+
+A request body is read in chunks and refused (413, a JSON-RPC error, a dead letter) as soon as it
+passes `max_body` bytes, whether it declared its length or came chunked: an agent cannot make
+the gateway hold an unbounded body in memory.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,11 @@ from edges.gateway.sink import EventSink
 log = logging.getLogger(__name__)
 
 SESSION_HEADER = "mcp-session-id"
+# The largest request body relayed. MCP requests are JSON-RPC messages, mostly a few KiB; tool
+# arguments carrying a document stay well under this. A larger body is refused, not forwarded.
+MAX_BODY = 4 * 1024 * 1024
+# What of a refused body is kept in its dead letter (as much as names its method and id).
+_OVERSIZE_KEPT = 4096
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -107,8 +117,10 @@ class HttpGateway:
         new_session: Callable[[], GatewaySession],
         sink: EventSink,
         client: httpx.AsyncClient | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.upstream = upstream
+        self.max_body = max_body
         self.new_session = new_session
         self.sink = sink
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
@@ -154,7 +166,12 @@ class HttpGateway:
             return Response(upstream.content, upstream.status_code, _reply_headers(upstream))
         if request.method == "GET":
             return await self._relay(tracked, self.client.build_request("GET", self.upstream, headers=headers), [])
-        raw = await request.body()
+        raw, oversized = await _read_capped(request, self.max_body)
+        if oversized:  # fail closed: refused and recorded, never forwarded
+            reason = f"request body larger than {self.max_body} bytes; send smaller messages"
+            self._emit(tracked.session.refuse_unparseable(raw, reason))
+            log.warning("gateway refused a request body over %d bytes", self.max_body)
+            return JSONResponse(_one_or_many([], reason, INVALID_REQUEST), 413)
         try:
             message = parse_message(raw)
         except Unparseable as exc:  # fail closed: refused and recorded, never forwarded
@@ -271,6 +288,20 @@ class HttpGateway:
             self.sink.dead_letter(record)
         for evidence in outcome.evidence:
             self.sink.evidence(evidence)
+
+
+async def _read_capped(request: Request, limit: int) -> tuple[bytes, bool]:
+    """The request body, and whether it is over `limit` bytes: then only its first bytes (for the
+    record), read no further than the chunk that passed the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return b"", True
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return bytes(body[:_OVERSIZE_KEPT]), True
+    return bytes(body), False
 
 
 def _one_or_many(replies: list[Any], reason: str, code: int = INTERNAL_ERROR) -> Any:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import httpx
 
 from runward.control.broker import BrokerError, ensure_topics, port_open, require_kafka, start_broker
 from runward.control.children import die_with_parent
+from runward.control.inflight import InFlightWatch
 from runward.control.wait import GaveUp, WaitTimeout, wait_until
 from runward.core import signing
 from runward.core.config import Settings
@@ -57,6 +58,18 @@ class Supervisor:
     config: Settings
     external_kafka: bool
     services: list[Service] = field(default_factory=list)
+    _inflight: InFlightWatch | None = None
+
+    @property
+    def inflight(self) -> InFlightWatch:
+        """What the broker holds that the stages have not read: lost, and reported, if it restarts."""
+        if self._inflight is None:
+
+            def record(lost: Mapping[str, int]) -> None:
+                Store(self.config.db_url).record_lost_in_flight(lost)
+
+            self._inflight = InFlightWatch(self.config, record, self._print, time.monotonic)
+        return self._inflight
 
     @property
     def logs(self) -> Path:
@@ -275,7 +288,9 @@ class Supervisor:
         """Restart services that died, with backoff, saying so; call it every second or so.
 
         A dead embedded broker is not restarted: its memory storage went with it, so the
-        stages' offsets and changelogs are gone too. That raises BrokerError.
+        stages' offsets and changelogs are gone too. That raises BrokerError, after reporting
+        what it held that no stage had read (runward/control/inflight.py). A broker that came
+        back empty (an external one with memory storage) is reported the same way.
         """
         now = time.monotonic()
         for service in list(self.services):
@@ -285,6 +300,7 @@ class Supervisor:
                     service.failures = 0
                 continue
             if service.argv is None:
+                self.inflight.broker_lost(f"the embedded broker exited with {code}")
                 raise BrokerError(
                     f"the embedded broker exited with {code} and its memory storage with it; see {service.log}"
                 )
@@ -300,6 +316,7 @@ class Supervisor:
                 again = self.spawn(service.name, service.argv)
                 again.failures = service.failures + 1
                 self._print(f"  {service.name:<10} restarted (pid {again.proc.pid})")
+        self.inflight.tick()
 
     def stop(self) -> None:
         for service in reversed(self.services):

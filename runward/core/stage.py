@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import faust
 from aiokafka.abc import AbstractTokenProvider
@@ -49,6 +50,10 @@ BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.02
 # The broker refuses a record over 1 MiB (message.max.bytes); the margin is the record's framing.
 MAX_OUTPUT_BYTES = 1_000_000
+# A restarted stage rejoins in seconds: the broker evicts a dead member after the session timeout
+# and completes a join after the rebalance timeout (Tansu waits it out in full).
+SESSION_TIMEOUT_S = 10.0
+REBALANCE_TIMEOUT_S = 5.0
 # A batch hands the event loop back this often, so heartbeats, fetches and timers keep running.
 YIELD_EVERY_S = 0.05
 
@@ -104,6 +109,7 @@ class _Done:
     stores: bool  # whether it has store writes: then it is published after the batch's store write
     store_error: str = ""
     deferred: bool = False  # published after the batch's store write
+    failed: bool = False  # dead-lettered after it was handled (store write or publish failed)
 
 
 def _superseded(done: Sequence[_Done]) -> frozenset[tuple[int, int]]:
@@ -129,6 +135,107 @@ def _bug(stage: str, source: SourceRef, exc: Exception) -> str:
         "%s failed on %s[%d]@%d", stage, source.topic, source.partition, source.offset, exc_info=(type(exc), exc, None)
     )
     return f"stage error ({type(exc).__name__}: {exc}); report it with this record"
+
+
+# The key of the end-of-batch record a table writes to each changelog partition it changed.
+END_MARKER = "__runward_batch_end__"
+
+
+class _Confirmed:
+    """A Faust table that keeps the futures of its changelog records until the batch waits for them.
+
+    Faust writes changelog records through a buffer that its offset commit does not reliably
+    drain (the drain gives up after 0.1 s without progress, and does not wait for the record it
+    is handing to the client): a stage killed after such a commit came back without the state of
+    its last batch. So the harness waits for every changelog record of a batch to be on the
+    broker before the batch's offsets can be committed.
+
+    Then it writes one more record to each changelog partition the batch changed, on its own: a
+    tombstone under END_MARKER. The embedded broker (Tansu 0.6) reports a partition's end offset
+    as the first offset of its last produce batch plus one, and Faust restores a table only up to
+    that end offset: without the marker, a restarted stage missed every changelog record of the
+    last batch but its first (learnt state lost). With a one-record last batch the reported end
+    is the true one; on a Kafka that reports it right the marker costs one small record.
+    """
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        fut = super().send_changelog(*args, **kwargs)  # type: ignore[misc]
+        self.__dict__.setdefault("unconfirmed", []).append(fut)
+        return fut
+
+    def take_unconfirmed(self) -> list[Any]:
+        unconfirmed: list[Any] = self.__dict__.pop("unconfirmed", [])
+        return unconfirmed
+
+    def mark_ends(self, partitions: set[int]) -> list[Any]:
+        """Send the end-of-batch tombstone to each of `partitions`; their futures."""
+        for partition in sorted(partitions):
+            super().send_changelog(partition, END_MARKER, None, value_serializer="raw")  # type: ignore[misc]
+        return self.take_unconfirmed()
+
+
+class _Table(_Confirmed, faust.Table):  # type: ignore[type-arg] # keys and values are raw JSON here
+    pass
+
+
+class _GlobalTable(_Confirmed, faust.GlobalTable):
+    pass
+
+
+class _Positions:
+    """The next offset the stage expects on each input partition, to find records the consumer
+    skipped.
+
+    Kafka offsets on these topics are contiguous (none is compacted or transactional), yet
+    under the embedded broker a restarted stage's consumer was seen handing over a partition
+    with a hole (offsets 0-3, then 2-148 without two of them), and Faust counts a hole as done:
+    the skipped records were lost for good. A hole found here is read again (the consumer seeks
+    back to it); an offset at or below one already seen is a redelivery and is handled again.
+    """
+
+    def __init__(self, committed: Callable[[Any], int | None]) -> None:
+        self._next: dict[Any, int] = {}
+        self._committed = committed  # where the group's reading of a partition resumes, if known
+        self._reread: set[tuple[Any, int]] = set()
+        self.holes = 0
+
+    def forget(self, partitions: Any) -> None:
+        for tp in partitions:
+            self._next.pop(tp, None)
+
+    def unknown(self, events: Sequence[Any]) -> set[Any]:
+        """The partitions of `events` with no expected offset yet, not even a committed one."""
+        return {
+            e.message.tp for e in events if e.message.tp not in self._next and self._committed(e.message.tp) is None
+        }
+
+    def start_at(self, tp: Any, offset: int) -> None:
+        """A partition the group never committed on: its first record is at the log's start."""
+        self._next.setdefault(tp, offset)
+
+    def expected(self) -> dict[Any, int]:
+        return dict(self._next)
+
+    def again(self, tp: Any, first: int) -> bool:
+        """Whether a hole is to be read again: once; one that stays is no consumer's slip."""
+        if (tp, first) in self._reread:
+            return False
+        self._reread.add((tp, first))
+        return True
+
+    def holes_in(self, events: Sequence[Any]) -> list[tuple[Any, int, int]]:
+        """(partition, first, last) of each hole before one of `events`, in order; notes them seen."""
+        holes: list[tuple[Any, int, int]] = []
+        for event in events:
+            tp, offset = event.message.tp, event.message.offset
+            expected = self._next.get(tp)
+            if expected is None:  # the first record since the partition was assigned
+                expected = self._committed(tp)
+            if expected is not None and offset > expected:
+                holes.append((tp, expected, offset - 1))
+                self.holes += offset - expected
+            self._next[tp] = max(expected or 0, offset + 1)
+        return holes
 
 
 class ModelTable(Generic[M]):
@@ -374,6 +481,8 @@ class Stage:
             consumer_auto_offset_reset="earliest",
             web_enabled=False,
             producer_acks=-1,
+            Table=_Table,
+            GlobalTable=_GlobalTable,
             # A batch's outputs go out in a few produce requests, not one round trip each; 5 ms is
             # far below the latency budget. Fetches bring a batch's worth of records at once.
             producer_linger=0.005,
@@ -381,9 +490,9 @@ class Stage:
             stream_buffer_maxsize=4 * BATCH_MAX,
             # A restarted stage rejoins in seconds: the broker evicts a dead member after the session
             # timeout and completes a join after the rebalance timeout (Tansu waits it out in full).
-            broker_session_timeout=10.0,
+            broker_session_timeout=SESSION_TIMEOUT_S,
             broker_heartbeat_interval=2.0,
-            broker_rebalance_timeout=5.0,
+            broker_rebalance_timeout=REBALANCE_TIMEOUT_S,
         )
         self.inputs = {t.name: t for t in inputs}
         self._source = self.app.topic(*self.inputs, key_serializer="raw", value_serializer="raw")
@@ -396,9 +505,19 @@ class Stage:
         self._counters = _Counters()
         self._writes = _StoreWrites()
         self._model_tables: list[ModelTable[Any]] = []
+        self._positions = _Positions(self._committed_offset)
+        self._tail: dict[Any, tuple[int, int]] = {}  # partition -> (expected, position) at the last heartbeat
+        self._tables: list[_Confirmed] = []
+        # A batch's outputs and dead letters handed to the producer, awaited before its offsets can commit.
+        self._unconfirmed: list[tuple[_Done | None, str, Any]] = []
         self.metrics = StageMetrics(name)
         self._store: Store | None = None
         self.app.timer(HEARTBEAT_S)(self._heartbeat)
+
+        async def revoked(sender: Any, partitions: Any, **_: Any) -> None:
+            self._positions.forget(partitions)  # another worker may move them on meanwhile
+
+        self.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type] # mode's signal typing
 
     @property
     def store(self) -> Store:
@@ -408,11 +527,15 @@ class Stage:
 
     def table(self, name: str) -> Any:
         """A per-deployment Faust table with a changelog, co-partitioned with the input topics."""
-        return self.app.Table(name, default=None, partitions=self.config.partitions)
+        table = self.app.Table(name, default=None, partitions=self.config.partitions)
+        self._tables.append(cast(_Confirmed, table))  # the app's Table class is _Table
+        return table
 
     def global_table(self, name: str) -> Any:
         """A table every worker of the stage holds whole (lookups keyed differently from the input)."""
-        return self.app.GlobalTable(name, default=None, partitions=self.config.partitions)
+        table = self.app.GlobalTable(name, default=None, partitions=self.config.partitions)
+        self._tables.append(cast(_Confirmed, table))  # the app's GlobalTable class is _GlobalTable
+        return table
 
     def model_table(self, name: str, model: type[M]) -> ModelTable[M]:
         """A per-deployment table of `model` states, parsed once and written once per batch."""
@@ -448,8 +571,11 @@ class Stage:
 
         A record that fails (decode, handler, output check, encoding, store, produce) is
         dead-lettered with the reason and leaves no state, store row or output behind; the
-        rest of the batch goes on.
+        rest of the batch goes on. The batch returns (and Faust may then commit its offsets) only
+        once its store rows, state changelog records, outputs and dead letters are durable: a
+        stage killed at any point comes back to a state that matches its committed offsets.
         """
+        await self._reread_holes(events)
         done: list[_Done] = []
         deferred: set[str | None] = set()  # keys with a record waiting for the store write
         yielded = time.monotonic()
@@ -471,15 +597,86 @@ class Stage:
         for failed, reason in (await self._flush_store()).items():
             item = done[failed]
             item.store_error = reason
-            await self.dead_letter(item.source, item.key, item.payload, reason)
+            await self.dead_letter(item.source, item.key, item.payload, reason, item)
         for table in self._model_tables:
             table.flush(stream)
         superseded = _superseded(done)
         for item in done:
             if item.deferred and not item.store_error:
                 await self._send(item, superseded)
+        await self._confirm()
+        for item in done:
+            if not item.failed:
+                self._counters.processed += 1
         if done:
             self._counters.last_record_at = utcnow()
+
+    def _committed_offset(self, tp: Any) -> int | None:
+        # Faust keeps the committed offsets it resumed from after each assignment (not public API).
+        committed = getattr(self.app.consumer, "_committed_offset", {})
+        offset = committed.get(tp) if hasattr(committed, "get") else None
+        return offset if isinstance(offset, int) and offset >= 0 else None
+
+    async def _reread_holes(self, events: Sequence[Any]) -> None:
+        """Seek back over offsets the consumer skipped before this batch (see _Positions)."""
+        unknown = self._positions.unknown(events)
+        if unknown:
+            try:
+                for tp, start in (await self.app.consumer.earliest_offsets(*unknown)).items():
+                    if isinstance(start, int) and start >= 0:
+                        self._positions.start_at(tp, start)
+            except Exception:  # not known: the first record of the partition is not checked
+                log.debug("%s: no log start offsets for %s", self.name, unknown, exc_info=True)
+        for tp, first, last in self._positions.holes_in(events):
+            if not self._positions.again(tp, first):
+                log.error(
+                    "%s: %s[%d] offsets %d-%d are still missing after reading them again; not retried",
+                    self.name,
+                    tp.topic,
+                    tp.partition,
+                    first,
+                    last,
+                )
+                continue
+            log.warning(
+                "%s: the consumer skipped %s[%d] offsets %d-%d; reading them again",
+                self.name,
+                tp.topic,
+                tp.partition,
+                first,
+                last,
+            )
+            await self.app.consumer.seek(tp, first)
+
+    async def _confirm(self) -> None:
+        """Wait until the batch's changelog records, outputs and dead letters are on the broker.
+
+        An output the broker refused dead-letters its record. A changelog record it refused
+        leaves state that the committed offsets would not match: the stage exits at once,
+        before Faust can commit, and its supervisor restarts it from the last committed offset.
+        """
+        changed = {id(table): table.take_unconfirmed() for table in self._tables}
+        await _changelog_durable(self.name, [fut for futs in changed.values() for fut in futs])
+        markers = [
+            fut
+            for table in self._tables
+            for fut in table.mark_ends(
+                {f.message.partition for f in changed[id(table)]} if changed[id(table)] else set()
+            )
+        ]
+        await _changelog_durable(self.name, markers)
+        while self._unconfirmed:
+            pending, self._unconfirmed = self._unconfirmed, []
+            outcomes = await asyncio.gather(*(fut for _, _, fut in pending), return_exceptions=True)
+            for (item, topic, _), outcome in zip(pending, outcomes, strict=True):
+                if not isinstance(outcome, BaseException):
+                    continue
+                if item is None or topic == DEAD_LETTER.name:
+                    log.error("%s: a dead letter was not accepted by the broker: %s", self.name, outcome)
+                    continue
+                if not item.failed:
+                    reason = f"its {topic} output was not accepted by the broker ({type(outcome).__name__}: {outcome})"
+                    await self.dead_letter(item.source, item.key, item.payload, reason, item)
 
     async def _handle_one(self, handler: Handler, event: Any) -> _Done | None:
         message = event.message
@@ -539,32 +736,38 @@ class Stage:
         return failed
 
     async def _send(self, item: _Done, superseded: frozenset[tuple[int, int]] = frozenset()) -> None:
-        """Publish a handled record's outputs; counted as processed once all are out."""
+        """Hand a handled record's outputs to the producer; the batch waits for them in `_confirm`."""
         for n, (topic, key, value, _, headers) in enumerate(item.encoded):
             if (item.index, n) in superseded:
                 continue
             try:
-                await self._topics[topic].send(key=key, value=value, headers=headers or None)
+                fut = await self._topics[topic].send(key=key, value=value, headers=headers or None)
             except Exception as exc:
                 log.exception("%s: publishing to %s failed", self.name, topic)
                 reason = f"its {topic} output could not be published ({type(exc).__name__}: {exc})"
-                await self.dead_letter(item.source, item.key, item.payload, reason)
+                await self.dead_letter(item.source, item.key, item.payload, reason, item)
                 return
+            self._unconfirmed.append((item, topic, fut))
             self.metrics.published(topic)
-        self._counters.processed += 1
 
     async def publish(self, out: Output[Any]) -> None:
         # Checked here too: a handler's outputs are typed Any, so mypy cannot see a wrong record.
         await self._topics[out.topic.name].send(key=out.key.encode(), value=encode_for(out.topic, out.record))
         self.metrics.published(out.topic.name)
 
-    async def dead_letter(self, source: SourceRef, key: str | None, payload: bytes | None, reason: str) -> None:
+    async def dead_letter(
+        self, source: SourceRef, key: str | None, payload: bytes | None, reason: str, item: _Done | None = None
+    ) -> None:
+        """Dead-letter a record with the reason; `item` if it had been handled (it is then not processed)."""
+        if item is not None:
+            item.failed = True
         letter = dead_letter_record(self.name, source, key, payload, sanitise(reason))
         log.warning("dead-lettered %s[%d]@%d: %s", source.topic, source.partition, source.offset, reason)
         self._counters.dead_letters += 1
         self.metrics.dead_lettered()
         try:
-            await self._topics[DEAD_LETTER.name].send(key=self.name.encode(), value=encode(letter))
+            fut = await self._topics[DEAD_LETTER.name].send(key=self.name.encode(), value=encode(letter))
+            self._unconfirmed.append((None, DEAD_LETTER.name, fut))
             await asyncio.to_thread(self.store.put_dead_letter, letter)
         except Exception:
             # Nothing left to hand the record to: say so loudly, but keep the stage running.
@@ -582,7 +785,34 @@ class Stage:
             self._counters.lag[(tp.topic, tp.partition)] = max(0, highwater - message.offset - 1)
             self.metrics.lag(tp.topic, tp.partition, self._counters.lag[(tp.topic, tp.partition)])
 
+    async def _reread_tail(self) -> None:
+        """Seek back over records skipped at the end of a partition, which no later record shows.
+
+        The consumer's position past the next offset the stage expects, unchanged over two
+        heartbeats (fetched records wait in the stream for less than that), is such a hole."""
+        tail: dict[Any, tuple[int, int]] = {}
+        for tp, expected in self._positions.expected().items():
+            try:
+                position = await self.app.consumer.position(tp)
+            except Exception:  # revoked meanwhile, or the consumer is between assignments
+                continue
+            if position is None or position <= expected:
+                continue
+            tail[tp] = (expected, position)
+            if self._tail.get(tp) == (expected, position) and self._positions.again(tp, expected):
+                log.warning(
+                    "%s: the consumer skipped %s[%d] offsets %d-%d; reading them again",
+                    self.name,
+                    tp.topic,
+                    tp.partition,
+                    expected,
+                    position - 1,
+                )
+                await self.app.consumer.seek(tp, expected)
+        self._tail = tail
+
     async def _heartbeat(self) -> None:
+        await self._reread_tail()
         counters, self._counters = self._counters, _Counters(lag=self._counters.lag)
         await asyncio.to_thread(
             self.store.record_progress,
@@ -599,8 +829,41 @@ class Stage:
         serve_metrics(self.config.metrics_port, self.config.metrics_host)
         # Faust creates only the last level of its data directory.
         data_dir(self.config, self.name).mkdir(parents=True, exist_ok=True)
-        worker = _Worker(self.app, loglevel="info", quiet=True)
-        worker.execute_from_commandline()
+        running = data_dir(self.config, self.name) / "running"
+        if running.exists():
+            # The last worker here was killed: the broker keeps its group member until the session
+            # times out, and the rebalance that drops it ends the generation a new member starts
+            # reading under. Faust skips (and counts as done) records read under an ending
+            # generation, so the new worker joins once the old member is gone.
+            wait = SESSION_TIMEOUT_S + REBALANCE_TIMEOUT_S
+            # Printed: logging is set up only when the Faust worker starts.
+            print(
+                f"{self.name} did not stop cleanly last time: joining in {wait:.0f} s, once its old member is gone",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(wait)
+        running.write_text(str(os.getpid()))
+        try:
+            worker = _Worker(self.app, loglevel="info", quiet=True)
+            worker.execute_from_commandline()
+        finally:
+            running.unlink(missing_ok=True)
+
+
+async def _changelog_durable(stage: str, futures: list[Any]) -> None:
+    for fut, outcome in zip(futures, await asyncio.gather(*futures, return_exceptions=True), strict=True):
+        if isinstance(outcome, BaseException):
+            _exit_unconfirmed(stage, fut, outcome)
+
+
+def _exit_unconfirmed(stage: str, fut: Any, exc: BaseException) -> None:
+    # Raising would not do: Faust acks a batch's records when its generator closes, and would
+    # commit offsets past state that is not on the broker. Exiting now leaves them uncommitted.
+    topic = getattr(getattr(getattr(fut, "message", None), "channel", None), "get_topic_name", lambda: "?")()
+    log.critical("%s: the broker did not accept a %s state record (%s); exiting to be restarted", stage, topic, exc)
+    logging.shutdown()
+    os._exit(70)
 
 
 def _exit_stuck(grace: float) -> None:

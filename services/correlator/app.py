@@ -6,7 +6,6 @@ signals  ->  attack-stories (keyed by deployment id; a story is re-published as 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -26,9 +25,9 @@ def build(config: Settings) -> Stage:
         book, stories = link(open_stories.get(signal.deployment), signal, gap, config.cluster_name)
         open_stories[signal.deployment] = book
         for story in stories:
-            # Directly, not with the batch: the store reopens a resolved story that grew and keeps
-            # its lifecycle, which the batch upsert does not know about.
-            await asyncio.to_thread(stage.store.put_story, story)
+            # With the batch (one store transaction per batch, the newest version per story): the
+            # store's story rule reopens a resolved story that grew and keeps the SOC's lifecycle.
+            stage.put_story(story)
         return [
             Output(ATTACK_STORIES, story.deployment, story, latest_of=story.story_id, headers=kafka_headers(story))
             for story in stories

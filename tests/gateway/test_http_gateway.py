@@ -3,6 +3,7 @@ mcp-server-time's own server served with the SDK's streamable-HTTP transport."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -11,11 +12,16 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import uvicorn
 from mcp import ClientSession, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp_server_time.server import create_server as create_time_server
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from edges.gateway.policy import ServerRule, ToolPolicy
 from edges.gateway.session import REFUSED, AgentIdentity, GatewaySession
@@ -112,3 +118,45 @@ def test_late_tools_over_http_reach_kafka(kafka_bootstrap: str) -> None:
     events = [RawLlmEvent.model_validate(v) for _, v in records]
     lists = sorted((e.tools for e in events if e.operation == "tools_list"), key=len)
     assert lists == [["enable_admin", "get_status"], ["delete_records", "enable_admin", "get_status"]]
+
+
+def test_an_oversized_body_is_refused_413_and_recorded_chunked_or_not() -> None:
+    """A body over the cap never reaches the server, however it is framed; one under it does."""
+    received: list[int] = []
+
+    async def upstream_mcp(request: Request) -> JSONResponse:
+        body = await request.body()
+        received.append(len(body))
+        return JSONResponse({"jsonrpc": "2.0", "id": json.loads(body)["id"], "result": {}})
+
+    upstream_app = Starlette(routes=[Route("/mcp", upstream_mcp, methods=["POST"])])
+    sink = ListSink()
+    limit = 64 * 1024
+    agent = AgentIdentity("agents/big-body", "agent-pod")
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+    def ping(pad: int, request_id: int) -> bytes:
+        return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "ping", "params": {"pad": "x" * pad}}).encode()
+
+    def chunked(body: bytes) -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding chunked
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    with serving(upstream_app) as upstream:
+        gateway = HttpGateway(f"{upstream}/mcp", lambda: GatewaySession(agent, ToolPolicy()), sink, max_body=limit)
+        with serving(gateway.app()) as url, httpx.Client(timeout=30) as client:
+            small = client.post(f"{url}/mcp", content=ping(1000, 1), headers=headers)
+            streamed = client.post(f"{url}/mcp", content=chunked(ping(4 * limit, 2)), headers=headers)
+            declared = client.post(f"{url}/mcp", content=ping(4 * limit, 3), headers=headers)
+            streamed_small = client.post(f"{url}/mcp", content=chunked(ping(limit // 2, 4)), headers=headers)
+    assert small.status_code == 200 and small.json()["id"] == 1
+    assert streamed_small.status_code == 200 and streamed_small.json()["id"] == 4
+    for refused in (streamed, declared):
+        assert refused.status_code == 413
+        error = refused.json()
+        assert error["jsonrpc"] == "2.0" and error["error"]["code"] == -32600
+        assert f"larger than {limit} bytes" in error["error"]["message"]
+    assert len(received) == 2 and max(received) < limit, "an oversized body reached the MCP server"
+    letters = [d for d in sink.dead_letters if f"larger than {limit} bytes" in d.reason]
+    assert len(letters) == 2
+    assert all(len(d.payload or "") <= 4096 for d in letters)

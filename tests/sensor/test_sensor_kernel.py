@@ -63,7 +63,7 @@ marker, tcp_port, dns_ip, name, true_bin, port_file, tcp6_port = sys.argv[1:8]
 for _ in range(50):                       # the same open 50 times: one event after dedup
     with open(marker) as f:
         f.read()
-subprocess.run([true_bin, "runward-marker"], check=True)
+subprocess.run([true_bin, "runward-marker", "--token", "kernel-argv-secret-0451"], check=True)
 question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 udp.settimeout(5)
@@ -441,7 +441,9 @@ def test_exec_and_exit(scenario: Scenario) -> None:
     assert sorted(e.binary for e in execs) == sorted([sys.executable, TRUE])
     (true_exec,) = [e for e in execs if e.binary == TRUE]
     (python_exec,) = [e for e in execs if e.binary == sys.executable]
-    assert true_exec.argv == [TRUE, "runward-marker"]
+    # The secret in its argv never reached the topic: the sensor redacts before publishing.
+    assert true_exec.argv == [TRUE, "runward-marker", "--token", "[REDACTED]"]
+    assert not any("kernel-argv-secret-0451" in r.event.model_dump_json() for r in scenario.events)
     assert python_exec.argv[1:3] == [str(scenario.marker.parent / "workload.py"), str(scenario.marker)]
     assert python_exec.parent_comm == "python3" or python_exec.parent_comm.startswith("python")
     python_pid = next(r.event.pid for r in scenario.events if r.event.detail is python_exec)

@@ -65,6 +65,21 @@ def test_event_is_attributed_keyed_by_deployment_and_valid_on_the_topic() -> Non
     assert again == out.event
 
 
+def test_exec_argv_is_redacted_before_it_is_published() -> None:
+    p = pipeline()
+    argv = ["psql", "--password", "hunter2-node-secret", "PGPASSWORD=s3cr3t-node-value", "-h", "db.internal"]
+    out = p.handle(ExecRecord(hdr(), "/usr/bin/psql", argv, False, 6, "bash"))
+    assert out is not None
+    wire = encode(out.event)  # the bytes the publisher sends to runward.raw.sensor
+    assert b"hunter2-node-secret" not in wire and b"s3cr3t-node-value" not in wire
+    assert out.event.detail.argv == ["psql", "--password", "[REDACTED]", "PGPASSWORD=[REDACTED]", "-h", "db.internal"]
+    # Ordinary arguments are evidence and go out as they are.
+    plain = p.handle(
+        ExecRecord(hdr(t=101.0), "/usr/bin/curl", ["curl", "-s", "https://example.com/a"], False, 6, "bash")
+    )
+    assert plain is not None and plain.event.detail.argv == ["curl", "-s", "https://example.com/a"]
+
+
 def test_unknown_cgroup_is_keyed_by_node_and_cgroup() -> None:
     p = pipeline()
     out = p.handle(OpenRecord(hdr(cg=9), "/etc/hosts", 0, True))

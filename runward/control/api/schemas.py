@@ -34,6 +34,11 @@ class StageStatus(BaseModel):
     processed: int = Field(description="records handled since the stage first started")
     lag: int | None = Field(description="consumer lag over the stage's inputs at its last heartbeat")
     dead_letters: int
+    lost_in_flight: int = Field(
+        default=0,
+        description="records on the stage's inputs that broker restarts lost before the stage read them "
+        "(an estimate from offsets taken every 2 s; the embedded broker keeps records in memory only)",
+    )
     last_record_at: datetime | None = Field(description="when the stage last handled a record")
     heartbeat_at: datetime | None = Field(description="when the stage last reported progress")
 

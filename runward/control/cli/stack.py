@@ -341,13 +341,28 @@ def _show_status(store: Any) -> None:
     for name, justify in (("stage", "left"), ("state", "left"), ("processed", "right"), ("lag", "right")):
         stages.add_column(name, justify=justify)  # type: ignore[arg-type]
     stages.add_column("dead", justify="right")
+    stages.add_column("lost", justify="right")  # in flight when a broker restart lost its records
     stages.add_column("last record")
     for row in store.stage_health():
         last = row["last_record_at"].isoformat(timespec="seconds") if row["last_record_at"] else "-"
         # A stopped stage's last lag is stale: showing 0 would say it is caught up.
         lag = str(row["lag"]) if _stage_up(row, now) else "-"
-        stages.add_row(row["stage"], _stage_state(row, now), str(row["processed"]), lag, str(row["dead_letters"]), last)
+        stages.add_row(
+            row["stage"],
+            _stage_state(row, now),
+            str(row["processed"]),
+            lag,
+            str(row["dead_letters"]),
+            str(row.get("lost_in_flight") or 0),
+            last,
+        )
     out.print(stages)
+    lost = sum(int(row.get("lost_in_flight") or 0) for row in store.stage_health())
+    if lost:
+        out.print(
+            f"  about {lost} records were lost in flight by broker restarts (the embedded broker keeps "
+            "records in memory only; point RUNWARD_KAFKA at a real Kafka for anything that must keep data)"
+        )
     agents = Table(title="agents", title_justify="left")
     for name in ("agent", "service account", "APD rev", "window", "stories"):
         agents.add_column(name, justify="right" if name in ("APD rev", "stories") else "left")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -59,55 +59,39 @@ class Store:
         stories: Sequence[tuple[AttackStory, dict[str, Any]]] = (),
     ) -> None:
         """A stage batch's writes in one transaction: agents seen (deployment, service account,
-        first, last), artifact revisions (idempotent per revision) and stories (a version never
-        replaced by an older one). Each is one multi-row upsert, not a round trip per record."""
+        first, last), artifact revisions (idempotent per revision) and stories (merged as
+        `_merge_stories` says). Agents and artifacts are one multi-row upsert each, stories one
+        locking read and one flush: not a round trip per record."""
+        if stories:
+            # A reopening appends to the go-live chain: retry a lost race for its seq (the
+            # writes are idempotent upserts, so a retried transaction writes the same rows).
+            chain.with_retries(self.session, lambda s: self._write_batch_in(s, touches, artifacts, stories))
+        else:
+            with self.session() as s:
+                self._write_batch_in(s, touches, artifacts, stories)
+
+    def _write_batch_in(
+        self,
+        s: Session,
+        touches: Sequence[tuple[str, str | None, datetime, datetime]],
+        artifacts: Sequence[tuple[str, str, int, datetime, dict[str, Any]]],
+        stories: Sequence[tuple[AttackStory, dict[str, Any]]],
+    ) -> None:
         insert = self._insert()
-        with self.session() as s:
-            if touches:
-                s.execute(self._touch_statement(insert, list(touches)))
-            if artifacts:
-                statement = insert(Artifact).values(
-                    [
-                        {"deployment": d, "kind": k, "revision": r, "created_at": c, "body": b}
-                        for d, k, r, c, b in artifacts
-                    ]
+        if touches:
+            s.execute(self._touch_statement(insert, list(touches)))
+        if artifacts:
+            statement = insert(Artifact).values(
+                [{"deployment": d, "kind": k, "revision": r, "created_at": c, "body": b} for d, k, r, c, b in artifacts]
+            )
+            s.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[Artifact.deployment, Artifact.kind, Artifact.revision],
+                    set_={"body": statement.excluded.body, "created_at": statement.excluded.created_at},
                 )
-                s.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=[Artifact.deployment, Artifact.kind, Artifact.revision],
-                        set_={"body": statement.excluded.body, "created_at": statement.excluded.created_at},
-                    )
-                )
-            if stories:
-                statement = insert(AttackStoryRow).values(
-                    [
-                        {
-                            "story_id": story.story_id,
-                            "deployment": story.deployment,
-                            "version": story.version,
-                            "status": story.status,
-                            "severity": story.severity,
-                            "first_seen": story.first_seen,
-                            "last_seen": story.last_seen,
-                            "body": body,
-                        }
-                        for story, body in stories
-                    ]
-                )
-                new = statement.excluded
-                s.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=[AttackStoryRow.story_id],
-                        set_={
-                            "version": new.version,
-                            "status": new.status,
-                            "severity": new.severity,
-                            "last_seen": new.last_seen,
-                            "body": new.body,
-                        },
-                        where=AttackStoryRow.version <= new.version,
-                    )
-                )
+            )
+        if stories:
+            self._merge_stories(s, stories)
 
     @staticmethod
     def _touch_statement(insert: Any, touches: list[tuple[str, str | None, datetime, datetime]]) -> Any:
@@ -205,26 +189,41 @@ class Store:
     # --- attack stories -------------------------------------------------------------------
 
     def put_story(self, story: AttackStory) -> None:
-        # A reopen by new signals is chained in the go-live history: retry a lost race for its seq.
-        chain.with_retries(self.session, lambda s: self._put_story_in(s, story))
+        """Write one story version (the correlator writes its batches through `write_batch`)."""
+        self.write_batch(stories=[(story, story.model_dump(mode="json"))])
 
-    def _put_story_in(self, s: Session, story: AttackStory) -> None:
-        body = story.model_dump(mode="json")
-        row = s.get(AttackStoryRow, story.story_id)
-        if row is None:
-            s.add(
-                AttackStoryRow(
-                    story_id=story.story_id,
-                    deployment=story.deployment,
-                    version=story.version,
-                    status=story.status,
-                    severity=story.severity,
-                    first_seen=story.first_seen,
-                    last_seen=story.last_seen,
-                    body=body,
+    @staticmethod
+    def _merge_stories(s: Session, stories: Sequence[tuple[AttackStory, dict[str, Any]]]) -> None:
+        """The one rule for writing a story the correlator grew: a version never replaces a newer
+        one; a resolved story that gained signals is reopened, and the reopening is in its
+        history; otherwise the story keeps the lifecycle the SOC gave it. The rows are read
+        locked, so an acknowledge or resolve in flight waits instead of being overwritten."""
+        newest: dict[str, tuple[AttackStory, dict[str, Any]]] = {}
+        for story, body in stories:
+            known = newest.get(story.story_id)
+            if known is None or story.version >= known[0].version:
+                newest[story.story_id] = (story, body)
+        query = sa.select(AttackStoryRow).where(AttackStoryRow.story_id.in_(newest)).with_for_update()
+        rows = {row.story_id: row for row in s.scalars(query)}
+        for story_id, (story, stored) in newest.items():
+            body = dict(stored)
+            row = rows.get(story_id)
+            if row is None:
+                s.add(
+                    AttackStoryRow(
+                        story_id=story.story_id,
+                        deployment=story.deployment,
+                        version=story.version,
+                        status=story.status,
+                        severity=story.severity,
+                        first_seen=story.first_seen,
+                        last_seen=story.last_seen,
+                        body=body,
+                    )
                 )
-            )
-        elif story.version >= row.version:
+                continue
+            if story.version < row.version:
+                continue
             if story.version > row.version and row.lifecycle == StoryLifecycle.RESOLVED:
                 # New linked signals reopen a closed story: the SOC must look again.
                 event = StoryEventRow(
@@ -239,6 +238,7 @@ class Store:
                     detail={"previous_resolution": row.body.get("resolution")},
                 )
                 s.add(event)
+                # The reopening is in the one tamper-evident go-live history too.
                 chain.append_story_event(s, event)
                 row.lifecycle = StoryLifecycle.OPEN
             elif story.version > row.version:
@@ -323,6 +323,16 @@ class Store:
                 row.last_record_at = last_record_at
             row.updated_at = utcnow()
 
+    def record_lost_in_flight(self, lost: Mapping[str, int]) -> None:
+        """Add what a broker restart lost before each stage read it (stage -> records)."""
+        with self.session() as s:
+            for stage, count in lost.items():
+                row = s.get(StageHealth, stage)
+                if row is None:
+                    row = StageHealth(stage=stage, processed=0, dead_letters=0, lag=0, updated_at=utcnow())
+                    s.add(row)
+                row.lost_in_flight = (row.lost_in_flight or 0) + count
+
     def stage_health(self) -> list[dict[str, Any]]:
         with self.session() as s:
             return [
@@ -331,6 +341,7 @@ class Store:
                     "processed": r.processed,
                     "dead_letters": r.dead_letters,
                     "lag": r.lag,
+                    "lost_in_flight": r.lost_in_flight or 0,
                     "last_record_at": _aware(r.last_record_at),
                     "updated_at": _aware(r.updated_at),
                 }

@@ -76,6 +76,9 @@ class StageHealth(Base):
     processed: Mapped[int] = mapped_column(default=0)
     dead_letters: Mapped[int] = mapped_column(default=0)
     lag: Mapped[int] = mapped_column(default=0)
+    # Records on the stage's inputs that a broker restart lost before the stage read them
+    # (runward/control/inflight.py): an estimate, added up over restarts.
+    lost_in_flight: Mapped[int] = mapped_column(default=0, server_default="0")
     last_record_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
 

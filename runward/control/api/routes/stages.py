@@ -42,6 +42,7 @@ def stage_status(stage: str, row: dict[str, Any] | None, now: datetime) -> Stage
         processed=row["processed"] or 0,
         lag=row["lag"],
         dead_letters=row["dead_letters"] or 0,
+        lost_in_flight=row.get("lost_in_flight") or 0,
         last_record_at=row["last_record_at"],
         heartbeat_at=heartbeat,
     )
@@ -51,7 +52,8 @@ def stage_status(stage: str, row: dict[str, Any] | None, now: datetime) -> Stage
     "/stages",
     response_model=list[StageStatus],
     summary="Health of each pipeline stage",
-    description="Processed count, consumer lag, last record time, dead-letter count and staleness (no "
+    description="Processed count, consumer lag, last record time, dead-letter count, records a broker "
+    "restart lost before the stage read them, and staleness (no "
     "heartbeat in 30 s) of ingest, bom, profiler, correlator and enforcer, in pipeline order. "
     "A stage that never reported appears as `not started`.",
 )
