@@ -38,6 +38,7 @@ MAX_BEHAVIOURS = 500  # distinct behaviour keys a false-positive acceptance adds
 MAX_SPANS = 128  # time clusters of the story's signals (the time link); the oldest are dropped
 MAX_ENTITIES = 256  # entities of the entity link, each with its latest clusters; least recent dropped
 MAX_ENTITY_SPANS = 4
+ENTITY_SLACK = 64  # entities beyond MAX_ENTITIES before the least recent are dropped
 MAX_SEEN_IDS = 512  # signal ids (hashed) of the latest arrivals: redelivery within these is idempotent
 MAX_RELATED = 64
 
@@ -158,8 +159,9 @@ def _entity_spans(
     result = dict(current)
     for entity, spans in added.items():
         result[entity] = _clustered(result.get(entity, []), spans, within, MAX_ENTITY_SPANS)
-    if len(result) > MAX_ENTITIES:
-        # The entities named least recently go first: a slow attack keeps naming its pod.
+    if len(result) > MAX_ENTITIES + ENTITY_SLACK:
+        # The entities named least recently go first: a slow attack keeps naming its pod. Trimmed
+        # in steps, not per signal: per-request entities (trace, tool call) arrive with every one.
         keep = sorted(result, key=lambda e: result[e][-1][1], reverse=True)[:MAX_ENTITIES]
         result = {e: result[e] for e in keep}
     return result
