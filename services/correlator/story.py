@@ -34,6 +34,9 @@ AI_SURFACES = frozenset({Surface.INPUT, Surface.TOOL, Surface.IDENTITY, Surface.
 # keeps its latest signals to tell, and facts over all of them (counts, surfaces, techniques,
 # severity, behaviours, the linking index) instead of the signals themselves.
 KEPT_SIGNALS = 20  # the contract's number: AttackStory.signals are the latest 20 by event time
+# ... and at most this much of them (encoded), the newest always: a story tells each signal about three
+# times (signal, narrative, OCSF evidence), and 20 large signals must not push it past the record limit.
+KEPT_BYTES = 128 * 1024
 MAX_BEHAVIOURS = 500  # distinct behaviour keys a false-positive acceptance adds; more is noted
 MAX_SPANS = 128  # time clusters of the story's signals (the time link); the oldest are dropped
 MAX_ENTITIES = 256  # entities of the entity link, each with its latest clusters; least recent dropped
@@ -72,6 +75,7 @@ class StoryState(BaseModel):
     spans: list[Span] = Field(default_factory=list)
     entity_spans: dict[str, list[Span]] = Field(default_factory=dict)
     seen_ids: list[str] = Field(default_factory=list)
+    sizes: dict[str, int] = Field(default_factory=dict, description="encoded bytes of each kept signal, by id")
 
     @model_validator(mode="after")
     def _from_signals(self) -> StoryState:
@@ -191,6 +195,7 @@ def _signal_facts(signal: Signal, named: frozenset[str]) -> StoryState:
     network = signal.surface is Surface.NETWORK and not signal.deployment_correlated
     return StoryState.model_construct(
         signals=[signal],
+        sizes={signal.signal_id: len(signal.model_dump_json())},
         signal_count=1,
         first_seen=at,
         last_seen=at,
@@ -209,10 +214,27 @@ def _signal_facts(signal: Signal, named: frozenset[str]) -> StoryState:
     )
 
 
+def _kept(parts: list[StoryState]) -> tuple[list[Signal], dict[str, int]]:
+    """The latest signals of `parts` within KEPT_SIGNALS and KEPT_BYTES (the newest always), with their sizes."""
+    latest = sorted({s.signal_id: s for p in parts for s in p.signals}.values(), key=_order)[-KEPT_SIGNALS:]
+    known = {i: n for p in parts for i, n in p.sizes.items()}
+    kept: list[Signal] = []
+    sizes: dict[str, int] = {}
+    total = 0
+    for signal in reversed(latest):
+        size = known.get(signal.signal_id) or len(signal.model_dump_json())
+        total += size
+        if kept and total > KEPT_BYTES:
+            break
+        kept.append(signal)
+        sizes[signal.signal_id] = size
+    return kept[::-1], sizes
+
+
 def _merge(keeper: StoryState, others: list[StoryState], gap: timedelta) -> StoryState:
     """`keeper` with the facts of `others` folded in, as a new state (the given ones unchanged)."""
     parts = [keeper, *others]
-    signals = sorted({s.signal_id: s for p in parts for s in p.signals}.values(), key=_order)[-KEPT_SIGNALS:]
+    signals, sizes = _kept(parts)
     behaviours = sorted({b for p in parts for b in p.behaviours})
     techs = {t.uid: t for p in reversed(parts) for t in p.techniques}
     entity_spans = keeper.entity_spans
@@ -222,6 +244,7 @@ def _merge(keeper: StoryState, others: list[StoryState], gap: timedelta) -> Stor
         story_id=keeper.story_id,
         version=keeper.version,
         signals=signals,
+        sizes=sizes,
         signal_count=sum(p.signal_count for p in parts),
         first_seen=min(p.first_seen for p in parts if p.first_seen is not None),
         last_seen=max(p.last_seen for p in parts if p.last_seen is not None),

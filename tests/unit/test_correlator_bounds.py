@@ -174,3 +174,16 @@ def test_a_storybook_written_before_the_bounded_facts_loads() -> None:
     assert story.story_id == "story-old" and story.version == 3 and story.signal_count == 3
     _, again = correlate(book, old[0], GAP)
     assert again.version == 3, "the old signals' ids are known: redelivery stays idempotent"
+
+
+def test_large_signals_are_told_within_a_byte_budget_the_newest_always() -> None:
+    from services.correlator.story import KEPT_BYTES
+
+    book: StoryBook | None = None
+    for i in range(40):
+        book, story = correlate(book, sig(f"s{i}", timedelta(seconds=i), blob="x" * 30_000), GAP)
+    assert story.signal_count == 40 and story.signals[-1].signal_id == "s39"
+    assert 1 < len(story.signals) < KEPT_SIGNALS
+    assert len(story.model_dump_json().encode()) < 4 * KEPT_BYTES
+    _, big = correlate(book, sig("huge", timedelta(seconds=41), blob="x" * 300_000), GAP)
+    assert [s.signal_id for s in big.signals] == ["huge"], "the newest signal is always told"
