@@ -79,7 +79,7 @@ class StoryState(BaseModel):
 
     @model_validator(mode="after")
     def _from_signals(self) -> StoryState:
-        """A StoryBook value from before the bounded facts: fold its signals (read as one gap)."""
+        """A StoryBook value from before the bounded facts (signals only): fold them, clustered at LEGACY_GAP."""
         if self.signals and self.signal_count == 0:
             rebuilt = StoryState(story_id=self.story_id, version=self.version)
             for signal in sorted(self.signals, key=_order):
