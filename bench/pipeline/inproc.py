@@ -73,7 +73,7 @@ class _Sink:
     def __init__(self, name: str, sent: list[tuple[str, bytes, bytes]]) -> None:
         self.name, self.sent = name, sent
 
-    async def send(self, key: bytes, value: bytes) -> None:
+    async def send(self, key: bytes, value: bytes, headers: Any = None) -> None:
         self.sent.append((self.name, key, value))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from runward.core import techniques
 from runward.core.contracts import (
@@ -28,10 +28,64 @@ from services.correlator.ocsf import OCSF_VERSION, detection_finding
 AI_SURFACES = frozenset({Surface.INPUT, Surface.TOOL, Surface.IDENTITY, Surface.MULTI_AGENT})
 
 
+# What a story keeps. A noisy agent's story grows for as long as it stays noisy: the story (its
+# record, the StoryBook changelog value, the work per signal) must not, or past the 1 MB record
+# limit every later signal of the agent is dead-lettered and the SOC loses the agent. So a story
+# keeps its latest signals to tell, and facts over all of them (counts, surfaces, techniques,
+# severity, behaviours, the linking index) instead of the signals themselves.
+KEPT_SIGNALS = 20  # the contract's number: AttackStory.signals are the latest 20 by event time
+# ... and at most this much of them (encoded), the newest always: a story tells each signal about three
+# times (signal, narrative, OCSF evidence), and 20 large signals must not push it past the record limit.
+KEPT_BYTES = 128 * 1024
+MAX_BEHAVIOURS = 500  # distinct behaviour keys a false-positive acceptance adds; more is noted
+MAX_SPANS = 128  # time clusters of the story's signals (the time link); the oldest are dropped
+MAX_ENTITIES = 256  # entities of the entity link, each with its latest clusters; least recent dropped
+MAX_ENTITY_SPANS = 4
+ENTITY_SLACK = 64  # entities beyond MAX_ENTITIES before the least recent are dropped
+MAX_SEEN_IDS = 512  # signal ids (hashed) of the latest arrivals: redelivery within these is idempotent
+MAX_RELATED = 64
+
+Span = tuple[datetime, datetime]
+
+
 class StoryState(BaseModel):
+    """One story as the correlator keeps it: its latest signals and bounded facts over all of them.
+
+    The time and entity links are exact while the caps hold: `spans` are the clusters of the
+    story's signal times whose neighbours are at most one gap apart (a time is within a gap of
+    some signal exactly when it is within a gap of a cluster), `entity_spans` the same per shared
+    entity at the entity link. States written before these facts (signals only) are rebuilt from
+    their signals on load."""
+
     story_id: str | None = None
     version: int = 0
-    signals: list[Signal] = Field(default_factory=list)
+    signals: list[Signal] = Field(default_factory=list, description="the latest KEPT_SIGNALS by event time")
+    signal_count: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    surfaces: list[Surface] = Field(default_factory=list)
+    techniques: list[Technique] = Field(default_factory=list)
+    severity: int = 1
+    correlated: bool = True
+    tool_at: datetime | None = Field(default=None, description="the earliest tool or multi-agent signal")
+    network_at: datetime | None = Field(default=None, description="the latest uncorrelated network signal")
+    behaviours: list[str] = Field(default_factory=list)
+    behaviours_truncated: bool = False
+    related: list[str] = Field(default_factory=list)
+    spans: list[Span] = Field(default_factory=list)
+    entity_spans: dict[str, list[Span]] = Field(default_factory=dict)
+    seen_ids: list[str] = Field(default_factory=list)
+    sizes: dict[str, int] = Field(default_factory=dict, description="encoded bytes of each kept signal, by id")
+
+    @model_validator(mode="after")
+    def _from_signals(self) -> StoryState:
+        """A StoryBook value from before the bounded facts (signals only): fold them, clustered at LEGACY_GAP."""
+        if self.signals and self.signal_count == 0:
+            rebuilt = StoryState(story_id=self.story_id, version=self.version)
+            for signal in sorted(self.signals, key=_order):
+                rebuilt = _add(rebuilt, signal, entities(signal), LEGACY_GAP)
+            return rebuilt
+        return self
 
 
 class StoryBook(BaseModel):
@@ -45,6 +99,9 @@ class StoryBook(BaseModel):
 ENTITY_LINK_GAPS = 8
 # Stories whose last signal is this many entity links behind the newest are no longer linkable.
 HORIZON_LINKS = 2
+# The gap an old-format state's clusters are built with (the default RUNWARD_STORY_GAP_S); the
+# clusters only decide which signals link, and the next signals re-cluster at the configured gap.
+LEGACY_GAP = timedelta(minutes=30)
 
 
 def entities(signal: Signal) -> frozenset[str]:
@@ -77,6 +134,143 @@ def linked(a: Signal, b: Signal, gap: timedelta) -> bool:
     return apart <= gap * ENTITY_LINK_GAPS and bool(entities(a) & entities(b))
 
 
+def _near(spans: list[Span], at: datetime, reach: timedelta) -> bool:
+    return any(lo - reach <= at <= hi + reach for lo, hi in spans)
+
+
+def joins(state: StoryState, signal: Signal, named: frozenset[str], gap: timedelta) -> bool:
+    """`linked` to any of the story's signals, answered from its clusters (`named`: the signal's entities)."""
+    if _near(state.spans, signal.ts, gap):
+        return True
+    reach = gap * ENTITY_LINK_GAPS
+    return any(_near(state.entity_spans.get(e, []), signal.ts, reach) for e in named)
+
+
+def _clustered(spans: list[Span], added: list[Span], within: timedelta, cap: int) -> list[Span]:
+    """`spans` with `added`, neighbours at most `within` apart merged; the latest `cap` kept."""
+    merged: list[Span] = []
+    for lo, hi in sorted([*spans, *added]):
+        if merged and lo - merged[-1][1] <= within:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged[-cap:]
+
+
+def _entity_spans(
+    current: dict[str, list[Span]], added: dict[str, list[Span]], within: timedelta
+) -> dict[str, list[Span]]:
+    result = dict(current)
+    for entity, spans in added.items():
+        result[entity] = _clustered(result.get(entity, []), spans, within, MAX_ENTITY_SPANS)
+    if len(result) > MAX_ENTITIES + ENTITY_SLACK:
+        # The entities named least recently go first: a slow attack keeps naming its pod. Trimmed
+        # in steps, not per signal: per-request entities (trace, tool call) arrive with every one.
+        keep = sorted(result, key=lambda e: result[e][-1][1], reverse=True)[:MAX_ENTITIES]
+        result = {e: result[e] for e in keep}
+    return result
+
+
+def _order(signal: Signal) -> tuple[datetime, str]:
+    return signal.ts, signal.signal_id
+
+
+def _seen_id(signal_id: str) -> str:
+    return hashlib.blake2b(signal_id.encode(), digest_size=8).hexdigest()
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _signal_facts(signal: Signal, named: frozenset[str]) -> StoryState:
+    """A one-signal story's facts: what `_merge` folds into a story when the signal joins it."""
+    at = signal.ts
+    behaviour = signal.behaviour.key if signal.behaviour is not None and signal.surface is not Surface.INPUT else None
+    caller = signal.evidence.get("caller_agent") or getattr(signal.behaviour, "caller", None)
+    network = signal.surface is Surface.NETWORK and not signal.deployment_correlated
+    return StoryState.model_construct(
+        signals=[signal],
+        sizes={signal.signal_id: len(signal.model_dump_json())},
+        signal_count=1,
+        first_seen=at,
+        last_seen=at,
+        surfaces=[signal.surface],
+        techniques=list({t.uid: t for t in signal.techniques}.values()),
+        severity=signal.severity,
+        correlated=signal.deployment_correlated,
+        tool_at=at if signal.surface in {Surface.TOOL, Surface.MULTI_AGENT} else None,
+        network_at=at if network else None,
+        behaviours=[behaviour] if behaviour else [],
+        behaviours_truncated=False,
+        related=[caller] if isinstance(caller, str) and caller != signal.deployment else [],
+        spans=[(at, at)],
+        entity_spans={e: [(at, at)] for e in named},
+        seen_ids=[_seen_id(signal.signal_id)],
+    )
+
+
+def _kept(parts: list[StoryState]) -> tuple[list[Signal], dict[str, int]]:
+    """The latest signals of `parts` within KEPT_SIGNALS and KEPT_BYTES (the newest always), with their sizes."""
+    latest = sorted({s.signal_id: s for p in parts for s in p.signals}.values(), key=_order)[-KEPT_SIGNALS:]
+    known = {i: n for p in parts for i, n in p.sizes.items()}
+    kept: list[Signal] = []
+    sizes: dict[str, int] = {}
+    total = 0
+    for signal in reversed(latest):
+        size = known.get(signal.signal_id) or len(signal.model_dump_json())
+        total += size
+        if kept and total > KEPT_BYTES:
+            break
+        kept.append(signal)
+        sizes[signal.signal_id] = size
+    return kept[::-1], sizes
+
+
+def _merge(keeper: StoryState, others: list[StoryState], gap: timedelta) -> StoryState:
+    """`keeper` with the facts of `others` folded in, as a new state (the given ones unchanged)."""
+    parts = [keeper, *others]
+    signals, sizes = _kept(parts)
+    behaviours = sorted({b for p in parts for b in p.behaviours})
+    techs = {t.uid: t for p in reversed(parts) for t in p.techniques}
+    entity_spans = keeper.entity_spans
+    for other in others:
+        entity_spans = _entity_spans(entity_spans, other.entity_spans, gap * ENTITY_LINK_GAPS)
+    return StoryState.model_construct(
+        story_id=keeper.story_id,
+        version=keeper.version,
+        signals=signals,
+        sizes=sizes,
+        signal_count=sum(p.signal_count for p in parts),
+        first_seen=min(p.first_seen for p in parts if p.first_seen is not None),
+        last_seen=max(p.last_seen for p in parts if p.last_seen is not None),
+        surfaces=sorted({s for p in parts for s in p.surfaces}, key=lambda s: s.value),
+        techniques=sorted(techs.values(), key=lambda t: t.uid),
+        severity=max(p.severity for p in parts),
+        correlated=all(p.correlated for p in parts),
+        tool_at=min((p.tool_at for p in parts if p.tool_at is not None), default=None),
+        network_at=max((p.network_at for p in parts if p.network_at is not None), default=None),
+        behaviours=behaviours[:MAX_BEHAVIOURS],
+        behaviours_truncated=any(p.behaviours_truncated for p in parts) or len(behaviours) > MAX_BEHAVIOURS,
+        related=sorted({d for p in parts for d in p.related})[:MAX_RELATED],
+        spans=_clustered(keeper.spans, [s for p in others for s in p.spans], gap, MAX_SPANS),
+        entity_spans=entity_spans,
+        seen_ids=[i for p in parts for i in p.seen_ids][-MAX_SEEN_IDS:],
+    )
+
+
+def _add(state: StoryState, signal: Signal, named: frozenset[str], gap: timedelta) -> StoryState:
+    if state.signal_count == 0:
+        facts = _signal_facts(signal, named)
+        facts.story_id, facts.version = state.story_id, state.version
+        return facts
+    return _merge(state, [_signal_facts(signal, named)], gap)
+
+
 def link(
     book: StoryBook | None, signal: Signal, gap: timedelta, cluster: str | None = None
 ) -> tuple[StoryBook, list[AttackStory]]:
@@ -84,45 +278,37 @@ def link(
     by the gap, not the whole story), merging them; otherwise it starts one.
 
     Returns the stories to publish: first the signal's, then any it absorbed (marked merged, so
-    they stop holding the promotion gate). A merged story keeps the id of the earliest story."""
-    book = _own(book or StoryBook())
+    they stop holding the promotion gate). A merged story keeps the id of the earliest story.
+    Redelivery of one of a story's latest MAX_SEEN_IDS signals returns the story unchanged."""
+    book = book or StoryBook()
+    seen = _seen_id(signal.signal_id)
     for state in book.stories:
-        if any(s.signal_id == signal.signal_id for s in state.signals):
+        if seen in state.seen_ids:
             return book, [_story(state, cluster)]  # redelivery: same story, same version
-    joined = [st for st in book.stories if any(linked(signal, s, gap) for s in st.signals)]
+    named = entities(signal)
+    joined = [st for st in book.stories if joins(st, signal, named, gap)]
     rest = [st for st in book.stories if st not in joined]
     if not joined:
-        state = StoryState(story_id=_story_id(signal), signals=[signal], version=1)
-        book.stories = _recent([*rest, state], signal, gap)
-        return book, [_story(state, cluster)]
-    joined.sort(key=lambda st: st.signals[0].ts)
-    keeper, absorbed = joined[0], joined[1:]
-    keeper.signals = sorted(
-        [*keeper.signals, signal, *(s for st in absorbed for s in st.signals)], key=lambda s: (s.ts, s.signal_id)
-    )
+        state = _add(StoryState(story_id=_story_id(signal), version=1), signal, named, gap)
+        return StoryBook(stories=_recent([*rest, state], signal, gap)), [_story(state, cluster)]
+    joined.sort(key=lambda st: st.first_seen or signal.ts)
+    first, absorbed = joined[0], joined[1:]
+    keeper = _merge(first, [_signal_facts(signal, named), *absorbed], gap)
     keeper.version += 1
     merged = []
     for st in absorbed:
-        st.version += 1
-        story = _story(st, cluster)
+        story = _story(st.model_copy(update={"version": st.version + 1}), cluster)
         story.merged_into = keeper.story_id
         story.ocsf = detection_finding(story)
         merged.append(story)
-    book.stories = _recent([*rest, keeper], signal, gap)
-    return book, [_story(keeper, cluster), *merged]
-
-
-def _own(book: StoryBook) -> StoryBook:
-    """A copy of `book` that `link` may change while the caller's stays as it was: `link` replaces
-    a story's signal list and bumps its version, never changes a signal, so the stories are
-    copied and their signals shared (a deep copy per signal grew with every story's length).
-    tests/unit/test_correlator_story.py checks that linking leaves the given book unchanged."""
-    return book.model_copy(update={"stories": [state.model_copy() for state in book.stories]})
+    # A new book and new states: the caller's book stays as it was (a signal that fails later in
+    # its record must not leave the table's book half changed; tests/unit/test_correlator_story.py).
+    return StoryBook(stories=_recent([*rest, keeper], signal, gap)), [_story(keeper, cluster), *merged]
 
 
 def _recent(stories: list[StoryState], newest: Signal, gap: timedelta) -> list[StoryState]:
     horizon = gap * ENTITY_LINK_GAPS * HORIZON_LINKS
-    return [st for st in stories if newest.ts - st.signals[-1].ts <= horizon]
+    return [st for st in stories if st.last_seen is not None and newest.ts - st.last_seen <= horizon]
 
 
 def correlate(
@@ -138,29 +324,43 @@ def _story_id(first: Signal) -> str:
 
 
 def _story(state: StoryState, cluster: str | None = None) -> AttackStory:
+    """The published story: its latest signals told, everything else from the facts over all of
+    them (so techniques, surfaces and severity do not change as older signals fall out)."""
     signals = state.signals
-    surfaces = sorted({s.surface for s in signals}, key=lambda s: s.value)
-    techs = _techniques(signals)
-    correlated = all(s.deployment_correlated for s in signals)
-    severity = max(s.severity for s in signals)
-    if not correlated:
+    surfaces = state.surfaces
+    correlated = state.correlated
+    severity = state.severity
+    spanned = set(surfaces) & AI_SURFACES
+    if not correlated and spanned:
         # Each further surface the story spans makes a coincidence less likely.
-        severity = min(5, severity + len(set(surfaces) & AI_SURFACES) - 1 if set(surfaces) & AI_SURFACES else severity)
-    assert state.story_id is not None
+        severity = min(5, severity + len(spanned) - 1)
+    techs = {t.uid: t for t in state.techniques}
+    # A tool call followed by new egress in one story is exfiltration through the agent's tools.
+    if state.tool_at is not None and state.network_at is not None and state.network_at >= state.tool_at:
+        techs.setdefault(techniques.EXFIL_VIA_TOOL.uid, techniques.EXFIL_VIA_TOOL)
+    earlier = state.signal_count - len(signals)
+    assert state.story_id is not None and state.first_seen is not None and state.last_seen is not None
+    narrative = [_line(s) for s in signals]
+    if earlier > 0:
+        since = state.first_seen.isoformat(timespec="seconds")
+        narrative.insert(0, f"… {earlier} earlier signals since {since} (the latest {len(signals)} follow)")
     story = AttackStory(
         story_id=state.story_id,
-        deployment=signals[0].deployment,
+        deployment=signals[-1].deployment,
         version=state.version,
-        first_seen=signals[0].ts,
-        last_seen=signals[-1].ts,
+        first_seen=state.first_seen,
+        last_seen=state.last_seen,
         status=StoryStatus.EXPECTED_DRIFT if correlated else StoryStatus.POTENTIAL_COMPROMISE,
         severity=1 if correlated else severity,
-        surfaces=surfaces,
-        techniques=techs,
-        narrative=[_line(s) for s in signals],
-        signals=signals,
+        surfaces=list(surfaces),
+        techniques=sorted(techs.values(), key=lambda t: t.uid),
+        narrative=narrative,
+        signals=list(signals),
+        signal_count=state.signal_count,
+        behaviours=list(state.behaviours),
+        behaviours_truncated=state.behaviours_truncated,
         ocsf={},
-        related_deployments=related_deployments(signals),
+        related_deployments=list(state.related),
         cluster=cluster,
     )
     story.ocsf = detection_finding(story)
@@ -189,20 +389,6 @@ def related_deployments(signals: list[Signal]) -> list[str]:
         if isinstance(caller, str) and caller != s.deployment:
             found.add(caller)
     return sorted(found)
-
-
-def _techniques(signals: list[Signal]) -> list[Technique]:
-    found: dict[str, Technique] = {}
-    for s in signals:
-        for t in s.techniques:
-            found.setdefault(t.uid, t)
-    # A tool call followed by new egress in one story is exfiltration through the agent's tools.
-    tool_at = min((s.ts for s in signals if s.surface in {Surface.TOOL, Surface.MULTI_AGENT}), default=None)
-    if tool_at and any(
-        s.surface is Surface.NETWORK and s.ts >= tool_at and not s.deployment_correlated for s in signals
-    ):
-        found.setdefault(techniques.EXFIL_VIA_TOOL.uid, techniques.EXFIL_VIA_TOOL)
-    return sorted(found.values(), key=lambda t: t.uid)
 
 
 def _line(signal: Signal) -> str:
@@ -246,8 +432,8 @@ def transition(story: AttackStory, action: str, resolution: Resolution | None = 
 
 
 def accepted_behaviours(story: AttackStory) -> list[str]:
-    """What a false-positive acceptance would add to the baseline: the story's deviations
-    (input findings are not behaviours of the agent and are never accepted)."""
-    return sorted(
-        {s.behaviour.key for s in story.signals if s.behaviour is not None and s.surface is not Surface.INPUT}
-    )
+    """What a false-positive acceptance would add to the baseline: the story's deviations over all
+    its signals (input findings are not behaviours of the agent and are never accepted). Stories
+    from before `behaviours` was kept tell them by their signals."""
+    told = {s.behaviour.key for s in story.signals if s.behaviour is not None and s.surface is not Surface.INPUT}
+    return sorted(told | set(story.behaviours))

@@ -99,3 +99,32 @@ def test_an_approver_accepts_a_storys_behaviours_into_the_baseline_audited(
     [entry] = store.story_history("st-fp")
     assert (entry["action"], entry["actor"], entry["reason"]) == ("accept_baseline", "bob", "nightly backup")
     assert entry["detail"]["behaviours"] == ["egress:backup.example:443/tcp"]
+
+
+def test_acceptance_takes_the_behaviours_of_signals_the_story_no_longer_tells(
+    client: TestClient, store: Store, publisher: SpyPublisher
+) -> None:
+    # A long story tells its latest 20 signals; the correlator keeps the behaviours of all of them.
+    from runward.core.contracts import Signal, Surface
+
+    latest = Signal(
+        signal_id="sig-latest",
+        deployment="ops/helper",
+        ts=NOW,
+        surface=Surface.NETWORK,
+        title="outside APD baseline: dns:late.example",
+        behaviour="dns:late.example",
+        severity=3,
+        source_event="e",
+    )
+    base = story("st-long", "ops/helper", StoryStatus.POTENTIAL_COMPROMISE, NOW)
+    told = ["dns:early.example", "exec:/usr/bin/rsync"]
+    store.put_story(
+        base.model_copy(
+            update={"signals": [latest], "behaviours": told, "signal_count": 40, "behaviours_truncated": True}
+        )
+    )
+    response = client.post("/v1/stories/st-long/accept-baseline", json={"reason": "cron job"}, headers=APPROVER)
+    assert response.status_code == 200, response.text
+    assert response.json()["behaviours"] == ["dns:early.example", "dns:late.example", "exec:/usr/bin/rsync"]
+    assert response.json()["truncated"] is True

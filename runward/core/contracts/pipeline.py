@@ -223,6 +223,14 @@ class AttackStory(Record):
     narrative: list[str]
     signals: list[Signal] = Field(description="the story's latest signals (at most 20); signal_count counts all")
     signal_count: int = Field(default=0, ge=0, description="signals that joined the story; 0 in stories before it")
+    behaviours: list[str] = Field(
+        default_factory=list,
+        description="the distinct behaviour keys of all the story's signals, input findings excepted (what a "
+        "false-positive acceptance adds to the baseline), at most 500; empty in stories before it",
+    )
+    behaviours_truncated: bool = Field(
+        default=False, description="the story's signals named more distinct behaviours than `behaviours` keeps"
+    )
     ocsf: dict[str, Any]
     lifecycle: StoryLifecycle = Field(
         default=StoryLifecycle.OPEN, description="set by approvers through the API; the correlator writes open"

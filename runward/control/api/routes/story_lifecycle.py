@@ -165,6 +165,11 @@ class Accepted(BaseModel):
     story_id: str
     deployment: str
     behaviours: list[str] = Field(description="what joins the agent's baseline (the profiler publishes a new APD)")
+    truncated: bool = Field(
+        default=False,
+        description="the story named more distinct behaviours than it keeps (500): only these join the baseline, "
+        "later signals of the others open a new story",
+    )
 
 
 @router.post(
@@ -216,4 +221,6 @@ def accept_baseline(
             detail=f"the acceptance is recorded but not yet published to {ENRICHED.name}: {exc}; retry",
         ) from None
     log.info("%s accepted %s into the baseline of %s (%s)", approver.name, behaviours, story.deployment, body.reason)
-    return Accepted(story_id=story_id, deployment=story.deployment, behaviours=behaviours)
+    return Accepted(
+        story_id=story_id, deployment=story.deployment, behaviours=behaviours, truncated=story.behaviours_truncated
+    )
