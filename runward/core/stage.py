@@ -182,62 +182,6 @@ class _GlobalTable(_Confirmed, faust.GlobalTable):
     pass
 
 
-class _Positions:
-    """The next offset the stage expects on each input partition, to find records the consumer
-    skipped.
-
-    Kafka offsets on these topics are contiguous (none is compacted or transactional), yet
-    under the embedded broker a restarted stage's consumer was seen handing over a partition
-    with a hole (offsets 0-3, then 2-148 without two of them), and Faust counts a hole as done:
-    the skipped records were lost for good. A hole found here is read again (the consumer seeks
-    back to it); an offset at or below one already seen is a redelivery and is handled again.
-    """
-
-    def __init__(self, committed: Callable[[Any], int | None]) -> None:
-        self._next: dict[Any, int] = {}
-        self._committed = committed  # where the group's reading of a partition resumes, if known
-        self._reread: set[tuple[Any, int]] = set()
-        self.holes = 0
-
-    def forget(self, partitions: Any) -> None:
-        for tp in partitions:
-            self._next.pop(tp, None)
-
-    def unknown(self, events: Sequence[Any]) -> set[Any]:
-        """The partitions of `events` with no expected offset yet, not even a committed one."""
-        return {
-            e.message.tp for e in events if e.message.tp not in self._next and self._committed(e.message.tp) is None
-        }
-
-    def start_at(self, tp: Any, offset: int) -> None:
-        """A partition the group never committed on: its first record is at the log's start."""
-        self._next.setdefault(tp, offset)
-
-    def expected(self) -> dict[Any, int]:
-        return dict(self._next)
-
-    def again(self, tp: Any, first: int) -> bool:
-        """Whether a hole is to be read again: once; one that stays is no consumer's slip."""
-        if (tp, first) in self._reread:
-            return False
-        self._reread.add((tp, first))
-        return True
-
-    def holes_in(self, events: Sequence[Any]) -> list[tuple[Any, int, int]]:
-        """(partition, first, last) of each hole before one of `events`, in order; notes them seen."""
-        holes: list[tuple[Any, int, int]] = []
-        for event in events:
-            tp, offset = event.message.tp, event.message.offset
-            expected = self._next.get(tp)
-            if expected is None:  # the first record since the partition was assigned
-                expected = self._committed(tp)
-            if expected is not None and offset > expected:
-                holes.append((tp, expected, offset - 1))
-                self.holes += offset - expected
-            self._next[tp] = max(expected or 0, offset + 1)
-        return holes
-
-
 class ModelTable(Generic[M]):
     """A Faust table of one pydantic state per key, kept parsed in memory.
 
@@ -505,19 +449,12 @@ class Stage:
         self._counters = _Counters()
         self._writes = _StoreWrites()
         self._model_tables: list[ModelTable[Any]] = []
-        self._positions = _Positions(self._committed_offset)
-        self._tail: dict[Any, tuple[int, int]] = {}  # partition -> (expected, position) at the last heartbeat
         self._tables: list[_Confirmed] = []
         # A batch's outputs and dead letters handed to the producer, awaited before its offsets can commit.
         self._unconfirmed: list[tuple[_Done | None, str, Any]] = []
         self.metrics = StageMetrics(name)
         self._store: Store | None = None
         self.app.timer(HEARTBEAT_S)(self._heartbeat)
-
-        async def revoked(sender: Any, partitions: Any, **_: Any) -> None:
-            self._positions.forget(partitions)  # another worker may move them on meanwhile
-
-        self.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type] # mode's signal typing
 
     @property
     def store(self) -> Store:
@@ -575,7 +512,6 @@ class Stage:
         once its store rows, state changelog records, outputs and dead letters are durable: a
         stage killed at any point comes back to a state that matches its committed offsets.
         """
-        await self._reread_holes(events)
         done: list[_Done] = []
         deferred: set[str | None] = set()  # keys with a record waiting for the store write
         yielded = time.monotonic()
@@ -610,43 +546,6 @@ class Stage:
                 self._counters.processed += 1
         if done:
             self._counters.last_record_at = utcnow()
-
-    def _committed_offset(self, tp: Any) -> int | None:
-        # Faust keeps the committed offsets it resumed from after each assignment (not public API).
-        committed = getattr(self.app.consumer, "_committed_offset", {})
-        offset = committed.get(tp) if hasattr(committed, "get") else None
-        return offset if isinstance(offset, int) and offset >= 0 else None
-
-    async def _reread_holes(self, events: Sequence[Any]) -> None:
-        """Seek back over offsets the consumer skipped before this batch (see _Positions)."""
-        unknown = self._positions.unknown(events)
-        if unknown:
-            try:
-                for tp, start in (await self.app.consumer.earliest_offsets(*unknown)).items():
-                    if isinstance(start, int) and start >= 0:
-                        self._positions.start_at(tp, start)
-            except Exception:  # not known: the first record of the partition is not checked
-                log.debug("%s: no log start offsets for %s", self.name, unknown, exc_info=True)
-        for tp, first, last in self._positions.holes_in(events):
-            if not self._positions.again(tp, first):
-                log.error(
-                    "%s: %s[%d] offsets %d-%d are still missing after reading them again; not retried",
-                    self.name,
-                    tp.topic,
-                    tp.partition,
-                    first,
-                    last,
-                )
-                continue
-            log.warning(
-                "%s: the consumer skipped %s[%d] offsets %d-%d; reading them again",
-                self.name,
-                tp.topic,
-                tp.partition,
-                first,
-                last,
-            )
-            await self.app.consumer.seek(tp, first)
 
     async def _confirm(self) -> None:
         """Wait until the batch's changelog records, outputs and dead letters are on the broker.
@@ -785,34 +684,7 @@ class Stage:
             self._counters.lag[(tp.topic, tp.partition)] = max(0, highwater - message.offset - 1)
             self.metrics.lag(tp.topic, tp.partition, self._counters.lag[(tp.topic, tp.partition)])
 
-    async def _reread_tail(self) -> None:
-        """Seek back over records skipped at the end of a partition, which no later record shows.
-
-        The consumer's position past the next offset the stage expects, unchanged over two
-        heartbeats (fetched records wait in the stream for less than that), is such a hole."""
-        tail: dict[Any, tuple[int, int]] = {}
-        for tp, expected in self._positions.expected().items():
-            try:
-                position = await self.app.consumer.position(tp)
-            except Exception:  # revoked meanwhile, or the consumer is between assignments
-                continue
-            if position is None or position <= expected:
-                continue
-            tail[tp] = (expected, position)
-            if self._tail.get(tp) == (expected, position) and self._positions.again(tp, expected):
-                log.warning(
-                    "%s: the consumer skipped %s[%d] offsets %d-%d; reading them again",
-                    self.name,
-                    tp.topic,
-                    tp.partition,
-                    expected,
-                    position - 1,
-                )
-                await self.app.consumer.seek(tp, expected)
-        self._tail = tail
-
     async def _heartbeat(self) -> None:
-        await self._reread_tail()
         counters, self._counters = self._counters, _Counters(lag=self._counters.lag)
         await asyncio.to_thread(
             self.store.record_progress,
