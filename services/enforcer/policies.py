@@ -6,6 +6,7 @@ Built with the kubernetes client models so the output is the API's own shape.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from kubernetes.client import (
@@ -118,9 +119,18 @@ def network_policy(apd: ApdRevision, mode: EnforcementMode, pod_labels: dict[str
     return result
 
 
-def seccomp_profile(apd: ApdRevision, mode: EnforcementMode) -> dict[str, Any]:
-    """OCI seccomp JSON: allow what was observed; log (audit) or refuse (enforce) the rest."""
-    syscalls = sorted(b.name for b in learnt(apd, Syscall))
+def seccomp_profile(
+    apd: ApdRevision, mode: EnforcementMode, runtime_syscalls: Sequence[str] = ()
+) -> dict[str, Any]:
+    """OCI seccomp JSON: allow what was observed; log (audit) or refuse (enforce) the rest.
+
+    `runtime_syscalls` is what the OCI runtime's own container init needs after the filter is
+    loaded (measured from runc by `runward prove`, carried by the proof): a profile of the
+    agent's behaviour alone stops the runtime before the agent starts. The candidate enforce
+    profile a proof runs and the one the enforcer emits are this one function's output, so
+    their hashes (`signing.profile_sha256`) agree.
+    """
+    syscalls = sorted({b.name for b in learnt(apd, Syscall)} | set(runtime_syscalls))
     default = {EnforcementMode.ENFORCE: "SCMP_ACT_ERRNO"}.get(mode, "SCMP_ACT_LOG")
     return {
         "defaultAction": default,
