@@ -1,7 +1,7 @@
-"""Enforcer: APD revisions, promotion decisions and attack stories -> policy bundles.
+"""Enforcer: APD revisions, promotion decisions, policy proofs and attack stories -> policy bundles.
 
-apd + promotions + attack-stories  ->  policies (NetworkPolicy, seccomp) at the promoted mode
-                                       signals (a promotion decision the API did not sign)
+apd + promotions + proofs + attack-stories  ->  policies (NetworkPolicy, seccomp) at the promoted mode
+                                                signals (a promotion or proof the API did not sign)
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from typing import Any
 from runward.core import signing
 from runward.core.codec import RejectedRecord
 from runward.core.config import Settings, settings
-from runward.core.contracts import PromotionDecision, utcnow
+from runward.core.contracts import PolicyProof, PromotionDecision, utcnow
 from runward.core.stage import Context, Output, Stage
-from runward.core.topics import APD, ATTACK_STORIES, POLICIES, PROMOTIONS, SIGNALS
+from runward.core.topics import APD, ATTACK_STORIES, POLICIES, PROMOTIONS, PROOFS, SIGNALS
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
-from services.enforcer.provenance import forged_promotion_signal
+from services.enforcer.provenance import forged_promotion_signal, forged_proof_signal
 from services.enforcer.recovery import restore
 
 
 def build(config: Settings) -> Stage:
-    stage = Stage("enforcer", inputs=[APD, PROMOTIONS, ATTACK_STORIES], outputs=[POLICIES, SIGNALS], config=config)
+    stage = Stage("enforcer", inputs=[APD, PROMOTIONS, PROOFS, ATTACK_STORIES], outputs=[POLICIES, SIGNALS], config=config)
     states = stage.model_table("enforcer-state", EnforcerState)
 
     async def handle(record: Any, ctx: Context) -> Sequence[Output]:
@@ -33,6 +33,14 @@ def build(config: Settings) -> Stage:
                 signal = forged_promotion_signal(record, ctx.source, problem, utcnow())
                 await stage.publish(Output(SIGNALS, record.deployment, signal))
                 raise RejectedRecord(f"promotion of {record.deployment} to {record.mode.value} refused: {problem}")
+        if isinstance(record, PolicyProof):
+            problem = signing.signature_problem(record, signing.promotion_key(config))
+            if problem is not None:
+                signal = forged_proof_signal(record, ctx.source, problem, utcnow())
+                await stage.publish(Output(SIGNALS, record.deployment, signal))
+                raise RejectedRecord(
+                    f"policy proof of {record.deployment} (APD revision {record.apd_revision}) refused: {problem}"
+                )
         current = states.get(record.deployment)
         if current is None:
             current = await stored_state(record.deployment)

@@ -1,6 +1,8 @@
-"""Enforcer state: the latest APD, the mode the platform team promoted the agent to, and the
-attack stories that hold its promotion gate. Every change yields a new policy bundle; a
-promotion decision the gate refuses changes nothing."""
+"""Enforcer state: the latest APD, the mode the platform team promoted the agent to, the
+attack stories that hold its promotion gate and the latest policy proof. Every change yields a
+new policy bundle; a promotion decision the gate refuses changes nothing. Every bundle carries
+the latest proof; an enforce-mode bundle's seccomp profile is the proven one (the APD's
+syscalls and the runtime's, as the proof measured them)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from runward.core.contracts import (
     AttackStory,
     EnforcementMode,
     PolicyBundle,
+    PolicyProof,
     PromotionDecision,
 )
 from services.enforcer import promotion_gate
@@ -47,12 +50,13 @@ class EnforcerState(BaseModel):
     open_stories: list[str] = Field(default_factory=list)
     story_holds: dict[str, StoryHold] = Field(default_factory=dict)
     pod_labels: dict[str, str] = Field(default_factory=dict)
+    proof: PolicyProof | None = Field(default=None, description="the latest signed proof (`runward prove`)")
 
 
 def gate(state: EnforcerState, decision: PromotionDecision) -> promotion_gate.GateResult:
     """The promotion gate on the enforcer's own view of the agent."""
     holding = [state.story_holds.get(s) or StoryHold(story_id=s) for s in state.open_stories]
-    return promotion_gate.evaluate(decision.mode, state.mode, state.apd, holding)
+    return promotion_gate.evaluate(decision.mode, state.mode, state.apd, holding, state.proof)
 
 
 def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[EnforcerState, PolicyBundle | None]:
@@ -68,6 +72,10 @@ def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[Enfo
         if not result.allowed:
             raise PromotionRefused(record, result)
         state.mode = record.mode
+    elif isinstance(record, PolicyProof):
+        if state.proof is not None and record.ran_at <= state.proof.ran_at:
+            return state, None  # redelivered or older than the proof already held
+        state.proof = record
     elif isinstance(record, AttackStory):
         stories = set(state.open_stories)
         if promotion_gate.holds(record):
@@ -97,6 +105,15 @@ def bundle(state: EnforcerState, now: datetime) -> PolicyBundle:
         mode=state.mode,
         egress_allowlist=egress_allowlist(state.apd),
         network_policy=network_policy(state.apd, state.mode, state.pod_labels),
-        seccomp_profile=seccomp_profile(state.apd, state.mode),
+        seccomp_profile=_seccomp(state),
         open_stories=state.open_stories,
+        proof=state.proof,
     )
+
+
+def _seccomp(state: EnforcerState) -> dict[str, Any]:
+    """The bundle's profile; in enforce, the proven one (the runtime's measured needs included)."""
+    assert state.apd is not None
+    if state.mode is EnforcementMode.ENFORCE and state.proof is not None:
+        return promotion_gate.enforce_profile(state.apd, state.proof)
+    return seccomp_profile(state.apd, state.mode)

@@ -11,6 +11,9 @@ Pure functions, no I/O, so the rules can be read, tested and explained on their 
    policy bundle was produced, or one the enforcer listed in that bundle as holding the
    gate. Stories tagged 'expected drift, deployment correlated' never hold the gate.
 4. Enforce additionally needs the agent to be in audit now: no skipping the audit step.
+5. Enforce additionally needs a passing policy proof (`runward prove`) of the latest APD
+   revision, whose profile hash is the enforce profile the enforcer would emit for it: the
+   profile and allowlist ran the agent's recorded workload under runc without breaking it.
 """
 
 from __future__ import annotations
@@ -18,13 +21,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+from runward.core.signing import profile_sha256
+from services.enforcer.policies import seccomp_profile
 
 from runward.core.contracts import (
     ApdRevision,
     AttackStory,
     EnforcementMode,
     PolicyBundle,
+    PolicyProof,
     StoryLifecycle,
     StoryStatus,
     WindowStatus,
@@ -83,10 +90,12 @@ def evaluate(
     current: EnforcementMode,
     apd: ApdRevision | None,
     holding: Sequence[HoldingStory],
+    proof: PolicyProof | None = None,
 ) -> GateResult:
     """Every reason the agent may not go from `current` to `target`; none means allowed.
 
-    `holding` are the open 'potential compromise' stories of the agent (see open_stories).
+    `holding` are the open 'potential compromise' stories of the agent (see open_stories);
+    `proof` is the agent's latest policy proof (its signature already checked by the caller).
     """
     reasons: list[str] = []
     if target == current:
@@ -102,7 +111,38 @@ def evaluate(
         reasons.extend(_held_by(story) for story in holding)
         if target == EnforcementMode.ENFORCE and current != EnforcementMode.AUDIT:
             reasons.append(f"enforce needs the agent to be in audit mode first; it is in {current.value}")
+        if target == EnforcementMode.ENFORCE and apd is not None and not proven(apd, proof):
+            reasons.append(
+                f"no passing proof for APD revision {apd.revision}: run `runward prove {apd.deployment}`"
+                + _proof_detail(apd, proof)
+            )
     return GateResult(target=target, current=current, reasons=tuple(reasons))
+
+
+def enforce_profile(apd: ApdRevision, proof: PolicyProof) -> dict[str, Any]:
+    """The enforce-mode seccomp profile a proof of `apd` stands for (the runtime's needs it measured included)."""
+    return seccomp_profile(apd, EnforcementMode.ENFORCE, proof.runtime_syscalls)
+
+
+def proven(apd: ApdRevision, proof: PolicyProof | None) -> bool:
+    """Whether `proof` passed for exactly the enforce profile the enforcer would emit for `apd`."""
+    return (
+        proof is not None
+        and proof.passed
+        and proof.deployment == apd.deployment
+        and proof.apd_revision == apd.revision
+        and proof.profile_sha256 == profile_sha256(enforce_profile(apd, proof))
+    )
+
+
+def _proof_detail(apd: ApdRevision, proof: PolicyProof | None) -> str:
+    if proof is None:
+        return ""
+    if proof.apd_revision != apd.revision:
+        return f" (the latest proof is of APD revision {proof.apd_revision})"
+    if not proof.passed:
+        return f" (the latest proof failed: {proof.summary})"
+    return " (the latest proof ran another seccomp profile than the one this APD revision gives)"
 
 
 def _held_by(story: HoldingStory) -> str:

@@ -344,13 +344,8 @@ def check_stories(inputs: ReadinessInputs) -> Check:
 
 
 def _proof_ok(proof: Any) -> bool:
-    if isinstance(proof, bool):
-        return proof
-    if not isinstance(proof, Mapping):
-        return False
-    if "proven" in proof:
-        return proof.get("proven") is True
-    return str(proof.get("status", "")).lower() in {"proven", "pass", "passed"}
+    """A stored bundle's proof (a PolicyProof as JSON) passed; anything else is no proof."""
+    return isinstance(proof, Mapping) and proof.get("passed") is True
 
 
 def check_policies(inputs: ReadinessInputs) -> Check:
@@ -380,8 +375,9 @@ def check_policies(inputs: ReadinessInputs) -> Check:
         CheckId.POLICIES_PROVEN,
         title,
         CheckStatus.FAIL,
-        f"policy bundle r{revision} {why}: the NetworkPolicy and seccomp profile were not replayed against the APD",
-        "let the enforcer prove the bundle against the APD (it cannot be waived)",
+        f"policy bundle r{revision} {why}: the seccomp profile and egress allowlist were not run against "
+        "the agent's recorded workload",
+        _cmd(inputs, "runward prove NS/NAME (it cannot be waived)"),
     )
 
 

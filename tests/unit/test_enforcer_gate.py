@@ -7,8 +7,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from runward.core.contracts import ApdRevision, AttackStory, EnforcementMode, PromotionDecision, WindowStatus
+from runward.core.contracts import (
+    ApdRevision,
+    AttackStory,
+    EnforcementMode,
+    PolicyProof,
+    PromotionDecision,
+    WindowStatus,
+)
+from runward.core.signing import profile_sha256
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
+from services.enforcer.policies import seccomp_profile
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
 D = "agents/bot"
@@ -42,6 +51,25 @@ def story(status: str, story_id: str = "st-1") -> AttackStory:
         narrative=[],
         signals=[],
         ocsf={},
+    )
+
+
+RUNTIME = ["execve", "fstatfs", "getdents64"]
+
+
+def proof(rev: ApdRevision, passed: bool = True, runtime: list[str] | None = None) -> PolicyProof:
+    """A proof of `rev`'s enforce profile with the runtime's syscalls (hashed as the prover does)."""
+    runtime = RUNTIME if runtime is None else runtime
+    profile = seccomp_profile(rev, ENFORCE, runtime)
+    return PolicyProof(
+        deployment=D,
+        apd_revision=rev.revision,
+        profile_sha256=profile_sha256(profile),
+        passed=passed,
+        ran_at=T,
+        runtime="runc 1.1.5",
+        runtime_syscalls=runtime,
+        summary="passed" if passed else "failed: would be refused: unshare",
     )
 
 
@@ -82,11 +110,39 @@ def test_open_compromise_holds_the_gate_until_the_story_turns_out_to_be_drift() 
 
 def test_enforce_needs_audit_first_and_same_mode_is_refused() -> None:
     state, _ = apply(None, apd(1, WindowStatus.COMPLETE), T)
+    state, _ = apply(state, proof(apd(1, WindowStatus.COMPLETE)), T)
     assert refused(state, ENFORCE) == ("enforce needs the agent to be in audit mode first; it is in observe",)
     state, _ = apply(state, decide(AUDIT), T)
     assert refused(state, AUDIT) == ("the agent is already in audit mode",)
     state, bundle = apply(state, decide(ENFORCE), T)
     assert bundle is not None and bundle.mode is ENFORCE
+
+
+def test_enforce_needs_a_passing_proof_of_the_profile_it_would_emit() -> None:
+    first = apd(1, WindowStatus.COMPLETE)
+    state, _ = apply(None, first, T)
+    state, _ = apply(state, decide(AUDIT), T)
+    hint = "no passing proof for APD revision 1: run `runward prove agents/bot`"
+    assert refused(state, ENFORCE) == (hint,)
+    failed, _ = apply(state, proof(first, passed=False), T)
+    assert refused(failed, ENFORCE) == (hint + " (the latest proof failed: failed: would be refused: unshare)",)
+    forged_hash = proof(first).model_copy(update={"profile_sha256": "0" * 64, "ran_at": T + timedelta(seconds=1)})
+    other, _ = apply(state, forged_hash, T)
+    assert refused(other, ENFORCE)[0].startswith(hint + " (the latest proof ran another seccomp profile")
+    newer = apd(2, WindowStatus.COMPLETE)
+    stale, _ = apply(state, proof(first), T)
+    stale, _ = apply(stale, newer, T)
+    assert refused(stale, ENFORCE) == (
+        "no passing proof for APD revision 2: run `runward prove agents/bot` (the latest proof is of APD revision 1)",
+    )
+    state, bundle = apply(stale, proof(newer).model_copy(update={"ran_at": T + timedelta(seconds=2)}), T)
+    assert bundle is not None and bundle.proof is not None and bundle.proof.apd_revision == 2
+    state, bundle = apply(state, decide(ENFORCE), T)
+    assert bundle is not None and bundle.mode is ENFORCE and bundle.proof is not None
+    # The enforce profile is the proven one: the runtime's needs are in it, and its hash is the proof's.
+    allowed = bundle.seccomp_profile["syscalls"][0]["names"]
+    assert set(RUNTIME) <= set(allowed) and "read" in allowed
+    assert profile_sha256(bundle.seccomp_profile) == bundle.proof.profile_sha256
 
 
 def test_stepping_back_is_allowed_with_an_open_story() -> None:

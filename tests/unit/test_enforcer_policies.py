@@ -18,7 +18,9 @@ from runward.core.contracts import (
     WindowStatus,
 )
 from services.enforcer.domain import EnforcerState, apply
-from services.enforcer.policies import egress_allowlist, learnt, network_policy
+from runward.core.contracts import PolicyProof
+from runward.core.signing import profile_sha256
+from services.enforcer.policies import egress_allowlist, learnt, network_policy, seccomp_profile
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
 
@@ -88,10 +90,23 @@ def test_seccomp_follows_the_promoted_mode() -> None:
     assert bundle and bundle.seccomp_profile["defaultAction"] == "SCMP_ACT_LOG"
     assert bundle.seccomp_profile["syscalls"] == [{"names": ["openat", "read"], "action": "SCMP_ACT_ALLOW"}]
     for mode in (EnforcementMode.AUDIT, EnforcementMode.ENFORCE):  # the gate wants audit before enforce
+        if mode is EnforcementMode.ENFORCE:  # ... and a passing proof of the enforce profile
+            profile = seccomp_profile(apd(), EnforcementMode.ENFORCE, ["execve"])
+            proof = PolicyProof(
+                deployment="agents/bot",
+                apd_revision=1,
+                profile_sha256=profile_sha256(profile),
+                passed=True,
+                ran_at=T,
+                runtime="runc 1.1.5",
+                runtime_syscalls=["execve"],
+            )
+            state, _ = apply(state, proof, T)
         decision = PromotionDecision(deployment="agents/bot", mode=mode, approver="lead", reason="r", ts=T)
         state, bundle = apply(state, decision, T)
-    assert bundle and bundle.mode is EnforcementMode.ENFORCE and bundle.revision == 3
+    assert bundle and bundle.mode is EnforcementMode.ENFORCE and bundle.revision == 4
     assert bundle.seccomp_profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert bundle.seccomp_profile["syscalls"][0]["names"] == ["execve", "openat", "read"]
 
 
 def test_stale_apd_and_unchanged_stories_produce_nothing() -> None:
