@@ -561,7 +561,10 @@ def gate_reasons(report: ReadinessReport | None, target: EnforcementMode, curren
 
 
 # Rules promotion_gate.evaluate already owns (each domain rule has one owner): not repeated.
-GATE_OWNED = frozenset({CheckId.OBSERVATION_WINDOW, CheckId.NO_OPEN_COMPROMISE, CheckId.CURRENT_MODE})
+# Policies proven is rule 5 of the gate (a passing proof of the latest APD revision's profile).
+GATE_OWNED = frozenset(
+    {CheckId.OBSERVATION_WINDOW, CheckId.NO_OPEN_COMPROMISE, CheckId.CURRENT_MODE, CheckId.POLICIES_PROVEN}
+)
 
 _RANK = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
 

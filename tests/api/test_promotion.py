@@ -137,7 +137,7 @@ def test_stepping_back_needs_no_gate(client: TestClient, publisher: SpyPublisher
                 # readiness (services/enforcer/readiness.py) for enforce, beyond what the gate states
                 "readiness check aibom_reviewed fails",
                 "readiness check reconciliation_reviewed fails",
-                "readiness check policies_proven fails",
+                "no passing proof for APD revision",
                 "readiness check audit_soak fails",
             ],
         ),
@@ -147,7 +147,7 @@ def test_stepping_back_needs_no_gate(client: TestClient, publisher: SpyPublisher
             [
                 "readiness check aibom_reviewed fails",
                 "readiness check reconciliation_reviewed fails",
-                "readiness check policies_proven fails",
+                "no passing proof for APD revision",
                 "readiness check audit_soak fails",
             ],
         ),

@@ -152,9 +152,13 @@ def test_a_review_accepts_one_subject_only() -> None:
 
 
 def test_gate_reasons_hold_only_going_up_and_never_repeat_the_gate() -> None:
-    report = r.assess(ready_inputs(bundle={"revision": 3}, open_stories=[r.OpenStory("st-1", 4, NOW)]))
+    report = r.assess(
+        ready_inputs(bundle={"revision": 3}, reconciliation=None, open_stories=[r.OpenStory("st-1", 4, NOW)])
+    )
     up = r.gate_reasons(report, EnforcementMode.ENFORCE, EnforcementMode.AUDIT)
-    assert up == [next(x for x in up if x.startswith("readiness check policies_proven fails"))]
+    # Unproven policies and the open story are the gate's own rules (5 and 3): stated by it, not here.
+    assert statuses(report)["policies_proven"] == "fail"
+    assert up == [next(x for x in up if x.startswith("readiness check reconciliation_reviewed fails"))]
     assert r.gate_reasons(report, EnforcementMode.OBSERVE, EnforcementMode.AUDIT) == []
     assert r.gate_reasons(report, EnforcementMode.AUDIT, EnforcementMode.ENFORCE) == []
     # Nothing fails open: going up without an assessment is refused.

@@ -39,6 +39,7 @@ class HistoryKind(StrEnum):
     REVIEW = "review"
     BASELINE_ACCEPTANCE = "baseline_acceptance"
     STORY_RESOLUTION = "story_resolution"
+    PROOF = "proof"
 
 
 class HistoryConflict(RuntimeError):

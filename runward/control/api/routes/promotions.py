@@ -12,6 +12,7 @@ from runward.control.api import golive
 from runward.control.api.auth import Principal, require_approver
 from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_settings, get_store
 from runward.control.api.publisher import Publisher, PublishError
+from runward.control.api.routes.proofs import latest_proof
 from runward.control.api.schemas import ErrorBody, GateRefusal, PromotionRequest
 from runward.control.api.state import load_state
 from runward.core import signing
@@ -58,7 +59,8 @@ def promote(
     state = load_state(store, find_agent(store, namespace, name))
     current = promotion_gate.current_mode(state.bundle)
     # The enforcer applies the same gate to the decision; asking it here answers 409 at once.
-    result = promotion_gate.evaluate(body.mode, current, state.apd, state.open_stories)
+    proof = latest_proof(store, state.agent["deployment"])
+    result = promotion_gate.evaluate(body.mode, current, state.apd, state.open_stories, proof)
     settings: Settings = request.app.state.settings
     report = golive.assess(store, state.agent, settings.audit_soak_s, body.mode, state=state)
     reasons = [*result.reasons, *readiness.gate_reasons(report, body.mode, current)]
