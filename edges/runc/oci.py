@@ -146,14 +146,23 @@ def write_bundle(
     binaries: Iterable[str] = (),
     netns: str | None = None,
     env: Sequence[str] = (),
+    cwd: str | None = None,
 ) -> Path:
-    """A bundle directory for a host workload: rootfs + config.json. Returns the bundle path."""
+    """A bundle directory for a host workload: rootfs + config.json. Returns the bundle path.
+
+    `cwd`, the directory the workload was recorded in, is bind-mounted read-only at its own
+    path and is the workload's working directory (its scripts and data live there).
+    """
     if not args:
         raise BundleError("the workload has no command to run")
     command = resolve_binary(args[0])
     make_rootfs(bundle)
     mounts = [*library_mounts(), *binary_mounts([command, *binaries])]
-    cfg = config([command, *args[1:]], seccomp, netns=netns, mounts=mounts, env=env)
+    if cwd is not None and cwd not in ("/", "/tmp"):
+        if not os.path.isdir(cwd):
+            raise BundleError(f"the workload's directory {cwd} does not exist on this host")
+        mounts.append(_bind(cwd, cwd) | {"options": ["rbind", "ro", "nosuid"]})
+    cfg = config([command, *args[1:]], seccomp, netns=netns, mounts=mounts, env=env, cwd=cwd or "/tmp")
     (bundle / "config.json").write_text(json.dumps(cfg, indent=2))
     return bundle
 

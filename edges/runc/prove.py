@@ -126,6 +126,7 @@ class Workload:
     binaries: Sequence[str] = ()
     bundle: Path | None = None
     env: Sequence[str] = ()
+    cwd: str | None = None
 
     def describe(self) -> list[str]:
         return list(self.command) if self.command else [f"bundle:{self.bundle}"]
@@ -134,7 +135,9 @@ class Workload:
 def prepare(workload: Workload, where: Path, seccomp: dict[str, Any] | None, netns: str | None) -> Path:
     """A bundle for one run of the workload under `seccomp` in network namespace `netns`."""
     if workload.bundle is None:
-        return oci.write_bundle(where, workload.command, seccomp, binaries=workload.binaries, netns=netns, env=workload.env)
+        return oci.write_bundle(
+            where, workload.command, seccomp, binaries=workload.binaries, netns=netns, env=workload.env, cwd=workload.cwd
+        )
     source = workload.bundle.resolve()
     try:
         cfg = json.loads((source / "config.json").read_text())
