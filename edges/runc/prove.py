@@ -16,10 +16,13 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+import os
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,12 +82,58 @@ def _as_logged(profile: dict[str, Any]) -> dict[str, Any]:
     return logged
 
 
+def _measure_created(bundle: Path, runc: str) -> list[str]:
+    """The init's needs while it waits to be started, its Go runtime's signal path included.
+
+    With `noNewPrivileges` false (Kubernetes' default, allowPrivilegeEscalation) runc loads the
+    filter *before* it waits for `runc start`, so the init's Go runtime runs under it: it is
+    preempted by SIGURG and returns from the handler (rt_sigreturn), drops privileges, closes
+    fds. A waiting init is sent SIGURG on purpose: a profile missing what that needs kills the
+    init (SIGSEGV, exit 139) only when the machine is busy enough for the runtime to preempt.
+    """
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["noNewPrivileges"] = False
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    container = f"runward-measure-{secrets.token_hex(4)}"
+    with SeccompAudit() as audit:
+        try:
+            subprocess.run(
+                [runc, "create", "--bundle", str(bundle), container],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # the init keeps its stdio: a pipe here would never close
+                stderr=subprocess.DEVNULL,
+                preexec_fn=audit.preexec,  # noqa: PLW1509 - sets the audit login id only
+                check=True,
+                timeout=30,
+            )
+            pid = int(_state(runc, container).get("pid") or 0)
+            for _ in range(5):
+                time.sleep(0.05)
+                os.kill(pid, signal.SIGURG)
+            subprocess.run([runc, "start", container], capture_output=True, check=True, timeout=30)
+            deadline = time.monotonic() + 30
+            while _state(runc, container).get("status") not in (None, "stopped") and time.monotonic() < deadline:
+                time.sleep(0.05)
+        except (subprocess.SubprocessError, OSError) as exc:
+            raise RuntimeError(f"the measurement container did not run (runc create/start): {exc}") from None
+        finally:
+            subprocess.run([runc, "delete", "--force", container], capture_output=True)
+    return audit.syscalls
+
+
+def _state(runc: str, container: str) -> dict[str, Any]:
+    done = subprocess.run([runc, "state", container], capture_output=True, text=True)
+    state: dict[str, Any] = json.loads(done.stdout) if done.returncode == 0 and done.stdout else {}
+    return state
+
+
 def runtime_syscalls(home: Path, runc: str = "runc", refresh: bool = False) -> list[str]:
     """What runc's container init (and a static exec) needs once the seccomp filter is loaded.
 
     Measured, not guessed: a busybox-static `true` under a profile that allows nothing and logs
-    everything, the syscalls of its audit records, over a few runs (the Go runtime is not fully
-    deterministic). Cached per runc version under `home`/runc/.
+    everything, the syscalls of its audit records: run straight through a few times (the Go
+    runtime is not fully deterministic), and created, signalled and started (`_measure_created`).
+    Cached per runc version under `home`/runc/.
     """
     version = oci.runc_version(runc)
     cache = home / "runc" / f"runtime-syscalls-{version.replace(' ', '-').replace('/', '_')}.json"
@@ -104,6 +153,7 @@ def runtime_syscalls(home: Path, runc: str = "runc", refresh: bool = False) -> l
             if code != 0:
                 raise RuntimeError(f"the measurement container did not run under {version}: {err.strip()}")
             found.update(audit.syscalls)
+        found.update(_measure_created(bundle, runc))
     if not found:
         raise RuntimeError(
             "no seccomp audit record was seen: check that /proc/sys/kernel/seccomp/actions_logged includes `log`"

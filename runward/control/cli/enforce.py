@@ -27,9 +27,10 @@ NOT_PROVEN = 1
 
 
 def _home() -> Path:
-    from runward.core.config import settings
+    """RUNWARD_HOME as the environment says now (where `runward run` recorded the workload)."""
+    from runward.core.config import Settings
 
-    return settings().home
+    return Settings().home.resolve()
 
 
 def _require_runc() -> None:
@@ -118,9 +119,12 @@ def prove(
     path = _agent_path(agent)
     _require_runc()
     apd = ApdRevision.model_validate(_get(api, token, f"{path}/apd"))
-    latest = _call(api, token, "GET", f"{path}/policies")
-    if latest.status_code == 200 and latest.json().get("apd_revision") != apd.revision:
-        err.print(f"note: the latest policy bundle is of APD revision {latest.json().get('apd_revision')}")
+    try:
+        bundle_revision = _get(api, token, f"{path}/policies").get("apd_revision")
+    except Failure:
+        bundle_revision = None  # no bundle yet: the proof is of the APD, the enforcer follows
+    if bundle_revision is not None and bundle_revision != apd.revision:
+        err.print(f"note: the latest policy bundle is of APD revision {bundle_revision}; proving revision {apd.revision}")
     try:
         runtime = runtime_syscalls(_home(), refresh=remeasure)
         profile = seccomp_profile(apd, EnforcementMode.ENFORCE, runtime)
