@@ -153,10 +153,11 @@ class EgressJail:
     def _ruleset(self) -> str:
         elements = self.allowed()
         allowed = f"elements = {{ {', '.join(elements)} }}" if elements else ""
+        triple = "ip daddr . meta l4proto . th dport"
         guard = f"""
         iifname "{self.host_if}" ct state established,related accept
         iifname "{self.host_if}" ip daddr . meta l4proto . th dport @allowed accept
-        iifname "{self.host_if}" meta l4proto {{ tcp, udp }} update @refused {{ ip daddr . meta l4proto . th dport }} counter drop
+        iifname "{self.host_if}" meta l4proto {{ tcp, udp }} update @refused {{ {triple} }} counter drop
         iifname "{self.host_if}" counter drop"""
         return f"""
 table inet {self.table} {{

@@ -186,7 +186,13 @@ def prepare(workload: Workload, where: Path, seccomp: dict[str, Any] | None, net
     """A bundle for one run of the workload under `seccomp` in network namespace `netns`."""
     if workload.bundle is None:
         return oci.write_bundle(
-            where, workload.command, seccomp, binaries=workload.binaries, netns=netns, env=workload.env, cwd=workload.cwd
+            where,
+            workload.command,
+            seccomp,
+            binaries=workload.binaries,
+            netns=netns,
+            env=workload.env,
+            cwd=workload.cwd,
         )
     source = workload.bundle.resolve()
     try:

@@ -6,6 +6,7 @@ time `runward run` starts the agent (the latest wins: that is the workload that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -37,11 +38,10 @@ def record(home: Path, deployment: str, service_account: str, command: Sequence[
     from edges.runc.oci import BundleError, resolve_binary
 
     argv = list(command)
+    # Kept as given when it does not resolve: observing must not depend on it; prove says what is missing.
     if argv:
-        try:
+        with contextlib.suppress(BundleError):
             argv[0] = resolve_binary(argv[0])
-        except BundleError:
-            pass  # kept as given: observing must not depend on it; `runward prove` says what is missing
     entry = RecordedWorkload(
         deployment=deployment,
         service_account=service_account,

@@ -18,10 +18,9 @@ import hmac
 import json
 import secrets
 from pathlib import Path
-
-from runward.core.config import Settings
 from typing import Any, TypeVar
 
+from runward.core.config import Settings
 from runward.core.contracts import PolicyProof, PromotionDecision
 
 KEY_FILE_NAME = "promotion.key"

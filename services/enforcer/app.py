@@ -22,7 +22,9 @@ from services.enforcer.recovery import restore
 
 
 def build(config: Settings) -> Stage:
-    stage = Stage("enforcer", inputs=[APD, PROMOTIONS, PROOFS, ATTACK_STORIES], outputs=[POLICIES, SIGNALS], config=config)
+    stage = Stage(
+        "enforcer", inputs=[APD, PROMOTIONS, PROOFS, ATTACK_STORIES], outputs=[POLICIES, SIGNALS], config=config
+    )
     states = stage.model_table("enforcer-state", EnforcerState)
 
     async def handle(record: Any, ctx: Context) -> Sequence[Output]:

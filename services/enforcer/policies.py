@@ -119,9 +119,7 @@ def network_policy(apd: ApdRevision, mode: EnforcementMode, pod_labels: dict[str
     return result
 
 
-def seccomp_profile(
-    apd: ApdRevision, mode: EnforcementMode, runtime_syscalls: Sequence[str] = ()
-) -> dict[str, Any]:
+def seccomp_profile(apd: ApdRevision, mode: EnforcementMode, runtime_syscalls: Sequence[str] = ()) -> dict[str, Any]:
     """OCI seccomp JSON: allow what was observed; log (audit) or refuse (enforce) the rest.
 
     `runtime_syscalls` is what the OCI runtime's own container init needs after the filter is

@@ -23,9 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from runward.core.signing import profile_sha256
-from services.enforcer.policies import seccomp_profile
-
 from runward.core.contracts import (
     ApdRevision,
     AttackStory,
@@ -36,6 +33,8 @@ from runward.core.contracts import (
     StoryStatus,
     WindowStatus,
 )
+from runward.core.signing import profile_sha256
+from services.enforcer.policies import seccomp_profile
 
 _ORDER = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
 

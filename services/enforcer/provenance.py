@@ -42,7 +42,8 @@ def forged_proof_signal(proof: PolicyProof, source: SourceRef, problem: str, now
         deployment=proof.deployment,
         ts=now,
         surface=Surface.IDENTITY,
-        title=f"policy proof of APD revision {proof.apd_revision} not made by the API (claimed prover {proof.prover!r})",
+        title=f"policy proof of APD revision {proof.apd_revision} not made by the API "
+        f"(claimed prover {proof.prover!r})",
         techniques=[STORED_DATA_MANIPULATION],
         severity=4,
         evidence={

@@ -170,7 +170,11 @@ def test_promotion_to_enforce_holds_on_each_readiness_shortcut(
         return [r.split(":")[0] for r in response.json()["reasons"]]
 
     unproven = "no passing proof for APD revision 2"
-    assert refusal() == [unproven, "readiness check aibom_reviewed fails", "readiness check reconciliation_reviewed fails"]
+    assert refusal() == [
+        unproven,
+        "readiness check aibom_reviewed fails",
+        "readiness check reconciliation_reviewed fails",
+    ]
     # Review the one undeclared dependency, waive the reconciliation: only the proof is left.
     review = {"check": "aibom_reviewed", "subject": "undeclared:mcp:weather", "reason": "our own MCP server"}
     assert soaked.post(f"{RETRIEVER}/waivers", headers=ADA_HEADERS, json=review).status_code == 201

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -235,9 +234,7 @@ def test_prove_passes_for_the_observed_workload_and_is_signed_by_the_api(
     shown = capsys.readouterr().out
     sys.__stdout__.write(shown)  # the proof table, for the record
     assert "PASS" in shown and "refused syscalls" in shown and "fstatfs" in shown
-    (message,) = read_messages(
-        kafka_bootstrap, PROOFS.name, 1, lambda m: m.key == D and m.record.passed, timeout=30
-    )
+    (message,) = read_messages(kafka_bootstrap, PROOFS.name, 1, lambda m: m.key == D and m.record.passed, timeout=30)
     proof = message.record
     assert isinstance(proof, PolicyProof)
     assert proof.prover == "bob" and signing.signature_problem(proof, KEY.encode()) is None

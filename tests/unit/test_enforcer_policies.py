@@ -12,14 +12,14 @@ from runward.core.contracts import (
     Egress,
     EnforcementMode,
     Ingress,
+    PolicyProof,
     PromotionDecision,
     StoryStatus,
     Syscall,
     WindowStatus,
 )
-from services.enforcer.domain import EnforcerState, apply
-from runward.core.contracts import PolicyProof
 from runward.core.signing import profile_sha256
+from services.enforcer.domain import EnforcerState, apply
 from services.enforcer.policies import egress_allowlist, learnt, network_policy, seccomp_profile
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)

@@ -50,6 +50,14 @@ def _get(api: str | None, token: str | None, path: str) -> dict[str, Any]:
     return body
 
 
+def _exec_binaries(apd: Any) -> list[str]:
+    """The binaries the APD saw the agent execute: the only ones its rootfs will hold."""
+    from runward.core.contracts import Exec, parse_behaviour
+
+    found = (parse_behaviour(key) for key in apd.behaviours.get(Exec.CATEGORY, []))
+    return sorted(b.binary for b in found if isinstance(b, Exec))
+
+
 def _extra(ctx: typer.Context) -> list[str]:
     cmd = list(ctx.args)
     return cmd[1:] if cmd and cmd[0] == "--" else cmd
@@ -113,8 +121,8 @@ def prove(
     from edges.runc.netns import subnet_for
     from edges.runc.prove import prove as run_proof
     from edges.runc.prove import runtime_syscalls
-    from runward.core.contracts import ApdRevision, EnforcementMode, Exec
-    from services.enforcer.policies import egress_allowlist, learnt, seccomp_profile
+    from runward.core.contracts import ApdRevision, EnforcementMode
+    from services.enforcer.policies import egress_allowlist, seccomp_profile
 
     path = _agent_path(agent)
     _require_runc()
@@ -124,12 +132,14 @@ def prove(
     except Failure:
         bundle_revision = None  # no bundle yet: the proof is of the APD, the enforcer follows
     if bundle_revision is not None and bundle_revision != apd.revision:
-        err.print(f"note: the latest policy bundle is of APD revision {bundle_revision}; proving revision {apd.revision}")
+        err.print(
+            f"note: the latest policy bundle is of APD revision {bundle_revision}; proving revision {apd.revision}"
+        )
     try:
         runtime = runtime_syscalls(_home(), refresh=remeasure)
         profile = seccomp_profile(apd, EnforcementMode.ENFORCE, runtime)
         allowlist = egress_allowlist(apd)
-        workload = _workload(agent, _extra(ctx), command, bundle, [b.binary for b in learnt(apd, Exec)])
+        workload = _workload(agent, _extra(ctx), command, bundle, _exec_binaries(apd))
         proof, _, enforced = run_proof(
             deployment=apd.deployment,
             apd_revision=apd.revision,
@@ -161,8 +171,7 @@ def _enforced(
 ) -> int:
     from edges.runc.netns import subnet_for
     from edges.runc.prove import Workload, enforce
-    from runward.core.contracts import ApdRevision, Exec, PolicyBundle
-    from services.enforcer.policies import learnt
+    from runward.core.contracts import ApdRevision, PolicyBundle
 
     _require_runc()
     binaries: list[str] = []
@@ -174,7 +183,7 @@ def _enforced(
     else:
         path = _agent_path(agent)
         bundle = PolicyBundle.model_validate(_get(api, token, f"{path}/policies"))
-        binaries = [b.binary for b in learnt(ApdRevision.model_validate(_get(api, token, f"{path}/apd")), Exec)]
+        binaries = _exec_binaries(ApdRevision.model_validate(_get(api, token, f"{path}/apd")))
     if bundle.deployment != agent:
         raise Failure(f"the bundle is of {bundle.deployment}, not {agent}", code=2)
     err.print(
