@@ -91,6 +91,10 @@ def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[Enfo
         state.open_stories = sorted(stories)
     if state.apd is None:
         return state, None  # nothing observed yet: no policy can be derived
+    if state.mode is EnforcementMode.ENFORCE and not promotion_gate.proven(state.apd, state.proof):
+        # An enforce-mode bundle only ever for a proven profile: the last one stays in force
+        # until the new APD revision is proven (`runward prove`) or the agent steps back.
+        return state, None
     state.revision += 1
     return state, bundle(state, now)
 

@@ -23,4 +23,5 @@ def restore(deployment: str, bundle: dict[str, Any] | None, apd: dict[str, Any] 
         apd=ApdRevision.model_validate(apd) if apd is not None else None,
         open_stories=list(stored.open_stories),
         story_holds={s: StoryHold(story_id=s) for s in stored.open_stories},
+        proof=stored.proof,  # every bundle carries the latest proof (checked when it was consumed)
     )

@@ -161,3 +161,22 @@ def test_refusal_message_names_the_decision_and_every_reason() -> None:
         f"promotion of {D} from observe to enforce (approver lead) refused by the promotion gate: "
     )
     assert "no APD baseline" in message and "enforce needs the agent to be in audit" in message
+
+
+def test_in_enforce_a_new_apd_revision_waits_for_its_proof() -> None:
+    first, second = apd(1, WindowStatus.COMPLETE), apd(2, WindowStatus.COMPLETE)
+    state, _ = apply(None, first, T)
+    state, _ = apply(state, decide(AUDIT), T)
+    state, _ = apply(state, proof(first), T)
+    state, enforced = apply(state, decide(ENFORCE), T)
+    assert enforced is not None and enforced.mode is ENFORCE
+    # No enforce bundle for an unproven profile: the proven one stays in force.
+    state, bundle = apply(state, second, T)
+    assert bundle is None and state.revision == enforced.revision
+    state, bundle = apply(state, proof(second).model_copy(update={"ran_at": T + timedelta(seconds=1)}), T)
+    assert bundle is not None and bundle.mode is ENFORCE and bundle.apd_revision == 2
+    assert bundle.proof is not None and bundle.proof.apd_revision == 2
+    # Stepping back never waits for a proof.
+    state, _ = apply(state, apd(3, WindowStatus.COMPLETE), T)
+    state, bundle = apply(state, decide(AUDIT), T)
+    assert bundle is not None and bundle.mode is AUDIT and bundle.apd_revision == 3
