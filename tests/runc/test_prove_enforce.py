@@ -232,7 +232,7 @@ def test_prove_passes_for_the_observed_workload_and_is_signed_by_the_api(
     code = main(["prove", D, "--api", url, "--token", APPROVER])
     assert code == 0, capsys.readouterr()
     shown = capsys.readouterr().out
-    sys.__stdout__.write(shown)  # the proof table, for the record
+    print(shown, file=sys.__stdout__)  # the proof table, for the record
     assert "PASS" in shown and "refused syscalls" in shown and "fstatfs" in shown
     (message,) = read_messages(kafka_bootstrap, PROOFS.name, 1, lambda m: m.key == D and m.record.passed, timeout=30)
     proof = message.record
@@ -319,3 +319,50 @@ def test_run_enforce_keeps_the_workload_whole_and_blocks_what_is_new(
         assert f"BLOCKED {what}" in out and "200" in out  # the normal part still ran
         if what == "newdest":
             assert f"egress refused: {observed.host}:{observed.other}/tcp" in err
+
+
+def busybox_bundle(where: Path, script: str) -> Path:
+    """An OCI bundle made elsewhere (here: busybox-static), as `runward prove --bundle DIR` takes it."""
+    from edges.runc import oci
+
+    oci.make_rootfs(where, busybox_only=True)
+    cfg = oci.config(["/usr/bin/busybox", "sh", "-c", script], None)
+    cfg["process"]["terminal"] = True  # what `runc spec` writes; the prover runs it without a terminal
+    (where / "config.json").write_text(json.dumps(cfg))
+    return where
+
+
+def test_an_oci_bundle_is_proven_as_it_is(agent: tuple[Agent, ApdRevision], tmp_path: Path) -> None:
+    observed, _ = agent
+    runtime = runtime_syscalls(observed.home)
+    normal = Workload(bundle=busybox_bundle(tmp_path / "normal", "echo plan > /tmp/notes; cat /tmp/notes"))
+    everything = {"defaultAction": "SCMP_ACT_LOG", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": []}
+    seen = run_jailed(normal, everything, [], subnet_for(D))
+    assert seen.exit_code == 0 and "plan" in seen.stdout, seen.stderr
+    own = sorted(n for n, comms in seen.refused_by.items() if any(not c.startswith("runc:") for c in comms))
+    profile = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": sorted({*own, *runtime}), "action": "SCMP_ACT_ALLOW"}],
+    }
+
+    def proof_of(workload: Workload) -> PolicyProof:
+        found, _, _ = prove(
+            deployment=D,
+            apd_revision=1,
+            profile=profile,
+            runtime=runtime,
+            egress_allowlist=[],
+            workload=workload,
+            subnet=subnet_for(D),
+        )
+        return found
+
+    proof = proof_of(normal)
+    assert proof.passed and proof.command == [f"bundle:{tmp_path / 'normal'}"], proof.summary
+    # The bundle's own config is untouched: the prover ran a copy with the profile and the jail.
+    assert "seccomp" not in json.loads((tmp_path / "normal" / "config.json").read_text())["linux"]
+    new = Workload(bundle=busybox_bundle(tmp_path / "new", "echo plan > /tmp/notes; unshare -u true"))
+    failed = proof_of(new)
+    assert not failed.passed and "unshare" in failed.refused_syscalls
