@@ -366,3 +366,30 @@ def test_an_oci_bundle_is_proven_as_it_is(agent: tuple[Agent, ApdRevision], tmp_
     new = Workload(bundle=busybox_bundle(tmp_path / "new", "echo plan > /tmp/notes; unshare -u true"))
     failed = proof_of(new)
     assert not failed.passed and "unshare" in failed.refused_syscalls
+
+
+def test_run_enforce_takes_the_latest_bundle_from_the_api(
+    agent: tuple[Agent, ApdRevision], api_url: tuple[str, Store], capfd: pytest.CaptureFixture[str]
+) -> None:
+    observed, apd = agent
+    url, store = api_url
+    runtime = runtime_syscalls(observed.home)
+    unproven = PolicyProof(
+        deployment=D,
+        apd_revision=1,
+        profile_sha256="",
+        passed=True,
+        ran_at=utcnow(),
+        runtime="runc",
+        runtime_syscalls=runtime,
+    )
+    digest = signing.profile_sha256(seccomp_profile(apd, EnforcementMode.ENFORCE, runtime))
+    bundle = enforce_bundle(apd, unproven.model_copy(update={"profile_sha256": digest}))
+    store.put_artifact(D, "policy", int(str(bundle["revision"])), utcnow(), bundle)
+    os.chdir(observed.dir)
+    base = ["run", "--deployment", D, "--service-account", "prover-sa", "--enforce", "--api", url, "--token", VIEWER]
+    assert main([*base, "--", *observed.argv()]) == 0
+    out, err = capfd.readouterr()
+    assert "DONE normal" in out and f"under policy bundle r{bundle['revision']} (enforce, APD revision 1)" in err
+    assert main([*base, "--", *observed.argv("exec")]) == 3
+    assert "BLOCKED exec" in capfd.readouterr().out
