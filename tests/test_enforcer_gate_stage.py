@@ -218,7 +218,7 @@ def proof_of(rev: ApdRevision, passed: bool = True) -> PolicyProof:
         passed=passed,
         ran_at=utcnow(),
         runtime="runc 1.1.5+ds1",
-        command=["/usr/bin/python3", "agent.py"],
+        command=["/usr/bin/python3", "agent.py", "--api-key=sk-proj-Zx81kQ2mN4vB7cL0pR5tY9wE3uI6oA1s"],
         runtime_syscalls=["execve", "fstatfs", "getdents64"],
         summary="passed" if passed else "failed: would be refused: unshare",
         prover="claimed-by-the-body",
@@ -302,6 +302,7 @@ def test_enforce_is_emitted_only_for_a_proven_profile(enforcer: tuple[str, Store
         assert accepted.status_code == 202, accepted.text
         signed = PolicyProof.model_validate(accepted.json())
         assert signed.prover == "bob" and signing.signature_problem(signed, KEY.encode()) is None
+        assert "Zx81kQ2mN4vB7cL0pR5tY9wE3uI6oA1s" not in accepted.text and signed.command[:2] == body["command"][:2]
 
     carried = wait_for("no bundle carrying the proof", lambda: (store.latest_artifact(d, "policy") or {}).get("proof"))
     assert carried["profile_sha256"] == body["profile_sha256"] and carried["prover"] == "bob"

@@ -53,6 +53,7 @@ def record(home: Path, deployment: str, service_account: str, command: Sequence[
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(asdict(entry), indent=2))
+    tmp.chmod(0o600)  # the command line may carry a secret: the replay needs it as it was
     tmp.replace(path)
     return path
 

@@ -22,6 +22,7 @@ from runward.control.api.state import load_state
 from runward.core import signing
 from runward.core.config import Settings
 from runward.core.contracts import PolicyProof
+from runward.core.redaction import redact_value
 from runward.core.store import Store, history
 from runward.core.topics import PROOFS
 
@@ -75,8 +76,11 @@ def record_proof(
             detail="no promotion key is configured (RUNWARD_PROMOTION_KEY or promotion.key under RUNWARD_HOME, "
             "written by `runward up`); the enforcer accepts only signed proofs",
         )
-    # Whatever the body claims, the prover is the person the approver token names.
-    proof = signing.sign(body.model_copy(update={"prover": approver.signer, "signature": None}), key)
+    # Whatever the body claims, the prover is the person the approver token names; a secret on
+    # the workload's command line (a key passed as an argument) is not published or stored.
+    command, _ = redact_value(body.command)
+    update = {"prover": approver.signer, "signature": None, "command": command}
+    proof = signing.sign(body.model_copy(update=update), key)
     try:
         publisher.publish(PROOFS, deployment, proof)
     except PublishError as exc:
@@ -92,7 +96,7 @@ def record_proof(
         deployment,
         history.HistoryKind.PROOF,
         approver.signer,
-        proof.summary,
+        proof.summary or ("policy proof passed" if proof.passed else "policy proof failed"),
         {
             "passed": proof.passed,
             "apd_revision": proof.apd_revision,
