@@ -142,7 +142,7 @@ def test_waive_promote_and_history_from_the_command_line(
     # Only the unproven policies hold enforce now; the gate says so and nothing is published.
     assert run(api_url, APPROVER_TOKEN, "promote", "shop/retriever", "--to", "enforce", "--reason", "go live") == 1
     refused = capsys.readouterr().err
-    assert "refused by the gate" in refused and "readiness check policies_proven fails" in refused
+    assert "refused by the gate" in refused and "no passing proof for APD revision 2: run `runward prove" in refused
 
     assert run(api_url, APPROVER_TOKEN, "promote", "shop/retriever", "--to", "observe", "--reason", "roll back") == 0
     assert "shop/retriever -> observe accepted, signed by Ada Platform <ada@example.com>" in capsys.readouterr().out
