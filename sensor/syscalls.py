@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sensor.syscall_table import X86_64_SYSCALLS
+from runward.core.syscall_table import X86_64_SYSCALLS
 
 
 def syscall_name(number: int) -> str:

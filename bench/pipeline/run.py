@@ -387,6 +387,7 @@ def drain(pipe: Pipeline, stage: str, expected: int, workers: int, timeout_s: fl
         if done - before >= expected:
             break
         time.sleep(0.25)
+    cpu = sum(_cpu_seconds(proc.pid) for proc in pipe.procs.get(stage, []))
     pipe.stop(stage)
     handled = done - before
     first = _first_output_ts(pipe.bootstrap, STAGE_OUTPUT[stage])
@@ -399,7 +400,19 @@ def drain(pipe: Pipeline, stage: str, expected: int, workers: int, timeout_s: fl
         "seconds": round(seconds, 3),
         "events_per_s_per_worker": round(rate / workers, 1),
         "complete": handled >= expected,
+        # What a loaded machine moves least: the stage processes' CPU (start-up, ~2 s, included).
+        "cpu_seconds": round(cpu, 2),
+        "cpu_us_per_event": round(cpu / handled * 1e6, 1) if handled else None,
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process (Linux /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _first_output_ts(bootstrap: str, topic: str) -> datetime | None:
@@ -567,6 +580,7 @@ def run(pipe: Pipeline, args: argparse.Namespace) -> dict[str, Any]:
     transport_records = max(args.events, 20_000)
     print(f"transport: reading {transport_records} records with a plain confluent-kafka consumer ...", flush=True)
     transport = transport_rate(pipe.bootstrap, transport_records)
+    print(f"  transport: {transport:,.0f} records/s", flush=True)
     start = datetime.now(timezone.utc) - timedelta(hours=1)
     fills: dict[str, Callable[[], int]] = {
         "ingest": lambda: produce(pipe.bootstrap, raw_mix(args.events, args.deployments, 1, start)),
@@ -586,8 +600,12 @@ def run(pipe: Pipeline, args: argparse.Namespace) -> dict[str, Any]:
         print(f"flood: {stage} draining {expected} records ...", flush=True)
         results[stage] = drain(pipe, stage, expected, args.workers, timeout)
         results[stage]["ratio_to_transport"] = round(results[stage]["events_per_s_per_worker"] / transport, 4)
-    print(f"latency: every stage, {args.background_rate} events/s background, {args.probes} probes ...", flush=True)
-    latency = latency_run(pipe, args.deployments, args.background_rate, args.latency_seconds, args.probes)
+        print(f"  {stage}: {json.dumps(results[stage])}", flush=True)  # a later failure keeps this figure
+    if args.latency_seconds > 0:
+        print(f"latency: every stage, {args.background_rate} events/s background, {args.probes} probes ...", flush=True)
+        latency = latency_run(pipe, args.deployments, args.background_rate, args.latency_seconds, args.probes)
+    else:  # --latency-seconds 0: the floods only
+        latency = {"story_latency_ms": {"n": 0}, "probes": 0, "stage_latency_ms": {}, "background_events_per_s": 0}
     return {
         "stages": results,
         "transport_events_per_s": round(transport, 1),
@@ -600,11 +618,12 @@ def run(pipe: Pipeline, args: argparse.Namespace) -> dict[str, Any]:
 def _print(result: dict[str, Any]) -> None:
     print()
     print(f"transport (plain confluent-kafka consumer): {result['transport_events_per_s']:,.0f} events/s")
-    print(f"{'stage':<11} {'events/s/worker':>16} {'x transport':>12} {'processed':>10} {'seconds':>8}")
+    header = f"{'stage':<11} {'events/s/worker':>16} {'x transport':>12} {'processed':>10} {'seconds':>8}"
+    print(f"{header} {'CPU µs/event':>13}")
     for stage, r in result["stages"].items():
         print(
             f"{stage:<11} {r['events_per_s_per_worker']:>16,.1f} {r['ratio_to_transport']:>12.4f} "
-            f"{r['processed']:>10} {r['seconds']:>8}"
+            f"{r['processed']:>10} {r['seconds']:>8} {r['cpu_us_per_event'] or float('nan'):>13,.1f}"
         )
     lat = result["latency_run"]
     print(f"latency at {lat['background_events_per_s']} events/s background, {lat['probes']} probes:")

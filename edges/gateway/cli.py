@@ -2,6 +2,11 @@
 
 stdio:  runward gateway --deployment NS/NAME --server-name time [--policy P] -- uvx mcp-server-time
 HTTP:   runward gateway --deployment NS/NAME --server-name docs --upstream http://docs:8000/mcp --port 8931
+
+The agent's policy bundle (its APD's tools at its promoted mode) is applied when the gateway is
+told where to get it: `--api URL` with a viewer token (`RUNWARD_GATEWAY_TOKEN`, or
+`--token-file`), or `--bundle-from-topic` (runward.policies); refreshed every `--refresh-s`.
+Without a bundle the gateway observes. A hand-written `--policy` allowlist applies as well.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edges.gateway.bundle import PollingBundle, from_api, from_topic
 from edges.gateway.policy import ToolPolicy
 from edges.gateway.session import AgentIdentity, GatewaySession
 from edges.gateway.sink import KafkaSink
 from edges.intake.config import SourceConfig
+from runward.core.config import Settings
 from runward.core.contracts.common import deployment_id
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--policy", type=Path, help="tool policy YAML/JSON (mode, servers.<name>.allow)")
     parser.add_argument("--mode", choices=["observe", "enforce"], help="override the policy's mode")
+    parser.add_argument(
+        "--api", default=os.environ.get("RUNWARD_API_URL"), help="Runward API to fetch the policy bundle from"
+    )
+    parser.add_argument(
+        "--token-file", type=Path, help="file holding the viewer token for --api (else env RUNWARD_GATEWAY_TOKEN)"
+    )
+    parser.add_argument(
+        "--bundle-from-topic", action="store_true", help="read the policy bundle from runward.policies instead"
+    )
+    parser.add_argument("--refresh-s", type=float, default=30.0, help="how often the bundle is fetched again")
     parser.add_argument("--no-capture", action="store_true", help="publish metadata only: no tool arguments or results")
     parser.add_argument("--kafka", metavar="BOOTSTRAP", help="bootstrap servers (default RUNWARD_KAFKA)")
     parser.add_argument("--upstream", metavar="URL", help="streamable-HTTP MCP server to front (HTTP mode)")
@@ -57,13 +74,18 @@ def run(args: argparse.Namespace) -> int:
     cmd = list(args.cmd or [])
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
+    kafka = args.kafka or Settings().kafka
     try:
         agent = _agent(args)
-        policy = ToolPolicy.load(args.policy) if args.policy else ToolPolicy()
+        bundles = _bundles(args, agent.deployment, kafka)
+        # Without a bundle and a hand-written allowlist the gateway notes calls as before.
+        policy: ToolPolicy | None = ToolPolicy.load(args.policy) if args.policy else None
+        if policy is None and (bundles is None or args.mode):
+            policy = ToolPolicy()
     except (ValueError, OSError) as exc:
         print(f"runward gateway: {exc}", file=sys.stderr)
         return 2
-    if args.mode:
+    if args.mode and policy is not None:
         policy = policy.model_copy(update={"mode": args.mode})
     if bool(cmd) == bool(args.upstream):
         print(
@@ -71,12 +93,10 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     config = SourceConfig(capture_off=[agent.deployment] if args.no_capture else [])
-    from runward.core.config import Settings
-
-    sink = KafkaSink(args.kafka or Settings().kafka)
+    sink = KafkaSink(kafka)
 
     def new_session() -> GatewaySession:
-        return GatewaySession(agent, policy, config, server_name=args.server_name)
+        return GatewaySession(agent, policy, config, server_name=args.server_name, bundles=bundles)
 
     if not cmd:
         import uvicorn
@@ -94,6 +114,20 @@ def run(args: argparse.Namespace) -> int:
         undelivered = sink.close()
         if undelivered:
             log.warning("%d gateway records were still undelivered at exit", undelivered)
+
+
+def _bundles(args: argparse.Namespace, deployment: str, kafka: str) -> PollingBundle | None:
+    if args.bundle_from_topic:
+        return PollingBundle(from_topic(kafka, deployment), args.refresh_s)
+    if not args.api:
+        return None
+    if args.token_file:
+        token = args.token_file.read_text().strip()
+    else:
+        token = os.environ.get("RUNWARD_GATEWAY_TOKEN", "").strip()
+    if not token:
+        raise ValueError("--api needs a viewer token: --token-file FILE or RUNWARD_GATEWAY_TOKEN")
+    return PollingBundle(from_api(args.api, token, deployment), args.refresh_s)
 
 
 def _agent(args: argparse.Namespace) -> AgentIdentity:

@@ -7,6 +7,7 @@ lets stdio and streamable HTTP share one policy and one recording.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -16,10 +17,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from edges.gateway.bundle import BundleDecision, BundleSource, hidden_tools, judge
 from edges.gateway.policy import ToolPolicy
 from edges.intake.config import SourceConfig
 from edges.intake.content import apply_content_policy
-from runward.core.contracts import Attribution, DeadLetter, RawLlmEvent, SourceRef, utcnow
+from runward.core.contracts import (
+    Attribution,
+    AuditEvidence,
+    DeadLetter,
+    EnforcementMode,
+    EvidenceSource,
+    RawLlmEvent,
+    SourceRef,
+    utcnow,
+)
 from runward.core.redaction import redact_text
 
 JsonRpc = dict[str, Any]
@@ -45,12 +56,14 @@ class Outcome:
     to_client: list[JsonRpc] = field(default_factory=list)
     events: list[RawLlmEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    evidence: list[AuditEvidence] = field(default_factory=list)
 
     def extend(self, other: Outcome) -> None:
         self.to_server += other.to_server
         self.to_client += other.to_client
         self.events += other.events
         self.dead_letters += other.dead_letters
+        self.evidence += other.evidence
 
 
 class Unparseable(ValueError):
@@ -109,13 +122,17 @@ class GatewaySession:
     def __init__(
         self,
         agent: AgentIdentity,
-        policy: ToolPolicy,
+        policy: ToolPolicy | None,
         config: SourceConfig | None = None,
         server_name: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        bundles: BundleSource | None = None,
     ) -> None:
+        """`policy` is a hand-written allowlist (None: none); `bundles` the agent's policy bundle
+        (None: no bundle, observe). Both apply, each at its own mode."""
         self.agent = agent
         self.policy = policy
+        self.bundles = bundles
         self.config = config or SourceConfig()
         self.configured_name = server_name
         self.server_info: dict[str, Any] = {}
@@ -158,21 +175,66 @@ class GatewaySession:
             return Outcome(to_server=[message])  # notifications and answers to server requests
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
         pending = _Pending(str(message["method"]), params, self.clock())
+        out = Outcome(to_server=[message])
         if pending.method == "tools/call":
-            tool = params["name"]
+            refused = self._judge_call(message, pending, out)
+            if refused is not None:
+                return refused
+        self._pending[_key(message["id"])] = pending
+        return out
+
+    def _judge_call(self, message: JsonRpc, pending: _Pending, out: Outcome) -> Outcome | None:
+        """The hand-written allowlist, then the agent's bundle, on one tools/call: the refusal to
+        answer with (enforce), else None after noting would-be refusals on `pending` and, in
+        audit, adding their evidence to `out`."""
+        tool = pending.params["name"]
+        if self.policy is not None:
             decision = self.policy.decide(self.server, tool)
             if not decision.allowed and self.policy.mode == "enforce":
-                return self._refuse(message, pending, tool, decision.reason)
+                return self._refuse(message, pending, tool, decision.reason, self.policy.mode)
             if not decision.allowed:
                 pending.note = f"{NOTE} not allowed, observed only (mode observe): {decision.reason}"
-        self._pending[_key(message["id"])] = pending
-        return Outcome(to_server=[message])
+        problem = self.bundles.problem if self.bundles is not None else None
+        if problem is not None:
+            return self._refuse(message, pending, tool, f"{problem}; retry shortly", "unknown")
+        verdict = judge(self._bundle(), self.server, tool, _arguments(pending.params))
+        if not verdict.allowed and verdict.mode is EnforcementMode.ENFORCE:
+            return self._refuse(message, pending, tool, verdict.reason, verdict.mode.value)
+        if not verdict.allowed:
+            note = f"{NOTE} would be refused, {verdict.mode.value} only: {verdict.reason}"
+            pending.note = f"{pending.note}; {note}" if pending.note else note
+            if verdict.mode is EnforcementMode.AUDIT:
+                out.evidence.append(self._evidence(message, pending, tool, verdict))
+        return None
 
-    def _refuse(self, message: JsonRpc, pending: _Pending, tool: str, reason: str) -> Outcome:
+    def _bundle(self) -> Any:
+        return self.bundles.current if self.bundles is not None else None
+
+    def _evidence(self, message: JsonRpc, pending: _Pending, tool: str, verdict: BundleDecision) -> AuditEvidence:
+        """A would-be refusal in audit mode, for the audit soak (never the arguments' values)."""
+        action = f"{self.server}/{tool}"
+        seed = f"{self.agent.deployment}|{self._uid}|{_key(message['id'])}|{action}"
+        return AuditEvidence(
+            evidence_id="gateway:" + hashlib.sha256(seed.encode()).hexdigest()[:24],
+            deployment=self.agent.deployment,
+            ts=pending.ts,
+            source=EvidenceSource.GATEWAY,
+            action=action,
+            reason=verdict.reason,
+            pod=self.agent.pod,
+            bundle_revision=verdict.revision,
+            detail={
+                "mode": verdict.mode.value,
+                "tool_call_id": _id_text(message["id"]),
+                "arguments": sorted(name for name in (_arguments(pending.params) or {})),
+            },
+        )
+
+    def _refuse(self, message: JsonRpc, pending: _Pending, tool: str, reason: str, mode: str) -> Outcome:
         error = {
             "code": REFUSED,
             "message": f"Refused by the Runward tool gateway: {reason}",
-            "data": {"server": self.server, "tool": tool, "mode": self.policy.mode},
+            "data": {"server": self.server, "tool": tool, "mode": mode},
         }
         event = self._event(
             "execute_tool",
@@ -181,6 +243,7 @@ class GatewaySession:
             tool_call_id=_id_text(message["id"]),
             tool_arguments=_arguments(pending.params),
             notes=[f"{NOTE} refused (mode enforce): {reason}"],
+            refused=True,
         )
         return Outcome(to_client=[{"jsonrpc": "2.0", "id": message["id"], "error": error}], events=[event])
 
@@ -228,6 +291,7 @@ class GatewaySession:
                     tool_call_id=_id_text(request_id),
                     tool_arguments=_arguments(params),
                     notes=[f"{NOTE} refused (fail closed, any mode): {reason}"],
+                    refused=True,
                 )
             )
         return out
@@ -263,6 +327,8 @@ class GatewaySession:
             out = Outcome(to_client=[message])
             if pending is not None:
                 out.events = self._on_response(pending, message)
+                if pending.method == "tools/list":
+                    out.to_client = [self._hide_refused(message)]
             return out
         if message.get("method") == "notifications/tools/list_changed":
             # Re-list ourselves: the agent may never ask, and the new tools are what the AI-BOM needs.
@@ -275,6 +341,22 @@ class GatewaySession:
             self._own.add(_key(request["id"]))
             return Outcome(to_client=[message], to_server=[request])
         return Outcome(to_client=[message])
+
+    def _hide_refused(self, message: JsonRpc) -> JsonRpc:
+        """In enforce mode the agent is not offered what it would be refused: a tools/list answer
+        loses the tools outside the bundle (and outside an enforced hand-written allowlist). The
+        record keeps the whole list the server advertised, for the AI-BOM."""
+        result = message.get("result")
+        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+            return message
+        names = [str(t.get("name")) for t in result["tools"] if isinstance(t, dict)]
+        hidden = hidden_tools(self._bundle(), self.server, names)
+        if self.policy is not None and self.policy.mode == "enforce":
+            hidden |= {n for n in names if not self.policy.decide(self.server, n).allowed}
+        if not hidden:
+            return message
+        tools = [t for t in result["tools"] if not (isinstance(t, dict) and str(t.get("name")) in hidden)]
+        return {**message, "result": {**result, "tools": tools}}
 
     def _on_response(self, pending: _Pending, message: JsonRpc) -> list[RawLlmEvent]:
         result: dict[str, Any] = message["result"] if isinstance(message.get("result"), dict) else {}

@@ -1,4 +1,5 @@
-"""Where the gateway's records go: runward.raw.llm, without ever blocking the agent's calls."""
+"""Where the gateway's records go: runward.raw.llm (and audit mode's would-be refusals to
+runward.audit-evidence), without ever blocking the agent's calls."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from concurrent.futures import Future
 from typing import Protocol
 
 from edges.intake.publish import RawPublisher
-from runward.core.contracts import DeadLetter, RawLlmEvent
-from runward.core.topics import DEAD_LETTER, RAW_LLM
+from runward.core.contracts import AuditEvidence, DeadLetter, RawLlmEvent
+from runward.core.topics import AUDIT_EVIDENCE, DEAD_LETTER, RAW_LLM
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 class EventSink(Protocol):
     def emit(self, event: RawLlmEvent) -> None: ...
     def dead_letter(self, record: DeadLetter) -> None: ...
+    def evidence(self, record: AuditEvidence) -> None: ...
     def close(self) -> int: ...
 
 
@@ -32,6 +34,9 @@ class KafkaSink:
         """What the gateway refused unread (fail closed) is kept, with the reason, for operators."""
         self._publisher.send(DEAD_LETTER, record.stage, record).add_done_callback(self._delivered)
 
+    def evidence(self, record: AuditEvidence) -> None:
+        self._publisher.send(AUDIT_EVIDENCE, record.deployment, record).add_done_callback(self._delivered)
+
     def _delivered(self, future: Future[None]) -> None:
         if future.exception() is not None:
             self.failed += 1
@@ -47,12 +52,16 @@ class ListSink:
     def __init__(self) -> None:
         self.events: list[RawLlmEvent] = []
         self.dead_letters: list[DeadLetter] = []
+        self.audit_evidence: list[AuditEvidence] = []
 
     def emit(self, event: RawLlmEvent) -> None:
         self.events.append(event)
 
     def dead_letter(self, record: DeadLetter) -> None:
         self.dead_letters.append(record)
+
+    def evidence(self, record: AuditEvidence) -> None:
+        self.audit_evidence.append(record)
 
     def close(self) -> int:
         return 0

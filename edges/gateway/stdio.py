@@ -90,6 +90,8 @@ class _Relay:
             self.sink.emit(event)
         for record in outcome.dead_letters:
             self.sink.dead_letter(record)
+        for evidence in outcome.evidence:
+            self.sink.evidence(evidence)
         await self.server_in.write(outcome.to_server)
         await self.client_out.write(outcome.to_client)
 

@@ -269,6 +269,8 @@ class HttpGateway:
             self.sink.emit(event)
         for record in outcome.dead_letters:
             self.sink.dead_letter(record)
+        for evidence in outcome.evidence:
+            self.sink.evidence(evidence)
 
 
 def _one_or_many(replies: list[Any], reason: str, code: int = INTERNAL_ERROR) -> Any:

@@ -132,6 +132,7 @@ class Supervisor:
         self._wait_api()
         self._start_otlp()
         self._start_watcher()
+        self._start_seccomplog()
         if with_sensor:
             self._start_sensor()
 
@@ -144,6 +145,14 @@ class Supervisor:
             return
         self.spawn("watcher", [sys.executable, "-m", "edges.kubewatch"])
         self._print("  watcher    watching the cluster into runward.raw.k8s")
+
+    def _start_seccomplog(self) -> None:
+        """Audit evidence from the kernel log (seccomp SCMP_ACT_LOG, egress allowlist drops): root only."""
+        if os.geteuid() != 0 or not os.access("/dev/kmsg", os.R_OK):
+            self._print("  evidence   not started: reading the kernel log (/dev/kmsg) needs root")
+            return
+        service = self.spawn("seccomplog", [sys.executable, "-m", "edges.seccomplog"])
+        self._print(f"  evidence   reading the kernel log into runward.audit-evidence (pid {service.proc.pid})")
 
     def _wait_until(
         self, service: Service, ready: Callable[[], bool], timeout: float, waiting_for: str, status: str | None = None

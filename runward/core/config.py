@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         "time and flagged clock_skew (a sender's clock is evidence, not authority)",
     )
     story_gap_s: int = Field(default=1800, description="signals further apart than this start a new story")
+    cluster_name: str | None = Field(
+        default=None,
+        description="the cluster's name in attack stories (OCSF resources and unmapped): tells a SIEM that ingests "
+        "several clusters which one a Deployment id belongs to",
+    )
     audit_soak_s: int = Field(
         default=86400,
         ge=0,

@@ -309,6 +309,7 @@ class Received(Generic[R]):
     record: R
     source: SourceRef
     value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -387,7 +388,9 @@ def _take(
     except RejectedRecord as exc:
         into.rejected.append(dead_letter_record(reader, source, key, value, str(exc)))
         return
-    received = Received(key=key, record=record, source=source, value=value or b"")
+    pairs: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
+    headers = {name: raw.decode(errors="replace") if isinstance(raw, bytes) else "" for name, raw in pairs}
+    received = Received(key=key, record=record, source=source, value=value or b"", headers=headers)
     if match is None or match(received):
         into.records.append(received)
 

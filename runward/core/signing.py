@@ -73,7 +73,10 @@ def canonical_json(document: Any) -> bytes:
 
 
 def canonical(record: Signed) -> bytes:
-    return canonical_json(record.model_dump(mode="json", exclude={"signature"}))
+    body = record.model_dump(mode="json", exclude={"signature"})
+    if isinstance(record, PromotionDecision) and body.get("accept_apd_revision") is None:
+        body.pop("accept_apd_revision", None)  # decisions signed before the field existed still verify
+    return canonical_json(body)
 
 
 def profile_sha256(profile: dict[str, Any]) -> str:

@@ -66,6 +66,9 @@ class Output(Generic[R]):
     # Records with the same `latest_of` on a topic are versions of one thing (a story): of those
     # handled in one batch only the last is published, the others are processed but superseded.
     latest_of: str | None = None
+    # Kafka record headers (name, value): what a consumer routes and de-duplicates on without
+    # decoding the value (the attack story's schema, id and version).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -95,7 +98,9 @@ class _Done:
     source: SourceRef
     key: str | None
     payload: bytes | None
-    encoded: list[tuple[str, bytes, bytes, str | None]]  # topic, key, value, latest_of
+    encoded: list[
+        tuple[str, bytes, bytes, str | None, list[tuple[str, bytes]]]
+    ]  # topic, key, value, latest_of, headers
     stores: bool  # whether it has store writes: then it is published after the batch's store write
     store_error: str = ""
     deferred: bool = False  # published after the batch's store write
@@ -109,7 +114,7 @@ def _superseded(done: Sequence[_Done]) -> frozenset[tuple[int, int]]:
         if item.store_error:
             continue
         for n in range(len(item.encoded) - 1, -1, -1):
-            topic, _, _, latest_of = item.encoded[n]
+            topic, _, _, latest_of, _ = item.encoded[n]
             if latest_of is None:
                 continue
             if (topic, latest_of) in latest:
@@ -487,9 +492,16 @@ class Stage:
             record = decode(self.inputs[message.topic], message.value)
             outputs = await handler(record, Context(source=source, key=key))
             encoded = [
-                (out.topic.name, out.key.encode(), encode_for(out.topic, out.record), out.latest_of) for out in outputs
+                (
+                    out.topic.name,
+                    out.key.encode(),
+                    encode_for(out.topic, out.record),
+                    out.latest_of,
+                    [(name, value.encode()) for name, value in out.headers],
+                )
+                for out in outputs
             ]
-            for topic, _, value, _ in encoded:
+            for topic, _, value, _, _ in encoded:
                 if len(value) > MAX_OUTPUT_BYTES:
                     raise RejectedRecord(
                         f"its {topic} output is {len(value)} bytes, over the {MAX_OUTPUT_BYTES}-byte record limit"
@@ -528,11 +540,11 @@ class Stage:
 
     async def _send(self, item: _Done, superseded: frozenset[tuple[int, int]] = frozenset()) -> None:
         """Publish a handled record's outputs; counted as processed once all are out."""
-        for n, (topic, key, value, _) in enumerate(item.encoded):
+        for n, (topic, key, value, _, headers) in enumerate(item.encoded):
             if (item.index, n) in superseded:
                 continue
             try:
-                await self._topics[topic].send(key=key, value=value)
+                await self._topics[topic].send(key=key, value=value, headers=headers or None)
             except Exception as exc:
                 log.exception("%s: publishing to %s failed", self.name, topic)
                 reason = f"its {topic} output could not be published ({type(exc).__name__}: {exc})"

@@ -69,6 +69,35 @@ BY_ID = {
 }
 
 
+# The matrix versions the ids above are taken from (OCSF `attacks[].version`).
+ATLAS_VERSION = "ATLAS v5.0.0"
+ATTACK_VERSION = "ATT&CK v17.1"
+
+# The tactic (uid, name) each technique serves in its matrix, for OCSF `attacks[].tactic`.
+TACTICS: dict[str, tuple[str, str]] = {
+    PROMPT_INJECTION.uid: ("AML.TA0005", "Execution"),
+    INDIRECT_INJECTION.uid: ("AML.TA0005", "Execution"),
+    JAILBREAK.uid: ("AML.TA0012", "Privilege Escalation"),
+    TOOL_INVOCATION.uid: ("AML.TA0005", "Execution"),
+    EXFIL_VIA_TOOL.uid: ("AML.TA0010", "Exfiltration"),
+    C2_APP_PROTOCOL.uid: ("TA0011", "Command and Control"),
+    CONTAINER_API_CREDS.uid: ("TA0006", "Credential Access"),
+    RESOURCE_DISCOVERY.uid: ("TA0007", "Discovery"),
+    INTERPRETER.uid: ("TA0002", "Execution"),
+    LOCAL_DATA.uid: ("TA0009", "Collection"),
+    ESCAPE_TO_HOST.uid: ("TA0004", "Privilege Escalation"),
+    STORED_DATA_MANIPULATION.uid: ("TA0040", "Impact"),
+    CLUSTER_ROLE_BINDING.uid: ("TA0003", "Persistence"),
+    CONTAINER_ADMIN_COMMAND.uid: ("TA0002", "Execution"),
+    ACCESS_TOKEN.uid: ("TA0006", "Credential Access"),
+}
+
+
+def matrix_version(uid: str) -> str:
+    """The matrix a technique id belongs to, with its version: ATLAS ids start with `AML.`."""
+    return ATLAS_VERSION if uid.startswith("AML.") else ATTACK_VERSION
+
+
 def for_k8s_api(call: K8sApiCall) -> Technique:
     """What an agent's API call points at, from IDENTITY_TECHNIQUES."""
     for verbs, group, resource, technique in IDENTITY_TECHNIQUES:

@@ -22,7 +22,7 @@ from runward.core.contracts import (
     Surface,
     Technique,
 )
-from services.correlator.ocsf import detection_finding
+from services.correlator.ocsf import OCSF_VERSION, detection_finding
 
 # The brief's four detection surfaces: a story spanning several is far more likely an attack.
 AI_SURFACES = frozenset({Surface.INPUT, Surface.TOOL, Surface.IDENTITY, Surface.MULTI_AGENT})
@@ -77,22 +77,24 @@ def linked(a: Signal, b: Signal, gap: timedelta) -> bool:
     return apart <= gap * ENTITY_LINK_GAPS and bool(entities(a) & entities(b))
 
 
-def link(book: StoryBook | None, signal: Signal, gap: timedelta) -> tuple[StoryBook, list[AttackStory]]:
+def link(
+    book: StoryBook | None, signal: Signal, gap: timedelta, cluster: str | None = None
+) -> tuple[StoryBook, list[AttackStory]]:
     """Add a signal to the agent's stories: it joins every story it links to (each link bounded
     by the gap, not the whole story), merging them; otherwise it starts one.
 
     Returns the stories to publish: first the signal's, then any it absorbed (marked merged, so
     they stop holding the promotion gate). A merged story keeps the id of the earliest story."""
-    book = (book or StoryBook()).model_copy(deep=True)
+    book = _own(book or StoryBook())
     for state in book.stories:
         if any(s.signal_id == signal.signal_id for s in state.signals):
-            return book, [_story(state)]  # redelivery: same story, same version
+            return book, [_story(state, cluster)]  # redelivery: same story, same version
     joined = [st for st in book.stories if any(linked(signal, s, gap) for s in st.signals)]
     rest = [st for st in book.stories if st not in joined]
     if not joined:
         state = StoryState(story_id=_story_id(signal), signals=[signal], version=1)
         book.stories = _recent([*rest, state], signal, gap)
-        return book, [_story(state)]
+        return book, [_story(state, cluster)]
     joined.sort(key=lambda st: st.signals[0].ts)
     keeper, absorbed = joined[0], joined[1:]
     keeper.signals = sorted(
@@ -102,12 +104,20 @@ def link(book: StoryBook | None, signal: Signal, gap: timedelta) -> tuple[StoryB
     merged = []
     for st in absorbed:
         st.version += 1
-        story = _story(st)
+        story = _story(st, cluster)
         story.merged_into = keeper.story_id
         story.ocsf = detection_finding(story)
         merged.append(story)
     book.stories = _recent([*rest, keeper], signal, gap)
-    return book, [_story(keeper), *merged]
+    return book, [_story(keeper, cluster), *merged]
+
+
+def _own(book: StoryBook) -> StoryBook:
+    """A copy of `book` that `link` may change while the caller's stays as it was: `link` replaces
+    a story's signal list and bumps its version, never changes a signal, so the stories are
+    copied and their signals shared (a deep copy per signal grew with every story's length).
+    tests/unit/test_correlator_story.py checks that linking leaves the given book unchanged."""
+    return book.model_copy(update={"stories": [state.model_copy() for state in book.stories]})
 
 
 def _recent(stories: list[StoryState], newest: Signal, gap: timedelta) -> list[StoryState]:
@@ -115,9 +125,11 @@ def _recent(stories: list[StoryState], newest: Signal, gap: timedelta) -> list[S
     return [st for st in stories if newest.ts - st.signals[-1].ts <= horizon]
 
 
-def correlate(state: StoryBook | None, signal: Signal, gap: timedelta) -> tuple[StoryBook, AttackStory]:
+def correlate(
+    state: StoryBook | None, signal: Signal, gap: timedelta, cluster: str | None = None
+) -> tuple[StoryBook, AttackStory]:
     """The story a signal is in, after `link`."""
-    book, stories = link(state, signal, gap)
+    book, stories = link(state, signal, gap, cluster)
     return book, stories[0]
 
 
@@ -125,7 +137,7 @@ def _story_id(first: Signal) -> str:
     return "story-" + hashlib.sha1(f"{first.deployment}|{first.signal_id}".encode()).hexdigest()[:16]
 
 
-def _story(state: StoryState) -> AttackStory:
+def _story(state: StoryState, cluster: str | None = None) -> AttackStory:
     signals = state.signals
     surfaces = sorted({s.surface for s in signals}, key=lambda s: s.value)
     techs = _techniques(signals)
@@ -148,9 +160,35 @@ def _story(state: StoryState) -> AttackStory:
         narrative=[_line(s) for s in signals],
         signals=signals,
         ocsf={},
+        related_deployments=related_deployments(signals),
+        cluster=cluster,
     )
     story.ocsf = detection_finding(story)
     return story
+
+
+def kafka_headers(story: AttackStory) -> tuple[tuple[str, str], ...]:
+    """Headers of the story's record on runward.attack-stories: a SIEM routes on the schema and
+    keeps the newest version of each story id without decoding the value."""
+    return (
+        ("schema", f"runward.attack-story/v{story.schema_version}"),
+        ("ocsf", f"{OCSF_VERSION}/detection_finding/2004"),
+        ("story_id", story.story_id),
+        ("version", str(story.version)),
+        ("deployment", story.deployment),
+        ("status", str(story.status)),
+    )
+
+
+def related_deployments(signals: list[Signal]) -> list[str]:
+    """The other Deployments a story spans: the caller named by a multi-agent signal (an injected
+    hand-off in one trace) or by a new agent edge after the window."""
+    found: set[str] = set()
+    for s in signals:
+        caller = s.evidence.get("caller_agent") or getattr(s.behaviour, "caller", None)
+        if isinstance(caller, str) and caller != s.deployment:
+            found.add(caller)
+    return sorted(found)
 
 
 def _techniques(signals: list[Signal]) -> list[Technique]:

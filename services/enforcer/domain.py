@@ -1,8 +1,20 @@
-"""Enforcer state: the latest APD, the mode the platform team promoted the agent to, the
-attack stories that hold its promotion gate and the latest policy proof. Every change yields a
-new policy bundle; a promotion decision the gate refuses changes nothing. Every bundle carries
-the latest proof; an enforce-mode bundle's seccomp profile is the proven one (the APD's
-syscalls and the runtime's, as the proof measured them)."""
+"""Enforcer state: the latest APD, the mode the platform team promoted the agent to, and the
+attack stories that hold its promotion gate. Every change yields a new policy bundle; a
+promotion decision the gate refuses changes nothing.
+
+Frozen once promoted: an enforce-mode bundle is built from the APD revision the approver
+promoted on (`frozen`), whatever the profiler learns afterwards; newer revisions are listed on
+the bundle as `pending_widening` until an approver accepts one (a signed decision with
+`accept_apd_revision`). APD `pending` (a rollout's drift awaiting approval) is never in any
+bundle's policies. Promoted with the Deployment: a bundle names the Deployment revision it was
+built from; when another revision rolls out under an enforced agent, the agent goes to audit
+under the frozen policies (`mode_reason` says why) until it is proven and promoted again.
+
+Proven before enforced: the latest policy proof (`runward prove`, signed by the API) is kept;
+promoting to enforce or accepting a newer revision needs a passing proof of that revision
+(promotion_gate rule 6), which freezes with it (`frozen_proof`). An enforce-mode seccomp profile
+is the proven one (the APD's syscalls and the runtime's, as the proof measured them), and
+every bundle carries the proof it stands on."""
 
 from __future__ import annotations
 
@@ -19,8 +31,13 @@ from runward.core.contracts import (
     PolicyProof,
     PromotionDecision,
 )
+from runward.core.contracts.revision import PodTemplateRevision, same_revision
 from services.enforcer import promotion_gate
+from services.enforcer.cni import calico_policy, cilium_network_policy
 from services.enforcer.policies import egress_allowlist, network_policy, seccomp_profile
+from services.enforcer.readiness import ReadinessReport
+from services.enforcer.tool_policy import tool_policy
+from services.enforcer.workload import deployment_patch, seccomp_profile_object
 
 
 class StoryHold(BaseModel):
@@ -45,79 +62,187 @@ class PromotionRefused(ValueError):
 class EnforcerState(BaseModel):
     deployment: str
     revision: int = 0
-    apd: ApdRevision | None = None
+    apd: ApdRevision | None = Field(default=None, description="the latest APD revision")
     mode: EnforcementMode = EnforcementMode.OBSERVE
     open_stories: list[str] = Field(default_factory=list)
     story_holds: dict[str, StoryHold] = Field(default_factory=dict)
-    pod_labels: dict[str, str] = Field(default_factory=dict)
+    frozen: ApdRevision | None = Field(
+        default=None,
+        description="the APD revision enforce-mode policies are built from: set when an approver promotes to "
+        "enforce or accepts a revision, kept while a rollout runs in audit under it",
+    )
+    mode_reason: str | None = Field(default=None, description="why the mode is not the approver's choice")
     proof: PolicyProof | None = Field(default=None, description="the latest signed proof (`runward prove`)")
+    frozen_proof: PolicyProof | None = Field(
+        default=None, description="the passing proof of `frozen`: its runtime syscalls are in the enforce profile"
+    )
 
 
-def gate(state: EnforcerState, decision: PromotionDecision) -> promotion_gate.GateResult:
-    """The promotion gate on the enforcer's own view of the agent."""
-    holding = [state.story_holds.get(s) or StoryHold(story_id=s) for s in state.open_stories]
-    return promotion_gate.evaluate(decision.mode, state.mode, state.apd, holding, state.proof)
+def gate(
+    state: EnforcerState, decision: PromotionDecision, report: ReadinessReport | None = None
+) -> promotion_gate.GateResult:
+    """The whole promotion gate on the enforcer's own view of the agent, with its readiness for
+    the decision's mode (`readiness_inputs.assess`); without one, going up is refused."""
+    return promotion_gate.decide(decision.mode, state.mode, state.apd, _holding(state), report, state.proof)
 
 
-def apply(state: EnforcerState | None, record: Any, now: datetime) -> tuple[EnforcerState, PolicyBundle | None]:
-    """The new state and, when it changed, the policy bundle; raises PromotionRefused."""
+def _holding(state: EnforcerState) -> list[StoryHold]:
+    return [state.story_holds.get(s) or StoryHold(story_id=s) for s in state.open_stories]
+
+
+def accept_gate(state: EnforcerState, decision: PromotionDecision) -> promotion_gate.GateResult:
+    """An approver accepting a newer APD revision into an enforced agent's frozen policies: the
+    checks of entering enforce (complete window, no open compromise story) on that revision, which
+    must be the latest the enforcer has (a newer one holds behaviour the approver has not seen)."""
+    reasons: list[str] = []
+    latest = state.apd.revision if state.apd else None
+    if state.mode is not EnforcementMode.ENFORCE or decision.mode is not EnforcementMode.ENFORCE:
+        reasons.append(
+            f"accepting an APD revision applies to an agent in enforce mode (it is in {state.mode.value}); "
+            "promote it instead"
+        )
+    elif decision.accept_apd_revision != latest:
+        reasons.append(
+            f"APD revision {decision.accept_apd_revision} is not the latest ({latest}); review and accept {latest}"
+        )
+    else:
+        entering = promotion_gate.evaluate(
+            EnforcementMode.ENFORCE, EnforcementMode.AUDIT, state.apd, _holding(state), state.proof
+        )
+        reasons.extend(entering.reasons)
+    return promotion_gate.GateResult(target=decision.mode, current=state.mode, reasons=tuple(reasons))
+
+
+def _rolled_out(frozen: ApdRevision, latest: ApdRevision) -> bool:
+    """The Deployment runs another revision than the one the frozen policies were built from
+    (unknown on either side is no rollout: a revision first becoming known is not one)."""
+    built, now = frozen.deployment_revision, latest.deployment_revision
+    return built is not None and now is not None and not same_revision(built, now)
+
+
+def _on_apd(state: EnforcerState, record: ApdRevision) -> bool:
+    """Follow a new APD revision; False for a redelivered or out-of-date one."""
+    if state.apd and record.revision <= state.apd.revision:
+        return False
+    state.apd = record
+    frozen = state.frozen
+    if frozen is not None and _rolled_out(frozen, record) and record.deployment_revision is not None:
+        built = frozen.deployment_revision
+        assert built is not None
+        # Item 7: the new revision has not been proven under these policies; it runs in audit
+        # under them (what it would break is audit evidence) until proven and approved again.
+        state.mode = EnforcementMode.AUDIT
+        state.mode_reason = (
+            f"Deployment revision {_name(record.deployment_revision)} rolled out; the policies were built from "
+            f"{_name(built)} (APD revision {frozen.revision}): audit under them until proven and promoted again"
+        )
+    return True
+
+
+def _name(revision: PodTemplateRevision) -> str:
+    return revision.pod_template_hash or revision.template_hash
+
+
+def _on_decision(state: EnforcerState, record: PromotionDecision, report: ReadinessReport | None) -> None:
+    if record.accept_apd_revision is not None:
+        result = accept_gate(state, record)
+        if not result.allowed:
+            raise PromotionRefused(record, result)
+        state.frozen, state.frozen_proof = state.apd, state.proof
+        return
+    result = gate(state, record, report)
+    if not result.allowed:
+        raise PromotionRefused(record, result)
+    state.mode, state.mode_reason = record.mode, None
+    # Promoted to enforce: the policies freeze on the APD the approver promoted on; any lower
+    # mode follows the latest APD again.
+    enforced = record.mode is EnforcementMode.ENFORCE
+    state.frozen = state.apd if enforced else None
+    state.frozen_proof = state.proof if enforced else None
+
+
+def _on_story(state: EnforcerState, record: AttackStory) -> bool:
+    stories = set(state.open_stories)
+    if promotion_gate.holds(record):
+        stories.add(record.story_id)
+        state.story_holds[record.story_id] = StoryHold(
+            story_id=record.story_id, severity=record.severity, last_seen=record.last_seen
+        )
+    else:
+        stories.discard(record.story_id)
+        state.story_holds.pop(record.story_id, None)
+    if stories == set(state.open_stories):
+        return False
+    state.open_stories = sorted(stories)
+    return True
+
+
+def apply(
+    state: EnforcerState | None, record: Any, now: datetime, report: ReadinessReport | None = None
+) -> tuple[EnforcerState, PolicyBundle | None]:
+    """The new state and, when it changed, the policy bundle; raises PromotionRefused.
+
+    `report` is the readiness for a promotion decision's target mode (unused for other records)."""
     deployment = record.deployment
     state = (state or EnforcerState(deployment=deployment)).model_copy(deep=True)
     if isinstance(record, ApdRevision):
-        if state.apd and record.revision <= state.apd.revision:
-            return state, None  # redelivered or out-of-date revision
-        state.apd = record
+        if not _on_apd(state, record):
+            return state, None
     elif isinstance(record, PromotionDecision):
-        result = gate(state, record)
-        if not result.allowed:
-            raise PromotionRefused(record, result)
-        state.mode = record.mode
+        _on_decision(state, record, report)
     elif isinstance(record, PolicyProof):
         if state.proof is not None and record.ran_at <= state.proof.ran_at:
             return state, None  # redelivered or older than the proof already held
         state.proof = record
-    elif isinstance(record, AttackStory):
-        stories = set(state.open_stories)
-        if promotion_gate.holds(record):
-            stories.add(record.story_id)
-            state.story_holds[record.story_id] = StoryHold(
-                story_id=record.story_id, severity=record.severity, last_seen=record.last_seen
-            )
-        else:
-            stories.discard(record.story_id)
-            state.story_holds.pop(record.story_id, None)
-        if stories == set(state.open_stories):
-            return state, None
-        state.open_stories = sorted(stories)
+    elif isinstance(record, AttackStory) and not _on_story(state, record):
+        return state, None
     if state.apd is None:
         return state, None  # nothing observed yet: no policy can be derived
-    if state.mode is EnforcementMode.ENFORCE and not promotion_gate.proven(state.apd, state.proof):
-        # An enforce-mode bundle only ever for a proven profile: the last one stays in force
-        # until the new APD revision is proven (`runward prove`) or the agent steps back.
-        return state, None
     state.revision += 1
     return state, bundle(state, now)
 
 
+def pending_widening(built: ApdRevision, latest: ApdRevision) -> dict[str, list[str]]:
+    """What the latest APD holds (learnt, or pending an approver) that the policies built from
+    `built` do not allow: never in an enforce-mode policy until an approver accepts it."""
+    widening: dict[str, list[str]] = {}
+    for envelope in (latest.behaviours, latest.pending):
+        for category, keys in envelope.items():
+            allowed = set(built.behaviours.get(category, []))
+            new = sorted({*widening.get(category, []), *(k for k in keys if k not in allowed)})
+            if new:
+                widening[category] = new
+    return widening
+
+
 def bundle(state: EnforcerState, now: datetime) -> PolicyBundle:
-    assert state.apd is not None
+    latest = state.apd
+    assert latest is not None
+    built = state.frozen or latest
+    # The selector is immutable (apps/v1): one learnt after the frozen revision still names its pods.
+    source = built.model_copy(update={"pod_selector": built.pod_selector or latest.pod_selector})
+    mode = state.mode
+    # In enforce, the profile is the proven one: the frozen revision's proof measured the runtime.
+    proof = state.frozen_proof if mode is EnforcementMode.ENFORCE and state.frozen_proof else state.proof
+    runtime = state.frozen_proof.runtime_syscalls if mode is EnforcementMode.ENFORCE and state.frozen_proof else []
     return PolicyBundle(
         deployment=state.deployment,
         revision=state.revision,
         created_at=now,
-        apd_revision=state.apd.revision,
-        mode=state.mode,
-        egress_allowlist=egress_allowlist(state.apd),
-        network_policy=network_policy(state.apd, state.mode, state.pod_labels),
-        seccomp_profile=_seccomp(state),
+        apd_revision=built.revision,
+        latest_apd_revision=latest.revision,
+        deployment_revision=built.deployment_revision,
+        mode=mode,
+        mode_reason=state.mode_reason,
+        egress_allowlist=egress_allowlist(source),
+        network_policy=network_policy(source, mode),
+        cilium_network_policy=cilium_network_policy(source, mode),
+        calico_policy=calico_policy(source, mode),
+        seccomp_profile=seccomp_profile(source, mode, runtime),
+        seccomp_profile_object=seccomp_profile_object(source, mode, runtime),
+        deployment_patch=deployment_patch(source, mode),
+        pending_widening=pending_widening(built, latest),
         open_stories=state.open_stories,
-        proof=state.proof,
+        tool_policy=tool_policy(source),
+        proof=proof,
     )
-
-
-def _seccomp(state: EnforcerState) -> dict[str, Any]:
-    """The bundle's profile; in enforce, the proven one (the runtime's measured needs included)."""
-    assert state.apd is not None
-    if state.mode is EnforcementMode.ENFORCE and state.proof is not None:
-        return promotion_gate.enforce_profile(state.apd, state.proof)
-    return seccomp_profile(state.apd, state.mode)

@@ -11,9 +11,14 @@ Pure functions, no I/O, so the rules can be read, tested and explained on their 
    policy bundle was produced, or one the enforcer listed in that bundle as holding the
    gate. Stories tagged 'expected drift, deployment correlated' never hold the gate.
 4. Enforce additionally needs the agent to be in audit now: no skipping the audit step.
-5. Enforce additionally needs a passing policy proof (`runward prove`) of the latest APD
-   revision, whose profile hash is the enforce profile the enforcer would emit for it: the
-   profile and allowlist ran the agent's recorded workload under runc without breaking it.
+5. Going up also needs the go-live readiness checks of the target mode (`readiness.NEEDED`:
+   AI-BOM reviewed, ServiceAccount, reconciliation, policies proven, audit soak...) to pass or
+   be waived. `decide` is the whole gate: the API asks it for its 409, the enforcer applies it
+   to every decision it consumes, each on the readiness report it assembled from the same rows.
+6. Enforce (and accepting a newer APD revision into enforce) needs a passing policy proof
+   (`runward prove`) of that APD revision, whose profile hash is the enforce profile the
+   enforcer would emit for it: the profile and allowlist ran the agent's recorded workload
+   under runc without breaking it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from runward.core.contracts import (
     WindowStatus,
 )
 from runward.core.signing import profile_sha256
+from services.enforcer import readiness
 from services.enforcer.policies import seccomp_profile
 
 _ORDER = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
@@ -110,7 +116,7 @@ def evaluate(
         reasons.extend(_held_by(story) for story in holding)
         if target == EnforcementMode.ENFORCE and current != EnforcementMode.AUDIT:
             reasons.append(f"enforce needs the agent to be in audit mode first; it is in {current.value}")
-        if target == EnforcementMode.ENFORCE and apd is not None and not proven(apd, proof):
+        if target == EnforcementMode.ENFORCE and apd is not None and not proven(apd, proof):  # rule 6
             reasons.append(
                 f"no passing proof for APD revision {apd.revision}: run `runward prove {apd.deployment}`"
                 + _proof_detail(apd, proof)
@@ -150,3 +156,20 @@ def _held_by(story: HoldingStory) -> str:
         seen.append(f"last seen {story.last_seen.isoformat()}")
     detail = f" ({', '.join(seen)})" if seen else ""
     return f"attack story {story.story_id}{detail} is an open potential compromise"
+
+
+def decide(
+    target: EnforcementMode,
+    current: EnforcementMode,
+    apd: ApdRevision | None,
+    holding: Sequence[HoldingStory],
+    report: readiness.ReadinessReport | None,
+    proof: PolicyProof | None = None,
+) -> GateResult:
+    """The whole gate (rules 1-6): `evaluate`, then the readiness checks `target` needs.
+
+    `report` is the agent's readiness for `target`; None when it could not be assessed, and
+    then going up is refused (nothing fails open). `proof` is the agent's latest policy proof."""
+    result = evaluate(target, current, apd, holding, proof)
+    extra = readiness.gate_reasons(report, target, current) if target != current else []
+    return GateResult(target=target, current=current, reasons=(*result.reasons, *extra))

@@ -102,6 +102,10 @@ class ReadinessInputs:
     audit_since: datetime | None
     audit_soak: timedelta
     acceptances: Sequence[Acceptance] = ()
+    soak_evidence: Sequence[Mapping[str, Any]] = ()
+    """AuditEvidence (JSON) seen since the audit stretch began, newest first (a sample)."""
+    soak_evidence_counts: Mapping[str, int] = field(default_factory=dict)
+    """Every piece of evidence since the audit stretch began, per source (seccomp, gateway, network)."""
 
 
 @dataclass(frozen=True)
@@ -406,6 +410,9 @@ def check_soak(inputs: ReadinessInputs) -> Check:
             "resolve the stories, then step back and restart the soak: "
             + _cmd(inputs, "runward promote NS/NAME --to audit --reason '...'"),
         )
+    soak_evidence = _soak_evidence(inputs)
+    if soak_evidence is not None:
+        return soak_evidence
     if soaked < inputs.audit_soak:
         return Check(
             CheckId.AUDIT_SOAK,
@@ -419,7 +426,29 @@ def check_soak(inputs: ReadinessInputs) -> Check:
         CheckId.AUDIT_SOAK,
         title,
         CheckStatus.PASS,
-        f"in audit since {inputs.audit_since.isoformat()} ({_span(soaked)}), no potential compromise during the soak",
+        f"in audit since {inputs.audit_since.isoformat()} ({_span(soaked)}), no potential compromise and no "
+        "would-be violation during the soak",
+    )
+
+
+def _soak_evidence(inputs: ReadinessInputs) -> Check | None:
+    """Audit mode's product: what the enforce-mode policies would have refused. Any of it during
+    the soak means enforce would break the agent (or stop an attack): the soak is not clean."""
+    total = sum(inputs.soak_evidence_counts.values()) or len(inputs.soak_evidence)
+    if not total or inputs.audit_since is None:
+        return None
+    per_source = ", ".join(f"{source} {n}" for source, n in sorted(inputs.soak_evidence_counts.items()))
+    actions = sorted({str(e.get("action")) for e in inputs.soak_evidence})[:5]
+    return Check(
+        CheckId.AUDIT_SOAK,
+        f"audit soak clean for {_span(inputs.audit_soak)}",
+        CheckStatus.FAIL,
+        f"in audit since {inputs.audit_since.isoformat()}: {total} would-be violation(s) during the soak"
+        + (f" ({per_source})" if per_source else "")
+        + (f", e.g. {', '.join(actions)}" if actions else ""),
+        "review them (GET /v1/agents/NS/NAME/audit-evidence), accept what is legitimate into the APD or fix the "
+        "agent, then restart the soak: ".replace("NS/NAME", inputs.deployment)
+        + _cmd(inputs, "runward promote NS/NAME --to audit --reason '...'"),
     )
 
 
@@ -515,10 +544,13 @@ def inputs_from_rows(
     compromise_stories: Sequence[OpenStory],
     waivers: Sequence[Mapping[str, Any]],
     audit_soak: timedelta,
+    evidence: Sequence[Mapping[str, Any]] = (),
+    evidence_counts: Mapping[str, int] | None = None,
 ) -> ReadinessInputs:
     """The inputs of `assess` from what the store holds: every reader (the API, the enforcer)
     assembles them the same way. `compromise_stories` are every 'potential compromise' story of
-    the agent; those seen since the audit stretch began spoil the soak."""
+    the agent; those seen since the audit stretch began spoil the soak, as does audit evidence
+    (`evidence`, newest first, and `evidence_counts` per source, both read since `audit_since`)."""
     ordered = sorted(bundles, key=lambda b: int(b.get("revision") or 0))
     since = audit_since(ordered)
     soak_stories = (
@@ -539,6 +571,8 @@ def inputs_from_rows(
         audit_since=since,
         audit_soak=audit_soak,
         acceptances=acceptances_from_rows(waivers),
+        soak_evidence=[e for e in evidence if since is not None and (_parse_ts(e.get("ts")) or since) >= since],
+        soak_evidence_counts=dict(evidence_counts or {}) if since is not None else {},
     )
 
 

@@ -198,13 +198,15 @@ def _apply_deployment(
         "images": sorted(c.get("image", "") for c in pod_spec.get("containers") or []),
         "revision": revision.template_hash,
         "image_digests": revision.image_digests,
+        "pod_template_hash": revision.pod_template_hash,
+        "selector": (obj.get("spec") or {}).get("selector"),
     }
     registry[f"dep:{dep}"] = state
     changed = bool(previous) and not _same_revision(previous, state)
-    if event.type == "DELETED" or (previous and not changed and previous.get("autonomy") == state["autonomy"]):
+    if event.type == "DELETED" or (previous and not changed and not _news(previous, state)):
         return []
     detail = {
-        **{k: v for k, v in state.items() if k != "image_digests"},
+        **state,
         "changed": changed,
         "previous_generation": previous.get("generation"),
         "previous_revision": previous.get("revision"),
@@ -222,6 +224,14 @@ def _apply_deployment(
             source=source,
         )
     ]
+
+
+def _news(previous: dict[str, Any], state: dict[str, Any]) -> bool:
+    """Something the profiler and enforcer need that is no rollout: an autonomy change, or the same
+    revision refined (its pod-template-hash, digests or the selector became known)."""
+    if previous.get("autonomy") != state["autonomy"]:
+        return True
+    return any(state[k] and previous.get(k) != state[k] for k in ("pod_template_hash", "image_digests", "selector"))
 
 
 def _same_revision(previous: dict[str, Any], state: dict[str, Any]) -> bool:
@@ -556,6 +566,7 @@ def enrich_llm(
         agent_name=event.agent_name,
         endpoint=event.endpoint,
         content_of=event.content_of,
+        refused=event.refused,
         prompt_injection=injection,
     )
     if capture_content:

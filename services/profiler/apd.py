@@ -18,6 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -40,10 +41,12 @@ from runward.core.contracts import (
     Surface,
     Syscall,
     Technique,
+    ToolCall,
     WindowStatus,
     parse_behaviour,
 )
-from services.profiler.tools import ToolProfile, fold_tools
+from runward.core.contracts.revision import PodTemplateRevision
+from services.profiler.tools import ToolProfile, argument_rules, fold_tools
 
 # APD categories that refine a typed behaviour (not behaviours themselves): an exec's argument
 # pattern, an egress' resolved address as an `Egress.endpoint`.
@@ -92,6 +95,10 @@ class ApdState(BaseModel):
         default_factory=dict, description="drift of the rollout learnt pending approval: observe/audit only"
     )
     watermark: datetime | None = Field(default=None, description="the latest event time folded")
+    deployment_revision: PodTemplateRevision | None = Field(
+        default=None, description="the revision the Deployment runs now (its latest spec), for the enforcer"
+    )
+    pod_selector: dict[str, Any] | None = Field(default=None, description="the Deployment's spec.selector")
 
 
 @dataclass
@@ -134,13 +141,17 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     """The APD after one more event: what it learnt, the revision to publish, the signals raised."""
     if state is None:
         state = ApdState(deployment=event.deployment, window_started_at=event.ts)
-    state = state.model_copy(deep=True)
+    state = _own(state, event)
     result = FoldResult(state)
     if isinstance(event.detail, FlushInfo):
         return _maybe_publish(state, result, event, policy, {}, new_pod=False)
     if isinstance(event.detail, DeploymentSpecInfo):
         _apply_deployment_spec(state, event.ts, event.detail)
-        return result
+        if not _note_deployment(state, event.detail) or state.revision == 0:
+            return result
+        # The enforcer names the revision each bundle was built from and puts a rollout of an
+        # enforced agent back in audit: it hears of the revision at once, not with the next behaviour.
+        return _maybe_publish(state, result, event, policy, {"_flags": ["deployment_revision"]}, new_pod=False)
     if isinstance(event.detail, BaselineAcceptInfo):
         return _accepted(state, event, event.detail, policy)
 
@@ -159,6 +170,32 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     if hijacked and _void_drift(state, event.ts, policy):
         added.setdefault("_flags", []).append("drift_voided")  # published now: policies must drop it
     return _maybe_publish(state, result, event, policy, added, new_pod)
+
+
+def _own(state: ApdState, event: EnrichedEvent) -> ApdState:
+    """A copy of `state` that `fold` may change while the caller's stays as it was.
+
+    Not a deep copy: that copied every behaviour, pod and time of the envelope for every event
+    and was most of the profiler's cost. `fold` replaces the state's lists and values, never
+    changes them in place, except for entries of the envelope dicts (copied here) and, for a
+    tool call, the tool profile's dicts and argument profiles' counters (`fold_tools`).
+    tests/unit/test_profiler_apd.py and test_profiler_tools.py check that folding leaves the
+    given state unchanged.
+    """
+    update: dict[str, object] = {
+        "behaviours": dict(state.behaviours),
+        "pending": dict(state.pending),
+        "pending_added": dict(state.pending_added),
+    }
+    if isinstance(event.detail, LlmCallInfo) and isinstance(event.behaviour, ToolCall):
+        tools = state.tool_profile
+        arguments = {
+            tool: {name: arg.model_copy() for name, arg in args.items()} for tool, args in tools.arguments.items()
+        }
+        update["tool_profile"] = tools.model_copy(
+            update={"arguments": arguments, "transitions": dict(tools.transitions)}
+        )
+    return state.model_copy(update=update)
 
 
 def _void_drift(state: ApdState, ts: datetime, policy: Policy) -> bool:
@@ -190,6 +227,22 @@ def _apply_deployment_spec(state: ApdState, ts: datetime, spec: DeploymentSpecIn
         state.rollout_revision = None  # rolled back to the baseline's revision: no drift to expect
 
 
+def _note_deployment(state: ApdState, spec: DeploymentSpecInfo) -> bool:
+    """Keep what the enforcer needs of the Deployment; True when it changed."""
+    revision = (
+        PodTemplateRevision(
+            template_hash=spec.revision, pod_template_hash=spec.pod_template_hash, image_digests=spec.image_digests
+        )
+        if spec.revision is not None
+        else state.deployment_revision
+    )
+    selector = spec.selector if spec.selector is not None else state.pod_selector
+    if revision == state.deployment_revision and selector == state.pod_selector:
+        return False
+    state.deployment_revision, state.pod_selector = revision, selector
+    return True
+
+
 def _note_pod(state: ApdState, pod: str | None) -> bool:
     """Record a pod of the Deployment; True when it is new (a replica or a restart)."""
     if not pod or pod in state.pods_seen:
@@ -209,6 +262,8 @@ def _learn(
     """Learn one observation into the envelope (or its pending drift), or signal it; True when learnt."""
     category, key = observation.category, observation.key
     if denied(event):
+        if isinstance(event.detail, LlmCallInfo) and key in state.behaviours.get(category, []):
+            return False  # a known tool refused for its arguments: the argument signal says so
         return _attempted(state, result, event, observation, status)
     known = state.behaviours.get(category, [])
     if key in known:
@@ -239,7 +294,9 @@ def _learn(
 
 
 def denied(event: EnrichedEvent) -> bool:
-    """An API call the cluster refused: attempted, not achieved."""
+    """An API call the cluster refused, or a tool call the gateway refused: attempted, not achieved."""
+    if isinstance(event.detail, LlmCallInfo):
+        return event.detail.refused
     return isinstance(event.detail, K8sApiInfo) and event.detail.code in {401, 403}
 
 
@@ -419,7 +476,8 @@ def _deviation(event: EnrichedEvent, behaviour: Behaviour, correlated: bool) -> 
     found = techniques.for_behaviour(behaviour)
     title = "expected drift" if correlated else "outside APD baseline"
     if denied(event):
-        title = "attempted, refused by the API server, outside APD baseline"
+        refuser = "the tool gateway" if isinstance(event.detail, LlmCallInfo) else "the API server"
+        title = f"attempted, refused by {refuser}, outside APD baseline"
     return Signal(
         signal_id=_signal_id(event.deployment, event.event_id, behaviour.key),
         deployment=event.deployment,
@@ -513,4 +571,7 @@ def _revision(
         partial=state.partial,
         last_deployment_change=state.last_deployment_change,
         pods_seen=list(state.pods_seen),
+        deployment_revision=state.deployment_revision,
+        pod_selector=state.pod_selector,
+        tool_arguments=argument_rules(state.tool_profile),
     )

@@ -28,5 +28,7 @@ def restore(revision: ApdRevision) -> ApdState:
         last_deployment_change=revision.last_deployment_change,
         window_complete_announced=revision.window_status is WindowStatus.COMPLETE,
         pods_seen=list(revision.pods_seen),
+        deployment_revision=revision.deployment_revision,
+        pod_selector=revision.pod_selector,
         last_revision_at=revision.created_at,
     )

@@ -14,28 +14,36 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
 from runward.core import techniques
-from runward.core.contracts import EnrichedEvent, LlmCallInfo, Signal, Surface, Technique, ToolCall
+from runward.core.contracts import ArgumentRule, EnrichedEvent, LlmCallInfo, Signal, Surface, Technique, ToolCall
+from runward.core.tool_arguments import domain as _domain
+from runward.core.tool_arguments import flatten as _flatten
+from runward.core.tool_arguments import json_type as _type
+from runward.core.tool_arguments import path_prefix as _path_prefix
 
 SAMPLES = 256  # numeric values and lengths kept per argument (the window's most recent)
 ENUM_MAX = 12  # at most this many distinct values makes an argument enum-like...
 ENUM_MIN_CALLS = 8  # ...once it was seen at least this often (so values repeat)
+# ...and its values did repeat: on average each seen this many times. An id that is new on every
+# call (order numbers, ticket ids) is never an enum, however few calls the window saw.
+ENUM_REPEATS = 2
 MIN_CALLS = 5  # an argument seen fewer times in the window is not judged
 BURST_SPAN = timedelta(seconds=60)
 BURST_FLOOR = 10  # a burst is over max(this, 3x the window's busiest minute)
 READ_BURST = 10  # this many reads in EXFIL_SPAN, then a send to a new destination
 EXFIL_SPAN = timedelta(minutes=5)
+# Consecutive calls further apart than this are two sessions: no transition between them.
+SESSION_GAP = timedelta(minutes=10)
+# Kafka delivers at least once: a record delivered again must not count twice (a call after
+# itself is a transition the agent never made). The ids of this many latest calls are kept.
+FOLDED_IDS = 256
 _SEND = re.compile(r"send|mail|post|upload|publish|webhook|notify|share|transfer|export_to|http", re.I)
 _READ = re.compile(r"read|get|list|search|query|fetch|export|download|select|find|lookup|dump", re.I)
-_EMAIL = re.compile(r"^[^@\s]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})$")
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 _SYMBOLS = re.compile(r"['\";`|&$<>\\]|--|/\*")
 
 
@@ -59,6 +67,8 @@ class ToolProfile(BaseModel):
     destinations: list[str] = Field(default_factory=list, description="domains sends went to in the window")
     recent: list[tuple[datetime, str]] = Field(default_factory=list, description="calls of the last EXFIL_SPAN")
     last_tool: str | None = None
+    last_tool_at: datetime | None = Field(default=None, description="event time of last_tool")
+    folded_ids: list[str] = Field(default_factory=list, description="event ids of the latest calls folded")
 
 
 def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list[Signal]:
@@ -66,8 +76,15 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
     call = event.detail
     if not isinstance(call, LlmCallInfo) or not isinstance(event.behaviour, ToolCall):
         return []
+    if event.event_id in profile.folded_ids:
+        return []  # redelivered: already learnt or judged
+    profile.folded_ids = [*profile.folded_ids, event.event_id][-FOLDED_IDS:]
     tool = event.behaviour.key.removeprefix(f"{ToolCall.PREFIX}:")
     arguments = call.tool_arguments or {}
+    if call.refused:
+        # The gateway refused it: attempted, never run. Never learnt (a refusal would otherwise
+        # teach the baseline what it refused); after the window its arguments are still judged.
+        return _argument_signals(profile, event, tool, arguments) if frozen else []
     signals: list[Signal] = []
     if frozen:
         signals += _argument_signals(profile, event, tool, arguments)
@@ -75,8 +92,9 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
     else:
         for name, value in _flatten(arguments):
             _learn(profile.arguments.setdefault(tool, {}).setdefault(name, ArgProfile()), value)
-        if profile.last_tool is not None:
-            pair = f"{profile.last_tool} -> {tool}"
+        before = _predecessor(profile, event)
+        if before is not None:
+            pair = f"{before} -> {tool}"
             profile.transitions[pair] = profile.transitions.get(pair, 0) + 1
         if _SEND.search(tool):
             profile.destinations = sorted({*profile.destinations, *_destinations(arguments)})
@@ -84,33 +102,22 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
     if not frozen:
         per_minute = sum(1 for ts, _ in profile.recent if event.ts - ts < BURST_SPAN)
         profile.busiest_minute = max(profile.busiest_minute, per_minute)
-    profile.last_tool = tool
+    if profile.last_tool_at is None or event.ts >= profile.last_tool_at:
+        profile.last_tool, profile.last_tool_at = tool, event.ts
     return signals
 
 
+def _predecessor(profile: ToolProfile, event: EnrichedEvent) -> str | None:
+    """The call before this one in its session, by event time. None for a session's first call and
+    for a call delivered after a later one: its place in the sequence is unknown (out-of-order
+    delivery across partitions or collectors), so it makes no transition."""
+    last_at = profile.last_tool_at
+    if profile.last_tool is None or last_at is None or event.ts < last_at or event.ts - last_at > SESSION_GAP:
+        return None
+    return profile.last_tool
+
+
 # --- argument profiles ---------------------------------------------------------------------------
-
-
-def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(argument path, scalar) pairs: nested objects as `a.b`, list items under `a[]`."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from _flatten(inner, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(value, list):
-        for inner in value[:50]:
-            yield from _flatten(inner, f"{prefix}[]")
-    else:
-        yield prefix or "value", value
-
-
-def _type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if value is None:
-        return "null"
-    return "string"
 
 
 def _shape(text: str) -> str:
@@ -132,22 +139,6 @@ _COVERS = {
     "text": {"digits", "token", "text"},
     "symbols": {"digits", "token", "text", "symbols"},
 }
-
-
-def _path_prefix(text: str) -> str | None:
-    if not text.startswith(("/", "~/", "./", "../")) or _URL.match(text):
-        return None
-    parts = [p for p in text.split("/") if p]
-    return "/" + "/".join(parts[:2]) if text.startswith("/") else parts[0]
-
-
-def _domain(text: str) -> str | None:
-    email = _EMAIL.match(text)
-    if email:
-        return email.group(1).lower()
-    if _URL.match(text):
-        return (urlsplit(text).hostname or "").lower() or None
-    return None
 
 
 def _destinations(arguments: dict[str, Any]) -> set[str]:
@@ -181,6 +172,30 @@ def robust_bounds(samples: list[float]) -> tuple[float, float]:
     low, high = _quantile(ordered, 0.05), _quantile(ordered, 0.95)
     spread = max(high - low, 1.0, abs(high) * 0.5)
     return low - 3 * spread, high + 3 * spread
+
+
+def argument_rules(profile: ToolProfile) -> dict[str, dict[str, ArgumentRule]]:
+    """The learnt argument profiles as rules the gateway checks (runward.core.tool_arguments):
+    the same robust bounds the tool signals use. An argument seen fewer than MIN_CALLS times is
+    known but unconstrained; enum values only once they repeated, and never for paths or URLs."""
+    rules: dict[str, dict[str, ArgumentRule]] = {}
+    for tool, arguments in sorted(profile.arguments.items()):
+        rules[tool] = {name: _rule(arg) for name, arg in sorted(arguments.items())}
+    return rules
+
+
+def _rule(arg: ArgProfile) -> ArgumentRule:
+    if arg.calls < MIN_CALLS:
+        return ArgumentRule()
+    rule = ArgumentRule(types=list(arg.types), path_prefixes=list(arg.path_prefixes), domains=list(arg.domains))
+    if arg.numbers:
+        rule.min_value, rule.max_value = (round(b, 6) for b in robust_bounds(arg.numbers))
+    if arg.lengths:
+        rule.max_length = round(robust_bounds([float(n) for n in arg.lengths])[1])
+    categorical = not (arg.path_prefixes or arg.domains)
+    if categorical and arg.values is not None and arg.calls >= ENUM_MIN_CALLS:
+        rule.values = list(arg.values)
+    return rule
 
 
 def _quantile(ordered: list[float], q: float) -> float:
@@ -219,8 +234,10 @@ def _string_deviations(arg: ArgProfile, value: str) -> list[tuple[str, dict[str,
     prefix, domain = _path_prefix(value), _domain(value)
     # Paths, URLs and addresses are judged by their prefix and domain, not as enum values.
     categorical = not (prefix or domain or arg.path_prefixes or arg.domains)
-    if categorical and arg.values is not None and arg.calls >= ENUM_MIN_CALLS and value not in arg.values:
-        found.append(("enum", {"learnt_distinct_values": len(arg.values)}))
+    values = arg.values or []
+    enum_like = arg.values is not None and arg.calls >= max(ENUM_MIN_CALLS, ENUM_REPEATS * len(values))
+    if categorical and enum_like and value not in values:
+        found.append(("enum", {"learnt_distinct_values": len(values)}))
     if prefix and arg.path_prefixes and prefix not in arg.path_prefixes:
         found.append(("path_prefix", {"learnt_prefixes": arg.path_prefixes}))
     if domain and domain not in arg.domains:
@@ -254,8 +271,9 @@ def _argument_signals(profile: ToolProfile, event: EnrichedEvent, tool: str, arg
 
 def _sequence_signals(profile: ToolProfile, event: EnrichedEvent, tool: str, arguments: dict[str, Any]) -> list[Signal]:
     signals = []
-    pair = f"{profile.last_tool} -> {tool}"
-    if profile.last_tool is not None and profile.transitions and pair not in profile.transitions:
+    before = _predecessor(profile, event)
+    pair = f"{before} -> {tool}"
+    if before is not None and profile.transitions and pair not in profile.transitions:
         signals.append(
             _signal(
                 event,

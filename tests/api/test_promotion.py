@@ -15,13 +15,14 @@ from runward.control.broker import free_port
 from runward.core import signing
 from runward.core.codec import decode
 from runward.core.config import Settings
-from runward.core.contracts import PromotionDecision, WindowStatus
+from runward.core.contracts import EnforcementMode, PromotionDecision, WindowStatus
 from runward.core.kafka import Received
 from runward.core.store import Store
 from runward.core.topics import PROMOTIONS
+from tests.enforcer.proofs import proof_of
 from tests.kafka_reading import read_messages
 
-from .support import APPROVER, NOW, PROMOTION_KEY, TOKEN_SPEC, SpyPublisher, apd, make_client, put
+from .support import APPROVER, NOW, PROMOTION_KEY, TOKEN_SPEC, VIEWER, SpyPublisher, apd, bundle, make_client, put
 
 PARTITIONS = 4
 
@@ -199,3 +200,36 @@ def test_kafka_down_is_503(store: Store) -> None:
     assert response.status_code == 503
     detail = response.json()["detail"]
     assert "not recorded" in detail and "retry when Kafka is reachable" in detail
+
+
+def test_accepting_an_apd_revision_into_frozen_policies(
+    client: TestClient, store: Store, publisher: SpyPublisher, kafka_bootstrap: str
+) -> None:
+    """Only an enforced agent's latest APD revision can be accepted; the decision is signed and published."""
+    store.touch_agent("shop/frozen", "frozen-sa", NOW - timedelta(days=5))
+    put(store, "apd", apd("shop/frozen", 1, WindowStatus.COMPLETE))
+    put(store, "policy", bundle("shop/frozen", 1, EnforcementMode.AUDIT))
+    url = "/v1/agents/shop/frozen/policy-accept"
+    refused = client.post(url, headers=APPROVER, json={"apd_revision": 1, "reason": "x"})
+    assert refused.status_code == 409
+    assert "the agent is in audit mode" in refused.json()["reasons"][0]
+
+    put(store, "policy", bundle("shop/frozen", 2, EnforcementMode.ENFORCE))
+    put(store, "apd", apd("shop/frozen", 2, WindowStatus.COMPLETE))
+    stale = client.post(url, headers=APPROVER, json={"apd_revision": 1, "reason": "x"})
+    assert stale.status_code == 409
+    assert stale.json()["reasons"] == ["APD revision 1 is not the latest (2); review and accept 2"]
+    assert client.post(url, headers=VIEWER, json={"apd_revision": 2, "reason": "x"}).status_code == 403
+    unproven = client.post(url, headers=APPROVER, json={"apd_revision": 2, "reason": "x"})
+    assert unproven.json()["reasons"] == ["no passing proof for APD revision 2: run `runward prove shop/frozen`"]
+    assert publisher.calls == []
+
+    proof = proof_of(apd("shop/frozen", 2, WindowStatus.COMPLETE)).model_dump(mode="json")
+    store.put_artifact("shop/frozen", "proof", 1, NOW, {**proof, "number": 1})
+    reason = f"new MCP endpoint reviewed {uuid.uuid4().hex}"
+    accepted = client.post(url, headers=APPROVER, json={"apd_revision": 2, "reason": reason})
+    assert accepted.status_code == 202, accepted.text
+    decision = decode(PROMOTIONS, read_promotion(kafka_bootstrap, reason).value)
+    assert isinstance(decision, PromotionDecision)
+    assert (decision.mode, decision.accept_apd_revision, decision.approver) == (EnforcementMode.ENFORCE, 2, "bob")
+    assert signing.signature_problem(decision, PROMOTION_KEY.encode()) is None

@@ -105,7 +105,9 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
     policies = read_values(pipeline.config.kafka, POLICIES.name, 500, 3)
     latest = max((p for p in policies if p["deployment"] == "agents/support-bot"), key=lambda p: p["revision"])
     assert latest["egress_allowlist"] == ["api.openai.com:443/tcp", "crm-mcp.tools.svc.cluster.local:8080/tcp"]
-    assert latest["network_policy"]["kind"] == "NetworkPolicy"
+    # Observe applies nothing: a core NetworkPolicy has no audit mode, only enforce emits one.
+    assert latest["mode"] == "observe" and latest["network_policy"] is None and latest["calico_policy"] is None
+    assert latest["seccomp_profile"]["defaultAction"] == "SCMP_ACT_LOG"
     assert story["story_id"] in latest["open_stories"]
     assert api(pipeline, "/v1/attack-stories", token="wrong").status_code == 401
 

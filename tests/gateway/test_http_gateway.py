@@ -80,13 +80,15 @@ def test_enforced_calls_over_streamable_http(json_response: bool) -> None:
 
     with gateway_in_front(app, policy, sink, "agents/http-agent") as url:
         tools, text, error = anyio.run(agent, url)
-    assert sorted(tools) == ["convert_time", "get_current_time"] and "America/New_York" in text
+    # Enforce hides what it would refuse from the agent; the record keeps what the server offers.
+    assert tools == ["get_current_time"] and "America/New_York" in text
     assert error.error.code == REFUSED
     ops = [(e.operation, e.tool_name) for e in sink.events]
     assert ops[:2] == [("initialize", None), ("tools_list", None)]
+    assert sink.events[1].tools == ["convert_time", "get_current_time"]
     assert set(ops[2:]) == {("execute_tool", "get_current_time"), ("execute_tool", "convert_time")}
     refused = next(e for e in sink.events if e.tool_name == "convert_time")
-    assert refused.output_messages[0].startswith("[runward] refused")
+    assert refused.output_messages[0].startswith("[runward] refused") and refused.refused
 
 
 def test_late_tools_over_http_reach_kafka(kafka_bootstrap: str) -> None:

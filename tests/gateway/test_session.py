@@ -41,7 +41,7 @@ def started(policy: ToolPolicy = ENFORCE, **kwargs: Any) -> GatewaySession:
 
 
 def test_tools_list_is_recorded_once_the_last_page_arrives() -> None:
-    session = started()
+    session = started(ToolPolicy(mode="observe"))
     session.from_client(request(1, "tools/list"))
     assert session.from_server(result(1, {"tools": [{"name": "get_current_time"}], "nextCursor": "p2"})).events == []
     session.from_client(request(2, "tools/list", {"cursor": "p2"}))
@@ -145,3 +145,12 @@ def test_a_poisoned_tool_description_is_flagged_by_ingest() -> None:
     (event,) = session.from_server(result(1, {"tools": [poisoned]})).events
     (enriched,) = enrich_llm({}, event, SourceRef(topic="runward.raw.llm", partition=0, offset=0))  # type: ignore[arg-type]
     assert any(flag.startswith("prompt_injection:ignore_instructions") for flag in enriched.flags)
+
+
+def test_enforced_allowlist_hides_refused_tools_from_the_agent_but_records_them() -> None:
+    session = started()
+    session.from_client(request(1, "tools/list"))
+    out = session.from_server(result(1, {"tools": [{"name": "get_current_time"}, {"name": "convert_time"}]}))
+    assert out.to_client == [result(1, {"tools": [{"name": "get_current_time"}]})]
+    (event,) = out.events
+    assert event.tools == ["convert_time", "get_current_time"]

@@ -38,6 +38,7 @@ from runward.core.store import Store, history, upgrade
 from runward.core.topics import PROOFS
 from services.enforcer.domain import apply
 from services.enforcer.policies import seccomp_profile
+from services.enforcer.readiness import ReadinessReport
 from tests.kafka_reading import read_messages
 
 pytestmark = pytest.mark.skipif(
@@ -282,7 +283,10 @@ def enforce_bundle(apd: ApdRevision, proof: PolicyProof) -> dict[str, object]:
         proof,
         PromotionDecision(deployment=D, mode=EnforcementMode.ENFORCE, approver="bob", reason="r", ts=now),
     ):
-        state, bundle = apply(state, record, now)
+        # A readiness report with nothing failing: the proof is what this is about.
+        target = record.mode if isinstance(record, PromotionDecision) else state.mode
+        ready = ReadinessReport(deployment=D, target=target, mode=state.mode, computed_at=now)
+        state, bundle = apply(state, record, now, ready)
     assert bundle is not None and bundle.mode is EnforcementMode.ENFORCE
     return bundle.model_dump(mode="json")
 

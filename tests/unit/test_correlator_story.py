@@ -113,3 +113,26 @@ def test_a_signal_bridging_two_stories_merges_them_and_the_absorbed_one_stops_ho
     assert keeper.story_id == first.story_id and absorbed.merged_into == first.story_id
     assert {s.signal_id for s in keeper.signals} == {"a", "b", "c", "d", "e"}
     assert holds(keeper) and not holds(absorbed) and absorbed.ocsf["status_id"] == 5
+
+
+def test_linking_leaves_the_given_book_unchanged() -> None:
+    # `link` copies only the stories it changes (services/correlator/story.py `_own`): a signal that
+    # fails later in its record must not leave the table's book half changed.
+    from services.correlator.story import link
+
+    book, _ = correlate(None, _in_pod(sig("a", timedelta(0), Surface.TOOL), "bot-1"), GAP)
+    book, _ = correlate(book, _in_pod(sig("b", timedelta(hours=3), Surface.NETWORK), "bot-2"), GAP)
+    published = []
+    for signal in [
+        _in_pod(sig("c", timedelta(hours=1, minutes=30), Surface.PROCESS), "bot-1"),  # joins a's story
+        _in_pod(sig("d", timedelta(hours=2, minutes=45), Surface.PROCESS), "bot-2"),  # joins b's story
+        _in_pod(sig("e", timedelta(hours=2, minutes=20), Surface.FILE), "bot-1"),  # merges both
+        sig("a", timedelta(0), Surface.TOOL),  # a redelivery
+        sig("f", timedelta(hours=20), Surface.INPUT),  # a new story, past the others' horizon
+    ]:
+        before = book.model_dump()
+        after, stories = link(book, signal, GAP)
+        assert book.model_dump() == before, signal.signal_id
+        book, published = after, [*published, [s.version for s in stories]]
+    assert published == [[2], [2], [3, 3], [3], [1]]
+    assert [[s.signal_id for s in st.signals] for st in book.stories] == [["f"]]

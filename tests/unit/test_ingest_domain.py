@@ -32,6 +32,7 @@ from runward.core.contracts import (
     SyscallSetDetail,
     ToolCall,
 )
+from runward.core.contracts.revision import PodTemplateRevision
 from services.ingest import domain
 from services.ingest.injection import findings
 
@@ -398,3 +399,24 @@ def test_parked_audit_events_are_capped_per_service_account_oldest_dropped_and_c
     huge.event["requestObject"] = {"data": "x" * (domain.MAX_PARKED_BYTES_PER_SA + 1)}
     with pytest.raises(RejectedRecord, match="over the 512000 bytes"):
         domain.enrich_audit(registry, huge, SRC)
+
+
+def test_the_deployment_selector_and_named_revision_reach_the_profiler() -> None:
+    """The enforcer selects the agent's pods by the Deployment's own selector and names the revision
+    by its pod-template-hash: ingest passes both on, and tells a refinement of the same revision."""
+    registry: dict[str, Any] = {}
+    selector = {"matchLabels": {"app.kubernetes.io/name": "bot"}}
+    obj = {
+        "kind": "Deployment",
+        "metadata": {"name": "bot", "namespace": "agents", "generation": 1},
+        "spec": {"selector": selector, "template": {"spec": {"containers": [{"name": "agent", "image": "bot:1"}]}}},
+    }
+    [first] = domain.apply_k8s_object(registry, K8sObjectEvent(type="ADDED", object=obj), T, SRC)
+    assert isinstance(first.detail, DeploymentSpecInfo) and first.detail.selector == selector
+    assert first.detail.pod_template_hash is None
+    assert first.detail.revision is not None
+    named = PodTemplateRevision(template_hash=first.detail.revision, pod_template_hash="6f7c9d8b4")
+    [refined] = domain.apply_k8s_object(registry, K8sObjectEvent(type="MODIFIED", object=obj, revision=named), T, SRC)
+    assert isinstance(refined.detail, DeploymentSpecInfo)
+    assert refined.detail.pod_template_hash == "6f7c9d8b4" and refined.detail.changed is False
+    assert domain.apply_k8s_object(registry, K8sObjectEvent(type="MODIFIED", object=obj, revision=named), T, SRC) == []

@@ -79,7 +79,11 @@ def ev(
 def run(events: list[EnrichedEvent], state: ApdState | None = None) -> tuple[ApdState, list[FoldResult]]:
     results = []
     for event in events:
+        # fold copies only what it changes (services/profiler/apd.py `_own`): the state it is given
+        # must come out as it went in, or a record that fails would leave half its changes behind.
+        before = state.model_dump() if state is not None else None
         result = fold(state, event, POLICY)
+        assert (state.model_dump() if state is not None else None) == before, f"fold changed its input on {event}"
         state = result.state
         results.append(result)
     assert state is not None
@@ -470,3 +474,37 @@ def test_a_hijack_right_after_a_rollout_voids_the_drift_it_hid_in() -> None:
     assert not state.pending and state.rollout_revision is None and paste in state.deviations_signalled
     assert not results[-1].signals[0].deployment_correlated, "nothing after it is drift either"
     assert results[0].revision is not None and not results[0].revision.pending
+
+
+def test_the_apd_names_the_deployment_revision_and_selector_and_a_rollout_publishes_at_once() -> None:
+    """The enforcer builds each bundle from a named Deployment revision and selects pods by the
+    Deployment's selector: the APD carries both, and a rollout is a revision of its own."""
+    selector = {"matchLabels": {"app.kubernetes.io/name": "bot"}}
+
+    def named(at: timedelta, changed: bool, revision: str, pod_hash: str) -> EnrichedEvent:
+        detail = {"autonomy": "low", "changed": changed, "revision": revision, "pod_template_hash": pod_hash}
+        return ev(
+            at,
+            None,
+            None,
+            surface=Surface.DEPLOYMENT,
+            kind="deployment_spec",
+            detail=DeploymentSpecInfo.model_validate({**detail, "selector": selector}),
+        )
+
+    state, results = run(
+        [
+            named(timedelta(0), False, R1, "6f7c9d8b4"),  # before anything is learnt: no revision of its own
+            ev(timedelta(seconds=1), "exec", "exec:/usr/bin/python3"),
+            named(timedelta(seconds=2), False, R1, "6f7c9d8b4"),  # the same again: nothing
+            named(timedelta(days=4), True, R2, "84b5d9c7f"),  # a rollout, after the window
+        ]
+    )
+    revisions = [r.revision for r in results]
+    assert revisions[0] is None and revisions[2] is None
+    first, rollout = revisions[1], revisions[3]
+    assert first and first.pod_selector == selector
+    assert first.deployment_revision and first.deployment_revision.pod_template_hash == "6f7c9d8b4"
+    assert rollout and rollout.revision == 2 and rollout.added == {"_flags": ["deployment_revision"]}
+    assert rollout.deployment_revision and rollout.deployment_revision.template_hash == R2
+    assert rollout.behaviours == first.behaviours  # a rollout learns nothing by itself

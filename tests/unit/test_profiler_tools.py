@@ -40,7 +40,9 @@ class Agent:
         )
         signals: list[Signal] = []
         for event in domain.enrich_llm(self.registry, raw, SRC):
+            before = self.state.model_dump() if self.state is not None else None
             result = fold(self.state, event, POLICY)
+            assert (self.state.model_dump() if self.state is not None else None) == before, "fold changed its input"
             self.state = result.state
             signals += result.signals
         return [s for s in signals if s.surface is Surface.TOOL]
@@ -123,3 +125,52 @@ def test_sequence_abuse_benign_twin_is_silent() -> None:
 def test_robust_bounds_widen_quantiles_and_ignore_a_single_outlier() -> None:
     low, high = tools.robust_bounds([10, 20, 30, 40, 50] * 20 + [5000])
     assert low < 10 and 50 < high < 5000
+
+
+def test_an_id_new_on_every_call_is_not_an_enum_but_a_repeating_value_is() -> None:
+    # Found by the scenario library (scenarios/library/benign-steady): twelve order ids, each seen
+    # once, fit under ENUM_MAX and were judged an enum, so every new order was a signal.
+    ids, formats = tools.ArgProfile(), tools.ArgProfile()
+    for n in range(12):
+        tools._learn(ids, str(4400 + 7 * n))
+        tools._learn(formats, ["csv", "pdf", "xlsx"][n % 3])
+    assert tools.deviations(ids, "4693") == []
+    assert [check for check, _ in tools.deviations(formats, "exe")] == ["enum"]
+
+
+def test_a_session_delivered_out_of_order_makes_no_transition_but_an_ordered_new_one_does() -> None:
+    # Found by the scenario library (benign-reordered-delivery): calls folded in arrival order made
+    # transitions the agent never made (send -> export) when delivery reordered a routine session.
+    agent = learnt_agent()
+    ts = AFTER + timedelta(minutes=20)
+    late_first = [
+        (ts + timedelta(seconds=20), "send_email", {"to": "team1@corp.example", "subject": "Report"}),
+        (ts + timedelta(seconds=10), "export_report", {"report_id": "1011", "format": "csv"}),
+        (ts, "list_reports", {"folder": "/data/reports/2026", "limit": 30}),
+    ]
+    assert [s for when, tool, args in late_first for s in agent.call(when, tool, **args)] == []
+    # In order, inside one session, a transition the window never saw is still a signal.
+    later = ts + timedelta(minutes=1)
+    [odd] = agent.call(later, "export_report", report_id="1012", format="csv")
+    assert odd.title.endswith("reports/send_email -> reports/export_report")
+
+
+def test_a_redelivered_call_is_folded_once() -> None:
+    # Found by the scenario library (benign-restart under load): Kafka redelivered a send_email and
+    # the second copy made the transition send_email -> send_email.
+    agent = learnt_agent()
+    ts = AFTER + timedelta(minutes=30)
+    raw = RawLlmEvent(
+        event_id="once",
+        ts=ts,
+        operation="execute_tool",
+        attribution=Attribution(deployment=AGENT),
+        mcp_server="reports",
+        tool_name="send_email",
+        tool_arguments={"to": "team1@corp.example", "subject": "Report"},
+    )
+    [event] = domain.enrich_llm(agent.registry, raw, SRC)
+    first = fold(agent.state, event, POLICY)
+    again = fold(first.state, event, POLICY)
+    assert [s for s in again.signals if s.surface is Surface.TOOL] == []
+    assert again.state.tool_profile.recent.count((ts, "reports/send_email")) == 1

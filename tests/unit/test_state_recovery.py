@@ -86,17 +86,16 @@ def test_a_restored_enforcer_keeps_the_promoted_mode_and_numbering() -> None:
     state, bundle = apply(None, apd, T0)
     state.mode = EnforcementMode.ENFORCE
     state.revision = 7
-    state.proof = proof_of(apd.model_copy(update={"revision": 5}), T0)
+    state.proof = state.frozen_proof = proof_of(apd.model_copy(update={"revision": 5}), T0)
     state, bundle = apply(state, apd.model_copy(update={"revision": 5}), T0)
     assert bundle is not None
     rebuilt = restore_enforcer(
         "agents/bot", bundle.model_dump(mode="json"), apd.model_dump(mode="json") | {"revision": 5}
     )
     assert rebuilt is not None and rebuilt.mode is EnforcementMode.ENFORCE and rebuilt.revision == 8
-    assert rebuilt.proof == bundle.proof  # the proof comes back with the bundle
-    # In enforce, a new APD revision gives a bundle once it is proven.
-    waiting, nothing = apply(rebuilt, apd.model_copy(update={"revision": 6}), T0)
-    assert nothing is None
-    _, nxt = apply(waiting, proof_of(apd.model_copy(update={"revision": 6}), T0 + timedelta(seconds=1)), T0)
+    # The proof comes back with the bundle, frozen with the enforce-mode policies it proved.
+    assert rebuilt.proof == bundle.proof and rebuilt.frozen_proof == bundle.proof
+    _, nxt = apply(rebuilt, apd.model_copy(update={"revision": 6}), T0)
     assert nxt is not None and nxt.revision == 9 and nxt.mode is EnforcementMode.ENFORCE
+    assert nxt.proof == bundle.proof and nxt.seccomp_profile == bundle.seccomp_profile
     assert restore_enforcer("agents/new", None, None) is None

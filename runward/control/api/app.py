@@ -18,7 +18,17 @@ from starlette.routing import compile_path
 
 from runward.control.api.auth import authenticate, load_tokens
 from runward.control.api.publisher import KafkaPublisher, Publisher
-from runward.control.api.routes import agents, history, promotions, proofs, readiness, stages, stories, story_lifecycle
+from runward.control.api.routes import (
+    agents,
+    evidence,
+    history,
+    promotions,
+    proofs,
+    readiness,
+    stages,
+    stories,
+    story_lifecycle,
+)
 from runward.control.api.schemas import ErrorBody, Liveness
 from runward.core.config import Settings
 from runward.core.config import settings as default_settings
@@ -110,7 +120,7 @@ def create_app(
         422: {"description": "invalid path or query parameter"},
     }
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=unauthorized)
-    for module in (stages, agents, stories, story_lifecycle, promotions, proofs, readiness, history):
+    for module in (stages, agents, evidence, stories, story_lifecycle, promotions, proofs, readiness, history):
         v1.include_router(module.router)
     app.include_router(v1)
 

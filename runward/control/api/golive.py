@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobs.reconciliation.posture import assess_service_accounts, deployments_from_agents
 from runward.control.api.state import AgentState, load_state
 from runward.core.contracts import AttackStory, EnforcementMode, utcnow
 from runward.core.store import Store, history
 from services.enforcer import promotion_gate, readiness
+from services.enforcer.posture import assess_service_accounts, deployments_from_agents
 
 
 def _posture_findings(store: Store, deployment: str) -> list[str]:
@@ -38,12 +38,15 @@ def assess(
 ) -> readiness.ReadinessReport:
     state = state or load_state(store, agent)
     deployment = agent["deployment"]
+    bundles = history.artifacts(store, deployment, "policy")
+    since = readiness.audit_since(bundles)
+    evidence, counts = store.audit_evidence(deployment, since=since, limit=20) if since else ([], {})
     inputs = readiness.inputs_from_rows(
         agent=agent,
         now=now or utcnow(),
         mode=promotion_gate.current_mode(state.bundle),
         apd=state.apd,
-        bundles=history.artifacts(store, deployment, "policy"),
+        bundles=bundles,
         bom_delta=store.latest_artifact(deployment, "bom_delta"),
         reconciliation=store.latest_artifact(deployment, "reconciliation"),
         posture_findings=_posture_findings(store, deployment),
@@ -51,5 +54,7 @@ def assess(
         compromise_stories=_open([s for s in state.stories if promotion_gate.holds(s)]),
         waivers=history.waivers(store, deployment),
         audit_soak=timedelta(seconds=soak_s),
+        evidence=evidence,
+        evidence_counts=counts,
     )
     return readiness.assess(inputs, target)

@@ -88,3 +88,12 @@ class PromotionRequest(BaseModel):
 
     mode: EnforcementMode
     reason: str = Field(min_length=1, max_length=2000, description="why; kept with the decision for audit")
+
+
+class PolicyAcceptRequest(BaseModel):
+    """An approver accepting a newer APD revision into an enforced agent's frozen policies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    apd_revision: int = Field(ge=1, description="the APD revision reviewed; it must be the latest")
+    reason: str = Field(min_length=1, max_length=2000, description="why; kept with the decision for audit")

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from runward.control.cli import detector, enforce, golive, observe, posture, stack, stories
+from runward.control.cli import detector, enforce, evaluate, evidence, golive, observe, posture, stack, stories
 from runward.control.cli.common import Failure
 
 app = typer.Typer(
@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for group in (stack, posture, observe, golive, enforce):
+for group in (stack, posture, observe, golive, evidence, evaluate, enforce):
     group.register(app)
 
 # Sub-apps, each a `typer.Typer()` mounted as `runward NAME ...`. To add one, import its

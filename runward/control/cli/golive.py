@@ -145,6 +145,33 @@ def promote(
     return 0
 
 
+def accept_policy(
+    agent: AgentArg,
+    apd_revision: Annotated[int, typer.Option("--apd-revision", help="the latest APD revision, reviewed")],
+    reason: Annotated[str, typer.Option("--reason", help="why; signed with your identity in the history")],
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+) -> int:
+    """Accept the latest APD revision into an enforced agent's frozen policies (its pending widening)."""
+    if not reason.strip():
+        raise Failure("--reason must say why (it is kept in the go-live history)", code=2)
+    payload = {"apd_revision": apd_revision, "reason": reason}
+    response = _call(api, token, "POST", f"{_agent_path(agent)}/policy-accept", json=payload)
+    body = response.json()
+    if response.status_code == 409:
+        err.print(body.get("detail", "refused"))
+        for line in body.get("reasons", []):
+            err.print(f"  - {line}")
+        return REFUSED
+    if response.status_code != 202:
+        raise Failure(f"policy accept: unexpected answer {response.status_code} {_detail(response)}")
+    out.print(
+        f"{body['deployment']}: APD revision {body['accept_apd_revision']} accepted into the enforced policies, "
+        f"signed by {body['approver']} at {body['ts']}"
+    )
+    return 0
+
+
 def _until(value: str | None) -> str | None:
     if value is None:
         return None
@@ -207,7 +234,8 @@ def history(
     if verify:
         result = _call(api, token, "GET", "/v1/history/verify").json()
         if not result["ok"]:
-            err.print(f"history chain BROKEN at entry {result['broken_at']}: {result['problem']}")
+            where = f" at entry {result['broken_at']}" if result["broken_at"] is not None else ""
+            err.print(f"history chain BROKEN{where}: {result['problem']}")
             return 1
         out.print(f"history chain intact: {result['entries']} entries, head {result['head']}")
         return 0
@@ -239,5 +267,8 @@ def show_readiness(store: Any, soak_s: int) -> None:
 def register(app: typer.Typer) -> None:
     app.command(help="go-live readiness of an agent; exit 0 only when ready (gate a rollout on it)")(readiness)
     app.command(help="promote an agent to audit or enforce, or roll it back, through the gate")(promote)
+    app.command("accept-policy", help="accept the latest APD revision into an enforced agent's frozen policies")(
+        accept_policy
+    )
     app.command(help="waive a failing readiness check until a date, or review one item of it")(waive)
     app.command(help="the go-live history: list, --export as JSON lines, --verify the hash chain")(history)

@@ -124,9 +124,22 @@ def gateway(
     host: Annotated[str, typer.Option(help="HTTP mode: listen address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP mode: listen port")] = 8931,
     path: Annotated[str, typer.Option(help="HTTP mode: MCP endpoint path")] = "/mcp",
+    api: Annotated[
+        str | None,
+        typer.Option(envvar="RUNWARD_API_URL", metavar="URL", help="Runward API to fetch the agent's policy bundle"),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="viewer token for --api (else env RUNWARD_GATEWAY_TOKEN)")
+    ] = None,
+    bundle_from_topic: Annotated[
+        bool, typer.Option("--bundle-from-topic", help="read the policy bundle from runward.policies")
+    ] = False,
+    refresh_s: Annotated[float, typer.Option(help="how often the policy bundle is fetched again")] = 30.0,
 ) -> int:
     """Proxy one MCP server for one agent: record initialize, tools/list and tools/call on
-    runward.raw.llm and enforce the agent's tool allowlist. stdio mode: the server command after --."""
+    runward.raw.llm and apply the agent's policy bundle (its APD's tools at its promoted mode:
+    observe records, audit publishes would-be refusals, enforce refuses) and any hand-written
+    allowlist. stdio mode: the server command after --."""
     from edges.gateway.cli import run
 
     if mode not in (None, "observe", "enforce"):
@@ -143,6 +156,10 @@ def gateway(
         host=host,
         port=port,
         path=path,
+        api=api,
+        token_file=token_file,
+        bundle_from_topic=bundle_from_topic,
+        refresh_s=refresh_s,
         cmd=list(ctx.args),
     )
     return int(run(args))

@@ -104,6 +104,7 @@ class LlmCallInfo(_Detail):
     input_messages: list[str] | None = None
     output_messages: list[str] | None = None
     tool_arguments: dict[str, Any] | None = None
+    refused: bool = Field(default=False, description="the tool gateway refused the call: never baseline")
 
 
 class K8sApiInfo(_Detail):
@@ -128,6 +129,17 @@ class DeploymentSpecInfo(_Detail):
     previous_generation: int | None = None
     revision: str | None = Field(default=None, description="template hash of the pod template (the revision)")
     previous_revision: str | None = None
+    pod_template_hash: str | None = Field(
+        default=None, description="the current ReplicaSet's pod-template-hash label, when the watcher knows it"
+    )
+    image_digests: dict[str, list[str]] = Field(
+        default_factory=dict, description="container name -> image digests the revision's pods run, when known"
+    )
+    selector: dict[str, Any] | None = Field(
+        default=None,
+        description="the Deployment's spec.selector (matchLabels, matchExpressions) as the API server returns "
+        "it: the pods a NetworkPolicy for the agent must select (immutable in apps/v1)",
+    )
 
 
 class BaselineAcceptInfo(_Detail):

@@ -30,6 +30,12 @@ class PromotionDecision(Record):
     approver: str
     reason: str
     ts: datetime
+    accept_apd_revision: int | None = Field(
+        default=None,
+        ge=1,
+        description="an approver accepting this APD revision into an enforced agent's frozen policies (mode "
+        "stays enforce); signed like any decision",
+    )
     signature: str | None = Field(
         default=None, description="hmac-sha256:<hex> by the API over the record (runward.core.signing)"
     )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from runward.core.contracts.behaviours import BehaviourKey
 from runward.core.contracts.common import DeploymentId, Record
 from runward.core.contracts.details import Autonomy, EventDetail
-from runward.core.contracts.enforcement import BundleToolPolicy, PolicyProof
+from runward.core.contracts.enforcement import ArgumentRule, BundleToolPolicy, PolicyProof
 from runward.core.contracts.revision import PodTemplateRevision
 
 
@@ -145,6 +145,20 @@ class ApdRevision(Record):
         description="a rollout's expected drift, learnt pending an approver: it may apply in observe and "
         "audit, never in an enforce-mode policy until accepted into `behaviours`",
     )
+    deployment_revision: PodTemplateRevision | None = Field(
+        default=None,
+        description="the Deployment revision (pod template, pod-template-hash, image digests) the agent runs now, "
+        "from its latest deployment_spec event; None until the profiler has seen one",
+    )
+    pod_selector: dict[str, Any] | None = Field(
+        default=None,
+        description="the Deployment's spec.selector (matchLabels, matchExpressions): the pods a policy must select",
+    )
+    tool_arguments: dict[str, dict[str, ArgumentRule]] | None = Field(
+        default=None,
+        description="per tool (`server/tool`) and argument path, what the window learnt of its values as a rule "
+        "the gateway can check (runward.core.tool_arguments); None: not summarised by this profiler",
+    )
 
 
 class Technique(BaseModel):
@@ -217,6 +231,12 @@ class AttackStory(Record):
     merged_into: str | None = Field(
         default=None, description="a later signal linked this story to an older one, which now tells it whole"
     )
+    related_deployments: list[DeploymentId] = Field(
+        default_factory=list,
+        description="other agents the story spans: the callers whose output or hand-off drove this agent's "
+        "multi-agent signals (W3C trace context); the story is told once, on the agent that acted",
+    )
+    cluster: str | None = Field(default=None, description="the cluster the Deployment runs in (RUNWARD_CLUSTER_NAME)")
 
 
 class AiBom(Record):
@@ -244,7 +264,11 @@ class PolicyBundle(Record):
     apd_revision: int
     mode: EnforcementMode
     egress_allowlist: list[str]
-    network_policy: dict[str, Any] = Field(description="networking.k8s.io/v1 NetworkPolicy")
+    network_policy: dict[str, Any] | None = Field(
+        default=None,
+        description="networking.k8s.io/v1 NetworkPolicy, in enforce mode only: core NetworkPolicy has no audit "
+        "mode, applying one enforces it",
+    )
     seccomp_profile: dict[str, Any] = Field(description="OCI seccomp JSON for a kubelet localhost profile")
     open_stories: list[str] = Field(default_factory=list, description="attack stories that hold the promotion gate")
     deployment_revision: PodTemplateRevision | None = Field(
@@ -267,6 +291,16 @@ class PolicyBundle(Record):
         default=None, description="strategic-merge patch setting the pods' securityContext.seccompProfile"
     )
     tool_policy: BundleToolPolicy | None = Field(default=None, description="tools and arguments the gateway allows")
+    mode_reason: str | None = Field(
+        default=None,
+        description="why the bundle is at a mode the approver did not choose (a rollout put an enforced agent "
+        "back in audit under its previous policies)",
+    )
+    pending_widening: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="category -> behaviours newer APD revisions hold that the frozen enforce-mode policies do not "
+        "allow; an approver's accept (PromotionDecision.accept_apd_revision) moves them in",
+    )
 
 
 class DeclaredManifest(Record):

@@ -120,6 +120,11 @@ class RawLlmEvent(Record):
         description="event_id of the call whose content this record carries (GenAI events sent as OTLP log "
         "records); such a record is scanned, not counted as a call of its own",
     )
+    refused: bool = Field(
+        default=False,
+        description="the tool gateway refused this call (enforce mode or fail closed): attempted, never "
+        "achieved, so never learnt into the APD",
+    )
 
 
 class K8sObjectEvent(Record):

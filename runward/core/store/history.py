@@ -1,134 +1,65 @@
 """The go-live history: an append-only, tamper-evident record of who decided what about an agent.
 
-Promotions (and rollbacks), waivers, reviews, baseline acceptances and story resolutions are
-appended as rows of one hash chain: row n stores SHA-256(canonical content of row n + hash of
+Promotions (and rollbacks), waivers, reviews, baseline acceptances and every story lifecycle
+change (acknowledge, resolve, reopen: by a person, or by new signals) are appended as rows of
+one hash chain (`chain`): row n stores SHA-256(canonical content of row n + hash of
 row n-1). `verify` recomputes the chain, so a past row edited in the database (its reason, its
 actor, its time, its body) or deleted is detected at the first row whose hash no longer holds.
 The chain proves integrity against edits through the database, not against someone who
 rewrites every later row too: export it (JSON lines) to keep an outside copy to compare with.
 
 Waivers are first-class rows of their own table (who, why, until when) and each is also a
-history entry, written in the same transaction.
+history entry, written in the same transaction. So are story events: the `story_events` table
+is the story's own view (GET /v1/stories/ID/history); the store chains each one as it writes
+it, and `verify` checks that view against the chain, so an edited, deleted or smuggled-in
+story event breaks verification like an edited history row.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from runward.core.contracts import utcnow
+from runward.core.store.chain import (
+    GENESIS,
+    STORY_EVENT_KINDS,
+    HistoryConflict,
+    HistoryKind,
+    _append_in,
+    _entry,
+    _utc,
+    canonical,
+    row_hash,
+    story_event_body,
+    with_retries,
+)
 from runward.core.store.repo import Store
-from runward.core.store.schema import Artifact, HistoryRow, WaiverRow
+from runward.core.store.schema import Artifact, HistoryRow, StoryEventRow, WaiverRow
 
-GENESIS = "0" * 64
-_APPEND_ATTEMPTS = 20
-
-
-class HistoryKind(StrEnum):
-    PROMOTION = "promotion"
-    WAIVER = "waiver"
-    REVIEW = "review"
-    BASELINE_ACCEPTANCE = "baseline_acceptance"
-    STORY_RESOLUTION = "story_resolution"
-    PROOF = "proof"
-
-
-class HistoryConflict(RuntimeError):
-    """Concurrent writers kept taking the next sequence number; the entry was not appended."""
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite drops the zone of DateTime(timezone=True); everything Runward writes is UTC.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def canonical(
-    seq: int, deployment: str, kind: str, actor: str, reason: str, ts: datetime, body: Any, prev_hash: str
-) -> bytes:
-    """The bytes a row's hash covers: every column but the hash, in one fixed JSON form."""
-    content = {
-        "seq": seq,
-        "deployment": deployment,
-        "kind": kind,
-        "actor": actor,
-        "reason": reason,
-        "ts": _utc(ts).isoformat(timespec="microseconds"),
-        "body": body,
-        "prev_hash": prev_hash,
-    }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def row_hash(row: HistoryRow) -> str:
-    data = canonical(row.seq, row.deployment, row.kind, row.actor, row.reason, row.ts, row.body, row.prev_hash)
-    return hashlib.sha256(data).hexdigest()
-
-
-def _entry(row: HistoryRow) -> dict[str, Any]:
-    return {
-        "seq": row.seq,
-        "deployment": row.deployment,
-        "kind": row.kind,
-        "actor": row.actor,
-        "reason": row.reason,
-        "ts": _utc(row.ts),
-        "body": row.body,
-        "prev_hash": row.prev_hash,
-        "hash": row.hash,
-    }
-
-
-_HISTORY_LOCK = 0x52756E77  # an arbitrary, fixed advisory-lock key for the go-live history chain
-
-
-def _append_in(
-    session: Session, deployment: str, kind: HistoryKind, actor: str, reason: str, body: dict[str, Any], ts: datetime
-) -> HistoryRow:
-    if session.get_bind().dialect.name == "postgresql":
-        # One appender at a time for the transaction (released at commit): concurrent writers wait
-        # here instead of racing for the next seq until their retries run out.
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _HISTORY_LOCK})
-    last = session.scalar(sa.select(HistoryRow).order_by(HistoryRow.seq.desc()).limit(1))
-    seq, prev = (last.seq + 1, last.hash) if last is not None else (1, GENESIS)
-    # Round-trip the body through JSON now, so the hash covers exactly what the store gives back.
-    stored_body = json.loads(json.dumps(body, default=str))
-    row = HistoryRow(
-        seq=seq,
-        deployment=deployment,
-        kind=kind.value,
-        actor=actor,
-        reason=reason,
-        ts=_utc(ts),
-        body=stored_body,
-        prev_hash=prev,
-        hash="",
-    )
-    row.hash = row_hash(row)
-    session.add(row)
-    session.flush()
-    return row
+__all__ = [
+    "GENESIS",
+    "HistoryConflict",
+    "HistoryKind",
+    "add_waiver",
+    "append",
+    "canonical",
+    "entries",
+    "export_jsonl",
+    "row_hash",
+    "verify",
+    "waivers",
+]
 
 
 def _with_retries(store: Store, write: Any) -> Any:
-    """Run `write(session)` in its own transaction, retrying when another writer took the seq."""
-    for _ in range(_APPEND_ATTEMPTS):
-        try:
-            with store.session() as session:
-                return write(session)
-        except (IntegrityError, OperationalError):
-            # Two writers read the same last row: the primary key (seq) lets one win; the other
-            # re-reads the new end of the chain. SQLite reports a lost write race as "locked".
-            continue
-    raise HistoryConflict(f"could not append to the go-live history after {_APPEND_ATTEMPTS} attempts")
+    return with_retries(store.session, write)
 
 
 def append(
@@ -248,8 +179,13 @@ class Verification:
 
 
 def verify(store: Store) -> Verification:
-    """Recompute the chain; the first row whose content, link or sequence does not hold breaks it."""
+    """Recompute the chain; the first row whose content, link or sequence does not hold breaks it.
+
+    Then the stories' own view (`story_events`) is checked against the chain: each lifecycle
+    change or baseline acceptance must match the entry that chained it, none may be missing,
+    and none may appear that the chain never saw (added behind the API's back)."""
     prev, expected_seq, count = GENESIS, 1, 0
+    chained: dict[int, HistoryRow] = {}
     for row in _rows(store):
         problem = None
         if row.seq != expected_seq:
@@ -260,8 +196,53 @@ def verify(store: Store) -> Verification:
             problem = f"entry {row.seq} was edited after it was written: its content no longer matches its hash"
         if problem:
             return Verification(ok=False, entries=count, head=prev, broken_at=row.seq, problem=problem)
+        if row.kind in _STORY_KINDS and isinstance(row.body.get("story_event"), int):
+            chained[row.body["story_event"]] = row
         prev, expected_seq, count = row.hash, row.seq + 1, count + 1
+    broken_at, problem = _story_events_problem(store, chained)
+    if problem is not None:
+        return Verification(ok=False, entries=count, head=prev, broken_at=broken_at, problem=problem)
     return Verification(ok=True, entries=count, head=prev)
+
+
+_STORY_KINDS = frozenset(kind.value for kind in STORY_EVENT_KINDS.values())
+
+
+def _same_event(event: StoryEventRow, entry: HistoryRow) -> bool:
+    # Through JSON, as the chain stored it: the comparison is of what each table gives back.
+    mine = json.loads(json.dumps(story_event_body(event), default=str))
+    return (
+        mine == entry.body
+        and (event.deployment, event.actor, event.reason) == (entry.deployment, entry.actor, entry.reason)
+        and _utc(event.at) == _utc(entry.ts)
+    )
+
+
+def _story_events_problem(store: Store, chained: dict[int, HistoryRow]) -> tuple[int | None, str | None]:
+    """The first story event that does not match the chain (the entry's seq, and why), if any."""
+    first_chained = min(chained, default=None)
+    seen: set[int] = set()
+    with store.session() as s:
+        for event in s.scalars(sa.select(StoryEventRow).order_by(StoryEventRow.id)):
+            entry = chained.get(event.id)
+            if entry is None:
+                if first_chained is not None and event.id > first_chained:
+                    return None, (
+                        f"story event {event.id} ({event.action} of story {event.story_id}) is in no history "
+                        "entry: it was written outside the API"
+                    )
+                continue  # written before story events were chained: the story's view only
+            seen.add(event.id)
+            if not _same_event(event, entry):
+                return entry.seq, (
+                    f"story event {event.id} ({event.action} of story {event.story_id}) was edited: "
+                    f"it no longer matches history entry {entry.seq}"
+                )
+    missing = sorted(set(chained) - seen)
+    if missing:
+        entry = chained[missing[0]]
+        return entry.seq, f"history entry {entry.seq} names story event {missing[0]}, which was deleted"
+    return None, None
 
 
 def artifacts(store: Store, deployment: str, kind: str) -> list[dict[str, Any]]:

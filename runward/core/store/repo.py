@@ -12,9 +12,18 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from runward.core.contracts import AttackStory, DeadLetter, StoryLifecycle, utcnow
+from runward.core.contracts import AttackStory, AuditEvidence, DeadLetter, StoryLifecycle, utcnow
+from runward.core.store import chain
 from runward.core.store.migrate import check_at_head
-from runward.core.store.schema import Agent, Artifact, AttackStoryRow, DeadLetterRow, StageHealth, StoryEventRow
+from runward.core.store.schema import (
+    Agent,
+    Artifact,
+    AttackStoryRow,
+    AuditEvidenceRow,
+    DeadLetterRow,
+    StageHealth,
+    StoryEventRow,
+)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -196,70 +205,77 @@ class Store:
     # --- attack stories -------------------------------------------------------------------
 
     def put_story(self, story: AttackStory) -> None:
+        # A reopen by new signals is chained in the go-live history: retry a lost race for its seq.
+        chain.with_retries(self.session, lambda s: self._put_story_in(s, story))
+
+    def _put_story_in(self, s: Session, story: AttackStory) -> None:
         body = story.model_dump(mode="json")
-        with self.session() as s:
-            row = s.get(AttackStoryRow, story.story_id)
-            if row is None:
-                s.add(
-                    AttackStoryRow(
-                        story_id=story.story_id,
-                        deployment=story.deployment,
-                        version=story.version,
-                        status=story.status,
-                        severity=story.severity,
-                        first_seen=story.first_seen,
-                        last_seen=story.last_seen,
-                        body=body,
-                    )
+        row = s.get(AttackStoryRow, story.story_id)
+        if row is None:
+            s.add(
+                AttackStoryRow(
+                    story_id=story.story_id,
+                    deployment=story.deployment,
+                    version=story.version,
+                    status=story.status,
+                    severity=story.severity,
+                    first_seen=story.first_seen,
+                    last_seen=story.last_seen,
+                    body=body,
                 )
-            elif story.version >= row.version:
-                if story.version > row.version and row.lifecycle == StoryLifecycle.RESOLVED:
-                    # New linked signals reopen a closed story: the SOC must look again.
-                    s.add(
-                        StoryEventRow(
-                            story_id=story.story_id,
-                            deployment=story.deployment,
-                            action="reopen",
-                            actor="correlator",
-                            at=story.last_seen,
-                            story_version=story.version,
-                            resolution=None,
-                            reason=f"new linked signals (story version {story.version})",
-                            detail={"previous_resolution": row.body.get("resolution")},
-                        )
-                    )
-                    row.lifecycle = StoryLifecycle.OPEN
-                elif story.version > row.version:
-                    body["lifecycle"], body["resolution"] = row.lifecycle, None
-                row.version, row.status, row.severity = story.version, story.status, story.severity
-                row.last_seen, row.body = story.last_seen, body
+            )
+        elif story.version >= row.version:
+            if story.version > row.version and row.lifecycle == StoryLifecycle.RESOLVED:
+                # New linked signals reopen a closed story: the SOC must look again.
+                event = StoryEventRow(
+                    story_id=story.story_id,
+                    deployment=story.deployment,
+                    action="reopen",
+                    actor="correlator",
+                    at=story.last_seen,
+                    story_version=story.version,
+                    resolution=None,
+                    reason=f"new linked signals (story version {story.version})",
+                    detail={"previous_resolution": row.body.get("resolution")},
+                )
+                s.add(event)
+                chain.append_story_event(s, event)
+                row.lifecycle = StoryLifecycle.OPEN
+            elif story.version > row.version:
+                body["lifecycle"], body["resolution"] = row.lifecycle, None
+            row.version, row.status, row.severity = story.version, story.status, story.severity
+            row.last_seen, row.body = story.last_seen, body
 
     def transition_story(
         self, story: AttackStory, expected_version: int, action: str, actor: str, reason: str, detail: dict[str, Any]
     ) -> bool:
-        """Write a story's new lifecycle and append who did it, when and why, in one transaction.
+        """Write a story's new lifecycle and append who did it, when and why, in one transaction:
+        to the story's own events and to the go-live history's hash chain.
 
         False when the story moved on (a signal joined since `expected_version` was read): the
         caller re-reads rather than closing what it has not seen."""
-        with self.session() as s:
+
+        def write(s: Session) -> bool:
             row = s.get(AttackStoryRow, story.story_id, with_for_update=True)
             if row is None or row.version != expected_version:
                 return False
             row.lifecycle, row.body = story.lifecycle, story.model_dump(mode="json")
-            s.add(
-                StoryEventRow(
-                    story_id=story.story_id,
-                    deployment=story.deployment,
-                    action=action,
-                    actor=actor,
-                    at=utcnow(),
-                    story_version=row.version,
-                    resolution=story.resolution,
-                    reason=reason,
-                    detail=detail,
-                )
+            event = StoryEventRow(
+                story_id=story.story_id,
+                deployment=story.deployment,
+                action=action,
+                actor=actor,
+                at=utcnow(),
+                story_version=row.version,
+                resolution=story.resolution,
+                reason=reason,
+                detail=detail,
             )
+            s.add(event)
+            chain.append_story_event(s, event)
             return True
+
+        return chain.with_retries(self.session, write)
 
     def story_history(self, story_id: str) -> list[dict[str, Any]]:
         query = sa.select(StoryEventRow).where(StoryEventRow.story_id == story_id).order_by(StoryEventRow.id)
@@ -350,6 +366,48 @@ class Store:
                 }
                 for r in s.scalars(query)
             ]
+
+    # --- audit evidence -------------------------------------------------------------------
+
+    def put_audit_evidence(self, records: Sequence[AuditEvidence]) -> None:
+        """Idempotent per evidence id: a redelivered record is not stored twice."""
+        if not records:
+            return
+        statement = self._insert()(AuditEvidenceRow).values(
+            [
+                {
+                    "evidence_id": r.evidence_id,
+                    "deployment": r.deployment,
+                    "ts": r.ts,
+                    "source": r.source.value,
+                    "action": r.action[:512],
+                    "body": r.model_dump(mode="json"),
+                }
+                for r in {r.evidence_id: r for r in records}.values()
+            ]
+        )
+        with self.session() as s:
+            s.execute(statement.on_conflict_do_nothing(index_elements=[AuditEvidenceRow.evidence_id]))
+
+    def audit_evidence(
+        self, deployment: str, since: datetime | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The agent's evidence newest first (at most `limit`) and the count per source, both
+        since `since` when given."""
+        where = [AuditEvidenceRow.deployment == deployment]
+        if since is not None:
+            where.append(AuditEvidenceRow.ts >= since)
+        with self.session() as s:
+            rows = s.scalars(
+                sa.select(AuditEvidenceRow)
+                .where(*where)
+                .order_by(AuditEvidenceRow.ts.desc(), AuditEvidenceRow.evidence_id)
+                .limit(limit)
+            ).all()
+            counts = s.execute(
+                sa.select(AuditEvidenceRow.source, sa.func.count()).where(*where).group_by(AuditEvidenceRow.source)
+            ).all()
+        return [dict(r.body) for r in rows], {str(source): int(n) for source, n in counts}
 
 
 def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:

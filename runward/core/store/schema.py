@@ -126,3 +126,17 @@ class WaiverRow(Base):
     created_at: Mapped[datetime]
     until: Mapped[datetime | None]
     history_seq: Mapped[int] = mapped_column(sa.ForeignKey("golive_history.seq"))
+
+
+class AuditEvidenceRow(Base):
+    """A would-be violation an agent caused (runward.audit-evidence), kept for the audit soak."""
+
+    __tablename__ = "audit_evidence"
+    __table_args__ = (sa.Index("ix_audit_evidence_deployment_ts", "deployment", "ts"),)
+
+    evidence_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    deployment: Mapped[str] = mapped_column(sa.String(512))
+    ts: Mapped[datetime]
+    source: Mapped[str] = mapped_column(sa.String(16))
+    action: Mapped[str] = mapped_column(sa.String(512))
+    body: Mapped[dict[str, Any]]

@@ -170,7 +170,7 @@ def get_bom_delta(namespace: Namespace, name: Name, store: StoreDep) -> JSONResp
     "Deployments and an agent running as its namespace's `default` ServiceAccount.",
 )
 def get_posture(namespace: Namespace, name: Name, store: StoreDep) -> dict[str, Any]:
-    from jobs.reconciliation.posture import assess_service_accounts, deployments_from_agents
+    from services.enforcer.posture import assess_service_accounts, deployments_from_agents
 
     find_agent(store, namespace, name)
     deployments = deployments_from_agents(store.agents())

@@ -13,14 +13,14 @@ from runward.control.api.auth import Principal, require_approver
 from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_settings, get_store
 from runward.control.api.publisher import Publisher, PublishError
 from runward.control.api.routes.proofs import latest_proof
-from runward.control.api.schemas import ErrorBody, GateRefusal, PromotionRequest
+from runward.control.api.schemas import ErrorBody, GateRefusal, PolicyAcceptRequest, PromotionRequest
 from runward.control.api.state import load_state
 from runward.core import signing
 from runward.core.config import Settings
 from runward.core.contracts import EnforcementMode, PromotionDecision, utcnow
 from runward.core.store import Store, history
 from runward.core.topics import PROMOTIONS
-from services.enforcer import promotion_gate, readiness
+from services.enforcer import promotion_gate
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["promotion"])
@@ -58,12 +58,12 @@ def promote(
 ) -> PromotionDecision | JSONResponse:
     state = load_state(store, find_agent(store, namespace, name))
     current = promotion_gate.current_mode(state.bundle)
-    # The enforcer applies the same gate to the decision; asking it here answers 409 at once.
-    proof = latest_proof(store, state.agent["deployment"])
-    result = promotion_gate.evaluate(body.mode, current, state.apd, state.open_stories, proof)
+    # The enforcer applies the same whole gate (readiness included) to the decision; asking it
+    # here answers 409 at once.
     settings: Settings = request.app.state.settings
     report = golive.assess(store, state.agent, settings.audit_soak_s, body.mode, state=state)
-    reasons = [*result.reasons, *readiness.gate_reasons(report, body.mode, current)]
+    proof = latest_proof(store, state.agent["deployment"])
+    reasons = list(promotion_gate.decide(body.mode, current, state.apd, state.open_stories, report, proof).reasons)
     deployment = state.agent["deployment"]
     if reasons:
         refusal = GateRefusal(
@@ -74,22 +74,7 @@ def promote(
     decision = PromotionDecision(
         deployment=deployment, mode=body.mode, approver=approver.signer, reason=body.reason, ts=utcnow()
     )
-    key = signing.promotion_key(config)
-    if key is None:
-        # Fail closed: the enforcer refuses an unsigned decision, so accepting one here would lie.
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="no promotion key is configured (RUNWARD_PROMOTION_KEY or promotion.key under RUNWARD_HOME, "
-            "written by `runward up`); the enforcer accepts only signed decisions",
-        )
-    decision = signing.sign(decision, key)
-    try:
-        publisher.publish(PROMOTIONS, deployment, decision)
-    except PublishError as exc:
-        log.error("promotion of %s to %s not published: %s", deployment, body.mode.value, exc)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the promotion was not recorded: {exc}"
-        ) from None
+    decision = _sign_and_publish(decision, config, publisher)
     history.append(
         store,
         deployment,
@@ -106,6 +91,99 @@ def promote(
         ts=decision.ts,
     )
     log.info("%s promoted %s from %s to %s", approver.signer, deployment, current.value, body.mode.value)
+    return decision
+
+
+def _sign_and_publish(decision: PromotionDecision, config: Settings, publisher: Publisher) -> PromotionDecision:
+    key = signing.promotion_key(config)
+    if key is None:
+        # Fail closed: the enforcer refuses an unsigned decision, so accepting one here would lie.
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="no promotion key is configured (RUNWARD_PROMOTION_KEY or promotion.key under RUNWARD_HOME, "
+            "written by `runward up`); the enforcer accepts only signed decisions",
+        )
+    decision = signing.sign(decision, key)
+    try:
+        publisher.publish(PROMOTIONS, decision.deployment, decision)
+    except PublishError as exc:
+        log.error("decision on %s (%s) not published: %s", decision.deployment, decision.mode.value, exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the decision was not recorded: {exc}"
+        ) from None
+    return decision
+
+
+@router.post(
+    "/agents/{namespace}/{name}/policy-accept",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PromotionDecision,
+    summary="Accept a newer APD revision into an enforced agent's frozen policies",
+    description="Approver role only. An enforce-mode policy bundle is frozen on the APD revision it was "
+    "promoted on: what the profiler learns later (listed on the bundle as `pending_widening`) reaches "
+    "the policies only through this call. The revision must be the latest APD revision, the agent must "
+    "be in enforce mode, and the gate's checks for entering enforce must pass (complete window, no open "
+    "'potential compromise' story). The decision (mode enforce, `accept_apd_revision`) is signed, "
+    f"published to `{PROMOTIONS.name}` and appended to the go-live history.",
+    responses={
+        403: {"model": ErrorBody, "description": "the token is not an approver"},
+        404: {"model": ErrorBody, "description": "unknown agent"},
+        409: {"model": GateRefusal, "description": "refused, with every reason"},
+        503: {"model": ErrorBody, "description": "Kafka did not acknowledge the decision, or no promotion key"},
+    },
+)
+def accept_policy(
+    namespace: Namespace,
+    name: Name,
+    body: PolicyAcceptRequest,
+    approver: Annotated[Principal, Depends(require_approver)],
+    store: Annotated[Store, Depends(get_store)],
+    publisher: Annotated[Publisher, Depends(get_publisher)],
+    config: Annotated[Settings, Depends(get_settings)],
+) -> PromotionDecision | JSONResponse:
+    state = load_state(store, find_agent(store, namespace, name))
+    current = promotion_gate.current_mode(state.bundle)
+    deployment = state.agent["deployment"]
+    reasons: list[str] = []
+    latest = state.apd.revision if state.apd else None
+    if current is not EnforcementMode.ENFORCE:
+        reasons.append(f"the agent is in {current.value} mode; its policies follow the latest APD, nothing to accept")
+    elif body.apd_revision != latest:
+        reasons.append(f"APD revision {body.apd_revision} is not the latest ({latest}); review and accept {latest}")
+    else:
+        # The enforcer applies the same checks (services/enforcer/domain.accept_gate).
+        entering = promotion_gate.evaluate(
+            EnforcementMode.ENFORCE,
+            EnforcementMode.AUDIT,
+            state.apd,
+            state.open_stories,
+            latest_proof(store, deployment),
+        )
+        reasons.extend(entering.reasons)
+    if reasons:
+        refusal = GateRefusal(
+            detail=f"accepting APD revision {body.apd_revision} for {deployment} refused", reasons=reasons
+        )
+        return JSONResponse(refusal.model_dump(), status_code=status.HTTP_409_CONFLICT)
+    decision = PromotionDecision(
+        deployment=deployment,
+        mode=EnforcementMode.ENFORCE,
+        approver=approver.signer,
+        reason=body.reason,
+        ts=utcnow(),
+        accept_apd_revision=body.apd_revision,
+    )
+    decision = _sign_and_publish(decision, config, publisher)
+    history.append(
+        store,
+        deployment,
+        history.HistoryKind.PROMOTION,
+        approver.signer,
+        body.reason,
+        {"from": "enforce", "to": "enforce", "accept_apd_revision": body.apd_revision, "token": approver.name},
+        ts=decision.ts,
+    )
+    log.info("%s accepted APD revision %s into %s's policies", approver.signer, body.apd_revision, deployment)
     return decision
 
 

@@ -112,7 +112,13 @@ def record_proof(
 
 
 def latest_proof(store: Store, deployment: str) -> PolicyProof | None:
+    """The newest proof the API recorded or the enforcer carries on its latest bundle (it checked
+    the signature of every proof it took): the gate asks both sides about the same proof."""
+    found: list[PolicyProof] = []
     stored = store.latest_artifact(deployment, PROOF_ARTIFACT)
-    if stored is None:
-        return None
-    return PolicyProof.model_validate({k: v for k, v in stored.items() if k != "number"})
+    if stored is not None:
+        found.append(PolicyProof.model_validate({k: v for k, v in stored.items() if k != "number"}))
+    bundle = store.latest_artifact(deployment, "policy")
+    if bundle is not None and bundle.get("proof"):
+        found.append(PolicyProof.model_validate(bundle["proof"]))
+    return max(found, key=lambda p: p.ran_at) if found else None

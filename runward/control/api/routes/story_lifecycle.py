@@ -82,7 +82,7 @@ def _act(
     except LifecycleRefused as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     detail = {"from": story.lifecycle.value, "to": updated.lifecycle.value}
-    if not store.transition_story(updated, story.version, action, approver.name, reason, detail):
+    if not store.transition_story(updated, story.version, action, approver.signer, reason, detail):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             detail=f"attack story {story_id} grew since version {story.version}: read it again, then decide",
@@ -190,7 +190,7 @@ def accept_baseline(
     if not behaviours:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"attack story {story_id} has no behaviour to accept")
     if not store.transition_story(
-        story, story.version, "accept_baseline", approver.name, body.reason, {"behaviours": behaviours}
+        story, story.version, "accept_baseline", approver.signer, body.reason, {"behaviours": behaviours}
     ):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
