@@ -595,7 +595,7 @@ def gate_reasons(report: ReadinessReport | None, target: EnforcementMode, curren
 
 
 # Rules promotion_gate.evaluate already owns (each domain rule has one owner): not repeated.
-# Policies proven is rule 5 of the gate (a passing proof of the latest APD revision's profile).
+# Policies proven is rule 6 of the gate (a passing proof of the latest APD revision's profile).
 GATE_OWNED = frozenset(
     {CheckId.OBSERVATION_WINDOW, CheckId.NO_OPEN_COMPROMISE, CheckId.CURRENT_MODE, CheckId.POLICIES_PROVEN}
 )
