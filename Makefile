@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := clang llvm libbpf-dev bpftool docker-compose runc busybox-static
+APT_PACKAGES := clang llvm libbpf-dev bpftool docker-compose runc busybox-static nftables iproute2 libseccomp2
 
 .PHONY: run test deps system-deps lint clean
 

@@ -22,12 +22,14 @@ from runward.core.contracts import (
     ApdRevision,
     AttackStory,
     EnforcementMode,
+    PolicyProof,
     PromotionDecision,
     WindowStatus,
     utcnow,
 )
-from runward.core.store import Store
-from runward.core.topics import APD, ATTACK_STORIES, DEAD_LETTER, PROMOTIONS, SIGNALS
+from runward.core.store import Store, history
+from runward.core.topics import APD, ATTACK_STORIES, DEAD_LETTER, PROMOTIONS, PROOFS, SIGNALS
+from services.enforcer.promotion_gate import enforce_profile
 from tests.bom.stage_util import own_broker, publish, running_stages
 from tests.kafka_reading import read_records
 
@@ -205,3 +207,126 @@ def test_a_decision_the_api_did_not_sign_is_refused_and_raised(
     assert story["surfaces"] == ["identity"]
     assert signal["signal_id"] in [s["signal_id"] for s in story["signals"]]
     assert store.latest_artifact(deployment, "policy") is None  # the enforcer made nothing of it
+
+
+def proof_of(rev: ApdRevision, passed: bool = True) -> PolicyProof:
+    """What `runward prove` submits (before the API signs it), hashed as the prover hashes."""
+    unhashed = PolicyProof(
+        deployment=rev.deployment,
+        apd_revision=rev.revision,
+        profile_sha256="",
+        passed=passed,
+        ran_at=utcnow(),
+        runtime="runc 1.1.5+ds1",
+        command=["/usr/bin/python3", "agent.py", "--api-key=sk-proj-Zx81kQ2mN4vB7cL0pR5tY9wE3uI6oA1s"],
+        runtime_syscalls=["execve", "fstatfs", "getdents64"],
+        summary="passed" if passed else "failed: would be refused: unshare",
+        prover="claimed-by-the-body",
+    )
+    return unhashed.model_copy(update={"profile_sha256": signing.profile_sha256(enforce_profile(rev, unhashed))})
+
+
+@pytest.mark.parametrize(
+    ("deployment", "signature", "problem"),
+    [
+        ("agents/proof-forged-a", None, "the proof is not signed by the API"),
+        ("agents/proof-forged-b", "hmac-sha256:" + "0" * 64, "the proof's signature does not match"),
+    ],
+)
+def test_a_proof_the_api_did_not_sign_is_refused_and_raised(
+    enforcer: tuple[str, Store], deployment: str, signature: str | None, problem: str
+) -> None:
+    bootstrap, store = enforcer
+    rev = apd(1, WindowStatus.COMPLETE).model_copy(update={"deployment": deployment})
+    publish(bootstrap, APD, [(deployment, rev)])
+    wait_for("no bundle from the APD", lambda: store.latest_artifact(deployment, "policy"))
+    forged = proof_of(rev).model_copy(update={"signature": signature})
+    publish(bootstrap, PROOFS, [(deployment, forged)])
+    letter = refusal(bootstrap, deployment)
+    assert letter["source"]["topic"] == PROOFS.name
+    assert letter["reason"].startswith(f"policy proof of {deployment} (APD revision 1) refused: {problem}")
+    (signal,) = [
+        v for _, v in read_records(bootstrap, SIGNALS.name, lambda v: v["deployment"] == deployment, want=1, timeout=45)
+    ]
+    assert signal["surface"] == "identity" and signal["evidence"]["claimed_prover"] == "claimed-by-the-body"
+    stored = store.latest_artifact(deployment, "policy")
+    assert stored is not None and stored["proof"] is None  # the enforcer kept no forged proof
+
+
+def test_enforce_is_emitted_only_for_a_proven_profile(enforcer: tuple[str, Store]) -> None:
+    bootstrap, store = enforcer
+    d = "agents/proven"
+    rev = apd(1, WindowStatus.COMPLETE).model_copy(update={"deployment": d})
+    publish(bootstrap, APD, [(d, rev)])
+    wait_for("no bundle from the APD", lambda: store.latest_artifact(d, "policy"))
+    store.touch_agent(d, "proven-sa", NOW)
+    store.put_artifact(d, "apd", 1, rev.created_at, rev.model_dump(mode="json"))
+    config = Settings(
+        kafka=bootstrap,
+        api_tokens=f"bob:{TOKEN}:approver,vic:view-8e1d44a0c3b2f761:viewer",
+        promotion_key=KEY,
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(create_app(config, store=store, publisher=KafkaPublisher(bootstrap, timeout_s=15))) as client:
+        assert (
+            client.post(f"/v1/agents/{d}/promotion", headers=auth, json={"mode": "audit", "reason": "r"}).status_code
+            == 202
+        )
+        wait_for("no audit bundle", lambda: (store.latest_artifact(d, "policy") or {}).get("mode") == "audit")
+        # The gate's readiness beyond the proof is another test's business: the enforcer's own gate is
+        # asked here, with a decision the API signed.
+        publish(
+            bootstrap,
+            PROMOTIONS,
+            [
+                (
+                    d,
+                    signing.sign(
+                        PromotionDecision(
+                            deployment=d, mode=EnforcementMode.ENFORCE, approver="bob", reason="unproven", ts=utcnow()
+                        ),
+                        KEY.encode(),
+                    ),
+                )
+            ],
+        )
+        letter = refusal(bootstrap, "unproven")
+        assert f"no passing proof for APD revision 1: run `runward prove {d}`" in letter["reason"]
+
+        viewer = {"Authorization": "Bearer view-8e1d44a0c3b2f761"}
+        body = proof_of(rev).model_dump(mode="json")
+        assert client.post(f"/v1/agents/{d}/proofs", headers=viewer, json=body).status_code == 403
+        stale = {**body, "apd_revision": 7}
+        assert client.post(f"/v1/agents/{d}/proofs", headers=auth, json=stale).status_code == 409
+        accepted = client.post(f"/v1/agents/{d}/proofs", headers=auth, json=body)
+        assert accepted.status_code == 202, accepted.text
+        signed = PolicyProof.model_validate(accepted.json())
+        assert signed.prover == "bob" and signing.signature_problem(signed, KEY.encode()) is None
+        assert "Zx81kQ2mN4vB7cL0pR5tY9wE3uI6oA1s" not in accepted.text and signed.command[:2] == body["command"][:2]
+
+    carried = wait_for("no bundle carrying the proof", lambda: (store.latest_artifact(d, "policy") or {}).get("proof"))
+    assert carried["profile_sha256"] == body["profile_sha256"] and carried["prover"] == "bob"
+    publish(
+        bootstrap,
+        PROMOTIONS,
+        [
+            (
+                d,
+                signing.sign(
+                    PromotionDecision(
+                        deployment=d,
+                        mode=EnforcementMode.ENFORCE,
+                        approver="bob",
+                        reason="after the proof",
+                        ts=utcnow(),
+                    ),
+                    KEY.encode(),
+                ),
+            )
+        ],
+    )
+    # The proof no longer holds the gate; the enforcer's readiness (soak, AI-BOM review, ...) still
+    # does here, which is its own business (the enforce bundle with the proof: tests/unit).
+    letter = refusal(bootstrap, "after the proof")
+    assert "no passing proof" not in letter["reason"] and "readiness check" in letter["reason"]
+    assert [e["kind"] for e in history.entries(store, d)] == ["promotion", "proof"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,8 +21,9 @@ from runward.core.contracts import (
     utcnow,
 )
 from runward.core.store import Store
-from runward.core.topics import APD, PROMOTIONS
+from runward.core.topics import APD, PROMOTIONS, PROOFS
 from tests.bom.stage_util import own_broker, publish, running_stages
+from tests.enforcer.proofs import proof_of
 from tests.enforcer.schemas import problems
 
 D = "agents/frozen"
@@ -84,17 +85,21 @@ def bundle_at(store: Store, revision: int) -> Callable[[], dict[str, Any] | None
     return latest
 
 
-def ready_for_enforce(store: Store, audit: dict[str, Any]) -> None:
+def ready_for_enforce(store: Store) -> None:
     """The evidence the enforcer's readiness check of enforce reads (services.enforcer.readiness_inputs):
-    what the bom stage and `runward reconcile` would have stored, and a passing proof.
-
-    TODO(prove): the proof is written into the stored audit bundle as the enforcer will carry it
-    once it consumes runward.proofs; then publish a signed PolicyProof instead."""
+    what the bom stage and `runward reconcile` would have stored (the proof comes on runward.proofs)."""
     store.touch_agent(D, "frozen-sa", NOW)
     store.put_artifact(D, "bom_delta", 1, NOW, {"deployment": D, "revision": 1, "findings": []})
     store.put_artifact(D, "reconciliation", 1, NOW, {"kubernetes": {"unused_count": 0}})
-    proven = {**audit, "proof": {"passed": True, "status": "passed", "summary": "stand-in proof"}}
-    store.put_artifact(D, "policy", audit["revision"], datetime.fromisoformat(audit["created_at"]), proven)
+
+
+def prove(bootstrap: str, store: Store, rev: ApdRevision, revision: int) -> dict[str, Any]:
+    """A passing proof of `rev`, signed as the API signs it: the enforcer takes it (a new bundle)."""
+    publish(bootstrap, PROOFS, [(D, signing.sign(proof_of(rev), KEY.encode()))])
+    found: dict[str, Any] = wait_for(
+        f"no bundle after the proof of APD revision {rev.revision}", bundle_at(store, revision)
+    )
+    return found
 
 
 def valid(bundle: dict[str, Any]) -> None:
@@ -116,30 +121,35 @@ def test_enforced_policies_freeze_move_on_accept_and_a_rollout_goes_back_to_audi
     audit = wait_for("no audit bundle", bundle_at(store, 2))
     assert audit["mode"] == "audit" and audit["calico_policy"]["kind"] == "StagedNetworkPolicy"
     valid(audit)
-    ready_for_enforce(store, audit)
+    ready_for_enforce(store)
+    assert prove(bootstrap, store, apd(1, [OPENAI]), 3)["proof"]["apd_revision"] == 1  # audit: the latest proof
     publish(bootstrap, PROMOTIONS, [(D, decision(EnforcementMode.ENFORCE, "audit clean"))])
-    enforce = wait_for("no enforce bundle", bundle_at(store, 3))
+    enforce = wait_for("no enforce bundle", bundle_at(store, 4))
     assert enforce["mode"] == "enforce" and enforce["network_policy"]["spec"]["podSelector"] == SELECTOR
     valid(enforce)
 
     # The profiler learns more (a new in-cluster MCP server): the enforced policies do not widen.
     publish(bootstrap, APD, [(D, apd(2, [OPENAI, MCP]))])
-    frozen = wait_for("no bundle for APD revision 2", bundle_at(store, 4))
+    frozen = wait_for("no bundle for APD revision 2", bundle_at(store, 5))
     assert (frozen["mode"], frozen["apd_revision"], frozen["latest_apd_revision"]) == ("enforce", 1, 2)
     assert frozen["pending_widening"] == {"egress": [MCP]}
     assert frozen["network_policy"] == enforce["network_policy"]
 
-    # The approver accepts revision 2 (signed): the namespace peer of the MCP server appears.
+    # Revision 2 is proven, the approver accepts it (signed): the namespace peer of the MCP server appears.
+    still = prove(bootstrap, store, apd(2, [OPENAI, MCP]), 6)
+    assert still["mode"] == "enforce" and still["network_policy"] == enforce["network_policy"]
+    assert still["proof"]["apd_revision"] == 1  # an enforce bundle carries the proof its policies stand on
     publish(bootstrap, PROMOTIONS, [(D, decision(EnforcementMode.ENFORCE, "mcp reviewed", accept=2))])
-    accepted = wait_for("no bundle after the accept", bundle_at(store, 5))
+    accepted = wait_for("no bundle after the accept", bundle_at(store, 7))
     assert (accepted["mode"], accepted["apd_revision"], accepted["pending_widening"]) == ("enforce", 2, {})
+    assert accepted["proof"]["apd_revision"] == 2
     peers = [p for r in accepted["network_policy"]["spec"]["egress"] for p in r["to"]]
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tools"}}} in peers
     valid(accepted)
 
     # A rollout of a new revision: audit under the accepted policies until promoted again.
     publish(bootstrap, APD, [(D, apd(3, [OPENAI, MCP], rev=V2))])
-    rolled = wait_for("no bundle after the rollout", bundle_at(store, 6))
+    rolled = wait_for("no bundle after the rollout", bundle_at(store, 8))
     assert rolled["mode"] == "audit" and rolled["apd_revision"] == 2
     assert rolled["deployment_revision"]["pod_template_hash"] == "6f7c9d8b4"
     assert "84b5d9c7f rolled out" in rolled["mode_reason"]

@@ -1,8 +1,8 @@
-"""Enforcer: APD revisions, promotion decisions and attack stories -> policy bundles.
+"""Enforcer: APD revisions, promotion decisions, policy proofs and attack stories -> policy bundles.
 
-apd + promotions + attack-stories  ->  policies (NetworkPolicy, seccomp) at the promoted mode
-                                       signals (a promotion decision the API did not sign)
-audit-evidence                     ->  the store (per agent, for the API and the audit soak)
+apd + promotions + proofs + attack-stories  ->  policies (NetworkPolicy, seccomp) at the promoted mode
+                                                signals (a promotion or proof the API did not sign)
+audit-evidence                              ->  the store (per agent, for the API and the audit soak)
 
 Every decision passes the whole promotion gate here, readiness included: the stage reads the
 agent's stored evidence (AI-BOM delta, reconciliation, waivers, stories, bundle history) off the
@@ -20,13 +20,13 @@ from typing import Any
 from runward.core import signing
 from runward.core.codec import RejectedRecord
 from runward.core.config import Settings, settings
-from runward.core.contracts import AuditEvidence, PromotionDecision, utcnow
+from runward.core.contracts import AuditEvidence, PolicyProof, PromotionDecision, utcnow
 from runward.core.stage import Context, Output, Stage
 from runward.core.store import history
-from runward.core.topics import APD, ATTACK_STORIES, AUDIT_EVIDENCE, POLICIES, PROMOTIONS, SIGNALS
+from runward.core.topics import APD, ATTACK_STORIES, AUDIT_EVIDENCE, POLICIES, PROMOTIONS, PROOFS, SIGNALS
 from services.enforcer import readiness, readiness_inputs
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
-from services.enforcer.provenance import forged_promotion_signal
+from services.enforcer.provenance import forged_promotion_signal, forged_proof_signal
 from services.enforcer.recovery import restore
 
 # Enough to cover every story that can still hold the gate (the API reads as many).
@@ -36,7 +36,7 @@ STORY_SCAN_LIMIT = 1000
 def build(config: Settings) -> Stage:
     stage = Stage(
         "enforcer",
-        inputs=[APD, PROMOTIONS, ATTACK_STORIES, AUDIT_EVIDENCE],
+        inputs=[APD, PROMOTIONS, PROOFS, ATTACK_STORIES, AUDIT_EVIDENCE],
         outputs=[POLICIES, SIGNALS],
         config=config,
     )
@@ -49,13 +49,8 @@ def build(config: Settings) -> Stage:
             await asyncio.to_thread(stage.store.put_audit_evidence, [record])
             stage.touch_agent(record.deployment, None, record.ts)
             return []
-        if isinstance(record, PromotionDecision):
-            # Read per decision: a key file written after the stage started still counts.
-            problem = signing.signature_problem(record, signing.promotion_key(config))
-            if problem is not None:
-                signal = forged_promotion_signal(record, ctx.source, problem, utcnow())
-                await stage.publish(Output(SIGNALS, record.deployment, signal))
-                raise RejectedRecord(f"promotion of {record.deployment} to {record.mode.value} refused: {problem}")
+        if isinstance(record, (PromotionDecision, PolicyProof)):
+            await refuse_unsigned(stage, config, record, ctx)
         current = states.get(record.deployment)
         if current is None:
             current = await stored_state(record.deployment)
@@ -105,6 +100,28 @@ def build(config: Settings) -> Stage:
 
     stage.run(handle)
     return stage
+
+
+async def refuse_unsigned(
+    stage: Stage, config: Settings, record: PromotionDecision | PolicyProof, ctx: Context
+) -> None:
+    """A decision or proof the API did not sign: dead letter and an identity signal."""
+    # Read per record: a key file written after the stage started still counts.
+    key = signing.promotion_key(config)
+    if isinstance(record, PromotionDecision):
+        problem = signing.signature_problem(record, key)
+        if problem is None:
+            return
+        signal = forged_promotion_signal(record, ctx.source, problem, utcnow())
+        what = f"promotion of {record.deployment} to {record.mode.value}"
+    else:
+        problem = signing.signature_problem(record, key)
+        if problem is None:
+            return
+        signal = forged_proof_signal(record, ctx.source, problem, utcnow())
+        what = f"policy proof of {record.deployment} (APD revision {record.apd_revision})"
+    await stage.publish(Output(SIGNALS, record.deployment, signal))
+    raise RejectedRecord(f"{what} refused: {problem}")
 
 
 def main() -> None:

@@ -8,7 +8,13 @@ the bundle as `pending_widening` until an approver accepts one (a signed decisio
 `accept_apd_revision`). APD `pending` (a rollout's drift awaiting approval) is never in any
 bundle's policies. Promoted with the Deployment: a bundle names the Deployment revision it was
 built from; when another revision rolls out under an enforced agent, the agent goes to audit
-under the frozen policies (`mode_reason` says why) until it is proven and promoted again."""
+under the frozen policies (`mode_reason` says why) until it is proven and promoted again.
+
+Proven before enforced: the latest policy proof (`runward prove`, signed by the API) is kept;
+promoting to enforce or accepting a newer revision needs a passing proof of that revision
+(promotion_gate rule 6), which freezes with it (`frozen_proof`). An enforce-mode seccomp profile
+is the proven one (the APD's syscalls and the runtime's, as the proof measured them), and
+every bundle carries the proof it stands on."""
 
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from runward.core.contracts import (
     AttackStory,
     EnforcementMode,
     PolicyBundle,
+    PolicyProof,
     PromotionDecision,
 )
 from runward.core.contracts.revision import PodTemplateRevision, same_revision
@@ -65,6 +72,10 @@ class EnforcerState(BaseModel):
         "enforce or accepts a revision, kept while a rollout runs in audit under it",
     )
     mode_reason: str | None = Field(default=None, description="why the mode is not the approver's choice")
+    proof: PolicyProof | None = Field(default=None, description="the latest signed proof (`runward prove`)")
+    frozen_proof: PolicyProof | None = Field(
+        default=None, description="the passing proof of `frozen`: its runtime syscalls are in the enforce profile"
+    )
 
 
 def gate(
@@ -72,7 +83,7 @@ def gate(
 ) -> promotion_gate.GateResult:
     """The whole promotion gate on the enforcer's own view of the agent, with its readiness for
     the decision's mode (`readiness_inputs.assess`); without one, going up is refused."""
-    return promotion_gate.decide(decision.mode, state.mode, state.apd, _holding(state), report)
+    return promotion_gate.decide(decision.mode, state.mode, state.apd, _holding(state), report, state.proof)
 
 
 def _holding(state: EnforcerState) -> list[StoryHold]:
@@ -95,7 +106,9 @@ def accept_gate(state: EnforcerState, decision: PromotionDecision) -> promotion_
             f"APD revision {decision.accept_apd_revision} is not the latest ({latest}); review and accept {latest}"
         )
     else:
-        entering = promotion_gate.evaluate(EnforcementMode.ENFORCE, EnforcementMode.AUDIT, state.apd, _holding(state))
+        entering = promotion_gate.evaluate(
+            EnforcementMode.ENFORCE, EnforcementMode.AUDIT, state.apd, _holding(state), state.proof
+        )
         reasons.extend(entering.reasons)
     return promotion_gate.GateResult(target=decision.mode, current=state.mode, reasons=tuple(reasons))
 
@@ -135,7 +148,7 @@ def _on_decision(state: EnforcerState, record: PromotionDecision, report: Readin
         result = accept_gate(state, record)
         if not result.allowed:
             raise PromotionRefused(record, result)
-        state.frozen = state.apd
+        state.frozen, state.frozen_proof = state.apd, state.proof
         return
     result = gate(state, record, report)
     if not result.allowed:
@@ -143,7 +156,9 @@ def _on_decision(state: EnforcerState, record: PromotionDecision, report: Readin
     state.mode, state.mode_reason = record.mode, None
     # Promoted to enforce: the policies freeze on the APD the approver promoted on; any lower
     # mode follows the latest APD again.
-    state.frozen = state.apd if record.mode is EnforcementMode.ENFORCE else None
+    enforced = record.mode is EnforcementMode.ENFORCE
+    state.frozen = state.apd if enforced else None
+    state.frozen_proof = state.proof if enforced else None
 
 
 def _on_story(state: EnforcerState, record: AttackStory) -> bool:
@@ -175,6 +190,10 @@ def apply(
             return state, None
     elif isinstance(record, PromotionDecision):
         _on_decision(state, record, report)
+    elif isinstance(record, PolicyProof):
+        if state.proof is not None and record.ran_at <= state.proof.ran_at:
+            return state, None  # redelivered or older than the proof already held
+        state.proof = record
     elif isinstance(record, AttackStory) and not _on_story(state, record):
         return state, None
     if state.apd is None:
@@ -203,6 +222,9 @@ def bundle(state: EnforcerState, now: datetime) -> PolicyBundle:
     # The selector is immutable (apps/v1): one learnt after the frozen revision still names its pods.
     source = built.model_copy(update={"pod_selector": built.pod_selector or latest.pod_selector})
     mode = state.mode
+    # In enforce, the profile is the proven one: the frozen revision's proof measured the runtime.
+    proof = state.frozen_proof if mode is EnforcementMode.ENFORCE and state.frozen_proof else state.proof
+    runtime = state.frozen_proof.runtime_syscalls if mode is EnforcementMode.ENFORCE and state.frozen_proof else []
     return PolicyBundle(
         deployment=state.deployment,
         revision=state.revision,
@@ -216,10 +238,11 @@ def bundle(state: EnforcerState, now: datetime) -> PolicyBundle:
         network_policy=network_policy(source, mode),
         cilium_network_policy=cilium_network_policy(source, mode),
         calico_policy=calico_policy(source, mode),
-        seccomp_profile=seccomp_profile(source, mode),
-        seccomp_profile_object=seccomp_profile_object(source, mode),
+        seccomp_profile=seccomp_profile(source, mode, runtime),
+        seccomp_profile_object=seccomp_profile_object(source, mode, runtime),
         deployment_patch=deployment_patch(source, mode),
         pending_widening=pending_widening(built, latest),
         open_stories=state.open_stories,
         tool_policy=tool_policy(source),
+        proof=proof,
     )

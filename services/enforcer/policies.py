@@ -20,6 +20,7 @@ Built with the kubernetes client models so the output is the API's own shape. Pu
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -220,9 +221,16 @@ def seccomp_default(mode: EnforcementMode) -> str:
     return "SCMP_ACT_ERRNO" if mode is EnforcementMode.ENFORCE else "SCMP_ACT_LOG"
 
 
-def seccomp_profile(apd: ApdRevision, mode: EnforcementMode) -> dict[str, Any]:
-    """OCI seccomp JSON: allow what was observed; log (audit) or refuse (enforce) the rest."""
-    syscalls = sorted(b.name for b in learnt(apd, Syscall))
+def seccomp_profile(apd: ApdRevision, mode: EnforcementMode, runtime_syscalls: Sequence[str] = ()) -> dict[str, Any]:
+    """OCI seccomp JSON: allow what was observed; log (audit) or refuse (enforce) the rest.
+
+    `runtime_syscalls` is what the OCI runtime's own container init needs after the filter is
+    loaded (measured from runc by `runward prove`, carried by the proof): a profile of the
+    agent's behaviour alone stops the runtime before the agent starts. The candidate enforce
+    profile a proof runs and the one the enforcer emits are this one function's output, so
+    their hashes (`signing.profile_sha256`) agree.
+    """
+    syscalls = sorted({b.name for b in learnt(apd, Syscall)} | set(runtime_syscalls))
     return {
         "defaultAction": seccomp_default(mode),
         "defaultErrnoRet": 1,

@@ -15,6 +15,10 @@ Pure functions, no I/O, so the rules can be read, tested and explained on their 
    AI-BOM reviewed, ServiceAccount, reconciliation, policies proven, audit soak...) to pass or
    be waived. `decide` is the whole gate: the API asks it for its 409, the enforcer applies it
    to every decision it consumes, each on the readiness report it assembled from the same rows.
+6. Enforce (and accepting a newer APD revision into enforce) needs a passing policy proof
+   (`runward prove`) of that APD revision, whose profile hash is the enforce profile the
+   enforcer would emit for it: the profile and allowlist ran the agent's recorded workload
+   under runc without breaking it.
 """
 
 from __future__ import annotations
@@ -22,18 +26,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from runward.core.contracts import (
     ApdRevision,
     AttackStory,
     EnforcementMode,
     PolicyBundle,
+    PolicyProof,
     StoryLifecycle,
     StoryStatus,
     WindowStatus,
 )
+from runward.core.signing import profile_sha256
 from services.enforcer import readiness
+from services.enforcer.policies import seccomp_profile
 
 _ORDER = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
 
@@ -88,10 +95,12 @@ def evaluate(
     current: EnforcementMode,
     apd: ApdRevision | None,
     holding: Sequence[HoldingStory],
+    proof: PolicyProof | None = None,
 ) -> GateResult:
     """Every reason the agent may not go from `current` to `target`; none means allowed.
 
-    `holding` are the open 'potential compromise' stories of the agent (see open_stories).
+    `holding` are the open 'potential compromise' stories of the agent (see open_stories);
+    `proof` is the agent's latest policy proof (its signature already checked by the caller).
     """
     reasons: list[str] = []
     if target == current:
@@ -107,7 +116,38 @@ def evaluate(
         reasons.extend(_held_by(story) for story in holding)
         if target == EnforcementMode.ENFORCE and current != EnforcementMode.AUDIT:
             reasons.append(f"enforce needs the agent to be in audit mode first; it is in {current.value}")
+        if target == EnforcementMode.ENFORCE and apd is not None and not proven(apd, proof):  # rule 6
+            reasons.append(
+                f"no passing proof for APD revision {apd.revision}: run `runward prove {apd.deployment}`"
+                + _proof_detail(apd, proof)
+            )
     return GateResult(target=target, current=current, reasons=tuple(reasons))
+
+
+def enforce_profile(apd: ApdRevision, proof: PolicyProof) -> dict[str, Any]:
+    """The enforce-mode seccomp profile a proof of `apd` stands for (the runtime's needs it measured included)."""
+    return seccomp_profile(apd, EnforcementMode.ENFORCE, proof.runtime_syscalls)
+
+
+def proven(apd: ApdRevision, proof: PolicyProof | None) -> bool:
+    """Whether `proof` passed for exactly the enforce profile the enforcer would emit for `apd`."""
+    return (
+        proof is not None
+        and proof.passed
+        and proof.deployment == apd.deployment
+        and proof.apd_revision == apd.revision
+        and proof.profile_sha256 == profile_sha256(enforce_profile(apd, proof))
+    )
+
+
+def _proof_detail(apd: ApdRevision, proof: PolicyProof | None) -> str:
+    if proof is None:
+        return ""
+    if proof.apd_revision != apd.revision:
+        return f" (the latest proof is of APD revision {proof.apd_revision})"
+    if not proof.passed:
+        return f" (the latest proof failed: {proof.summary})"
+    return " (the latest proof ran another seccomp profile than the one this APD revision gives)"
 
 
 def _held_by(story: HoldingStory) -> str:
@@ -124,11 +164,12 @@ def decide(
     apd: ApdRevision | None,
     holding: Sequence[HoldingStory],
     report: readiness.ReadinessReport | None,
+    proof: PolicyProof | None = None,
 ) -> GateResult:
-    """The whole gate (rules 1-5): `evaluate`, then the readiness checks `target` needs.
+    """The whole gate (rules 1-6): `evaluate`, then the readiness checks `target` needs.
 
     `report` is the agent's readiness for `target`; None when it could not be assessed, and
-    then going up is refused (nothing fails open)."""
-    result = evaluate(target, current, apd, holding)
+    then going up is refused (nothing fails open). `proof` is the agent's latest policy proof."""
+    result = evaluate(target, current, apd, holding, proof)
     extra = readiness.gate_reasons(report, target, current) if target != current else []
     return GateResult(target=target, current=current, reasons=(*result.reasons, *extra))

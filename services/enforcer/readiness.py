@@ -348,13 +348,8 @@ def check_stories(inputs: ReadinessInputs) -> Check:
 
 
 def _proof_ok(proof: Any) -> bool:
-    if isinstance(proof, bool):
-        return proof
-    if not isinstance(proof, Mapping):
-        return False
-    if "proven" in proof:
-        return proof.get("proven") is True
-    return str(proof.get("status", "")).lower() in {"proven", "pass", "passed"}
+    """A stored bundle's proof (a PolicyProof as JSON) passed; anything else is no proof."""
+    return isinstance(proof, Mapping) and proof.get("passed") is True
 
 
 def check_policies(inputs: ReadinessInputs) -> Check:
@@ -384,8 +379,9 @@ def check_policies(inputs: ReadinessInputs) -> Check:
         CheckId.POLICIES_PROVEN,
         title,
         CheckStatus.FAIL,
-        f"policy bundle r{revision} {why}: the NetworkPolicy and seccomp profile were not replayed against the APD",
-        "let the enforcer prove the bundle against the APD (it cannot be waived)",
+        f"policy bundle r{revision} {why}: the seccomp profile and egress allowlist were not run against "
+        "the agent's recorded workload",
+        _cmd(inputs, "runward prove NS/NAME (it cannot be waived)"),
     )
 
 
@@ -599,7 +595,10 @@ def gate_reasons(report: ReadinessReport | None, target: EnforcementMode, curren
 
 
 # Rules promotion_gate.evaluate already owns (each domain rule has one owner): not repeated.
-GATE_OWNED = frozenset({CheckId.OBSERVATION_WINDOW, CheckId.NO_OPEN_COMPROMISE, CheckId.CURRENT_MODE})
+# Policies proven is rule 6 of the gate (a passing proof of the latest APD revision's profile).
+GATE_OWNED = frozenset(
+    {CheckId.OBSERVATION_WINDOW, CheckId.NO_OPEN_COMPROMISE, CheckId.CURRENT_MODE, CheckId.POLICIES_PROVEN}
+)
 
 _RANK = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}
 

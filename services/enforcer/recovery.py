@@ -28,4 +28,6 @@ def restore(deployment: str, bundle: dict[str, Any] | None, apd: dict[str, Any] 
         frozen=built if frozen else None,
         open_stories=list(stored.open_stories),
         story_holds={s: StoryHold(story_id=s) for s in stored.open_stories},
+        proof=stored.proof,  # every bundle carries the latest proof (checked when it was consumed)
+        frozen_proof=stored.proof if frozen else None,
     )

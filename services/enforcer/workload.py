@@ -12,6 +12,7 @@ Audit and enforce only (observe applies nothing); in audit the profile logs inst
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kubernetes.client import V1PodSecurityContext, V1SeccompProfile
@@ -28,11 +29,13 @@ def localhost_profile(apd: ApdRevision) -> str:
     return f"operator/{namespace}/{name}.json"
 
 
-def seccomp_profile_object(apd: ApdRevision, mode: EnforcementMode) -> dict[str, Any] | None:
+def seccomp_profile_object(
+    apd: ApdRevision, mode: EnforcementMode, runtime_syscalls: Sequence[str] = ()
+) -> dict[str, Any] | None:
     if mode is EnforcementMode.OBSERVE:
         return None
     namespace, name = policy_name(apd)
-    profile = seccomp_profile(apd, mode)
+    profile = seccomp_profile(apd, mode, runtime_syscalls)
     spec: dict[str, Any] = {"defaultAction": profile["defaultAction"], "architectures": profile["architectures"]}
     if profile["syscalls"]:
         spec["syscalls"] = profile["syscalls"]

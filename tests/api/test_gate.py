@@ -8,8 +8,17 @@ from datetime import timedelta
 
 import pytest
 
-from runward.core.contracts import ApdRevision, AttackStory, EnforcementMode, PolicyBundle, StoryStatus, WindowStatus
-from services.enforcer.promotion_gate import GateResult, current_mode, open_stories
+from runward.core.contracts import (
+    ApdRevision,
+    AttackStory,
+    EnforcementMode,
+    PolicyBundle,
+    PolicyProof,
+    StoryStatus,
+    WindowStatus,
+)
+from runward.core.signing import profile_sha256
+from services.enforcer.promotion_gate import GateResult, current_mode, enforce_profile, open_stories
 from services.enforcer.promotion_gate import evaluate as gate_evaluate
 
 from .support import BUNDLE_AT, NOW, apd, bundle, story
@@ -19,11 +28,28 @@ D = "shop/agent"
 COMPLETE = apd(D, 3, WindowStatus.COMPLETE)
 
 
+def proof_of(rev: ApdRevision, passed: bool = True) -> PolicyProof:
+    unhashed = PolicyProof(
+        deployment=rev.deployment,
+        apd_revision=rev.revision,
+        profile_sha256="",
+        passed=passed,
+        ran_at=NOW,
+        runtime="runc 1.1.5",
+        runtime_syscalls=["execve", "fstatfs"],
+    )
+    return unhashed.model_copy(update={"profile_sha256": profile_sha256(enforce_profile(rev, unhashed))})
+
+
 def evaluate(
-    target: EnforcementMode, latest: PolicyBundle | None, apd: ApdRevision | None, stories: Sequence[AttackStory]
+    target: EnforcementMode,
+    latest: PolicyBundle | None,
+    apd: ApdRevision | None,
+    stories: Sequence[AttackStory],
+    proof: PolicyProof | None = None,
 ) -> GateResult:
     """The gate as the API asks it: mode and open stories from the store's latest bundle."""
-    return gate_evaluate(target, current_mode(latest), apd, open_stories(stories, latest))
+    return gate_evaluate(target, current_mode(latest), apd, open_stories(stories, latest), proof)
 
 
 def test_no_bundle_means_observe() -> None:
@@ -36,8 +62,22 @@ def test_observe_to_audit_with_complete_window_and_no_story_is_allowed() -> None
     assert result.allowed and result.current is OBSERVE
 
 
-def test_audit_to_enforce_is_allowed() -> None:
-    assert evaluate(ENFORCE, bundle(D, 1, AUDIT), COMPLETE, []).allowed
+def test_audit_to_enforce_is_allowed_with_a_passing_proof() -> None:
+    assert evaluate(ENFORCE, bundle(D, 1, AUDIT), COMPLETE, [], proof_of(COMPLETE)).allowed
+
+
+@pytest.mark.parametrize(
+    ("proof", "detail"),
+    [
+        (None, ""),
+        (proof_of(COMPLETE, passed=False), " (the latest proof failed: "),
+        (proof_of(apd(D, 2, WindowStatus.COMPLETE)), " (the latest proof is of APD revision 2)"),
+        (proof_of(COMPLETE).model_copy(update={"runtime_syscalls": ["execve"]}), " (the latest proof ran another"),
+    ],
+)
+def test_enforce_without_a_passing_proof_of_this_profile_is_refused(proof: PolicyProof | None, detail: str) -> None:
+    (reason,) = evaluate(ENFORCE, bundle(D, 1, AUDIT), COMPLETE, [], proof).reasons
+    assert reason.startswith("no passing proof for APD revision 3: run `runward prove shop/agent`" + detail)
 
 
 @pytest.mark.parametrize("status", [WindowStatus.LEARNING, WindowStatus.STABLE])
@@ -57,7 +97,7 @@ def test_missing_apd_holds_promotion() -> None:
 
 
 def test_enforce_needs_audit_first() -> None:
-    result = evaluate(ENFORCE, None, COMPLETE, [])
+    result = evaluate(ENFORCE, None, COMPLETE, [], proof_of(COMPLETE))
     assert result.reasons == ("enforce needs the agent to be in audit mode first; it is in observe",)
 
 
@@ -77,11 +117,12 @@ def test_which_stories_are_open() -> None:
 def test_open_story_holds_promotion_and_every_reason_is_given() -> None:
     live = story("st-1", D, StoryStatus.POTENTIAL_COMPROMISE, NOW)
     result = evaluate(ENFORCE, None, apd(D, 1, WindowStatus.LEARNING), [live])
-    assert len(result.reasons) == 3
+    assert len(result.reasons) == 4
     assert "learning, not complete" in result.reasons[0]
     assert result.reasons[1].startswith("attack story st-1 (severity 4")
     assert "open potential compromise" in result.reasons[1]
     assert result.reasons[2].startswith("enforce needs the agent to be in audit")
+    assert result.reasons[3].startswith("no passing proof for APD revision 1")
 
 
 def test_stepping_back_is_always_allowed() -> None:

@@ -169,10 +169,11 @@ def test_promotion_to_enforce_holds_on_each_readiness_shortcut(
         assert response.status_code == 409, response.text
         return [r.split(":")[0] for r in response.json()["reasons"]]
 
+    unproven = "no passing proof for APD revision 2"
     assert refusal() == [
+        unproven,
         "readiness check aibom_reviewed fails",
         "readiness check reconciliation_reviewed fails",
-        "readiness check policies_proven fails",
     ]
     # Review the one undeclared dependency, waive the reconciliation: only the proof is left.
     review = {"check": "aibom_reviewed", "subject": "undeclared:mcp:weather", "reason": "our own MCP server"}
@@ -180,10 +181,10 @@ def test_promotion_to_enforce_holds_on_each_readiness_shortcut(
     until = (utcnow() + timedelta(days=7)).isoformat()
     waiver = {"check": "reconciliation_reviewed", "reason": "PR 481 merged", "until": until}
     assert soaked.post(f"{RETRIEVER}/waivers", headers=ADA_HEADERS, json=waiver).status_code == 201
-    assert refusal() == ["readiness check policies_proven fails"]
+    assert refusal() == [unproven]
     # A shared ServiceAccount without a waiver holds it too.
     store.touch_agent("shop/twin", "retriever-sa", utcnow())
-    assert refusal() == ["readiness check service_account fails", "readiness check policies_proven fails"]
+    assert refusal() == [unproven, "readiness check service_account fails"]
     assert publisher.calls == []
     kinds = [e["kind"] for e in soaked.get("/v1/history", headers=VIEWER).json()]
     assert kinds == ["review", "waiver"]  # refused promotions are not decisions

@@ -21,6 +21,7 @@ from runward.core.config import Settings
 from runward.core.contracts import AttackStory, EnforcementMode, Signal, StoryStatus, Surface, WindowStatus, utcnow
 from runward.core.store import Store
 from runward.core.store.schema import HistoryRow, StoryEventRow
+from tests.enforcer.proofs import proof_of
 
 from .support import APPROVER_TOKEN, NOW, VIEWER_TOKEN, SpyPublisher, apd, bundle, put, story
 from .test_golive import tokens_file
@@ -142,7 +143,7 @@ def test_waive_promote_and_history_from_the_command_line(
     # Only the unproven policies hold enforce now; the gate says so and nothing is published.
     assert run(api_url, APPROVER_TOKEN, "promote", "shop/retriever", "--to", "enforce", "--reason", "go live") == 1
     refused = capsys.readouterr().err
-    assert "refused by the gate" in refused and "readiness check policies_proven fails" in refused
+    assert "refused by the gate" in refused and "no passing proof for APD revision 2: run `runward prove" in refused
 
     assert run(api_url, APPROVER_TOKEN, "promote", "shop/retriever", "--to", "observe", "--reason", "roll back") == 0
     assert "shop/retriever -> observe accepted, signed by Ada Platform <ada@example.com>" in capsys.readouterr().out
@@ -284,5 +285,10 @@ def test_accept_policy_from_the_command_line(api_url: str, store: Store, capsys:
     accept = ["accept-policy", "shop/frozen-cli", "--reason", "reviewed the new MCP server"]
     assert run(api_url, APPROVER_TOKEN, *accept, "--apd-revision", "2") == 1
     assert "APD revision 2 is not the latest (3); review and accept 3" in capsys.readouterr().err
+    # Accepting a revision into enforce needs its passing proof, as promoting does (gate rule 6).
+    assert run(api_url, APPROVER_TOKEN, *accept, "--apd-revision", "3") == 1
+    assert "no passing proof for APD revision 3: run `runward prove shop/frozen-cli`" in capsys.readouterr().err
+    proof = proof_of(apd("shop/frozen-cli", 3, WindowStatus.COMPLETE)).model_dump(mode="json")
+    store.put_artifact("shop/frozen-cli", "proof", 1, NOW, {**proof, "number": 1})
     assert run(api_url, APPROVER_TOKEN, *accept, "--apd-revision", "3") == 0
     assert "APD revision 3 accepted into the enforced policies, signed by Ada Platform" in capsys.readouterr().out

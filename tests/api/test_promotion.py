@@ -19,6 +19,7 @@ from runward.core.contracts import EnforcementMode, PromotionDecision, WindowSta
 from runward.core.kafka import Received
 from runward.core.store import Store
 from runward.core.topics import PROMOTIONS
+from tests.enforcer.proofs import proof_of
 from tests.kafka_reading import read_messages
 
 from .support import APPROVER, NOW, PROMOTION_KEY, TOKEN_SPEC, VIEWER, SpyPublisher, apd, bundle, make_client, put
@@ -137,7 +138,7 @@ def test_stepping_back_needs_no_gate(client: TestClient, publisher: SpyPublisher
                 # readiness (services/enforcer/readiness.py) for enforce, beyond what the gate states
                 "readiness check aibom_reviewed fails",
                 "readiness check reconciliation_reviewed fails",
-                "readiness check policies_proven fails",
+                "no passing proof for APD revision",
                 "readiness check audit_soak fails",
             ],
         ),
@@ -147,7 +148,7 @@ def test_stepping_back_needs_no_gate(client: TestClient, publisher: SpyPublisher
             [
                 "readiness check aibom_reviewed fails",
                 "readiness check reconciliation_reviewed fails",
-                "readiness check policies_proven fails",
+                "no passing proof for APD revision",
                 "readiness check audit_soak fails",
             ],
         ),
@@ -219,8 +220,12 @@ def test_accepting_an_apd_revision_into_frozen_policies(
     assert stale.status_code == 409
     assert stale.json()["reasons"] == ["APD revision 1 is not the latest (2); review and accept 2"]
     assert client.post(url, headers=VIEWER, json={"apd_revision": 2, "reason": "x"}).status_code == 403
+    unproven = client.post(url, headers=APPROVER, json={"apd_revision": 2, "reason": "x"})
+    assert unproven.json()["reasons"] == ["no passing proof for APD revision 2: run `runward prove shop/frozen`"]
     assert publisher.calls == []
 
+    proof = proof_of(apd("shop/frozen", 2, WindowStatus.COMPLETE)).model_dump(mode="json")
+    store.put_artifact("shop/frozen", "proof", 1, NOW, {**proof, "number": 1})
     reason = f"new MCP endpoint reviewed {uuid.uuid4().hex}"
     accepted = client.post(url, headers=APPROVER, json={"apd_revision": 2, "reason": reason})
     assert accepted.status_code == 202, accepted.text

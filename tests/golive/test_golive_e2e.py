@@ -214,12 +214,12 @@ def test_observe_to_enforce_only_through_readiness_and_every_shortcut_refused_tw
     waiver = {"check": "service_account", "reason": "twin is being split out (TICKET-12)", "until": until}
     assert pipeline.client.post(f"{PATH}/waivers", headers=AUTH, json=waiver).status_code == 201
 
-    # Shortcut 4: unproven policies. Nothing else holds now, on either side.
+    # Shortcut 4: unproven policies (the gate's rule 6). Nothing else holds now, on either side.
     (reason,) = pipeline.api_refuses("enforce")
-    assert reason.startswith("readiness check policies_proven fails: policy bundle r")
+    assert reason == f"no passing proof for APD revision 1: run `runward prove {D}`"
     letter = pipeline.enforcer_refuses(EnforcementMode.ENFORCE, "enforce unproven")
     assert (
-        "readiness check policies_proven fails: policy bundle r" in letter
+        f"no passing proof for APD revision 1: run `runward prove {D}`" in letter
         and "service_account" not in letter
         and "audit_soak" not in letter
     )
@@ -238,11 +238,6 @@ def sign_proof(proof: PolicyProof) -> PolicyProof:
     return proof.model_copy(update={"signature": f"hmac-sha256:{mac}"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the enforcer does not consume runward.proofs on this branch yet (helper `prove`): once it "
-    "carries a passing proof in its bundle, this passes and the marker must go",
-)
 def test_a_proven_agent_reaches_enforce_through_api_and_enforcer(pipeline: Pipeline, tmp_path: Path) -> None:
     # Runs after the test above (file order), on the agent it left in audit, soaked, SA waived.
     profile = seccomp_profile(complete_apd(), EnforcementMode.ENFORCE)

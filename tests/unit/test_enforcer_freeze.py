@@ -13,6 +13,7 @@ from runward.core.contracts import ApdRevision, EnforcementMode, PodTemplateRevi
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
 from services.enforcer.readiness import ReadinessReport
 from services.enforcer.recovery import restore
+from tests.enforcer.proofs import proof_of
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
 D = "agents/bot"
@@ -53,6 +54,7 @@ def ready(mode: EnforcementMode) -> ReadinessReport:
 def enforced() -> EnforcerState:
     state, _ = apply(None, apd(1, [OPENAI]), T)
     state, _ = apply(state, decide(EnforcementMode.AUDIT), T, ready(EnforcementMode.AUDIT))
+    state, _ = apply(state, proof_of(apd(1, [OPENAI])), T)
     state, bundle = apply(state, decide(EnforcementMode.ENFORCE), T, ready(EnforcementMode.ENFORCE))
     assert bundle and bundle.mode is EnforcementMode.ENFORCE and bundle.apd_revision == 1
     assert bundle.deployment_revision == V1
@@ -84,6 +86,9 @@ def test_observe_and_audit_follow_the_latest_apd_but_never_its_pending_drift() -
 
 def test_an_approvers_accept_moves_the_frozen_revision() -> None:
     state, _ = apply(enforced(), apd(2, [OPENAI, PASTE]), T)
+    with pytest.raises(PromotionRefused, match="no passing proof for APD revision 2"):
+        apply(state, decide(EnforcementMode.ENFORCE, accept=2), T)
+    state, _ = apply(state, proof_of(apd(2, [OPENAI, PASTE])), T)
     state, bundle = apply(state, decide(EnforcementMode.ENFORCE, accept=2), T)
     assert bundle and bundle.mode is EnforcementMode.ENFORCE and bundle.apd_revision == 2
     assert fqdns(bundle) == ["api.openai.com", "paste.example"] and bundle.pending_widening == {}
@@ -116,6 +121,7 @@ def test_a_rollout_under_enforce_runs_in_audit_under_the_previous_policies_until
     state, bundle = apply(state, apd(3, [OPENAI, PASTE], rev=V2), T)
     assert bundle and bundle.apd_revision == 1 and bundle.pending_widening == {"egress": [PASTE]}
     # Proven and promoted again: frozen on the new revision.
+    state, _ = apply(state, proof_of(apd(3, [OPENAI, PASTE], rev=V2)), T)
     state, bundle = apply(state, decide(EnforcementMode.ENFORCE), T, ready(EnforcementMode.ENFORCE))
     assert bundle and bundle.mode is EnforcementMode.ENFORCE and bundle.mode_reason is None
     assert bundle.apd_revision == 3 and bundle.deployment_revision == V2 and "paste.example" in fqdns(bundle)

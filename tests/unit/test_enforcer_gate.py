@@ -8,8 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from runward.core.contracts import ApdRevision, AttackStory, EnforcementMode, PromotionDecision, WindowStatus
+from runward.core.signing import profile_sha256
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
 from services.enforcer.readiness import ReadinessReport
+from tests.enforcer.proofs import proof_of
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
 D = "agents/bot"
@@ -88,11 +90,43 @@ def test_open_compromise_holds_the_gate_until_the_story_turns_out_to_be_drift() 
 
 def test_enforce_needs_audit_first_and_same_mode_is_refused() -> None:
     state, _ = apply(None, apd(1, WindowStatus.COMPLETE), T)
+    state, _ = apply(state, proof_of(apd(1, WindowStatus.COMPLETE)), T)
     assert refused(state, ENFORCE) == ("enforce needs the agent to be in audit mode first; it is in observe",)
     state, _ = apply(state, decide(AUDIT), T, ready(AUDIT))
     assert refused(state, AUDIT) == ("the agent is already in audit mode",)
     state, bundle = apply(state, decide(ENFORCE), T, ready(ENFORCE))
     assert bundle is not None and bundle.mode is ENFORCE
+
+
+def test_enforce_needs_a_passing_proof_of_the_profile_it_would_emit() -> None:
+    first = apd(1, WindowStatus.COMPLETE)
+    state, _ = apply(None, first, T)
+    state, _ = apply(state, decide(AUDIT), T, ready(AUDIT))
+    hint = "no passing proof for APD revision 1: run `runward prove agents/bot`"
+
+    def refused_enforce(at: EnforcerState) -> tuple[str, ...]:
+        with pytest.raises(PromotionRefused) as caught:
+            apply(at, decide(ENFORCE), T, ready(ENFORCE))
+        return caught.value.result.reasons
+
+    assert refused_enforce(state) == (hint,)
+    failed, _ = apply(state, proof_of(first, passed=False), T)
+    assert refused_enforce(failed) == (hint + " (the latest proof failed: failed: would be refused: unshare)",)
+    other, _ = apply(state, proof_of(first).model_copy(update={"profile_sha256": "0" * 64}), T)
+    assert refused_enforce(other)[0].startswith(hint + " (the latest proof ran another seccomp profile")
+    stale, _ = apply(state, proof_of(first), T)
+    stale, _ = apply(stale, apd(2, WindowStatus.COMPLETE), T)
+    assert refused_enforce(stale) == (
+        "no passing proof for APD revision 2: run `runward prove agents/bot` (the latest proof is of APD revision 1)",
+    )
+    state, bundle = apply(stale, proof_of(apd(2, WindowStatus.COMPLETE)), T)
+    assert bundle is not None and bundle.proof is not None and bundle.proof.apd_revision == 2
+    state, bundle = apply(state, decide(ENFORCE), T, ready(ENFORCE))
+    assert bundle is not None and bundle.mode is ENFORCE and bundle.proof is not None
+    # The enforce profile is the proven one: the runtime's needs are in it, and its hash is the proof's.
+    allowed = bundle.seccomp_profile["syscalls"][0]["names"]
+    assert {"execve", "fstatfs", "read"} <= set(allowed)
+    assert profile_sha256(bundle.seccomp_profile) == bundle.proof.profile_sha256
 
 
 def test_stepping_back_is_allowed_with_an_open_story() -> None:

@@ -28,6 +28,7 @@ from services.enforcer.domain import EnforcerState, apply
 from services.enforcer.policies import destinations, egress_allowlist, in_cluster_namespace, learnt, network_policy
 from services.enforcer.readiness import ReadinessReport
 from services.enforcer.workload import deployment_patch, seccomp_profile_object
+from tests.enforcer.proofs import proof_of
 from tests.enforcer.schemas import problems
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
@@ -62,6 +63,8 @@ def promoted(mode: EnforcementMode, record: ApdRevision | None = None) -> Enforc
     state, _ = apply(None, record or apd(), T)
     steps = {EnforcementMode.OBSERVE: 0, EnforcementMode.AUDIT: 1, EnforcementMode.ENFORCE: 2}[mode]
     for step in (EnforcementMode.AUDIT, EnforcementMode.ENFORCE)[:steps]:
+        if step is EnforcementMode.ENFORCE:  # enforce needs a passing proof of its profile
+            state, _ = apply(state, proof_of(record or apd(), runtime=()), T)
         decision = PromotionDecision(deployment="agents/bot", mode=step, approver="a", reason="r", ts=T)
         # A readiness report with nothing failing: these tests are about the policies, not the gate.
         ready = ReadinessReport(deployment="agents/bot", target=step, mode=state.mode, computed_at=T)

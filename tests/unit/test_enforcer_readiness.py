@@ -12,6 +12,7 @@ from runward.core.contracts import ApdRevision, EnforcementMode, PromotionDecisi
 from services.enforcer import promotion_gate, readiness_inputs
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply, gate
 from services.enforcer.readiness import CheckId, CheckStatus
+from tests.enforcer.proofs import proof_of
 
 T = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
 D = "shop/bot"
@@ -30,7 +31,7 @@ def audit_state() -> EnforcerState:
         window_status=WindowStatus.COMPLETE,
         behaviours={"egress": ["egress:api.openai.com:443/tcp"]},
     )
-    return EnforcerState(deployment=D, revision=2, apd=apd, mode=AUDIT)
+    return EnforcerState(deployment=D, revision=2, apd=apd, mode=AUDIT, proof=proof_of(apd))
 
 
 def agent(deployment: str, sa: str) -> dict[str, Any]:
@@ -105,9 +106,15 @@ def test_the_store_lagging_behind_the_enforcers_audit_mode_fails_closed() -> Non
 
 
 def test_an_unproven_bundle_refuses() -> None:
+    # Policies proven is the gate's own rule 6 (the enforcer's latest proof of this APD revision's
+    # profile); readiness shows the check but does not state it twice.
     unproven = [bundle(1, "observe", T - timedelta(days=1)), bundle(2, "audit", T - timedelta(hours=2), proof=False)]
-    (reason,) = decide(audit_state(), evidence(bundles=unproven))
-    assert reason.startswith("readiness check policies_proven fails: policy bundle r2 carries no proof")
+    state = audit_state()
+    state.proof = None
+    (reason,) = decide(state, evidence(bundles=unproven))
+    assert reason == "no passing proof for APD revision 1: run `runward prove shop/bot`"
+    report = readiness_inputs.assess(state, evidence(bundles=unproven), ENFORCE, T, SOAK)
+    assert next(c for c in report.checks if c.id is CheckId.POLICIES_PROVEN).status is CheckStatus.FAIL
 
 
 def test_a_story_the_enforcer_holds_spoils_the_soak_even_before_the_store_has_it() -> None:
@@ -133,5 +140,5 @@ def promotion_gate_hold(story_id: str, seen: datetime) -> Any:
 def test_api_and_enforcer_ask_the_same_gate() -> None:
     # Both call promotion_gate.decide; readiness of None (not assessed) refuses going up.
     state = audit_state()
-    result = promotion_gate.decide(ENFORCE, AUDIT, state.apd, [], None)
+    result = promotion_gate.decide(ENFORCE, AUDIT, state.apd, [], None, state.proof)
     assert result.reasons == ("readiness of the agent for enforce was not assessed; the gate does not promote blind",)

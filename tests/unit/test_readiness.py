@@ -35,7 +35,7 @@ def ready_inputs(**changes: object) -> r.ReadinessInputs:
         now=NOW,
         mode=EnforcementMode.AUDIT,
         apd=apd(),
-        bundle={"revision": 3, "mode": "audit", "proof": {"proven": True, "summary": "replayed 41 behaviours"}},
+        bundle={"revision": 3, "mode": "audit", "proof": {"passed": True, "summary": "replayed 41 behaviours"}},
         bom_delta={"revision": 2, "findings": [{"kind": "declared_not_loaded", "subject": "pkg:pypi/rich"}]},
         reconciliation={"kubernetes": {"unused_count": 0}, "aws": None},
         service_account="bot-sa",
@@ -77,7 +77,7 @@ def test_every_check_passes_for_a_ready_agent() -> None:
         ({"reconciliation": {"kubernetes": {"unused_count": 3}}}, "reconciliation_reviewed", "least-privilege"),
         ({"open_stories": [r.OpenStory("st-9", 4, NOW)]}, "no_open_compromise", "cannot be waived"),
         ({"bundle": {"revision": 3, "mode": "audit"}}, "policies_proven", "cannot be waived"),
-        ({"bundle": {"revision": 3, "proof": {"proven": False}}}, "policies_proven", "enforcer prove"),
+        ({"bundle": {"revision": 3, "proof": {"passed": False}}}, "policies_proven", "runward prove shop/bot"),
         ({"bundle": None}, "policies_proven", "wait for the enforcer"),
         ({"audit_since": NOW - timedelta(hours=3)}, "audit_soak", "keep the agent in audit until"),
         ({"soak_stories": [r.OpenStory("st-2", 3, NOW)]}, "audit_soak", "restart the soak"),
@@ -152,9 +152,13 @@ def test_a_review_accepts_one_subject_only() -> None:
 
 
 def test_gate_reasons_hold_only_going_up_and_never_repeat_the_gate() -> None:
-    report = r.assess(ready_inputs(bundle={"revision": 3}, open_stories=[r.OpenStory("st-1", 4, NOW)]))
+    report = r.assess(
+        ready_inputs(bundle={"revision": 3}, reconciliation=None, open_stories=[r.OpenStory("st-1", 4, NOW)])
+    )
     up = r.gate_reasons(report, EnforcementMode.ENFORCE, EnforcementMode.AUDIT)
-    assert up == [next(x for x in up if x.startswith("readiness check policies_proven fails"))]
+    # Unproven policies and the open story are the gate's own rules (5 and 3): stated by it, not here.
+    assert statuses(report)["policies_proven"] == "fail"
+    assert up == [next(x for x in up if x.startswith("readiness check reconciliation_reviewed fails"))]
     assert r.gate_reasons(report, EnforcementMode.OBSERVE, EnforcementMode.AUDIT) == []
     assert r.gate_reasons(report, EnforcementMode.AUDIT, EnforcementMode.ENFORCE) == []
     # Nothing fails open: going up without an assessment is refused.

@@ -10,11 +10,14 @@ from runward.core.contracts import (
     EnrichedEvent,
     Exec,
     ExecInfo,
+    PolicyProof,
     SourceRef,
     Surface,
     WindowStatus,
 )
+from runward.core.signing import profile_sha256
 from services.enforcer.domain import apply
+from services.enforcer.policies import seccomp_profile
 from services.enforcer.recovery import restore as restore_enforcer
 from services.profiler.apd import Policy, fold
 from services.profiler.recovery import restore
@@ -56,6 +59,19 @@ def test_a_restored_apd_continues_its_revisions_and_window() -> None:
     assert [s.behaviour.key for s in late.signals if s.behaviour] == ["exec:/bin/sh"]
 
 
+def proof_of(apd: ApdRevision, at: datetime) -> PolicyProof:
+    profile = seccomp_profile(apd, EnforcementMode.ENFORCE, ["execve"])
+    return PolicyProof(
+        deployment=apd.deployment,
+        apd_revision=apd.revision,
+        profile_sha256=profile_sha256(profile),
+        passed=True,
+        ran_at=at,
+        runtime="runc 1.1.5",
+        runtime_syscalls=["execve"],
+    )
+
+
 def test_a_restored_enforcer_keeps_the_promoted_mode_and_numbering() -> None:
     apd = ApdRevision(
         deployment="agents/bot",
@@ -70,12 +86,16 @@ def test_a_restored_enforcer_keeps_the_promoted_mode_and_numbering() -> None:
     state, bundle = apply(None, apd, T0)
     state.mode = EnforcementMode.ENFORCE
     state.revision = 7
+    state.proof = state.frozen_proof = proof_of(apd.model_copy(update={"revision": 5}), T0)
     state, bundle = apply(state, apd.model_copy(update={"revision": 5}), T0)
     assert bundle is not None
     rebuilt = restore_enforcer(
         "agents/bot", bundle.model_dump(mode="json"), apd.model_dump(mode="json") | {"revision": 5}
     )
     assert rebuilt is not None and rebuilt.mode is EnforcementMode.ENFORCE and rebuilt.revision == 8
+    # The proof comes back with the bundle, frozen with the enforce-mode policies it proved.
+    assert rebuilt.proof == bundle.proof and rebuilt.frozen_proof == bundle.proof
     _, nxt = apply(rebuilt, apd.model_copy(update={"revision": 6}), T0)
     assert nxt is not None and nxt.revision == 9 and nxt.mode is EnforcementMode.ENFORCE
+    assert nxt.proof == bundle.proof and nxt.seccomp_profile == bundle.seccomp_profile
     assert restore_enforcer("agents/new", None, None) is None

@@ -23,6 +23,7 @@ from runward.control.api.routes import (
     evidence,
     history,
     promotions,
+    proofs,
     readiness,
     stages,
     stories,
@@ -119,7 +120,7 @@ def create_app(
         422: {"description": "invalid path or query parameter"},
     }
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)], responses=unauthorized)
-    for module in (stages, agents, evidence, stories, story_lifecycle, promotions, readiness, history):
+    for module in (stages, agents, evidence, stories, story_lifecycle, promotions, proofs, readiness, history):
         v1.include_router(module.router)
     app.include_router(v1)
 

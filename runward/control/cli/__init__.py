@@ -1,7 +1,8 @@
 """The `runward` command: a Typer app with one module per command group.
 
 stack (up, demo, status, stage, api, broker, replay, db), posture (reconcile), observe
-(declare, gateway, otlp, run, sensor) and golive (readiness, promote, waive, history).
+(declare, gateway, otlp, sensor), golive (readiness, promote, waive, history) and enforce
+(run [--enforce], prove).
 A group module exposes `register(app)`; a sub-app with its own commands (`runward NAME ...`) goes in SUB_APPS.
 """
 
@@ -11,7 +12,7 @@ import sys
 
 import typer
 
-from runward.control.cli import detector, evaluate, evidence, golive, observe, posture, stack, stories
+from runward.control.cli import detector, enforce, evaluate, evidence, golive, observe, posture, stack, stories
 from runward.control.cli.common import Failure
 
 app = typer.Typer(
@@ -24,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for group in (stack, posture, observe, golive, evidence, evaluate):
+for group in (stack, posture, observe, golive, evidence, evaluate, enforce):
     group.register(app)
 
 # Sub-apps, each a `typer.Typer()` mounted as `runward NAME ...`. To add one, import its

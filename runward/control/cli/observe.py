@@ -1,5 +1,5 @@
 """Observing agents: `runward declare`, `runward gateway`, `runward otlp` (Pillar 1's producers),
-and the sensor's `runward run` and `runward sensor` (registered by sensor.cli)."""
+and the sensor's `runward sensor` (`runward run` is in enforce.py: it records the workload)."""
 
 from __future__ import annotations
 
@@ -241,7 +241,7 @@ def watch(ctx: typer.Context) -> int:
 
 
 def register(app: typer.Typer) -> None:
-    from sensor.cli import add_commands as sensor_commands
+    from sensor.cli import sensor_command
 
     app.command(help="publish what an agent is supposed to load (declared AI-BOM input)")(declare)
     app.command(
@@ -253,4 +253,5 @@ def register(app: typer.Typer) -> None:
         help="watch the cluster's workload and RBAC objects into runward.raw.k8s (--kubeconfig, --namespace, ...)",
         context_settings={**PASSTHROUGH, "help_option_names": []},
     )(watch)
-    sensor_commands(app)  # run, sensor
+    # `runward run` is the enforce group's (it records the workload and has --enforce).
+    app.command("sensor", help="run the eBPF sensor in the foreground")(sensor_command)

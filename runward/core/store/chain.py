@@ -37,6 +37,7 @@ class HistoryKind(StrEnum):
     STORY_RESOLUTION = "story_resolution"
     STORY_ACKNOWLEDGEMENT = "story_acknowledgement"
     STORY_REOPEN = "story_reopen"
+    PROOF = "proof"
 
 
 class HistoryConflict(RuntimeError):

@@ -20,7 +20,7 @@ StoreDep = Annotated[Store, Depends(get_store)]
 class HistoryEntry(BaseModel):
     seq: int = Field(description="position in the chain, from 1")
     deployment: str
-    kind: str = Field(description="promotion, waiver, review, baseline_acceptance or story_resolution")
+    kind: str = Field(description="promotion, waiver, review, baseline_acceptance, story_resolution or proof")
     actor: str = Field(description="the person (or token) who decided")
     reason: str
     ts: datetime

@@ -12,6 +12,7 @@ from runward.control.api import golive
 from runward.control.api.auth import Principal, require_approver
 from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_settings, get_store
 from runward.control.api.publisher import Publisher, PublishError
+from runward.control.api.routes.proofs import latest_proof
 from runward.control.api.schemas import ErrorBody, GateRefusal, PolicyAcceptRequest, PromotionRequest
 from runward.control.api.state import load_state
 from runward.core import signing
@@ -61,7 +62,8 @@ def promote(
     # here answers 409 at once.
     settings: Settings = request.app.state.settings
     report = golive.assess(store, state.agent, settings.audit_soak_s, body.mode, state=state)
-    reasons = list(promotion_gate.decide(body.mode, current, state.apd, state.open_stories, report).reasons)
+    proof = latest_proof(store, state.agent["deployment"])
+    reasons = list(promotion_gate.decide(body.mode, current, state.apd, state.open_stories, report, proof).reasons)
     deployment = state.agent["deployment"]
     if reasons:
         refusal = GateRefusal(
@@ -151,7 +153,11 @@ def accept_policy(
     else:
         # The enforcer applies the same checks (services/enforcer/domain.accept_gate).
         entering = promotion_gate.evaluate(
-            EnforcementMode.ENFORCE, EnforcementMode.AUDIT, state.apd, state.open_stories
+            EnforcementMode.ENFORCE,
+            EnforcementMode.AUDIT,
+            state.apd,
+            state.open_stories,
+            latest_proof(store, deployment),
         )
         reasons.extend(entering.reasons)
     if reasons:
