@@ -73,8 +73,12 @@ class _Sink:
     def __init__(self, name: str, sent: list[tuple[str, bytes, bytes]]) -> None:
         self.name, self.sent = name, sent
 
-    async def send(self, key: bytes, value: bytes, headers: Any = None) -> None:
+    async def send(self, key: bytes, value: bytes, headers: Any = None) -> asyncio.Future[None]:
         self.sent.append((self.name, key, value))
+        # What Faust's send returns: the delivery's future, which the harness awaits per batch.
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
 
 
 def _build(stage_name: str) -> tuple[Any, Any, list[tuple[str, bytes, bytes]]]:
