@@ -26,6 +26,7 @@ from tests.kafka_reading import read_values
 
 pytestmark = pytest.mark.e2e
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "support_agent.jsonl"
+ATTACKED_SURFACES = {"input", "tool", "identity", "process", "network"}
 VIEWER, APPROVER = "viewer-token-for-e2e-0123456789", "approver-token-for-e2e-0123456789"
 
 
@@ -66,12 +67,13 @@ def test_scenario_becomes_one_attack_story(pipeline: Supervisor) -> None:
     while time.monotonic() < deadline:
         stories = read_values(pipeline.config.kafka, ATTACK_STORIES.name, 100, 3)
         compromised = [s for s in stories if s["status"] == StoryStatus.POTENTIAL_COMPROMISE]
-        if compromised and max(s["version"] for s in compromised) >= 6:
-            story = max(compromised, key=lambda s: s["version"])
+        spanning = [s for s in compromised if set(s["surfaces"]) >= ATTACKED_SURFACES]
+        if spanning:
+            story = max(spanning, key=lambda s: s["version"])
             break
     assert story is not None, "no complete attack story reached runward.attack-stories"
     assert story["deployment"] == "agents/support-bot"
-    assert set(story["surfaces"]) == {"input", "tool", "identity", "process", "network"}
+    assert set(story["surfaces"]) == ATTACKED_SURFACES
     uids = {t["uid"] for t in story["techniques"]}
     assert {"AML.T0051", "AML.T0053", "AML.T0086", "T1552.007"} <= uids
     assert story["ocsf"]["class_uid"] == 2004
