@@ -234,13 +234,36 @@ def judge(
         else:
             unused.remove(hit)
     problems += [f"unexpected story {g}" for s, g in zip(live, got, strict=True) if s in unused]
-    for text in scenario.policy_must_not_contain:
-        for policy in policies:
-            if text in json.dumps(policy):
-                problems.append(
-                    f"policy revision {policy.get('revision')} of {policy.get('deployment')} holds {text!r}"
-                )
+    problems += _leaks(scenario.policy_must_not_contain, policies)
     return not problems, got, problems
+
+
+# What a bundle offers an approver, not what a cluster applies: a rollout's drift is listed there
+# while it is pending, and is withdrawn when the evidence that voids it arrives. The sensor's
+# events and the agent's spans come by different topics (spans are batch-exported seconds late),
+# so an attacker's behaviour may be pending for a moment before the injection that voids it is
+# read; it must never be in an applied document, and must not be left on offer.
+_ON_OFFER = frozenset({"pending_widening"})
+
+
+def _leaks(forbidden: list[str], policies: list[dict[str, Any]]) -> list[str]:
+    """Forbidden strings in any revision's applied documents, or in the latest one's offer."""
+    problems: list[str] = []
+    newest = {p.get("deployment"): p for p in sorted(policies, key=lambda p: p.get("revision", 0))}
+    for text in forbidden:
+        for policy in policies:
+            applied = {k: v for k, v in policy.items() if k not in _ON_OFFER}
+            offered = {k: v for k, v in policy.items() if k in _ON_OFFER}
+            where = ""
+            if text in json.dumps(applied):
+                where = "holds"
+            elif policy is newest.get(policy.get("deployment")) and text in json.dumps(offered):
+                where = "still offers for approval"
+            if where:
+                problems.append(
+                    f"policy revision {policy.get('revision')} of {policy.get('deployment')} {where} {text!r}"
+                )
+    return problems
 
 
 # --- running ---------------------------------------------------------------------------------
