@@ -24,7 +24,7 @@ from runward.core.store import Store
 from runward.core.topics import APD, PROMOTIONS, PROOFS
 from tests.bom.stage_util import own_broker, publish, running_stages
 from tests.enforcer.proofs import proof_of
-from tests.enforcer.schemas import problems
+from tests.k8s_schemas import problems
 
 D = "agents/frozen"
 KEY = "promotion-key-of-the-policies-stage-test-0123456789"

@@ -14,19 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import jsonschema
-import kubernetes_validate
 import pytest
 import yaml
 
 from runward.control import deploy_topics
+from tests.k8s_schemas import problems
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
-CRDS = ROOT / "tests" / "data" / "crds"
 OVERLAYS = ("dev", "production")
-# The oldest Kubernetes minor still maintained upstream when this was written, and the newest.
-KUBERNETES_VERSIONS = ("1.32.0", kubernetes_validate.latest_version())
 STAGES = ("ingest", "bom", "profiler", "correlator", "enforcer")
 
 Doc = dict[str, Any]
@@ -50,61 +46,14 @@ def by_kind(docs: tuple[Doc, ...], kind: str) -> dict[str, Doc]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
-# ---------------------------------------------------------------- CRD schemas (Strimzi)
-
-
-def _closed(schema: Any) -> Any:
-    """The API server prunes (and `kubectl --validate=strict` rejects) fields a structural
-    schema does not declare; jsonschema allows them unless told, so close every object that
-    lists its properties and does not keep unknown fields."""
-    if isinstance(schema, dict):
-        schema = {k: _closed(v) for k, v in schema.items()}
-        if (
-            "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            schema["additionalProperties"] = False
-        return schema
-    if isinstance(schema, list):
-        return [_closed(v) for v in schema]
-    return schema
-
-
-@functools.cache
-def crd_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
-    validators: dict[tuple[str, str], jsonschema.protocols.Validator] = {}
-    for path in sorted(CRDS.glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
-        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-        for version in crd["spec"]["versions"]:
-            if not version.get("served"):
-                continue
-            schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
-            # apiVersion, kind and metadata are the API server's (metadata is checked by name below).
-            schema = _closed(schema)
-            validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
-    return validators
+# ---------------------------------------------------------------- schemas (tests/k8s_schemas.py)
 
 
 def validate(doc: Doc) -> None:
     """Strictly, by whichever schema owns the kind; a kind no schema owns is an error."""
-    validator = crd_validators().get((doc["apiVersion"], doc["kind"]))
-    if validator is not None:
-        errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
-        if errors:
-            pytest.fail(
-                f"{doc['kind']}/{doc['metadata']['name']}: "
-                + "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
-            )
-        return
-    for version in KUBERNETES_VERSIONS:
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.SchemaNotFoundError:
-            pytest.fail(f"no schema for {doc['apiVersion']} {doc['kind']}: vendor its CRD into tests/data/crds")
-        except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} (Kubernetes {version}): {exc}")
+    found = problems(doc)
+    if found:
+        pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: " + "; ".join(found[:5]))
 
 
 def test_crd_validation_is_strict() -> None:

@@ -29,7 +29,7 @@ from services.enforcer.policies import destinations, egress_allowlist, in_cluste
 from services.enforcer.readiness import ReadinessReport
 from services.enforcer.workload import deployment_patch, seccomp_profile_object
 from tests.enforcer.proofs import proof_of
-from tests.enforcer.schemas import problems
+from tests.k8s_schemas import problems
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
 SELECTOR = {"matchLabels": {"app.kubernetes.io/name": "bot", "app.kubernetes.io/instance": "bot-prod"}}

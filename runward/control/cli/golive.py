@@ -122,6 +122,25 @@ def readiness(
     return 0 if report["ready"] else NOT_READY
 
 
+def _decide(
+    api: str | None, token: str | None, agent: str, route: str, fields: dict[str, Any], reason: str, refused: str
+) -> dict[str, Any] | None:
+    """POST a go-live decision (`promotion`, `policy-accept`) with its reason: the signed decision
+    the API accepted (202), or None when the gate refused it (409; its reasons are printed)."""
+    if not reason.strip():
+        raise Failure("--reason must say why (it is kept in the go-live history)", code=2)
+    response = _call(api, token, "POST", f"{_agent_path(agent)}/{route}", json={**fields, "reason": reason})
+    body: dict[str, Any] = response.json()
+    if response.status_code == 409:
+        err.print(body.get("detail", refused))
+        for line in body.get("reasons", []):
+            err.print(f"  - {line}")
+        return None
+    if response.status_code != 202:
+        raise Failure(f"{route.replace('-', ' ')}: unexpected answer {response.status_code} {_detail(response)}")
+    return body
+
+
 def promote(
     agent: AgentArg,
     to: Annotated[str, typer.Option("--to", help="audit or enforce; observe (or audit from enforce) rolls back")],
@@ -130,17 +149,9 @@ def promote(
     token: TokenOpt = None,
 ) -> int:
     """Promote an agent (observe -> audit -> enforce) or roll it back, through the gate."""
-    if not reason.strip():
-        raise Failure("--reason must say why (it is kept in the go-live history)", code=2)
-    response = _call(api, token, "POST", f"{_agent_path(agent)}/promotion", json={"mode": to, "reason": reason})
-    body = response.json()
-    if response.status_code == 409:
-        err.print(body.get("detail", "refused by the gate"))
-        for line in body.get("reasons", []):
-            err.print(f"  - {line}")
+    body = _decide(api, token, agent, "promotion", {"mode": to}, reason, "refused by the gate")
+    if body is None:
         return REFUSED
-    if response.status_code != 202:
-        raise Failure(f"promotion: unexpected answer {response.status_code} {_detail(response)}")
     out.print(f"{body['deployment']} -> {body['mode']} accepted, signed by {body['approver']} at {body['ts']}")
     return 0
 
@@ -153,18 +164,9 @@ def accept_policy(
     token: TokenOpt = None,
 ) -> int:
     """Accept the latest APD revision into an enforced agent's frozen policies (its pending widening)."""
-    if not reason.strip():
-        raise Failure("--reason must say why (it is kept in the go-live history)", code=2)
-    payload = {"apd_revision": apd_revision, "reason": reason}
-    response = _call(api, token, "POST", f"{_agent_path(agent)}/policy-accept", json=payload)
-    body = response.json()
-    if response.status_code == 409:
-        err.print(body.get("detail", "refused"))
-        for line in body.get("reasons", []):
-            err.print(f"  - {line}")
+    body = _decide(api, token, agent, "policy-accept", {"apd_revision": apd_revision}, reason, "refused")
+    if body is None:
         return REFUSED
-    if response.status_code != 202:
-        raise Failure(f"policy accept: unexpected answer {response.status_code} {_detail(response)}")
     out.print(
         f"{body['deployment']}: APD revision {body['accept_apd_revision']} accepted into the enforced policies, "
         f"signed by {body['approver']} at {body['ts']}"

@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, status
 from fastapi.responses import JSONResponse
 
 from runward.control.api import golive
 from runward.control.api.auth import Principal, require_approver
 from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_settings, get_store
-from runward.control.api.publisher import Publisher, PublishError
+from runward.control.api.publisher import Publisher
 from runward.control.api.routes.proofs import latest_proof
 from runward.control.api.schemas import ErrorBody, GateRefusal, PolicyAcceptRequest, PromotionRequest
 from runward.control.api.state import load_state
-from runward.core import signing
 from runward.core.config import Settings
 from runward.core.contracts import EnforcementMode, PromotionDecision, utcnow
 from runward.core.store import Store, history
@@ -50,7 +49,6 @@ def promote(
     namespace: Namespace,
     name: Name,
     body: PromotionRequest,
-    request: Request,
     approver: Annotated[Principal, Depends(require_approver)],
     store: Annotated[Store, Depends(get_store)],
     publisher: Annotated[Publisher, Depends(get_publisher)],
@@ -60,8 +58,7 @@ def promote(
     current = promotion_gate.current_mode(state.bundle)
     # The enforcer applies the same whole gate (readiness included) to the decision; asking it
     # here answers 409 at once.
-    settings: Settings = request.app.state.settings
-    report = golive.assess(store, state.agent, settings.audit_soak_s, body.mode, state=state)
+    report = golive.assess(store, state.agent, config.audit_soak_s, body.mode, state=state)
     proof = latest_proof(store, state.agent["deployment"])
     reasons = list(promotion_gate.decide(body.mode, current, state.apd, state.open_stories, report, proof).reasons)
     deployment = state.agent["deployment"]
@@ -74,14 +71,16 @@ def promote(
     decision = PromotionDecision(
         deployment=deployment, mode=body.mode, approver=approver.signer, reason=body.reason, ts=utcnow()
     )
-    decision = _sign_and_publish(decision, config, publisher)
-    history.append(
-        store,
-        deployment,
-        history.HistoryKind.PROMOTION,
-        approver.signer,
-        body.reason,
-        {
+    decision = golive.record_step(
+        decision,
+        PROMOTIONS,
+        config=config,
+        publisher=publisher,
+        store=store,
+        kind=history.HistoryKind.PROMOTION,
+        actor=approver.signer,
+        reason=body.reason,
+        body={
             "from": current.value,
             "to": body.mode.value,
             "rollback": _step_back(body.mode, current),
@@ -91,26 +90,6 @@ def promote(
         ts=decision.ts,
     )
     log.info("%s promoted %s from %s to %s", approver.signer, deployment, current.value, body.mode.value)
-    return decision
-
-
-def _sign_and_publish(decision: PromotionDecision, config: Settings, publisher: Publisher) -> PromotionDecision:
-    key = signing.promotion_key(config)
-    if key is None:
-        # Fail closed: the enforcer refuses an unsigned decision, so accepting one here would lie.
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="no promotion key is configured (RUNWARD_PROMOTION_KEY or promotion.key under RUNWARD_HOME, "
-            "written by `runward up`); the enforcer accepts only signed decisions",
-        )
-    decision = signing.sign(decision, key)
-    try:
-        publisher.publish(PROMOTIONS, decision.deployment, decision)
-    except PublishError as exc:
-        log.error("decision on %s (%s) not published: %s", decision.deployment, decision.mode.value, exc)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the decision was not recorded: {exc}"
-        ) from None
     return decision
 
 
@@ -173,14 +152,16 @@ def accept_policy(
         ts=utcnow(),
         accept_apd_revision=body.apd_revision,
     )
-    decision = _sign_and_publish(decision, config, publisher)
-    history.append(
-        store,
-        deployment,
-        history.HistoryKind.PROMOTION,
-        approver.signer,
-        body.reason,
-        {"from": "enforce", "to": "enforce", "accept_apd_revision": body.apd_revision, "token": approver.name},
+    decision = golive.record_step(
+        decision,
+        PROMOTIONS,
+        config=config,
+        publisher=publisher,
+        store=store,
+        kind=history.HistoryKind.PROMOTION,
+        actor=approver.signer,
+        reason=body.reason,
+        body={"from": "enforce", "to": "enforce", "accept_apd_revision": body.apd_revision, "token": approver.name},
         ts=decision.ts,
     )
     log.info("%s accepted APD revision %s into %s's policies", approver.signer, body.apd_revision, deployment)

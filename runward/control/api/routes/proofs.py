@@ -14,12 +14,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
+from runward.control.api import golive
 from runward.control.api.auth import Principal, require_approver
 from runward.control.api.deps import Name, Namespace, find_agent, get_publisher, get_settings, get_store
-from runward.control.api.publisher import Publisher, PublishError
+from runward.control.api.publisher import Publisher
 from runward.control.api.schemas import ErrorBody
 from runward.control.api.state import load_state
-from runward.core import signing
 from runward.core.config import Settings
 from runward.core.contracts import PolicyProof
 from runward.core.redaction import redact_value
@@ -69,46 +69,41 @@ def record_proof(
             detail=f"the proof is of APD revision {body.apd_revision}; the latest is {latest}: "
             f"run `runward prove {deployment}` again",
         )
-    key = signing.promotion_key(config)
-    if key is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="no promotion key is configured (RUNWARD_PROMOTION_KEY or promotion.key under RUNWARD_HOME, "
-            "written by `runward up`); the enforcer accepts only signed proofs",
-        )
     # Whatever the body claims, the prover is the person the approver token names; a secret on
     # the workload's command line (a key passed as an argument) is not published or stored.
     command, _ = redact_value(body.command)
-    update = {"prover": approver.signer, "signature": None, "command": command}
-    proof = signing.sign(body.model_copy(update=update), key)
-    try:
-        publisher.publish(PROOFS, deployment, proof)
-    except PublishError as exc:
-        log.error("proof of %s not published: %s", deployment, exc)
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the proof was not recorded: {exc}") from None
-    previous = store.latest_artifact(deployment, PROOF_ARTIFACT)
-    number = int(previous.get("number", 0)) + 1 if previous else 1
-    store.put_artifact(
-        deployment, PROOF_ARTIFACT, number, proof.ran_at, {**proof.model_dump(mode="json"), "number": number}
-    )
-    history.append(
-        store,
-        deployment,
-        history.HistoryKind.PROOF,
-        approver.signer,
-        proof.summary or ("policy proof passed" if proof.passed else "policy proof failed"),
-        {
-            "passed": proof.passed,
-            "apd_revision": proof.apd_revision,
-            "profile_sha256": proof.profile_sha256,
-            "runtime": proof.runtime,
-            "refused_syscalls": proof.refused_syscalls,
-            "refused_destinations": proof.refused_destinations,
+    unsigned = body.model_copy(update={"prover": approver.signer, "signature": None, "command": command})
+    proof = golive.record_step(
+        unsigned,
+        PROOFS,
+        config=config,
+        publisher=publisher,
+        store=store,
+        kind=history.HistoryKind.PROOF,
+        actor=approver.signer,
+        reason=unsigned.summary or ("policy proof passed" if unsigned.passed else "policy proof failed"),
+        body={
+            "passed": unsigned.passed,
+            "apd_revision": unsigned.apd_revision,
+            "profile_sha256": unsigned.profile_sha256,
+            "runtime": unsigned.runtime,
+            "refused_syscalls": unsigned.refused_syscalls,
+            "refused_destinations": unsigned.refused_destinations,
             "token": approver.name,
         },
+        keep=lambda signed: _store_proof(store, signed),
     )
     log.info("%s recorded a %s proof of %s", approver.signer, "passing" if proof.passed else "failing", deployment)
     return proof
+
+
+def _store_proof(store: Store, proof: PolicyProof) -> None:
+    """Store the signed proof as the agent's next numbered proof artifact."""
+    previous = store.latest_artifact(proof.deployment, PROOF_ARTIFACT)
+    number = int(previous.get("number", 0)) + 1 if previous else 1
+    store.put_artifact(
+        proof.deployment, PROOF_ARTIFACT, number, proof.ran_at, {**proof.model_dump(mode="json"), "number": number}
+    )
 
 
 def latest_proof(store: Store, deployment: str) -> PolicyProof | None:

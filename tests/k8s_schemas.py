@@ -1,5 +1,8 @@
-"""Strict validation of what the enforcer emits: core objects by kubernetes-validate, custom
-resources by the vendored CRD schemas (tests/data/crds, see SOURCES.md)."""
+"""Strict validation of Kubernetes objects, as the API server would take them: core objects by
+kubernetes-validate, custom resources by the vendored CRD schemas (tests/data/crds, see SOURCES.md).
+
+One wrapper for what the enforcer emits (policies, seccomp profiles) and for what deploy/ installs
+(the kustomize overlays, Strimzi topics)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-CRDS = Path(__file__).resolve().parents[1] / "data" / "crds"
+CRDS = Path(__file__).resolve().parent / "data" / "crds"
+# The oldest Kubernetes minor still maintained upstream when this was written, and the newest.
 KUBERNETES_VERSIONS = ("1.32.0", kubernetes_validate.latest_version())
 
 
@@ -55,7 +59,8 @@ def problems(doc: dict[str, Any]) -> list[str]:
     """Every reason the API server (or its CRD) would refuse or prune `doc`; empty when valid."""
     validator = validators().get((doc["apiVersion"], doc["kind"]))
     if validator is not None:
-        return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(doc)]
+        errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.path)))
+        return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
     found = []
     for version in KUBERNETES_VERSIONS:
         try:
