@@ -35,7 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edges.seccomplog.parse import EgressDrop, KernelRecord, SeccompRecord, egress_drop, kmsg_record, local_workload
+from edges.seccomplog.parse import (
+    MAX_RECORD,
+    EgressDrop,
+    KernelRecord,
+    SeccompRecord,
+    egress_drop,
+    kmsg_record,
+    local_workload,
+)
 from edges.seccomplog.parse import seccomp_record as parse_seccomp
 from runward.core.contracts import AuditEvidence, EvidenceSource, utcnow
 
@@ -62,7 +70,7 @@ def read_kmsg(
             os.lseek(fd, 0, os.SEEK_END)
         while not stop():
             try:
-                raw = os.read(fd, 8192)
+                raw = os.read(fd, MAX_RECORD)  # one record per read; longer ones are not the kernel's
             except BlockingIOError:
                 select.select([fd], [], [], 0.5)
                 continue

@@ -89,7 +89,7 @@ def test_every_component_is_deployed(overlay: str) -> None:
     deployments = by_kind(docs, "Deployment")
     for name in [*(f"runward-{s}" for s in STAGES), "runward-api", "runward-otlp", "runward-watcher"]:
         assert name in deployments, name
-    assert set(by_kind(docs, "DaemonSet")) == {"runward-sensor"}
+    assert set(by_kind(docs, "DaemonSet")) == {"runward-sensor", "runward-seccomplog"}
     services = by_kind(docs, "Service")
     assert services["runward-api"]["spec"]["ports"][0]["port"] == 8080
     assert services["runward-otlp"]["spec"]["ports"][0]["port"] == 4318
@@ -125,6 +125,48 @@ def _env(container: Doc, docs: tuple[Doc, ...]) -> dict[str, Any]:
     for item in container.get("env", []):
         env[item["name"]] = item.get("value", item.get("valueFrom"))
     return env
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kernel_log_collector_runs_on_every_node_with_only_what_it_needs(overlay: str) -> None:
+    """The evidence collector (edges/seccomplog): every node, /dev/kmsg and nothing else of the
+    host, host pids for attribution, Kafka from runward-config, bounded resources, DNS and Kafka
+    as its only egress."""
+    docs = render(overlay)
+    daemonset = by_kind(docs, "DaemonSet")["runward-seccomplog"]
+    pod = daemonset["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "edges.seccomplog"]
+    assert (
+        container["image"]
+        == by_kind(docs, "Deployment")["runward-ingest"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
+    assert {"operator": "Exists"} in pod["tolerations"]
+    assert pod["hostPID"] and not pod.get("hostNetwork") and not pod["automountServiceAccountToken"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    host_paths = {v["hostPath"]["path"]: v["hostPath"]["type"] for v in volumes.values() if "hostPath" in v}
+    assert host_paths == {"/dev/kmsg": "CharDevice"}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/dev/kmsg"]["readOnly"] and "hostPath" in volumes[mounts["/dev/kmsg"]["name"]]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and security["runAsUser"] == 0
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    env = _env(container, docs)
+    kafka_bootstrap = f"{next(iter(by_kind(docs, 'Kafka')))}-kafka-bootstrap:9092"
+    assert env["RUNWARD_KAFKA"] == kafka_bootstrap
+    labels = daemonset["spec"]["template"]["metadata"]["labels"]
+    egress = [
+        p["spec"]
+        for p in by_kind(docs, "NetworkPolicy").values()
+        if "Egress" in p["spec"]["policyTypes"]
+        and any(
+            e["key"] == "app.kubernetes.io/name" and labels["app.kubernetes.io/name"] in e["values"]
+            for e in p["spec"]["podSelector"].get("matchExpressions", [])
+        )
+    ]
+    (policy,) = egress
+    ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert ports == {(53, "UDP"), (53, "TCP"), (9092, "TCP")}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -197,13 +239,16 @@ def _commands(docs: tuple[Doc, ...]) -> dict[str, list[str]]:
         for name, doc in by_kind(docs, kind).items():
             for container in doc["spec"]["template"]["spec"]["containers"]:
                 if container["image"].startswith(("ghcr.io/runward/runward", "runward:")):
-                    argv = container.get("command", ["runward"])[1:] + container.get("args", [])
+                    command = container.get("command", ["runward"])
+                    # `python -m <module>` stays whole; `runward ...` is checked as its arguments.
+                    argv = (command if command[0] == "python" else command[1:]) + container.get("args", [])
                     commands[f"{name}/{container['name']}"] = argv
     return commands
 
 
 def _help_exits_zero(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([_runward(), *argv, "--help"], capture_output=True, text=True, timeout=120)
+    command = [sys.executable, *argv[1:]] if argv and argv[0] == "python" else [_runward(), *argv]
+    return subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120)
 
 
 def test_every_container_command_exists_in_the_cli() -> None:

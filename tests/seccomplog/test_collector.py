@@ -53,7 +53,9 @@ def test_kernel_lines_parse() -> None:
     )
     assert seccomp.audit_id == "1796056340.706:854"
     errno_line = RUNC_LINE.replace("code=0x7ffc0000", "code=0x50001").replace("arch=c000003e", "arch=40000003")
-    refused = seccomp_record(errno_line)
+    errno_record = kmsg_record(errno_line)
+    assert errno_record is not None
+    refused = seccomp_record(errno_record.message)
     assert refused is not None and refused.action == "errno" and refused.syscall_name == "syscall_15"
     nft = kmsg_record(NFT_LINE)
     assert nft is not None and seccomp_record(nft.message) is None
