@@ -99,6 +99,9 @@ class ApdState(BaseModel):
         default=None, description="the revision the Deployment runs now (its latest spec), for the enforcer"
     )
     pod_selector: dict[str, Any] | None = Field(default=None, description="the Deployment's spec.selector")
+    recent_deliveries: list[str] = Field(
+        default_factory=list, description="digests of the last events folded, to fold a redelivered one once"
+    )
 
 
 @dataclass
@@ -155,6 +158,10 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     if isinstance(event.detail, BaselineAcceptInfo):
         return _accepted(state, event, event.detail, policy)
 
+    delivery = _delivery(event)
+    if delivery in state.recent_deliveries:
+        return FoldResult(state)  # a redelivery: folded once already
+    state.recent_deliveries = [*state.recent_deliveries[1 - REDELIVERY_MEMORY :], delivery]
     new_pod = _note_pod(state, event.pod)
     added: dict[str, list[str]] = {}
     if event.partial and not state.partial:
@@ -170,6 +177,19 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     if hijacked and _void_drift(state, event.ts, policy):
         added.setdefault("_flags", []).append("drift_voided")  # published now: policies must drop it
     return _maybe_publish(state, result, event, policy, added, new_pod)
+
+
+# Kafka delivers at least once: a stage that restarts or rebalances reads again what it had not
+# committed, and a producer's retry can write a record twice. Folded twice, one tool call would be
+# its own predecessor (a false transition) and count twice towards a burst. A redelivery comes
+# within a commit interval of the original; this many of an agent's last events are remembered.
+REDELIVERY_MEMORY = 256
+
+
+def _delivery(event: EnrichedEvent) -> str:
+    """The event's identity: where ingest read it, and its id (one raw record may give several)."""
+    where = f"{event.source.topic}:{event.source.partition}:{event.source.offset}:{event.event_id}"
+    return hashlib.blake2b(where.encode(), digest_size=6).hexdigest()
 
 
 def _own(state: ApdState, event: EnrichedEvent) -> ApdState:

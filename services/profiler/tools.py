@@ -39,9 +39,6 @@ READ_BURST = 10  # this many reads in EXFIL_SPAN, then a send to a new destinati
 EXFIL_SPAN = timedelta(minutes=5)
 # Consecutive calls further apart than this are two sessions: no transition between them.
 SESSION_GAP = timedelta(minutes=10)
-# Kafka delivers at least once: a record delivered again must not count twice (a call after
-# itself is a transition the agent never made). The ids of this many latest calls are kept.
-FOLDED_IDS = 256
 _SEND = re.compile(r"send|mail|post|upload|publish|webhook|notify|share|transfer|export_to|http", re.I)
 _READ = re.compile(r"read|get|list|search|query|fetch|export|download|select|find|lookup|dump", re.I)
 _SYMBOLS = re.compile(r"['\";`|&$<>\\]|--|/\*")
@@ -68,7 +65,6 @@ class ToolProfile(BaseModel):
     recent: list[tuple[datetime, str]] = Field(default_factory=list, description="calls of the last EXFIL_SPAN")
     last_tool: str | None = None
     last_tool_at: datetime | None = Field(default=None, description="event time of last_tool")
-    folded_ids: list[str] = Field(default_factory=list, description="event ids of the latest calls folded")
 
 
 def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list[Signal]:
@@ -76,9 +72,7 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
     call = event.detail
     if not isinstance(call, LlmCallInfo) or not isinstance(event.behaviour, ToolCall):
         return []
-    if event.event_id in profile.folded_ids:
-        return []  # redelivered: already learnt or judged
-    profile.folded_ids = [*profile.folded_ids, event.event_id][-FOLDED_IDS:]
+    # A redelivered call never gets here: `apd.fold` folds each delivery once.
     tool = event.behaviour.key.removeprefix(f"{ToolCall.PREFIX}:")
     arguments = call.tool_arguments or {}
     if call.refused:

@@ -508,3 +508,16 @@ def test_the_apd_names_the_deployment_revision_and_selector_and_a_rollout_publis
     assert rollout and rollout.revision == 2 and rollout.added == {"_flags": ["deployment_revision"]}
     assert rollout.deployment_revision and rollout.deployment_revision.template_hash == R2
     assert rollout.behaviours == first.behaviours  # a rollout learns nothing by itself
+
+
+def test_a_redelivered_event_is_folded_once_whatever_its_surface() -> None:
+    # Kafka delivers at least once (a restart, a rebalance, a producer's retry): a second copy
+    # must not count again. Two records of one raw record (ids differ) are two events.
+    state, _ = run([ev(timedelta(0), "exec", "exec:/usr/bin/python3")])
+    again = ev(timedelta(minutes=1), "exec", "exec:/usr/bin/git")
+    first = fold(state, again, POLICY)
+    second = fold(first.state, again, POLICY)
+    assert second.revision is None and second.signals == [] and second.state == first.state
+    sibling = ev(timedelta(minutes=1), "exec", "exec:/usr/bin/curl")  # same raw record, its own id
+    assert sibling.source == again.source
+    assert "exec:/usr/bin/curl" in fold(first.state, sibling, POLICY).state.behaviours["exec"]
