@@ -62,11 +62,6 @@ class _Event:
     message: _Message
 
 
-class _Stream:
-    def _set_current_event(self, event: Any) -> None:
-        pass
-
-
 class _Sink:
     """A stage's output topic: keeps what was sent."""
 
@@ -130,12 +125,11 @@ def drive(
 ) -> dict[str, Any]:
     stage, handler, sent = _build(stage_name)
     events = _events(records)
-    stream = _Stream()
     batch = stage_module.BATCH_MAX
 
     async def go() -> None:
         for i in range(0, len(events), batch):
-            await stage._handle_batch(handler, stream, events[i : i + batch])
+            await stage._handle_batch(handler, events[i : i + batch])
 
     profiler = cProfile.Profile() if profile else None
     cpu, wall = time.process_time(), time.perf_counter()

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import faust
 from aiokafka.abc import AbstractTokenProvider
+from faust.streams import _current_event
 from faust.types.auth import CredentialsT
 from pydantic import BaseModel
 
@@ -110,6 +112,20 @@ class _Done:
     store_error: str = ""
     deferred: bool = False  # published after the batch's store write
     failed: bool = False  # dead-lettered after it was handled (store write or publish failed)
+
+
+def route_table_writes(event: Any) -> None:
+    """Send the table writes that follow to `event`'s partition of their changelogs.
+
+    Faust tables take the partition from `faust.current_event()`, a context variable, and only
+    that is set here. `Stream._set_current_event` also sets the stream's `current_event`
+    attribute, and `take_events` fills its buffer in another task that reads the event of the
+    record it is adding from that attribute, after waiting for the batch being handled: set from
+    the handler meanwhile, the next batch got an event of this batch in place of a new record's.
+    That record was never handled, another one twice, and its offset was never acknowledged
+    (found by tracing every offset each stage handled against the topics).
+    """
+    _current_event.set(weakref.ref(event))
 
 
 def _superseded(done: Sequence[_Done]) -> frozenset[tuple[int, int]]:
@@ -224,10 +240,10 @@ class ModelTable(Generic[M]):
     def discard(self) -> None:
         self._staged.clear()
 
-    def flush(self, stream: Any) -> None:
+    def flush(self) -> None:
         dirty, self._dirty = self._dirty, {}
         for key, (state, event) in dirty.items():
-            stream._set_current_event(event)  # the changelog record goes to the key's partition
+            route_table_writes(event)  # the changelog record goes to the key's partition
             raw = state.model_dump(mode="json")
             self.table[key] = raw
             self._parsed[key] = (raw, state)
@@ -498,12 +514,12 @@ class Stage:
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
                 with self.metrics.handling():
-                    await self._handle_batch(handler, stream, events)
+                    await self._handle_batch(handler, events)
 
         agent.__name__ = f"{self.name}_agent"
         self.app.agent(self._source, name=f"runward.{self.name}")(agent)
 
-    async def _handle_batch(self, handler: Handler, stream: Any, events: Sequence[Any]) -> None:
+    async def _handle_batch(self, handler: Handler, events: Sequence[Any]) -> None:
         """Handle a batch record by record, then store, write state and publish once for all of it.
 
         A record that fails (decode, handler, output check, encoding, store, produce) is
@@ -516,7 +532,7 @@ class Stage:
         deferred: set[str | None] = set()  # keys with a record waiting for the store write
         yielded = time.monotonic()
         for event in events:
-            stream._set_current_event(event)  # table writes go to this record's partition
+            route_table_writes(event)  # table writes go to this record's partition
             item = await self._handle_one(handler, event)
             if item is not None:
                 done.append(item)
@@ -535,7 +551,7 @@ class Stage:
             item.store_error = reason
             await self.dead_letter(item.source, item.key, item.payload, reason, item)
         for table in self._model_tables:
-            table.flush(stream)
+            table.flush()
         superseded = _superseded(done)
         for item in done:
             if item.deferred and not item.store_error:
