@@ -89,12 +89,6 @@ def _tend_until(sup: Supervisor, what: str, found: Any, timeout: float = 180) ->
     raise AssertionError(f"{what} within {timeout:.0f} s; logs in {sup.logs}")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issue 15, open): under the embedded broker a restarted stage's consumer sometimes skips "
-    "single records and Faust counts them done; the harness's re-read of such holes stalled fresh partitions and "
-    "was taken out, so a record can be missed after a SIGKILL (changelog durability before commit stays)",
-)
 def test_every_record_survives_a_sigkill_of_each_stage(pipeline: Supervisor, tmp_path: Path) -> None:
     sup, store = pipeline, Store(pipeline.config.db_url)
     sent: dict[str, set[str]] = {a: set() for a in AGENTS}

@@ -51,11 +51,6 @@ def outcomes(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
         sup.stop()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issues 9 and 15, open): under the embedded broker a stage sometimes loses a single event "
-    "(a different scenario each run: 0-3 of 25 per full run), so one scenario misses a signal; not the detection",
-)
 def test_every_scenario_meets_its_expected_outcome(outcomes: list[Outcome]) -> None:
     failed = {o.scenario.name: o.problems for o in outcomes if not o.passed}
     assert not failed, failed
@@ -64,21 +59,11 @@ def test_every_scenario_meets_its_expected_outcome(outcomes: list[Outcome]) -> N
     assert all(o.latency_s is not None and o.latency_s >= 0 for o in attacks)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issues 9 and 15, open): the scenario replay this test reads sometimes loses a single event "
-    "under the embedded broker (a different scenario each run)",
-)
 def test_the_hand_off_story_spans_both_deployments(outcomes: list[Outcome]) -> None:
     [handoff] = [o for o in outcomes if o.scenario.name == "attack-cross-deployment-handoff"]
     assert len(handoff.got) == 1 and "spans planner" in handoff.got[0] and handoff.got[0].startswith("executor:")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issues 9 and 15, open): the scenario replay this test reads sometimes loses a single event "
-    "under the embedded broker (a different scenario each run)",
-)
 def test_story_records_carry_schema_id_and_version_headers(kafka_bootstrap: str, outcomes: list[Outcome]) -> None:
     [scale] = [o for o in outcomes if o.scenario.name == "attack-hijack-after-scale"]
     namespace = scale.scenario.namespace
