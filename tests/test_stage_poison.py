@@ -64,4 +64,7 @@ def test_poison_records_in_a_batch_are_dead_lettered_and_the_rest_processed(tmp_
         assert any("not valid JSON" in r for r in reasons), reasons
         stored = Store(db_url).stories()
         assert {s["deployment"] for s in stored} == {"agents/odd", "agents/good", "agents/big"}
+        # Rendered once per batch, for the version published and the one stored: both carry it.
+        assert by_deployment["agents/good"]["ocsf"]["class_uid"] == 2004
+        assert all(s["ocsf"]["metadata"]["uid"] == s["story_id"] for s in stored)
         assert len(Store(db_url).dead_letters(stage="correlator")) == 2

@@ -76,6 +76,10 @@ class Output(Generic[R]):
     # Kafka record headers (name, value): what a consumer routes and de-duplicates on without
     # decoding the value (the attack story's schema, id and version).
     headers: tuple[tuple[str, str], ...] = ()
+    # With `latest_of`: fills in what only a published version needs (a story's OCSF rendering),
+    # once per batch, for the version published; never for the versions it supersedes. The
+    # record is then encoded, and checked against the record limit, only when it is published.
+    finish: Callable[[R], R] | None = None
 
 
 @dataclass
@@ -98,6 +102,20 @@ class _Counters:
 
 
 @dataclass
+class _Out:
+    """An output of a handled record: encoded, or (a version a later one may supersede, with a
+    finisher) kept as its record until it is published."""
+
+    topic: str
+    key: bytes
+    value: bytes | None
+    latest_of: str | None
+    headers: list[tuple[str, bytes]]
+    record: Any = None
+    finish: Callable[[Any], Any] | None = None
+
+
+@dataclass
 class _Done:
     """A record handled without error, waiting for its batch's store write and publish."""
 
@@ -105,9 +123,7 @@ class _Done:
     source: SourceRef
     key: str | None
     payload: bytes | None
-    encoded: list[
-        tuple[str, bytes, bytes, str | None, list[tuple[str, bytes]]]
-    ]  # topic, key, value, latest_of, headers
+    encoded: list[_Out]
     stores: bool  # whether it has store writes: then it is published after the batch's store write
     store_error: str = ""
     deferred: bool = False  # published after the batch's store write
@@ -136,7 +152,7 @@ def _superseded(done: Sequence[_Done]) -> frozenset[tuple[int, int]]:
         if item.store_error:
             continue
         for n in range(len(item.encoded) - 1, -1, -1):
-            topic, _, _, latest_of, _ = item.encoded[n]
+            topic, latest_of = item.encoded[n].topic, item.encoded[n].latest_of
             if latest_of is None:
                 continue
             if (topic, latest_of) in latest:
@@ -151,6 +167,16 @@ def _bug(stage: str, source: SourceRef, exc: Exception) -> str:
         "%s failed on %s[%d]@%d", stage, source.topic, source.partition, source.offset, exc_info=(type(exc), exc, None)
     )
     return f"stage error ({type(exc).__name__}: {exc}); report it with this record"
+
+
+def _checked(topic: Topic[Any], record: BaseModel) -> bytes:
+    """The record encoded for `topic`, refused when the broker would refuse it."""
+    value = encode_for(topic, record)
+    if len(value) > MAX_OUTPUT_BYTES:
+        raise RejectedRecord(
+            f"its {topic.name} output is {len(value)} bytes, over the {MAX_OUTPUT_BYTES}-byte record limit"
+        )
+    return value
 
 
 # The key of the end-of-batch record a table writes to each changelog partition it changed.
@@ -254,7 +280,7 @@ class _Writes:
     """One record's store writes."""
 
     artifacts: list[tuple[str, str, int, datetime, BaseModel]] = field(default_factory=list)
-    stories: list[AttackStory] = field(default_factory=list)
+    stories: list[tuple[AttackStory, Callable[[AttackStory], AttackStory] | None]] = field(default_factory=list)
     touches: list[tuple[str, str | None, datetime]] = field(default_factory=list)
 
     @property
@@ -277,8 +303,8 @@ class _StoreWrites:
     def artifact(self, deployment: str, kind: str, revision: int, created_at: datetime, body: BaseModel) -> None:
         self._current.artifacts.append((deployment, kind, revision, created_at, body))
 
-    def story(self, story: AttackStory) -> None:
-        self._current.stories.append(story)
+    def story(self, story: AttackStory, finish: Callable[[AttackStory], AttackStory] | None) -> None:
+        self._current.stories.append((story, finish))
 
     def touch(self, deployment: str, service_account: str | None, seen: datetime) -> None:
         self._current.touches.append((deployment, service_account, seen))
@@ -310,15 +336,15 @@ class _StoreWrites:
 
 def apply_writes(store: Store, records: Sequence[_Writes]) -> None:
     artifacts: dict[tuple[str, str, int], tuple[datetime, BaseModel]] = {}
-    stories: dict[str, AttackStory] = {}
+    stories: dict[str, tuple[AttackStory, Callable[[AttackStory], AttackStory] | None]] = {}
     touches: dict[str, tuple[str | None, datetime, datetime]] = {}
     for writes in records:
         for deployment, kind, revision, created_at, body in writes.artifacts:
             artifacts[(deployment, kind, revision)] = (created_at, body)
-        for story in writes.stories:
+        for story, finish in writes.stories:
             known = stories.get(story.story_id)
-            if known is None or story.version >= known.version:
-                stories[story.story_id] = story
+            if known is None or story.version >= known[0].version:
+                stories[story.story_id] = (story, finish)
         for deployment, service_account, seen in writes.touches:
             known_touch = touches.get(deployment)
             if known_touch is None:
@@ -329,13 +355,14 @@ def apply_writes(store: Store, records: Sequence[_Writes]) -> None:
                     min(seen, known_touch[1]),
                     max(seen, known_touch[2]),
                 )
+    finished = [finish(story) if finish else story for story, finish in stories.values()]
     store.write_batch(
         touches=[(d, sa, first, last) for d, (sa, first, last) in touches.items()],
         artifacts=[
             (d, kind, rev, created_at, sanitise(body.model_dump(mode="json")))
             for (d, kind, rev), (created_at, body) in artifacts.items()
         ],
-        stories=[(story, sanitise(story.model_dump(mode="json"))) for story in stories.values()],
+        stories=[(story, sanitise(story.model_dump(mode="json"))) for story in finished],
     )
 
 
@@ -462,6 +489,7 @@ class Stage:
             )
             for t in [*outputs, DEAD_LETTER]
         }
+        self._out_topics = {t.name: t for t in [*outputs, DEAD_LETTER]}
         self._counters = _Counters()
         self._writes = _StoreWrites()
         self._model_tables: list[ModelTable[Any]] = []
@@ -500,9 +528,10 @@ class Stage:
         """Store an artifact revision with the batch (one transaction per batch, last write per revision)."""
         self._writes.artifact(deployment, kind, revision, created_at, body)
 
-    def put_story(self, story: AttackStory) -> None:
-        """Store an attack story with the batch (only its newest version in the batch is written)."""
-        self._writes.story(story)
+    def put_story(self, story: AttackStory, finish: Callable[[AttackStory], AttackStory] | None = None) -> None:
+        """Store an attack story with the batch (only its newest version in the batch is written,
+        through `finish` if given: see `Output.finish`)."""
+        self._writes.story(story, finish)
 
     def touch_agent(self, deployment: str, service_account: str | None, seen: datetime) -> None:
         """Note that an agent was seen, with the batch (one upsert per agent per batch)."""
@@ -603,21 +632,7 @@ class Stage:
         try:
             record = decode(self.inputs[message.topic], message.value)
             outputs = await handler(record, Context(source=source, key=key))
-            encoded = [
-                (
-                    out.topic.name,
-                    out.key.encode(),
-                    encode_for(out.topic, out.record),
-                    out.latest_of,
-                    [(name, value.encode()) for name, value in out.headers],
-                )
-                for out in outputs
-            ]
-            for topic, _, value, _, _ in encoded:
-                if len(value) > MAX_OUTPUT_BYTES:
-                    raise RejectedRecord(
-                        f"its {topic} output is {len(value)} bytes, over the {MAX_OUTPUT_BYTES}-byte record limit"
-                    )
+            encoded = [self._encode(out) for out in outputs]
         except Exception as exc:
             self._writes.discard()
             for table in self._model_tables:
@@ -630,6 +645,13 @@ class Stage:
         for table in self._model_tables:
             table.commit(event)
         return _Done(index, source, key, message.value, encoded, stores)
+
+    def _encode(self, out: Output[Any]) -> _Out:
+        headers = [(name, value.encode()) for name, value in out.headers]
+        if out.latest_of is not None and out.finish is not None:
+            return _Out(out.topic.name, out.key.encode(), None, out.latest_of, headers, out.record, out.finish)
+        record = out.finish(out.record) if out.finish is not None else out.record
+        return _Out(out.topic.name, out.key.encode(), _checked(out.topic, record), out.latest_of, headers)
 
     async def _flush_store(self) -> dict[int, str]:
         """Write the batch's store rows; the records (index among the batch's handled ones) whose
@@ -652,11 +674,20 @@ class Stage:
 
     async def _send(self, item: _Done, superseded: frozenset[tuple[int, int]] = frozenset()) -> None:
         """Hand a handled record's outputs to the producer; the batch waits for them in `_confirm`."""
-        for n, (topic, key, value, _, headers) in enumerate(item.encoded):
+        for n, out in enumerate(item.encoded):
             if (item.index, n) in superseded:
                 continue
+            topic = out.topic
             try:
-                fut = await self._topics[topic].send(key=key, value=value, headers=headers or None)
+                value = out.value if out.value is not None else self._finished(out)
+            except Exception as exc:
+                # Rare (stories are bounded): the record's state and store rows stand, its output
+                # does not; it waits in the dead-letter topic with the reason.
+                reason = str(exc) if isinstance(exc, RejectedRecord) else _bug(self.name, item.source, exc)
+                await self.dead_letter(item.source, item.key, item.payload, reason, item)
+                return
+            try:
+                fut = await self._topics[topic].send(key=out.key, value=value, headers=out.headers or None)
             except Exception as exc:
                 log.exception("%s: publishing to %s failed", self.name, topic)
                 reason = f"its {topic} output could not be published ({type(exc).__name__}: {exc})"
@@ -664,6 +695,10 @@ class Stage:
                 return
             self._unconfirmed.append((item, topic, fut))
             self.metrics.published(topic)
+
+    def _finished(self, out: _Out) -> bytes:
+        assert out.finish is not None
+        return _checked(self._out_topics[out.topic], out.finish(out.record))
 
     async def publish(self, out: Output[Any]) -> None:
         # Checked here too: a handler's outputs are typed Any, so mypy cannot see a wrong record.

@@ -13,7 +13,11 @@ from runward.core.config import Settings, settings
 from runward.core.contracts import Signal
 from runward.core.stage import Context, Output, Stage
 from runward.core.topics import ATTACK_STORIES, SIGNALS
-from services.correlator.story import StoryBook, kafka_headers, link
+from services.correlator.story import KEPT_BYTES, StoryBook, kafka_headers, link, rendered
+
+# A story keeps its latest signals within KEPT_BYTES and always its newest: with a newest signal
+# this small, the rendered story (signals, narrative, OCSF evidences) stays far below 1 MB.
+RENDER_WITH_SIGNAL_OVER = KEPT_BYTES // 4
 
 
 def build(config: Settings) -> Stage:
@@ -22,14 +26,26 @@ def build(config: Settings) -> Stage:
     gap = timedelta(seconds=config.story_gap_s)
 
     async def handle(signal: Signal, ctx: Context) -> Sequence[Output]:
-        book, stories = link(open_stories.get(signal.deployment), signal, gap, config.cluster_name)
+        book, stories = link(open_stories.get(signal.deployment), signal, gap, config.cluster_name, render=False)
         open_stories[signal.deployment] = book
+        # A story is re-published as it grows: its OCSF is rendered once per batch, for the version
+        # published and stored, not for every signal. Near the record limit it is rendered with its
+        # signal, so an oversized story is refused with the signal and leaves no state behind.
+        finish = rendered if len(signal.model_dump_json()) <= RENDER_WITH_SIGNAL_OVER else None
+        stories = stories if finish else [rendered(s) for s in stories]
         for story in stories:
             # With the batch (one store transaction per batch, the newest version per story): the
             # store's story rule reopens a resolved story that grew and keeps the SOC's lifecycle.
-            stage.put_story(story)
+            stage.put_story(story, finish)
         return [
-            Output(ATTACK_STORIES, story.deployment, story, latest_of=story.story_id, headers=kafka_headers(story))
+            Output(
+                ATTACK_STORIES,
+                story.deployment,
+                story,
+                latest_of=story.story_id,
+                headers=kafka_headers(story),
+                finish=finish,
+            )
             for story in stories
         ]
 

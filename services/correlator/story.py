@@ -272,15 +272,26 @@ def _add(state: StoryState, signal: Signal, named: frozenset[str], gap: timedelt
 
 
 def link(
-    book: StoryBook | None, signal: Signal, gap: timedelta, cluster: str | None = None
+    book: StoryBook | None, signal: Signal, gap: timedelta, cluster: str | None = None, *, render: bool = True
 ) -> tuple[StoryBook, list[AttackStory]]:
     """Add a signal to the agent's stories: it joins every story it links to (each link bounded
     by the gap, not the whole story), merging them; otherwise it starts one.
 
     Returns the stories to publish: first the signal's, then any it absorbed (marked merged, so
     they stop holding the promotion gate). A merged story keeps the id of the earliest story.
-    Redelivery of one of a story's latest MAX_SEEN_IDS signals returns the story unchanged."""
-    book = book or StoryBook()
+    Redelivery of one of a story's latest MAX_SEEN_IDS signals returns the story unchanged.
+    Without `render` the stories' OCSF is left empty for `rendered` (the stage renders only the
+    version of a batch it publishes)."""
+    book, stories = _link(book or StoryBook(), signal, gap, cluster)
+    return book, [rendered(s) for s in stories] if render else stories
+
+
+def rendered(story: AttackStory) -> AttackStory:
+    """The story with its OCSF Detection Finding rendered (what the SOC's topic and the store carry)."""
+    return story.model_copy(update={"ocsf": detection_finding(story)})
+
+
+def _link(book: StoryBook, signal: Signal, gap: timedelta, cluster: str | None) -> tuple[StoryBook, list[AttackStory]]:
     seen = _seen_id(signal.signal_id)
     for state in book.stories:
         if seen in state.seen_ids:
@@ -299,7 +310,6 @@ def link(
     for st in absorbed:
         story = _story(st.model_copy(update={"version": st.version + 1}), cluster)
         story.merged_into = keeper.story_id
-        story.ocsf = detection_finding(story)
         merged.append(story)
     # A new book and new states: the caller's book stays as it was (a signal that fails later in
     # its record must not leave the table's book half changed; tests/unit/test_correlator_story.py).
@@ -363,7 +373,6 @@ def _story(state: StoryState, cluster: str | None = None) -> AttackStory:
         related_deployments=list(state.related),
         cluster=cluster,
     )
-    story.ocsf = detection_finding(story)
     return story
 
 
