@@ -12,9 +12,6 @@ learnt as baseline) and in the profiler-restart test (the last event after a res
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from runward.core.contracts import Signal, Surface
-from runward.core.store import upgrade
 from runward.core.topics import SIGNALS
-from tests.bom.stage_util import own_broker, publish
+from tests.bom.stage_util import own_broker, publish, script_stage
 
 pytestmark = pytest.mark.e2e
 
@@ -86,39 +82,18 @@ def _handled(path: Path) -> list[tuple[int, int, str]]:
 def test_each_record_is_handled_once_under_a_steady_flow(tmp_path: Path) -> None:
     script, handled_log = tmp_path / "each_once.py", tmp_path / "handled.jsonl"
     script.write_text(COUNTING_STAGE)
-    db_url = f"sqlite:///{tmp_path / 'runward.db'}"
-    upgrade(db_url)
-    with own_broker(tmp_path) as bootstrap:
-        env = {
-            **os.environ,
-            "RUNWARD_KAFKA": bootstrap,
-            "RUNWARD_DB": db_url,
-            "RUNWARD_HOME": str(tmp_path),
-            "PYTHONPATH": str(REPO),
-        }
-        with (tmp_path / "stage.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, str(script), str(handled_log)],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            total = BURSTS * PER_BURST
-            # Bursts while the stage is busy: records arrive as batches are being handled.
-            for burst in range(BURSTS):
-                publish(bootstrap, SIGNALS, [(s.deployment, s) for s in map(_signal, _range(burst))])
-                time.sleep(0.3)
-            deadline = time.monotonic() + 120
-            while len(_handled(handled_log)) < total and time.monotonic() < deadline:
-                assert proc.poll() is None, f"the stage died; see {tmp_path / 'stage.log'}"
-                time.sleep(0.5)
-            time.sleep(2)  # anything handled twice shows up after the last new one
-            handled = _handled(handled_log)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    total = BURSTS * PER_BURST
+    with own_broker(tmp_path) as bootstrap, script_stage(script, bootstrap, tmp_path, str(handled_log)) as proc:
+        # Bursts while the stage is busy: records arrive as batches are being handled.
+        for burst in range(BURSTS):
+            publish(bootstrap, SIGNALS, [(s.deployment, s) for s in map(_signal, _range(burst))])
+            time.sleep(0.3)
+        deadline = time.monotonic() + 120
+        while len(_handled(handled_log)) < total and time.monotonic() < deadline:
+            assert proc.poll() is None, f"the stage died; see {tmp_path / 'stage.log'}"
+            time.sleep(0.5)
+        time.sleep(2)  # anything handled twice shows up after the last new one
+        handled = _handled(handled_log)
     ids = [signal_id for _, _, signal_id in handled]
     places = [(partition, offset) for partition, offset, _ in handled]
     assert sorted(set(ids)) == sorted(f"s{n}" for n in range(total)), "records never handed to the handler"

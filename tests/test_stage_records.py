@@ -3,18 +3,15 @@ goes to the dead-letter topic with the reason, nothing reaches the wrong topic, 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from runward.core.contracts import Signal, Surface
-from runward.core.store import Store, upgrade
+from runward.core.store import Store
 from runward.core.topics import APD, DEAD_LETTER, SIGNALS
-from tests.bom.stage_util import own_broker, publish
+from tests.bom.stage_util import own_broker, publish, script_stage
 from tests.kafka_reading import read_records
 
 pytestmark = pytest.mark.e2e
@@ -53,40 +50,13 @@ def _signal(signal_id: str) -> Signal:
 def test_a_record_of_the_wrong_type_is_dead_lettered_not_published(tmp_path: Path) -> None:
     script = tmp_path / "wrong_stage.py"
     script.write_text(WRONG_STAGE)
-    db_url = f"sqlite:///{tmp_path / 'runward.db'}"
-    upgrade(db_url)
-    with own_broker(tmp_path) as bootstrap:
-        env = {
-            **os.environ,
-            "RUNWARD_KAFKA": bootstrap,
-            "RUNWARD_DB": db_url,
-            "RUNWARD_HOME": str(tmp_path),
-            "PYTHONPATH": str(REPO),
-        }
-        with (tmp_path / "stage.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, str(script)],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            publish(bootstrap, SIGNALS, [("agents/bot", _signal("s1")), ("agents/bot", _signal("s2"))])
-            letters = read_records(
-                bootstrap, DEAD_LETTER.name, lambda v: v["stage"] == "wrong-record", want=2, timeout=90
-            )
-            assert proc.poll() is None, f"the stage died; see {tmp_path / 'stage.log'}"
-            assert len(letters) == 2, f"expected both inputs dead-lettered; see {tmp_path / 'stage.log'}"
-            for key, letter in letters:
-                assert key == "wrong-record" and letter["source"]["topic"] == SIGNALS.name
-                assert "cannot publish a Signal on runward.apd: the topic carries ApdRevision" in letter["reason"]
-            assert read_records(bootstrap, APD.name, lambda v: True, want=1, timeout=3) == []
-            assert len(Store(db_url).dead_letters(stage="wrong-record")) == 2
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+    with own_broker(tmp_path) as bootstrap, script_stage(script, bootstrap, tmp_path) as proc:
+        publish(bootstrap, SIGNALS, [("agents/bot", _signal("s1")), ("agents/bot", _signal("s2"))])
+        letters = read_records(bootstrap, DEAD_LETTER.name, lambda v: v["stage"] == "wrong-record", want=2, timeout=90)
+        assert proc.poll() is None, f"the stage died; see {tmp_path / 'stage.log'}"
+        assert len(letters) == 2, f"expected both inputs dead-lettered; see {tmp_path / 'stage.log'}"
+        for key, letter in letters:
+            assert key == "wrong-record" and letter["source"]["topic"] == SIGNALS.name
+            assert "cannot publish a Signal on runward.apd: the topic carries ApdRevision" in letter["reason"]
+        assert read_records(bootstrap, APD.name, lambda v: True, want=1, timeout=3) == []
+        assert len(Store(f"sqlite:///{tmp_path / 'runward.db'}").dead_letters(stage="wrong-record")) == 2

@@ -34,12 +34,9 @@ def own_broker(home: Path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-@contextmanager
-def running_stages(names: Sequence[str], bootstrap: str, home: Path, timeout: float = 60) -> Iterator[str]:
-    """Start `python -m services.<name>.app` for each name; yield the store URL once all beat."""
-    db_url = f"sqlite:///{home / 'runward.db'}"
-    upgrade(db_url)
-    env = {
+def stage_env(bootstrap: str, db_url: str, home: Path) -> dict[str, str]:
+    """A stage process's environment: this broker, this store, its data under `home`."""
+    return {
         **os.environ,
         "RUNWARD_KAFKA": bootstrap,
         "RUNWARD_DB": db_url,
@@ -47,6 +44,14 @@ def running_stages(names: Sequence[str], bootstrap: str, home: Path, timeout: fl
         "RUNWARD_PARTITIONS": "4",
         "PYTHONPATH": str(REPO),
     }
+
+
+@contextmanager
+def running_stages(names: Sequence[str], bootstrap: str, home: Path, timeout: float = 60) -> Iterator[str]:
+    """Start `python -m services.<name>.app` for each name; yield the store URL once all beat."""
+    db_url = f"sqlite:///{home / 'runward.db'}"
+    upgrade(db_url)
+    env = stage_env(bootstrap, db_url, home)
     started, procs = time.time(), []
     try:
         for name in names:
@@ -97,3 +102,25 @@ def publish(bootstrap: str, topic: Topic, items: Sequence[tuple[str, BaseModel]]
     for key, record in items:
         producer.send(topic, key, record, lambda err: failures.append(err) if err else None)
     assert producer.close(15) == 0 and not failures
+
+
+@contextmanager
+def script_stage(script: Path, bootstrap: str, home: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a test's own stage script (a `Stage` of its making) on the broker; yield its process.
+    Its store is `home`/runward.db (migrated here), its log `home`/stage.log."""
+    db_url = f"sqlite:///{home / 'runward.db'}"
+    upgrade(db_url)
+    env = stage_env(bootstrap, db_url, home)
+    with (home / "stage.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), *args], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
