@@ -8,6 +8,7 @@ publish. Everything Kafka- and store-shaped stays here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -106,7 +107,7 @@ class _Out:
     """An output of a handled record: encoded, or (a version a later one may supersede, with a
     finisher) kept as its record until it is published."""
 
-    topic: str
+    topic: Topic[Any]
     key: bytes
     value: bytes | None
     latest_of: str | None
@@ -152,7 +153,7 @@ def _superseded(done: Sequence[_Done]) -> frozenset[tuple[int, int]]:
         if item.store_error:
             continue
         for n in range(len(item.encoded) - 1, -1, -1):
-            topic, latest_of = item.encoded[n].topic, item.encoded[n].latest_of
+            topic, latest_of = item.encoded[n].topic.name, item.encoded[n].latest_of
             if latest_of is None:
                 continue
             if (topic, latest_of) in latest:
@@ -489,7 +490,9 @@ class Stage:
             )
             for t in [*outputs, DEAD_LETTER]
         }
-        self._out_topics = {t.name: t for t in [*outputs, DEAD_LETTER]}
+        # Records finished in this batch, by identity: the version a batch stores and the one it
+        # publishes are the same record, finished once.
+        self._finished: dict[int, Any] = {}
         self._counters = _Counters()
         self._writes = _StoreWrites()
         self._model_tables: list[ModelTable[Any]] = []
@@ -531,7 +534,7 @@ class Stage:
     def put_story(self, story: AttackStory, finish: Callable[[AttackStory], AttackStory] | None = None) -> None:
         """Store an attack story with the batch (only its newest version in the batch is written,
         through `finish` if given: see `Output.finish`)."""
-        self._writes.story(story, finish)
+        self._writes.story(story, functools.partial(self._finish, finish=finish) if finish else None)
 
     def touch_agent(self, deployment: str, service_account: str | None, seen: datetime) -> None:
         """Note that an agent was seen, with the batch (one upsert per agent per batch)."""
@@ -586,6 +589,7 @@ class Stage:
             if item.deferred and not item.store_error:
                 await self._send(item, superseded)
         await self._confirm()
+        self._finished.clear()
         for item in done:
             if not item.failed:
                 self._counters.processed += 1
@@ -649,9 +653,9 @@ class Stage:
     def _encode(self, out: Output[Any]) -> _Out:
         headers = [(name, value.encode()) for name, value in out.headers]
         if out.latest_of is not None and out.finish is not None:
-            return _Out(out.topic.name, out.key.encode(), None, out.latest_of, headers, out.record, out.finish)
+            return _Out(out.topic, out.key.encode(), None, out.latest_of, headers, out.record, out.finish)
         record = out.finish(out.record) if out.finish is not None else out.record
-        return _Out(out.topic.name, out.key.encode(), _checked(out.topic, record), out.latest_of, headers)
+        return _Out(out.topic, out.key.encode(), _checked(out.topic, record), out.latest_of, headers)
 
     async def _flush_store(self) -> dict[int, str]:
         """Write the batch's store rows; the records (index among the batch's handled ones) whose
@@ -677,9 +681,12 @@ class Stage:
         for n, out in enumerate(item.encoded):
             if (item.index, n) in superseded:
                 continue
-            topic = out.topic
+            topic = out.topic.name
             try:
-                value = out.value if out.value is not None else self._finished(out)
+                value = out.value
+                if value is None:
+                    assert out.finish is not None
+                    value = _checked(out.topic, self._finish(out.record, out.finish))
             except Exception as exc:
                 # Rare (stories are bounded): the record's state and store rows stand, its output
                 # does not; it waits in the dead-letter topic with the reason.
@@ -696,9 +703,11 @@ class Stage:
             self._unconfirmed.append((item, topic, fut))
             self.metrics.published(topic)
 
-    def _finished(self, out: _Out) -> bytes:
-        assert out.finish is not None
-        return _checked(self._out_topics[out.topic], out.finish(out.record))
+    def _finish(self, record: Any, finish: Callable[[Any], Any]) -> Any:
+        """`finish(record)`, once per record of the batch (see `Output.finish`)."""
+        if id(record) not in self._finished:
+            self._finished[id(record)] = finish(record)
+        return self._finished[id(record)]
 
     async def publish(self, out: Output[Any]) -> None:
         # Checked here too: a handler's outputs are typed Any, so mypy cannot see a wrong record.
