@@ -248,17 +248,21 @@ _ON_OFFER = frozenset({"pending_widening"})
 
 def _leaks(forbidden: list[str], policies: list[dict[str, Any]]) -> list[str]:
     """Forbidden strings in any revision's applied documents, or in the latest one's offer."""
-    problems: list[str] = []
     newest = {p.get("deployment"): p for p in sorted(policies, key=lambda p: p.get("revision", 0))}
+    rendered = [
+        (
+            policy,
+            json.dumps({k: v for k, v in policy.items() if k not in _ON_OFFER}),
+            json.dumps({k: v for k, v in policy.items() if k in _ON_OFFER})
+            if policy is newest.get(policy.get("deployment"))
+            else "",
+        )
+        for policy in policies
+    ]
+    problems: list[str] = []
     for text in forbidden:
-        for policy in policies:
-            applied = {k: v for k, v in policy.items() if k not in _ON_OFFER}
-            offered = {k: v for k, v in policy.items() if k in _ON_OFFER}
-            where = ""
-            if text in json.dumps(applied):
-                where = "holds"
-            elif policy is newest.get(policy.get("deployment")) and text in json.dumps(offered):
-                where = "still offers for approval"
+        for policy, applied, offered in rendered:
+            where = "holds" if text in applied else "still offers for approval" if text in offered else ""
             if where:
                 problems.append(
                     f"policy revision {policy.get('revision')} of {policy.get('deployment')} {where} {text!r}"
