@@ -342,10 +342,13 @@ def _observed_with_gateway(deployment: str, servers: list[Any], args: argparse.N
         raise Failure(f"runward run: {exc} ({GATEWAY_HELP}); the workload was not started") from None
     saved = {name: os.environ.get(name) for name in (s.env_name for s in servers)}
     try:
-        for entry in gateways.env:
-            name, _, url = entry.partition("=")
-            os.environ[name] = url  # the replicas inherit it
-            err.print(f"runward run: MCP server {name} through the tool gateway at {url} (observe)", soft_wrap=True)
+        for running in gateways.running:
+            os.environ[running.server.env_name] = running.url  # the replicas inherit it
+            err.print(
+                f"runward run: MCP server {running.server.name} behind the tool gateway at {running.url} "
+                f"({running.server.env_name}; observe: every call recorded)",
+                soft_wrap=True,
+            )
         return cmd_run(args)
     finally:
         gateways.stop()
