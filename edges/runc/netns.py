@@ -8,7 +8,9 @@ dynamic set: reading that set is how the proof knows which destinations were ref
 in the allowlist are resolved on the host when the jail is made; IPv6 is off in the namespace
 (the allowlist is IPv4), so nothing leaves by a path the rules do not see. Reaching allowlisted
 destinations beyond the host needs IPv4 forwarding on the host (net.ipv4.ip_forward), which the
-jail does not switch on by itself; it masquerades what it forwards.
+jail does not switch on by itself; it masquerades what it forwards. Runward's own services on the
+host side of the veth (the MCP tool gateway of `runward run --enforce`) are let through by a set
+of their own (`allow_service`), never mixed with the learnt allowlist.
 """
 
 from __future__ import annotations
