@@ -266,13 +266,17 @@ def prove(
     subnet: ipaddress.IPv4Network,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     runc: str = "runc",
+    services: Services | None = None,
 ) -> tuple[PolicyProof, RunResult, RunResult]:
-    """Run the workload under the candidate enforce profile (logged, then enforced): the proof."""
+    """Run the workload under the candidate enforce profile (logged, then enforced): the proof.
+    `services`: runward's own (the MCP tool gateway), started for each run as under --enforce."""
     if profile.get("defaultAction") in {"SCMP_ACT_ALLOW", "SCMP_ACT_LOG"}:
         raise ValueError("a proof needs the enforce-mode profile (default action refuses); this one allows everything")
     started = _now()
-    logged = run_jailed(workload, _as_logged(profile), egress_allowlist, subnet, timeout_s=timeout_s, runc=runc)
-    enforced = run_jailed(workload, profile, egress_allowlist, subnet, timeout_s=timeout_s, runc=runc)
+    logged, enforced = (
+        run_jailed(workload, each, egress_allowlist, subnet, timeout_s=timeout_s, runc=runc, services=services)
+        for each in (_as_logged(profile), profile)
+    )
     refused_destinations = sorted({*logged.refused_destinations, *enforced.refused_destinations})
     passed = enforced.exit_code == 0 and not logged.refused_syscalls and not refused_destinations
     problems = []

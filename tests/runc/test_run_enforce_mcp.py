@@ -15,23 +15,31 @@ agent under runc with the gateway in observe.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from edges.gateway.hosted import HostedGateways, McpServer
 from edges.gateway.sink import ListSink
 from edges.runc.audit import audit_available
 from edges.runc.netns import EgressJail, subnet_for
 from edges.runc.prove import Workload, run_jailed, runtime_syscalls
+from runward.control.api.app import create_app
+from runward.control.api.publisher import KafkaPublisher
+from runward.control.broker import free_port
 from runward.control.cli import main
 from runward.core import signing
+from runward.core.config import Settings
 from runward.core.contracts import (
     ApdRevision,
     EnforcementMode,
@@ -42,6 +50,7 @@ from runward.core.contracts import (
     WindowStatus,
     utcnow,
 )
+from runward.core.store import Store, upgrade
 from runward.core.tool_arguments import flatten
 from runward.core.topics import RAW_LLM
 from services.enforcer.domain import apply
@@ -56,6 +65,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 D = "agents/timekeeper"
+VIEWER = "view-3b8e1f0c9a2d7e64"
 PYTHON = "/usr/bin/python3"
 SERVER = str(Path(sys.executable).parent / "mcp-server-time")  # the PyPI server, in the venv
 MCP = f"time={SERVER}"
@@ -274,6 +284,47 @@ def test_run_fails_closed_when_the_gateway_cannot_start(
         out, err = capfd.readouterr()
         assert code == 1 and "/nonexistent/mcp-server-time" in err and "absolute path" in err, (code, err)
         assert "the workload was not started" in err
+    # A run that did not start is not the recorded workload `runward prove` replays.
+    recorded = json.loads((home / "workloads" / "agents" / "timekeeper.json").read_text())
+    assert recorded["command"] == [PYTHON, "agent.py"] and recorded["mcp"] == [MCP]
     assert main(["run", "--deployment", D, "--service-account", "tk-sa", "--mcp", "no-command", "--", PYTHON]) == 2
     assert "NAME=COMMAND" in capfd.readouterr().err
     assert os.environ.get("RUNWARD_MCP_TIME_URL") is None
+
+
+@pytest.fixture
+def api_url(observed: tuple[Path, ApdRevision], kafka_bootstrap: str, tmp_path: Path) -> Iterator[str]:
+    """The Runward API holding the agent's APD (what `runward prove` proves)."""
+    _, apd = observed
+    db = f"sqlite:///{tmp_path}/runward.db"
+    upgrade(db)
+    store = Store(db)
+    store.touch_agent(D, "tk-sa", utcnow())
+    store.put_artifact(D, "apd", apd.revision, apd.created_at, apd.model_dump(mode="json"))
+    settings = Settings(api_tokens=f"vic:{VIEWER}:viewer", kafka=kafka_bootstrap)
+    app = create_app(settings, store=store, publisher=KafkaPublisher(kafka_bootstrap, timeout_s=15))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_prove_replays_the_recorded_workload_with_its_mcp_servers(
+    observed: tuple[Path, ApdRevision], api_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    home, _ = observed
+    recorded = json.loads((home / "workloads" / "agents" / "timekeeper.json").read_text())
+    assert recorded["command"] == [PYTHON, "agent.py"] and recorded["mcp"] == [MCP]
+    capfd.readouterr()
+    # The recorded workload reaches its server through the gateway (observe) in both proof runs.
+    assert main(["prove", D, "--api", api_url, "--token", VIEWER, "--no-submit"]) == 0
+    out, err = capfd.readouterr()
+    assert "PASS" in out, (out, err)
+    assert err.count("runward prove: MCP server time behind the tool gateway") == 2, err

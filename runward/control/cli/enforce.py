@@ -69,16 +69,19 @@ def _extra(ctx: typer.Context) -> list[str]:
     return cmd[1:] if cmd and cmd[0] == "--" else cmd
 
 
-def _workload(agent: str, cmd: list[str], command: str | None, bundle: Path | None, binaries: list[str]) -> Any:
+def _workload(
+    agent: str, cmd: list[str], command: str | None, bundle: Path | None, binaries: list[str]
+) -> tuple[Any, list[str]]:
+    """The workload to prove and its `--mcp` servers (the recorded ones with the recorded command)."""
     from edges.runc import recorded
     from edges.runc.prove import Workload
 
     if bundle is not None:
-        return Workload(bundle=bundle)
+        return Workload(bundle=bundle), []
     if command:
         cmd = shlex.split(command)
     if cmd:
-        return Workload(command=cmd, binaries=binaries, cwd=str(Path.cwd()))
+        return Workload(command=cmd, binaries=binaries, cwd=str(Path.cwd())), []
     try:
         found = recorded.load(_home(), agent)
     except ValueError as exc:
@@ -89,7 +92,7 @@ def _workload(agent: str, cmd: list[str], command: str | None, bundle: Path | No
             "first, or give the command (`runward prove NS/NAME -- CMD`) or an OCI bundle (--bundle DIR)",
             code=2,
         )
-    return Workload(command=found.command, binaries=binaries, cwd=found.cwd)
+    return Workload(command=found.command, binaries=binaries, cwd=found.cwd), list(found.mcp)
 
 
 def _proof_table(proof: Any) -> Table:
@@ -119,6 +122,12 @@ def prove(
     timeout: Annotated[float, typer.Option(help="seconds the workload may run")] = 120.0,
     submit: Annotated[bool, typer.Option("--submit/--no-submit", help="post the proof to the API")] = True,
     remeasure: Annotated[bool, typer.Option("--remeasure", help="measure runc's own syscalls again")] = False,
+    mcp: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mcp", metavar="NAME=COMMAND", help="the workload's MCP servers (default: the recorded ones), observed"
+        ),
+    ] = None,
     api: ApiOpt = None,
     token: TokenOpt = None,
 ) -> int:
@@ -145,7 +154,8 @@ def prove(
         runtime = runtime_syscalls(_home(), refresh=remeasure)
         profile = seccomp_profile(apd, EnforcementMode.ENFORCE, runtime)
         allowlist = egress_allowlist(apd)
-        workload = _workload(agent, _extra(ctx), command, bundle, _exec_binaries(apd))
+        workload, recorded_mcp = _workload(agent, _extra(ctx), command, bundle, _exec_binaries(apd))
+        servers = _mcp_servers(mcp if mcp else recorded_mcp)
         proof, _, enforced = run_proof(
             deployment=apd.deployment,
             apd_revision=apd.revision,
@@ -155,6 +165,7 @@ def prove(
             workload=workload,
             subnet=subnet_for(apd.deployment),
             timeout_s=timeout,
+            services=_gateway_services(servers, apd.deployment, None, "runward prove", []),
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise Failure(f"the proof could not run: {exc}") from None
@@ -201,6 +212,36 @@ def _report_tools(gateways: Any, prefix: str) -> None:
         err.print(f"{prefix}: {verb}: {refusal.server}/{refusal.tool} ({refusal.reason})", soft_wrap=True)
 
 
+def _gateway_services(servers: list[Any], agent: str, bundle: Any, prefix: str, hosted: list[Any]) -> Any:
+    """The jail's services for `servers`: a gateway each on the jail's host-side address (the one
+    place the workload can reach them from), let through the jail; the started ones go to `hosted`.
+    `bundle` None: observe (the proof: its kernel policies are what is proven)."""
+    from edges.gateway.hosted import HostedGateways
+    from edges.runc.netns import EgressJail
+
+    if not servers:
+        return None
+
+    @contextmanager
+    def gateways(jail: EgressJail) -> Iterator[list[str]]:
+        with HostedGateways(servers, agent, jail.host_ip, _gateway_sink(), bundle) as started:
+            hosted.append(started)
+            for (_, port), running in zip(started.endpoints, started.running, strict=True):
+                jail.allow_service(port)
+                err.print(
+                    f"{prefix}: MCP server {running.server.name} behind the tool gateway at {running.url} "
+                    f"({running.server.env_name}; runward's own service, let through the jail apart from the "
+                    "bundle's allowlist)",
+                    soft_wrap=True,
+                )
+            yield started.env
+
+    def services(jail: EgressJail) -> AbstractContextManager[list[str]]:
+        return gateways(jail)
+
+    return services
+
+
 def _bundle_of(agent: str, bundle_file: Path | None, api: str | None, token: str | None) -> tuple[Any, list[str]]:
     """The policy bundle to run under (a file, else the API's latest) and the binaries its APD ran."""
     from runward.core.contracts import ApdRevision, PolicyBundle
@@ -224,8 +265,8 @@ def _enforced(
     timeout: float,
     mcp: Sequence[str] = (),
 ) -> int:
-    from edges.gateway.hosted import GatewayError, HostedGateways
-    from edges.runc.netns import EgressJail, subnet_for
+    from edges.gateway.hosted import GatewayError
+    from edges.runc.netns import subnet_for
     from edges.runc.prove import Workload, enforce
 
     servers = _mcp_servers(mcp)
@@ -239,25 +280,7 @@ def _enforced(
     )
     workload = Workload(command=cmd, binaries=binaries, cwd=str(Path.cwd()))
     hosted: list[Any] = []
-
-    @contextmanager
-    def gateways(jail: EgressJail) -> Iterator[list[str]]:
-        # On the jail's host-side address: the one place the workload can reach them from.
-        with HostedGateways(servers, agent, jail.host_ip, _gateway_sink(), bundle) as started:
-            hosted.append(started)
-            for (_, port), running in zip(started.endpoints, started.running, strict=True):
-                jail.allow_service(port)
-                err.print(
-                    f"runward run --enforce: MCP server {running.server.name} behind the tool gateway at "
-                    f"{running.url} ({running.server.env_name}; runward's own service, let through the jail "
-                    "apart from the bundle's allowlist)",
-                    soft_wrap=True,
-                )
-            yield started.env
-
-    def services(jail: EgressJail) -> AbstractContextManager[list[str]]:
-        return gateways(jail)
-
+    services = _gateway_services(servers, agent, bundle, "runward run --enforce", hosted)
     try:
         result = enforce(
             workload,
@@ -265,7 +288,7 @@ def _enforced(
             bundle.egress_allowlist,
             subnet_for(agent),
             timeout_s=timeout,
-            services=services if servers else None,
+            services=services,
         )
     except GatewayError as exc:
         raise Failure(f"runward run --enforce: {exc} ({GATEWAY_HELP}); the workload was not started") from None
@@ -311,8 +334,6 @@ def run(
 ) -> int:
     """Start CMD as REPLICAS replicas in their own cgroups, attributed to the Deployment for the sensor,
     and record it for `runward prove`; with --enforce, run it under runc and its policy bundle instead."""
-    from edges.runc import recorded
-    from edges.runc.oci import BundleError
     from sensor.cli import cmd_run
 
     cmd = _extra(ctx)
@@ -321,17 +342,25 @@ def run(
     if enforce:
         return _enforced(deployment, cmd, bundle_file, api, token, timeout, mcp or ())
     servers = _mcp_servers(mcp or ())
-    try:
-        recorded.record(_home(), deployment, service_account, cmd)
-    except (BundleError, ValueError, OSError) as exc:
-        raise Failure(f"runward run: {exc}") from None
     args = argparse.Namespace(deployment=deployment, service_account=service_account, replicas=replicas, cmd=cmd)
     if not servers:
+        _record(deployment, service_account, cmd, [])
         return cmd_run(args)
-    return _observed_with_gateway(deployment, servers, args)
+    return _observed_with_gateway(deployment, servers, args, mcp or [])
 
 
-def _observed_with_gateway(deployment: str, servers: list[Any], args: argparse.Namespace) -> int:
+def _record(deployment: str, service_account: str, cmd: list[str], mcp: list[str]) -> None:
+    """The workload as observed, for `runward prove` (only once it is about to run)."""
+    from edges.runc import recorded
+    from edges.runc.oci import BundleError
+
+    try:
+        recorded.record(_home(), deployment, service_account, cmd, mcp=mcp)
+    except (BundleError, ValueError, OSError) as exc:
+        raise Failure(f"runward run: {exc}") from None
+
+
+def _observed_with_gateway(deployment: str, servers: list[Any], args: argparse.Namespace, mcp: list[str]) -> int:
     """Observe: the gateways on 127.0.0.1 record every call (no bundle: nothing refused)."""
     from edges.gateway.hosted import GatewayError, HostedGateways
     from sensor.cli import cmd_run
@@ -342,6 +371,7 @@ def _observed_with_gateway(deployment: str, servers: list[Any], args: argparse.N
         raise Failure(f"runward run: {exc} ({GATEWAY_HELP}); the workload was not started") from None
     saved = {name: os.environ.get(name) for name in (s.env_name for s in servers)}
     try:
+        _record(deployment, args.service_account, args.cmd, mcp)
         for running in gateways.running:
             os.environ[running.server.env_name] = running.url  # the replicas inherit it
             err.print(
