@@ -179,7 +179,9 @@ class HostedGateways:
             ) from None
         port = int(sock.getsockname()[1])
         app = self._app(server)
-        config = uvicorn.Config(app, host=self.host, port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app, host=self.host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+        )
         running = uvicorn.Server(config)
         thread = threading.Thread(
             target=running.run, kwargs={"sockets": [sock]}, name=f"runward-gateway-{server.name}", daemon=True
