@@ -8,7 +8,9 @@ dynamic set: reading that set is how the proof knows which destinations were ref
 in the allowlist are resolved on the host when the jail is made; IPv6 is off in the namespace
 (the allowlist is IPv4), so nothing leaves by a path the rules do not see. Reaching allowlisted
 destinations beyond the host needs IPv4 forwarding on the host (net.ipv4.ip_forward), which the
-jail does not switch on by itself; it masquerades what it forwards.
+jail does not switch on by itself; it masquerades what it forwards. Runward's own services on the
+host side of the veth (the MCP tool gateway of `runward run --enforce`) are let through by a set
+of their own (`allow_service`), never mixed with the learnt allowlist.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class EgressJail:
     subnet: ipaddress.IPv4Network
     token: str = field(default_factory=lambda: secrets.token_hex(4))
     unresolved: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
     _refused: list[str] = field(default_factory=list)
 
     @property
@@ -131,6 +134,18 @@ class EgressJail:
         self._refused = self._read_refused()
         self._teardown()
 
+    def allow_service(self, port: int, protocol: str = "tcp") -> str:
+        """Let the workload reach one of runward's own services listening on the host side of the
+        veth (the MCP tool gateway). Kept in a set of its own, apart from the bundle's allowlist:
+        it is not a learnt destination, and `services` names it for the run's report."""
+        if not 0 < port < 65536 or protocol not in ("tcp", "udp"):
+            raise JailError(f"not a service port: {port}/{protocol}")
+        element = f"{self.host_ip} . {protocol} . {port}"
+        _run("nft", "add", "element", "inet", self.table, "services", f"{{ {element} }}")
+        entry = f"{self.host_ip}:{port}/{protocol}"
+        self.services.append(entry)
+        return entry
+
     def refused(self) -> list[str]:
         """Destinations dropped so far (`ip:port/protocol`), also after the jail is gone."""
         return self._refused or self._read_refused()
@@ -157,11 +172,13 @@ class EgressJail:
         guard = f"""
         iifname "{self.host_if}" ct state established,related accept
         iifname "{self.host_if}" ip daddr . meta l4proto . th dport @allowed accept
+        iifname "{self.host_if}" ip daddr . meta l4proto . th dport @services accept
         iifname "{self.host_if}" meta l4proto {{ tcp, udp }} update @refused {{ {triple} }} counter drop
         iifname "{self.host_if}" counter drop"""
         return f"""
 table inet {self.table} {{
     set allowed {{ type ipv4_addr . inet_proto . inet_service; {allowed} }}
+    set services {{ type ipv4_addr . inet_proto . inet_service; }}
     set refused {{ type ipv4_addr . inet_proto . inet_service; flags dynamic; size 65535; }}
     chain guard {{ type filter hook prerouting priority -10; policy accept; {guard}
     }}

@@ -23,8 +23,9 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,13 @@ class RunResult:
     refused_by: dict[str, list[str]] = field(default_factory=dict)
     refused_destinations: list[str] = field(default_factory=list)
     timed_out: bool = False
+    services: list[str] = field(default_factory=list)
+
+
+# Runward's own services for one run (the MCP tool gateway): started once the jail exists, on its
+# host-side address, each let through with `jail.allow_service`; yields the env entries that tell
+# the workload where they are, and stops them when the workload has exited.
+Services = Callable[[EgressJail], AbstractContextManager[Sequence[str]]]
 
 
 def run_container(
@@ -217,9 +225,18 @@ def run_jailed(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     runc: str = "runc",
+    services: Services | None = None,
 ) -> RunResult:
-    """One run of the workload under `seccomp`, egress limited to `allowlist`."""
-    with tempfile.TemporaryDirectory(prefix="runward-run-") as tmp, EgressJail(allowlist, subnet) as jail:
+    """One run of the workload under `seccomp`, egress limited to `allowlist` (and `services`)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="runward-run-") as tmp,
+        EgressJail(allowlist, subnet) as jail,
+        services(jail) if services is not None else nullcontext(()) as env,
+    ):
+        if env:
+            if workload.bundle is not None:
+                raise oci.BundleError("runward's services need a workload given as a command, not an OCI bundle")
+            workload = replace(workload, env=[*workload.env, *env])
         bundle = prepare(workload, Path(tmp), seccomp, jail.name)
         with SeccompAudit() as audit:
             code, out, err, timed_out = run_container(bundle, audit, timeout_s, runc)
@@ -234,6 +251,7 @@ def run_jailed(
         refused_by={k: sorted(v) for k, v in sorted(by.items())},
         refused_destinations=jail.refused(),
         timed_out=timed_out,
+        services=list(jail.services),
     )
 
 
@@ -248,13 +266,17 @@ def prove(
     subnet: ipaddress.IPv4Network,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     runc: str = "runc",
+    services: Services | None = None,
 ) -> tuple[PolicyProof, RunResult, RunResult]:
-    """Run the workload under the candidate enforce profile (logged, then enforced): the proof."""
+    """Run the workload under the candidate enforce profile (logged, then enforced): the proof.
+    `services`: runward's own (the MCP tool gateway), started for each run as under --enforce."""
     if profile.get("defaultAction") in {"SCMP_ACT_ALLOW", "SCMP_ACT_LOG"}:
         raise ValueError("a proof needs the enforce-mode profile (default action refuses); this one allows everything")
     started = _now()
-    logged = run_jailed(workload, _as_logged(profile), egress_allowlist, subnet, timeout_s=timeout_s, runc=runc)
-    enforced = run_jailed(workload, profile, egress_allowlist, subnet, timeout_s=timeout_s, runc=runc)
+    logged, enforced = (
+        run_jailed(workload, each, egress_allowlist, subnet, timeout_s=timeout_s, runc=runc, services=services)
+        for each in (_as_logged(profile), profile)
+    )
     refused_destinations = sorted({*logged.refused_destinations, *enforced.refused_destinations})
     passed = enforced.exit_code == 0 and not logged.refused_syscalls and not refused_destinations
     problems = []
@@ -300,9 +322,10 @@ def enforce(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     runc: str = "runc",
+    services: Services | None = None,
 ) -> RunResult:
     """`runward run --enforce`: the workload under its bundle; what was refused is in the result."""
-    return run_jailed(workload, seccomp, allowlist, subnet, timeout_s=timeout_s, runc=runc)
+    return run_jailed(workload, seccomp, allowlist, subnet, timeout_s=timeout_s, runc=runc, services=services)
 
 
 def runc_available(runc: str = "runc") -> str | None:

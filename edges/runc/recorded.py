@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ class RecordedWorkload:
     command: list[str]
     cwd: str
     recorded_at: str
+    mcp: list[str] = field(default_factory=list)  # `--mcp NAME=COMMAND`: the servers behind its gateway
 
 
 def path_for(home: Path, deployment: str) -> Path:
@@ -33,7 +34,14 @@ def path_for(home: Path, deployment: str) -> Path:
     return home / "workloads" / namespace / f"{name}.json"
 
 
-def record(home: Path, deployment: str, service_account: str, command: Sequence[str], cwd: str | None = None) -> Path:
+def record(
+    home: Path,
+    deployment: str,
+    service_account: str,
+    command: Sequence[str],
+    cwd: str | None = None,
+    mcp: Sequence[str] = (),
+) -> Path:
     """Write the agent's workload (its command resolved to an absolute path, as it ran)."""
     from edges.runc.oci import BundleError, resolve_binary
 
@@ -48,6 +56,7 @@ def record(home: Path, deployment: str, service_account: str, command: Sequence[
         command=argv,
         cwd=cwd or os.getcwd(),
         recorded_at=datetime.now(UTC).isoformat(),
+        mcp=list(mcp),
     )
     path = path_for(home, deployment)
     path.parent.mkdir(parents=True, exist_ok=True)
