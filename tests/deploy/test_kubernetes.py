@@ -129,14 +129,14 @@ def _env(container: Doc, docs: tuple[Doc, ...]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_kernel_log_collector_runs_on_every_node_with_only_what_it_needs(overlay: str) -> None:
-    """The evidence collector (edges/seccomplog): every node, /dev/kmsg and nothing else of the
+    """The evidence collector (sensor/seccomplog): every node, /dev/kmsg and nothing else of the
     host, host pids for attribution, Kafka from runward-config, bounded resources, DNS and Kafka
     as its only egress."""
     docs = render(overlay)
     daemonset = by_kind(docs, "DaemonSet")["runward-seccomplog"]
     pod = daemonset["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["command"] == ["python", "-m", "edges.seccomplog"]
+    assert container["command"] == ["python", "-m", "sensor.seccomplog"]
     assert (
         container["image"]
         == by_kind(docs, "Deployment")["runward-ingest"]["spec"]["template"]["spec"]["containers"][0]["image"]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from edges.seccomplog.collector import KMSG, Collector, run
-from edges.seccomplog.parse import egress_drop, kmsg_record, local_workload, seccomp_record
 from runward.core.contracts import AuditEvidence
 from runward.core.topics import AUDIT_EVIDENCE
+from sensor.seccomplog.collector import KMSG, Collector, run
+from sensor.seccomplog.parse import egress_drop, kmsg_record, local_workload, seccomp_record
 from sensor.workloads import run_workload
 from tests.kafka_reading import read_records
 

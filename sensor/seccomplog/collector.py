@@ -1,15 +1,22 @@
-"""`python -m edges.seccomplog`: the kernel log's would-be violations as AuditEvidence.
+"""`python -m sensor.seccomplog`: the kernel log's would-be violations as AuditEvidence.
 
 Reads /dev/kmsg (from its end: what happened before the collector started is not its
 evidence), turns seccomp audit records (type 1326) and the egress allowlist's nftables log lines
-(prefix `runward-egress:<namespace>/<name>: `, see `edges.seccomplog.parse`) into AuditEvidence,
+(prefix `runward-egress:<namespace>/<name>: `, see `sensor.seccomplog.parse`) into AuditEvidence,
 attributes them to the agent and publishes them on runward.audit-evidence keyed by its
 Deployment id. The enforcer stores them; the API lists them; the audit soak reads them.
 
-Attribution: a seccomp record names a pid; its /proc/<pid>/cgroup places it in the cgroup v2 that
-`runward run` made for the replica (`/runward/<namespace>_<name>/<pod>`). A record whose process
-is gone, or that is not an agent's, is counted and dropped (never published as someone else's).
+Attribution: a seccomp record names a pid; its /proc/<pid>/cgroup places it either in the cgroup
+v2 that `runward run` made for the replica (`/runward/<namespace>_<name>/<pod>`), or in a
+Kubernetes pod's container cgroup (kubepods, systemd or cgroupfs driver, containerd / CRI-O /
+docker), which the sensor's Kubernetes resolver (`sensor.attribution.kubernetes`, the one owner of
+cgroup -> pod -> ReplicaSet -> Deployment) turns into the Deployment and the pod. A record whose
+process is gone, whose pod is not listed (yet) or is no Deployment's, or that is not an agent's,
+is counted by reason and dropped (never published as someone else's); the counts are logged.
 An nftables line names the Deployment in its prefix.
+
+In a pod, /proc/<pid>/cgroup is printed relative to the reader's cgroup namespace: the collector
+joins the host's (pid 1's, with hostPID) when it can, so kubepods paths read whole.
 
 Limits, said plainly: the kernel prints audit records to its log only when no audit daemon
 listens on the audit netlink socket, and rate-limits them ("kauditd_printk_skb: N callbacks
@@ -21,6 +28,7 @@ minute, not thousands.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import hashlib
 import logging
@@ -30,26 +38,44 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from edges.seccomplog.parse import (
+from runward.core.contracts import AuditEvidence, EvidenceSource, utcnow
+from sensor.attribution.base import Identity
+from sensor.attribution.kubepath import kubepods_path
+from sensor.seccomplog.parse import (
     MAX_RECORD,
     EgressDrop,
     KernelRecord,
     SeccompRecord,
+    deployment_of,
     egress_drop,
     kmsg_record,
     local_workload,
 )
-from edges.seccomplog.parse import seccomp_record as parse_seccomp
-from runward.core.contracts import AuditEvidence, EvidenceSource, utcnow
+from sensor.seccomplog.parse import seccomp_record as parse_seccomp
 
 log = logging.getLogger(__name__)
 KMSG = Path("/dev/kmsg")
 REPEAT_S = 60.0
+SUMMARY_S = 60.0
+CLONE_NEWCGROUP = 0x02000000
+
+# Why a seccomp record was not published (the keys of Collector.unattributed_by).
+GONE = "process_gone"  # exited before its /proc/<pid>/cgroup was read
+NOT_AN_AGENT = "not_an_agent"  # neither a `runward run` replica nor a pod's container
+POD_UNKNOWN = "pod_unknown"  # a kubepods cgroup whose pod this node's list does not hold
+NO_DEPLOYMENT = "no_deployment"  # a pod no Deployment owns (StatefulSet, Job, bare pod)
+
+
+class PodResolver(Protocol):
+    """cgroup path -> pod -> Deployment: `sensor.attribution.kubernetes.KubernetesResolver`."""
+
+    def resolve_path(self, path: str) -> Identity | None: ...
 
 
 def boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
@@ -94,7 +120,8 @@ class Collector:
     proc: Path = Path("/proc")
     repeat_s: float = REPEAT_S
     clock: Callable[[], float] = time.monotonic
-    unattributed: int = 0
+    pods: PodResolver | None = None  # Kubernetes pods' processes; None: `runward run` replicas only
+    unattributed_by: Counter[str] = field(default_factory=Counter)
     _last: dict[tuple[str, str | None, str], float] = field(default_factory=dict)
     _folded: dict[tuple[str, str | None, str], int] = field(default_factory=dict)
 
@@ -107,16 +134,36 @@ class Collector:
             return self._egress(record, drop)
         return None
 
-    def attribute(self, pid: int) -> tuple[str, str] | None:
+    @property
+    def unattributed(self) -> int:
+        return sum(self.unattributed_by.values())
+
+    def attribute(self, pid: int) -> tuple[str, str] | str:
+        """(Deployment id, pod) of the process, or why it has none (GONE, NOT_AN_AGENT, ...)."""
         try:
-            return local_workload((self.proc / str(pid) / "cgroup").read_text())
+            cgroup = (self.proc / str(pid) / "cgroup").read_text()
         except OSError:
-            return None  # the process is gone (or never was ours to read)
+            return GONE  # the process is gone (or never was ours to read)
+        local = local_workload(cgroup)
+        if local is not None:
+            return local
+        path = kubepods_path(cgroup)
+        if path is None or self.pods is None:
+            return NOT_AN_AGENT
+        identity = self.pods.resolve_path(path)
+        if identity is None or identity.pod is None or identity.namespace is None:
+            return POD_UNKNOWN
+        if identity.deployment is None:
+            return NO_DEPLOYMENT
+        namespace, _, name = identity.deployment.partition("/")
+        deployment = deployment_of(namespace, name)
+        return (deployment, identity.pod) if deployment is not None else NO_DEPLOYMENT
 
     def _seccomp(self, record: KernelRecord, seccomp: SeccompRecord) -> AuditEvidence | None:
         who = self.attribute(seccomp.pid)
-        if who is None:
-            self.unattributed += 1
+        if isinstance(who, str):
+            self.unattributed_by[who] += 1
+            log.debug("seccomp record of pid %d (%s) not attributed: %s", seccomp.pid, seccomp.comm, who)
             return None
         deployment, pod = who
         refused = seccomp.action not in {"log", "allow"}
@@ -169,44 +216,101 @@ class Collector:
         )
 
 
-def run(kafka: str, kmsg: Path, from_start: bool, repeat_s: float, stop: Callable[[], bool] = lambda: False) -> int:
+def summary(published: int, collector: Collector) -> str:
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(collector.unattributed_by.items()))
+    return f"published {published}, unattributed {collector.unattributed}" + (f" ({reasons})" if reasons else "")
+
+
+def run(
+    kafka: str,
+    kmsg: Path,
+    from_start: bool,
+    repeat_s: float,
+    stop: Callable[[], bool] = lambda: False,
+    pods: PodResolver | None = None,
+    summary_s: float = SUMMARY_S,
+) -> int:
     from runward.core.kafka import RecordProducer
     from runward.core.topics import AUDIT_EVIDENCE
 
     producer = RecordProducer(kafka, "runward-seccomplog", poll_thread=True)
-    collector = Collector(boot_id(), repeat_s=repeat_s)
+    collector = Collector(boot_id(), repeat_s=repeat_s, pods=pods)
     published = 0
+    logged, logged_at = "", time.monotonic()
     try:
         for record in read_kmsg(kmsg, from_start, stop):
             evidence = collector.evidence(record)
-            if evidence is None:
-                continue
-            producer.send(AUDIT_EVIDENCE, evidence.deployment, evidence)
-            published += 1
-            log.info("%s %s %s", evidence.deployment, evidence.source.value, evidence.action)
+            if evidence is not None:
+                producer.send(AUDIT_EVIDENCE, evidence.deployment, evidence)
+                published += 1
+                log.info("%s %s %s %s", evidence.deployment, evidence.pod, evidence.source.value, evidence.action)
+            now = time.monotonic()
+            if now - logged_at >= summary_s and (line := summary(published, collector)) != logged:
+                log.info("%s", line)  # the unattributed counts, by reason, at most once a summary_s
+                logged, logged_at = line, now
     finally:
         undelivered = producer.close()
         if undelivered:
             log.warning("%d audit evidence records were undelivered at exit", undelivered)
-        log.info("published %d, unattributed %d", published, collector.unattributed)
+        log.info("%s", summary(published, collector))
     return 0
 
 
+def join_host_cgroup_namespace(proc: Path = Path("/proc")) -> bool:
+    """Read /proc/<pid>/cgroup as the host prints it: a pod's container has its own cgroup
+    namespace (the default on cgroup v2), in which other pods' paths are printed relative to the
+    collector's own cgroup (`/../../kubepods-...`), and cgroupfs-driver paths lose the `kubepods`
+    that names them. Joins pid 1's (the host's, with hostPID) for the calling thread; needs
+    CAP_SYS_ADMIN (privileged). True if the collector now reads host paths."""
+    try:
+        if os.readlink(proc / "self/ns/cgroup") == os.readlink(proc / "1/ns/cgroup"):
+            return True
+        fd = os.open(proc / "1/ns/cgroup", os.O_RDONLY)
+    except OSError as exc:
+        log.warning("cannot compare cgroup namespaces with pid 1: %s", exc)
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWCGROUP) != 0:
+            log.warning("cannot join the host's cgroup namespace: %s", os.strerror(ctypes.get_errno()))
+            return False
+    finally:
+        os.close(fd)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edges.seccomplog", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sensor.seccomplog", description=__doc__.split("\n\n")[0])
     parser.add_argument("--kafka", metavar="BOOTSTRAP", help="bootstrap servers (default RUNWARD_KAFKA)")
     parser.add_argument("--kmsg", type=Path, default=KMSG, help="the kernel log device")
     parser.add_argument("--from-start", action="store_true", help="also read what the kernel log still holds")
     parser.add_argument("--repeat-s", type=float, default=REPEAT_S, help="fold repeats of one action per pod")
+    parser.add_argument(
+        "--kubernetes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="attribute Kubernetes pods' records through the API server (default: when in a cluster)",
+    )
+    parser.add_argument("--node", help="this node's name: only its pods are listed (default NODE_NAME)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("RUNWARD_LOG_LEVEL", "INFO"), stream=sys.stderr)
     from runward.core.config import Settings
+
+    pods: PodResolver | None = None
+    if args.kubernetes if args.kubernetes is not None else "KUBERNETES_SERVICE_HOST" in os.environ:
+        from sensor.attribution.kubernetes import from_environment
+
+        node = args.node or os.environ.get("NODE_NAME")
+        if not node:
+            log.warning("no node name (NODE_NAME): every node's pods will be listed")
+        join_host_cgroup_namespace()
+        pods = from_environment(None, node)
 
     stop = threading.Event()
     # SIGTERM (runward up stopping) ends the read loop, so the producer flushes what it holds.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        return run(args.kafka or Settings().kafka, args.kmsg, args.from_start, args.repeat_s, stop.is_set)
+        return run(args.kafka or Settings().kafka, args.kmsg, args.from_start, args.repeat_s, stop.is_set, pods)
     except PermissionError:
         print(f"runward seccomplog: cannot read {args.kmsg}: it needs root (CAP_SYSLOG)", file=sys.stderr)
         return 2
