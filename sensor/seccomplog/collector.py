@@ -72,6 +72,16 @@ POD_UNKNOWN = "pod_unknown"  # a kubepods cgroup whose pod this node's list does
 NO_DEPLOYMENT = "no_deployment"  # a pod no Deployment owns (StatefulSet, Job, bare pod)
 
 
+@dataclass(frozen=True)
+class Attributed:
+    """The agent a process belongs to: Deployment id and pod (and, for a pod, its UID and container)."""
+
+    deployment: str
+    pod: str
+    pod_uid: str | None = None
+    container_id: str | None = None
+
+
 class PodResolver(Protocol):
     """cgroup path -> pod -> Deployment: `sensor.attribution.kubernetes.KubernetesResolver`."""
 
@@ -138,26 +148,26 @@ class Collector:
     def unattributed(self) -> int:
         return sum(self.unattributed_by.values())
 
-    def attribute(self, pid: int) -> tuple[str, str] | str:
-        """(Deployment id, pod) of the process, or why it has none (GONE, NOT_AN_AGENT, ...)."""
+    def attribute(self, pid: int) -> Attributed | str:
+        """Whose the process is, or why it is no agent's (GONE, NOT_AN_AGENT, POD_UNKNOWN, ...)."""
         try:
             cgroup = (self.proc / str(pid) / "cgroup").read_text()
         except OSError:
             return GONE  # the process is gone (or never was ours to read)
         local = local_workload(cgroup)
         if local is not None:
-            return local
+            return Attributed(*local)
         path = kubepods_path(cgroup)
         if path is None or self.pods is None:
             return NOT_AN_AGENT
         identity = self.pods.resolve_path(path)
-        if identity is None or identity.pod is None or identity.namespace is None:
+        if identity is None or identity.pod is None:
             return POD_UNKNOWN
-        if identity.deployment is None:
-            return NO_DEPLOYMENT
-        namespace, _, name = identity.deployment.partition("/")
+        namespace, _, name = (identity.deployment or "").partition("/")
         deployment = deployment_of(namespace, name)
-        return (deployment, identity.pod) if deployment is not None else NO_DEPLOYMENT
+        if deployment is None:
+            return NO_DEPLOYMENT
+        return Attributed(deployment, identity.pod, identity.pod_uid, identity.container_id)
 
     def _seccomp(self, record: KernelRecord, seccomp: SeccompRecord) -> AuditEvidence | None:
         who = self.attribute(seccomp.pid)
@@ -165,7 +175,6 @@ class Collector:
             self.unattributed_by[who] += 1
             log.debug("seccomp record of pid %d (%s) not attributed: %s", seccomp.pid, seccomp.comm, who)
             return None
-        deployment, pod = who
         refused = seccomp.action not in {"log", "allow"}
         reason = f"syscall {seccomp.syscall_name} is outside the agent's seccomp profile " + (
             f"and was refused ({seccomp.action})" if refused else "(logged, SCMP_ACT_LOG: enforce would refuse it)"
@@ -180,7 +189,11 @@ class Collector:
             "code": seccomp.code,
             "audit_id": seccomp.audit_id,
         }
-        return self._emit(record, EvidenceSource.SECCOMP, deployment, pod, seccomp.syscall_name, reason, detail)
+        if who.pod_uid is not None:
+            detail["pod_uid"] = who.pod_uid
+        if who.container_id is not None:
+            detail["container_id"] = who.container_id
+        return self._emit(record, EvidenceSource.SECCOMP, who.deployment, who.pod, seccomp.syscall_name, reason, detail)
 
     def _egress(self, record: KernelRecord, drop: EgressDrop) -> AuditEvidence | None:
         reason = f"egress to {drop.destination} is outside the agent's egress allowlist"
@@ -256,18 +269,20 @@ def run(
     return 0
 
 
-def join_host_cgroup_namespace(proc: Path = Path("/proc")) -> bool:
+def join_host_cgroup_namespace(host: int = 1, proc: Path = Path("/proc")) -> bool:
     """Read /proc/<pid>/cgroup as the host prints it: a pod's container has its own cgroup
     namespace (the default on cgroup v2), in which other pods' paths are printed relative to the
     collector's own cgroup (`/../../kubepods-...`), and cgroupfs-driver paths lose the `kubepods`
-    that names them. Joins pid 1's (the host's, with hostPID) for the calling thread; needs
-    CAP_SYS_ADMIN (privileged). True if the collector now reads host paths."""
+    that names them. Joins the namespace of `host` (pid 1, the host's init, with hostPID) for the
+    calling thread, the one that reads /proc; needs CAP_SYS_ADMIN (privileged). True if the
+    collector now reads the host's paths."""
+    own, theirs = proc / "self/ns/cgroup", proc / str(host) / "ns/cgroup"
     try:
-        if os.readlink(proc / "self/ns/cgroup") == os.readlink(proc / "1/ns/cgroup"):
+        if os.readlink(own) == os.readlink(theirs):
             return True
-        fd = os.open(proc / "1/ns/cgroup", os.O_RDONLY)
+        fd = os.open(theirs, os.O_RDONLY)
     except OSError as exc:
-        log.warning("cannot compare cgroup namespaces with pid 1: %s", exc)
+        log.warning("cannot join the host's cgroup namespace (pid %d): %s", host, exc)
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)

@@ -100,7 +100,7 @@ def test_seccomp_log_of_a_runward_run_workload_is_published_as_its_evidence(
     time.sleep(1.0)  # the collector reads from the log's end: let it get there first
     try:
         with run_workload(
-            deployment, "default", 1, [sys.executable, str(HELPER), str(PERSONALITY), "3"], home=tmp_path
+            deployment, "default", 1, [sys.executable, str(HELPER), str(PERSONALITY), "3", "0.25"], home=tmp_path
         ) as workload:
             pod = workload.replicas[0].pod
             assert workload.wait(timeout=30) == [0]
