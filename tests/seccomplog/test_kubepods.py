@@ -9,7 +9,6 @@ Deployment owns, are counted by reason and never published."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -231,12 +230,12 @@ def test_in_its_own_cgroup_namespace_the_collector_joins_the_hosts_to_read_pod_p
     for the host's pid 1, which this sandbox does not let a root process inspect.)"""
     pod = "retriever-5c4b3a2d1-p7q8r"
     target_path = cgroupfs_crio(pod)
-    script = f"""
+    script = """
 import ctypes, sys
 from pathlib import Path
 from sensor.seccomplog.collector import CLONE_NEWCGROUP, join_host_cgroup_namespace
 assert ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWCGROUP) == 0, "unshare(CLONE_NEWCGROUP)"
-cgroup = Path("/proc/{{}}/cgroup".format(sys.argv[1]))
+cgroup = Path(f"/proc/{sys.argv[1]}/cgroup")
 print(cgroup.read_text().splitlines()[-1])
 print(join_host_cgroup_namespace(int(sys.argv[2])))
 print(cgroup.read_text().splitlines()[-1])
