@@ -124,7 +124,8 @@ def read_kmsg(
 
 @dataclass
 class Collector:
-    """Kernel records in, AuditEvidence out (attribution and repeat folding; no I/O but /proc)."""
+    """Kernel records in, AuditEvidence out (attribution and repeat folding; no I/O but /proc and,
+    through `pods`, the API server)."""
 
     boot: str
     proc: Path = Path("/proc")

@@ -10,6 +10,7 @@ Deployment owns, are counted by reason and never published."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -263,3 +264,45 @@ print(cgroup.read_text().splitlines()[-1])
     assert joined == "True"
     assert after == f"0::/{target_path}"
     assert join_host_cgroup_namespace(os.getpid())  # already in that namespace: nothing to do
+
+
+def test_the_collector_command_attributes_pods_and_logs_what_it_could_not(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """`python -m sensor.seccomplog --kubernetes` as the DaemonSet runs it (the node from
+    NODE_NAME; the API server from a kubeconfig here, the in-cluster account there): a pod's
+    record is published as its Deployment's; SIGTERM flushes and logs the counts."""
+    pod, deployment = "researcher-6f7b9c8d4-k2x9z", "agents/researcher"
+    with FakeApiServer().running() as api, kubepods_cgroup(systemd_containerd(pod)) as cgroup:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).parents[2]),
+            "KUBECONFIG": str(api.kubeconfig(tmp_path / "kubeconfig")),
+            "NODE_NAME": "node-a",
+        }
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        collector = subprocess.Popen(
+            [sys.executable, "-m", "sensor.seccomplog", "--kubernetes", "--kafka", kafka_bootstrap],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(3.0)  # imports, then the collector seeks to the log's end
+            with logged_syscall_in(cgroup) as process:
+                records = read_records(
+                    kafka_bootstrap,
+                    AUDIT_EVIDENCE.name,
+                    lambda v: v.get("detail", {}).get("pid") == process.pid,
+                    1,
+                    timeout=30,
+                )
+        finally:
+            collector.terminate()
+            _, stderr = collector.communicate(timeout=30)
+    assert collector.returncode == 0, stderr
+    assert records, f"no evidence published; collector log:\n{stderr}"
+    key, value = records[0]
+    evidence = AuditEvidence.model_validate(value)
+    assert (key, evidence.deployment, evidence.pod) == (deployment, deployment, pod)
+    assert "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a" in api.requests
+    assert f"{deployment} {pod} seccomp personality" in stderr
+    assert re.search(r"published [1-9][0-9]*, unattributed [0-9]+", stderr), stderr
