@@ -164,7 +164,7 @@ class Supervisor:
         if os.geteuid() != 0 or not os.access("/dev/kmsg", os.R_OK):
             self._print("  evidence   not started: reading the kernel log (/dev/kmsg) needs root")
             return
-        service = self.spawn("seccomplog", [sys.executable, "-m", "edges.seccomplog"])
+        service = self.spawn("seccomplog", [sys.executable, "-m", "sensor.seccomplog"])
         self._print(f"  evidence   reading the kernel log into runward.audit-evidence (pid {service.proc.pid})")
 
     def _wait_until(

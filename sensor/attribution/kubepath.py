@@ -76,12 +76,18 @@ def parse_cgroup_path(path: str) -> ContainerRef | None:
     return None
 
 
-def parse_proc_cgroup(text: str) -> ContainerRef | None:
-    """Container of a /proc/<pid>/cgroup file (v1 'N:controller:/path' lines or v2 '0::/path')."""
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) == 3:
-            found = parse_cgroup_path(parts[2])
-            if found is not None:
-                return found
+def kubepods_path(text: str) -> str | None:
+    """The kubepods cgroup path of a /proc/<pid>/cgroup file (v1 'N:controller:/path' lines or
+    v2 '0::/path'; the v2 line first), or None if the process is in no pod's cgroup."""
+    lines = [parts for parts in (line.split(":", 2) for line in text.splitlines()) if len(parts) == 3]
+    v2_first = [parts for parts in lines if parts[0] == "0"] + [parts for parts in lines if parts[0] != "0"]
+    for _, _, path in v2_first:
+        if parse_cgroup_path(path) is not None:
+            return path
     return None
+
+
+def parse_proc_cgroup(text: str) -> ContainerRef | None:
+    """Container of a /proc/<pid>/cgroup file."""
+    path = kubepods_path(text)
+    return parse_cgroup_path(path) if path is not None else None

@@ -1,6 +1,10 @@
 """Kubernetes resolver: cgroup path -> pod (by UID) -> ReplicaSet -> Deployment, through
 the official client. Pods of this node are listed on demand (rate-limited) rather than
-fetched one by one: the API has no get-by-UID, and a node list is one request."""
+fetched one by one: the API has no get-by-UID, and a node list is one request.
+
+The one owner of that rule: the eBPF sensor asks by cgroup id (`resolve`, through the cgroup
+index), the kernel-log collector (`sensor.seccomplog`) by the path a process's /proc/<pid>/cgroup
+names (`resolve_path`); both get the same Identity."""
 
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ class KubernetesResolver:
         self,
         core: Any,
         apps: Any,
-        index: CgroupIndex,
+        index: CgroupIndex | None,
         node_name: str | None = None,
         relist_interval_s: float = 2.0,
         request_timeout_s: float = 5.0,
@@ -58,7 +62,7 @@ class KubernetesResolver:
     ) -> None:
         self.core = core  # kubernetes.client.CoreV1Api
         self.apps = apps  # kubernetes.client.AppsV1Api
-        self.index = index
+        self.index = index  # None: asked by cgroup path only (the kernel-log collector)
         self.node_name = node_name
         self.relist_interval_s = relist_interval_s
         self.request_timeout_s = request_timeout_s
@@ -112,9 +116,14 @@ class KubernetesResolver:
 
     # ------------------------------------------------------------------ Resolver
     def resolve(self, cgroup_id: int) -> Identity | None:
-        path = self.index.path_of(cgroup_id)
+        path = self.index.path_of(cgroup_id) if self.index is not None else None
         if path is None:
             return None
+        return self.resolve_path(path)
+
+    def resolve_path(self, path: str) -> Identity | None:
+        """Identity of the workload in the cgroup at `path` (a kubepods path, either driver), or
+        None if it is not a pod's container; partial (no pod) while the pod is not listed."""
         ref = parse_cgroup_path(path)
         if ref is None or ref.monitor:
             return None
@@ -132,10 +141,10 @@ class KubernetesResolver:
         )
 
     def watch_paths(self) -> list[Path]:
-        return find_kubepods_roots(self.index.root)
+        return find_kubepods_roots(self.index.root) if self.index is not None else []
 
 
-def from_environment(index: CgroupIndex, node_name: str | None) -> KubernetesResolver:
+def from_environment(index: CgroupIndex | None, node_name: str | None) -> KubernetesResolver:
     """Build the resolver from the in-cluster service account, else from ~/.kube/config."""
     from kubernetes import client, config
 

@@ -129,20 +129,39 @@ def _env(container: Doc, docs: tuple[Doc, ...]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_kernel_log_collector_runs_on_every_node_with_only_what_it_needs(overlay: str) -> None:
-    """The evidence collector (edges/seccomplog): every node, /dev/kmsg and nothing else of the
-    host, host pids for attribution, Kafka from runward-config, bounded resources, DNS and Kafka
-    as its only egress."""
+    """The evidence collector (sensor/seccomplog): every node, /dev/kmsg and nothing else of the
+    host, host pids for attribution, Kafka from runward-config, bounded resources; for Kubernetes
+    pods' records its node's name (downward API) and a ServiceAccount that may list and get pods
+    and get ReplicaSets and nothing else; DNS, Kafka and the API server as its only egress."""
     docs = render(overlay)
     daemonset = by_kind(docs, "DaemonSet")["runward-seccomplog"]
     pod = daemonset["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["command"] == ["python", "-m", "edges.seccomplog"]
+    assert container["command"] == ["python", "-m", "sensor.seccomplog", "--kubernetes"]
     assert (
         container["image"]
         == by_kind(docs, "Deployment")["runward-ingest"]["spec"]["template"]["spec"]["containers"][0]["image"]
     )
     assert {"operator": "Exists"} in pod["tolerations"]
-    assert pod["hostPID"] and not pod.get("hostNetwork") and not pod["automountServiceAccountToken"]
+    assert pod["hostPID"] and not pod.get("hostNetwork") and pod["automountServiceAccountToken"]
+    account = pod["serviceAccountName"]
+    assert account in by_kind(docs, "ServiceAccount")
+    bindings = [
+        b
+        for b in by_kind(docs, "ClusterRoleBinding").values()
+        if {"kind": "ServiceAccount", "name": account, "namespace": "runward"} in b["subjects"]
+    ]
+    granted = {
+        (group, resource, verb)
+        for binding in bindings
+        for rule in by_kind(docs, "ClusterRole")[binding["roleRef"]["name"]]["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert granted == {("", "pods", "get"), ("", "pods", "list"), ("apps", "replicasets", "get")}
+    for binding in by_kind(docs, "RoleBinding").values():  # nothing more in any namespace
+        assert {"kind": "ServiceAccount", "name": account, "namespace": "runward"} not in binding.get("subjects", [])
     volumes = {v["name"]: v for v in pod["volumes"]}
     host_paths = {v["hostPath"]["path"]: v["hostPath"]["type"] for v in volumes.values() if "hostPath" in v}
     assert host_paths == {"/dev/kmsg": "CharDevice"}
@@ -154,6 +173,7 @@ def test_kernel_log_collector_runs_on_every_node_with_only_what_it_needs(overlay
     env = _env(container, docs)
     kafka_bootstrap = f"{next(iter(by_kind(docs, 'Kafka')))}-kafka-bootstrap:9092"
     assert env["RUNWARD_KAFKA"] == kafka_bootstrap
+    assert env["NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     labels = daemonset["spec"]["template"]["metadata"]["labels"]
     egress = [
         p["spec"]
@@ -166,7 +186,7 @@ def test_kernel_log_collector_runs_on_every_node_with_only_what_it_needs(overlay
     ]
     (policy,) = egress
     ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert ports == {(53, "UDP"), (53, "TCP"), (9092, "TCP")}
+    assert ports == {(53, "UDP"), (53, "TCP"), (9092, "TCP"), (443, "TCP"), (6443, "TCP")}  # 443/6443: API server
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

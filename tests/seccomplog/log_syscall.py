@@ -1,7 +1,12 @@
 """A workload under a real seccomp filter that logs one syscall (SCMP_ACT_LOG) and allows the
 rest: the kernel writes an audit type=1326 record each time the process makes that syscall.
 
-    python log_syscall.py SYSCALL_NR [SECONDS]
+    python log_syscall.py SYSCALL_NR [SECONDS [EVERY]]
+
+With EVERY, the syscall is made again every EVERY seconds while the process lives: the kernel
+rate-limits the audit lines it prints (printk_ratelimit, shared with every other process on the
+machine: "kauditd_printk_skb: N callbacks suppressed"), so one line can be lost to a neighbour's
+flood; a repeated one gets through in a later window. The collector folds the repeats.
 
 The filter is classic BPF installed with prctl(PR_SET_NO_NEW_PRIVS) and seccomp(2), as libseccomp
 would install it: check the architecture, then the syscall number.
@@ -56,11 +61,16 @@ def install(logged: int) -> None:
 def main() -> None:
     logged = int(sys.argv[1])
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
+    every = float(sys.argv[3]) if len(sys.argv) > 3 else None
     install(logged)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall(logged, 0, 0, 0)  # the logged syscall, made once
     print(f"made syscall {logged} under SCMP_ACT_LOG as pid {os.getpid()}", flush=True)
-    time.sleep(seconds)  # alive while the collector attributes the record
+    end = time.monotonic() + seconds
+    while every is not None and time.monotonic() + every < end:
+        time.sleep(every)
+        libc.syscall(logged, 0, 0, 0)
+    time.sleep(max(0.0, end - time.monotonic()))  # alive while the collector attributes the record
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from edges.seccomplog.collector import KMSG, Collector, run
-from edges.seccomplog.parse import egress_drop, kmsg_record, local_workload, seccomp_record
 from runward.core.contracts import AuditEvidence
 from runward.core.topics import AUDIT_EVIDENCE
+from sensor.seccomplog.collector import KMSG, Collector, run
+from sensor.seccomplog.parse import egress_drop, kmsg_record, local_workload, seccomp_record
 from sensor.workloads import run_workload
 from tests.kafka_reading import read_records
 
@@ -100,7 +100,7 @@ def test_seccomp_log_of_a_runward_run_workload_is_published_as_its_evidence(
     time.sleep(1.0)  # the collector reads from the log's end: let it get there first
     try:
         with run_workload(
-            deployment, "default", 1, [sys.executable, str(HELPER), str(PERSONALITY), "3"], home=tmp_path
+            deployment, "default", 1, [sys.executable, str(HELPER), str(PERSONALITY), "3", "0.25"], home=tmp_path
         ) as workload:
             pod = workload.replicas[0].pod
             assert workload.wait(timeout=30) == [0]

@@ -19,8 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edges.seccomplog.collector import Collector
-from edges.seccomplog.parse import (
+from runward.core.contracts import AuditEvidence
+from sensor.seccomplog.collector import Collector
+from sensor.seccomplog.parse import (
     MAX_RECORD,
     EgressDrop,
     KernelRecord,
@@ -30,7 +31,6 @@ from edges.seccomplog.parse import (
     local_workload,
     seccomp_record,
 )
-from runward.core.contracts import AuditEvidence
 
 # The recorded lines of test_collector.py plus the kernel's documented example.
 SECCOMP_LINE = (

@@ -171,3 +171,17 @@ def test_kubepods_roots_are_found_for_both_drivers_and_nested_setups(tmp_path: P
             tmp_path / "kubelet.slice" / "kubelet-kubepods.slice",
         ]
     )
+
+
+def test_a_cgroup_path_resolves_without_an_index(api: FakeApiServer, cgroups: dict[str, Path]) -> None:
+    """The kernel-log collector asks by the path /proc/<pid>/cgroup names (no cgroup index):
+    the same identity as by cgroup id; asked by id, a resolver without an index knows nothing."""
+    by_id = make_resolver(api, cgroups["root"]).resolve(ino(cgroups["researcher"]))
+    config = client.Configuration()
+    config.host = api.url
+    api_client = client.ApiClient(config)
+    pathless = KubernetesResolver(client.CoreV1Api(api_client), client.AppsV1Api(api_client), None, node_name="node-a")
+    path = "/" + str(cgroups["researcher"].relative_to(cgroups["root"]))
+    assert by_id is not None and pathless.resolve_path(path) == by_id
+    assert pathless.resolve_path("/system.slice/containerd.service") is None
+    assert pathless.resolve(ino(cgroups["researcher"])) is None and pathless.watch_paths() == []

@@ -6,6 +6,7 @@ import pytest
 
 from sensor.attribution.kubepath import (
     ContainerRef,
+    kubepods_path,
     parse_cgroup_path,
     parse_proc_cgroup,
 )
@@ -92,3 +93,20 @@ def test_proc_cgroup_v1_and_v2_files() -> None:
         ref = parse_proc_cgroup(text)
         assert ref is not None and (ref.pod_uid, ref.container_id) == (UID, CID)
     assert parse_proc_cgroup("0::/user.slice\n") is None
+
+
+def test_kubepods_path_prefers_the_v2_line_and_reads_paths_relative_to_a_cgroup_namespace() -> None:
+    """The kernel-log collector resolves a process by the path kubepods_path picks: the unified
+    (v2) hierarchy's when it is a pod's, a v1 controller's otherwise; inside a pod's own cgroup
+    namespace the systemd driver's path is printed relative to the reader (`/../..`)."""
+    v2_path = f"/kubepods.slice/kubepods-pod{UID_}.slice/cri-containerd-{CID}.scope"
+    other = "8e0f6b4a-2c1d-4f5e-9a3b-000000000000"
+    hybrid = f"4:memory:/kubepods/burstable/pod{other}/{CID}\n0::{v2_path}\n"
+    assert kubepods_path(hybrid) == v2_path
+    v1_only = f"4:memory:/kubepods/burstable/pod{other}/{CID}\n0::/\n"
+    assert kubepods_path(v1_only) == f"/kubepods/burstable/pod{other}/{CID}"
+    relative = f"0::/../../kubepods-besteffort.slice/kubepods-besteffort-pod{UID_}.slice/crio-{CID}.scope\n"
+    ref = parse_proc_cgroup(relative)
+    assert ref is not None and (ref.pod_uid, ref.container_id, ref.runtime) == (UID, CID, "cri-o")
+    assert kubepods_path("0::/user.slice/user-0.slice\n1:cpu:/\n") is None
+    assert kubepods_path("garbage\n0:/kubepods\n") is None

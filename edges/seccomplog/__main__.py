@@ -1,3 +1,0 @@
-from edges.seccomplog.collector import main
-
-raise SystemExit(main())
