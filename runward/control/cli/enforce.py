@@ -170,7 +170,7 @@ def _enforced(
     agent: str, cmd: list[str], bundle_file: Path | None, api: str | None, token: str | None, timeout: float
 ) -> int:
     from edges.runc.netns import subnet_for
-    from edges.runc.prove import Workload, enforce
+    from edges.runc.prove import Workload, enforce, pod_cgroup
     from runward.core.contracts import ApdRevision, PolicyBundle
 
     _require_runc()
@@ -190,7 +190,8 @@ def _enforced(
         f"runward run --enforce: {agent} under policy bundle r{bundle.revision} ({bundle.mode.value}, APD revision "
         f"{bundle.apd_revision}), {len(bundle.egress_allowlist)} allowed destination(s)"
     )
-    workload = Workload(command=cmd, binaries=binaries, cwd=str(Path.cwd()))
+    # In the agent's own cgroup layout: its audit evidence (seccomp log) is attributed to it.
+    workload = Workload(command=cmd, binaries=binaries, cwd=str(Path.cwd()), cgroup=pod_cgroup(agent))
     try:
         result = enforce(
             workload, bundle.seccomp_profile, bundle.egress_allowlist, subnet_for(agent), timeout_s=timeout
