@@ -16,8 +16,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import secrets
 import shutil
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from runward.control.supervisor import Supervisor
 
 PYTHON = "/usr/bin/python3"
 ATTACKS = ("unshare", "listen", "exec", "newdest")
@@ -128,6 +133,23 @@ class LocalAgent:
             server.server_close()
 
 
+@contextlib.contextmanager
+def _descriptors_to(fd: int) -> Iterator[None]:
+    """Standard output and error of this process and its children into `fd` for a while."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for copy in saved:
+            os.close(copy)
+
+
 @dataclass
 class Step:
     """One CLI command as the operator typed it, its exit code and what it printed."""
@@ -142,9 +164,17 @@ class Lifecycle:
     """One agent through observe → audit → enforce against a running stack's API."""
 
     def __init__(
-        self, agent: LocalAgent, deployment: str, service_account: str, api: str, approver: str, viewer: str
+        self,
+        agent: LocalAgent,
+        deployment: str,
+        service_account: str,
+        api: str,
+        approver: str,
+        viewer: str,
+        quiet: bool = False,
     ) -> None:
         self.agent, self.deployment, self.service_account = agent, deployment, service_account
+        self.quiet = quiet  # the agent's own output under `runward run` is kept out of the terminal
         self.api, self.approver, self.viewer = api.rstrip("/"), approver, viewer
         namespace, _, name = deployment.partition("/")
         self.path = f"/v1/agents/{namespace}/{name}"
@@ -167,9 +197,11 @@ class Lifecycle:
 
     def observe(self) -> Step:
         """`runward run`: the agent in its own cgroup, seen by the eBPF sensor, its command recorded."""
-        return self.cli(
-            "run", "--deployment", self.deployment, "--service-account", self.service_account, "--", *self.agent.argv()
-        )
+        args = ("run", "--deployment", self.deployment, "--service-account", self.service_account)
+        if not self.quiet:
+            return self.cli(*args, "--", *self.agent.argv())
+        with tempfile.TemporaryFile() as sink, _descriptors_to(sink.fileno()):
+            return self.cli(*args, "--", *self.agent.argv())
 
     def prove(self) -> Step:
         return self.cli("prove", self.deployment, "--api", self.api, "--token", self.approver)
@@ -267,3 +299,54 @@ def local_agent(home: Path) -> Iterator[LocalAgent]:
         yield agent
     finally:
         agent.close()
+
+
+class QuietSupervisor(Supervisor):
+    """`runward up`'s supervisor without its line per service (the demo's second stack)."""
+
+    def _print(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class LocalStack:
+    supervisor: Supervisor
+    api: str
+    approver: str
+    viewer: str
+
+
+@contextlib.contextmanager
+def local_stack(home: Path, window_s: int, soak_s: int, quiet: bool = False) -> Iterator[LocalStack]:
+    """A whole Runward on this machine (embedded broker, every stage, the API, the kernel log
+    collector, the eBPF sensor) with a short observation window and audit soak, under `home`."""
+    from runward.control.broker import free_port
+    from runward.core.config import Settings
+
+    approver, viewer = f"approve-{secrets.token_hex(12)}", f"view-{secrets.token_hex(12)}"
+    config = Settings(
+        kafka=f"127.0.0.1:{free_port()}",
+        db=None,
+        home=home,
+        api_host="127.0.0.1",
+        api_port=free_port(),
+        otlp_port=free_port(),
+        api_tokens=f"ada:{approver}:approver,vic:{viewer}:viewer",
+        tokens_file=None,
+        promotion_key=None,
+        promotion_key_file=None,
+        observation_window_s=window_s,
+        audit_soak_s=soak_s,
+    )
+    sup = (QuietSupervisor if quiet else Supervisor)(config, external_kafka=False)
+    before = os.environ.get("RUNWARD_HOME")
+    os.environ["RUNWARD_HOME"] = str(home.resolve())  # where `runward run` registers and records
+    try:
+        sup.start(with_sensor=True)
+        yield LocalStack(sup, f"http://127.0.0.1:{config.api_port}", approver, viewer)
+    finally:
+        sup.stop()
+        if before is None:
+            os.environ.pop("RUNWARD_HOME", None)
+        else:
+            os.environ["RUNWARD_HOME"] = before

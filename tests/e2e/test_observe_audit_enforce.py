@@ -17,16 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from runward.control.broker import free_port
-from runward.control.lifecycle import ATTACKS, BLOCKED_EXIT, Lifecycle, local_agent, local_enforcement_missing
-from runward.control.supervisor import Supervisor
-from runward.core.config import Settings
+from runward.control.lifecycle import (
+    ATTACKS,
+    BLOCKED_EXIT,
+    Lifecycle,
+    LocalStack,
+    local_agent,
+    local_enforcement_missing,
+    local_stack,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kernel]
 D = "agents/lifecycle"
 SA = "lifecycle-agent"
-APPROVER = "approve-lifecycle-e2e-0123456789"
-VIEWER = "view-lifecycle-e2e-0123456789ab"
 WINDOW_S = 20
 SOAK_S = 8
 # What a test on one machine cannot meet, with why; every other check must pass for real.
@@ -37,39 +40,22 @@ WAIVERS = {
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     from sensor.cli import sensor_unavailable_reason
 
     missing = local_enforcement_missing() or sensor_unavailable_reason()
     if missing:
         pytest.skip(f"observe → audit → enforce needs root, runc, nft, libseccomp and the eBPF sensor: {missing}")
-    home = tmp_path_factory.mktemp("lifecycle")
-    config = Settings(
-        kafka=f"127.0.0.1:{free_port()}",
-        home=home,
-        api_port=free_port(),
-        otlp_port=free_port(),
-        api_tokens=f"ada:{APPROVER}:approver,vic:{VIEWER}:viewer",
-        observation_window_s=WINDOW_S,
-        audit_soak_s=SOAK_S,
-    )
-    sup = Supervisor(config, external_kafka=False)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RUNWARD_HOME", str(home.resolve()))
-        sup.start(with_sensor=True)
-        try:
-            names = {s.name for s in sup.services}
-            assert {"sensor", "seccomplog", "api"} <= names, names
-            yield sup
-        finally:
-            sup.stop()
+    with local_stack(tmp_path_factory.mktemp("lifecycle"), WINDOW_S, SOAK_S) as running:
+        names = {s.name for s in running.supervisor.services}
+        assert {"sensor", "seccomplog", "api"} <= names, names
+        yield running
 
 
-def test_a_live_agent_goes_observe_audit_enforce(stack: Supervisor, tmp_path: Path) -> None:
+def test_a_live_agent_goes_observe_audit_enforce(stack: LocalStack, tmp_path: Path) -> None:
     started = time.monotonic()
-    api = f"http://{stack.config.api_host}:{stack.config.api_port}"
     with local_agent(tmp_path) as agent:
-        life = Lifecycle(agent, D, SA, api, APPROVER, VIEWER)
+        life = Lifecycle(agent, D, SA, stack.api, stack.approver, stack.viewer)
 
         # 1. Observe: the agent under `runward run`, seen by the eBPF sensor, until its window ends.
         first = time.monotonic()
