@@ -44,6 +44,7 @@ HOST, PORT, OTHER = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 what = sys.argv[4] if len(sys.argv) > 4 else "normal"
 with open("/tmp/notes.txt", "w") as notes:
     notes.write("plan")
+time.sleep(0.1)  # thinking
 with socket.create_connection((HOST, PORT), timeout=5) as s:
     s.sendall(b"GET /v1/models HTTP/1.0\\r\\n\\r\\n")
     print(s.recv(64).split(b"\\r\\n")[0].decode())
