@@ -185,6 +185,8 @@ class Workload:
     bundle: Path | None = None
     env: Sequence[str] = ()
     cwd: str | None = None
+    cgroup: str | None = None
+    """The container's cgroupsPath; `pod_cgroup` puts it where `runward run` puts an agent's replicas."""
 
     def describe(self) -> list[str]:
         return list(self.command) if self.command else [f"bundle:{self.bundle}"]
@@ -193,7 +195,7 @@ class Workload:
 def prepare(workload: Workload, where: Path, seccomp: dict[str, Any] | None, netns: str | None) -> Path:
     """A bundle for one run of the workload under `seccomp` in network namespace `netns`."""
     if workload.bundle is None:
-        return oci.write_bundle(
+        bundle = oci.write_bundle(
             where,
             workload.command,
             seccomp,
@@ -202,6 +204,11 @@ def prepare(workload: Workload, where: Path, seccomp: dict[str, Any] | None, net
             env=workload.env,
             cwd=workload.cwd,
         )
+        if workload.cgroup is not None:
+            cfg = json.loads((bundle / "config.json").read_text())
+            cfg.setdefault("linux", {})["cgroupsPath"] = workload.cgroup
+            (bundle / "config.json").write_text(json.dumps(cfg))
+        return bundle
     source = workload.bundle.resolve()
     try:
         cfg = json.loads((source / "config.json").read_text())
@@ -326,6 +333,14 @@ def enforce(
 ) -> RunResult:
     """`runward run --enforce`: the workload under its bundle; what was refused is in the result."""
     return run_jailed(workload, seccomp, allowlist, subnet, timeout_s=timeout_s, runc=runc, services=services)
+
+
+def pod_cgroup(deployment: str) -> str:
+    """A cgroupsPath in the layout `runward run` gives an agent's replicas
+    (`/runward/<namespace>_<name>/<pod>`): the kernel log collector (sensor.seccomplog) attributes
+    the container's seccomp records to the agent by it, as it does a replica's."""
+    namespace, _, name = deployment.partition("/")
+    return f"/runward/{namespace}_{name}/{name}-runc-{secrets.token_hex(4)}"
 
 
 def runc_available(runc: str = "runc") -> str | None:

@@ -98,6 +98,7 @@ class Supervisor:
             env["RUNWARD_TOKENS_FILE"] = str(self.config.tokens_file.resolve())
         if self.config.promotion_key_file:
             env["RUNWARD_PROMOTION_KEY_FILE"] = str(self.config.promotion_key_file.resolve())
+        env["RUNWARD_AUDIT_SOAK_S"] = str(self.config.audit_soak_s)
         if self.config.observation_window_s is not None:
             env["RUNWARD_OBSERVATION_WINDOW_S"] = str(self.config.observation_window_s)
         return env

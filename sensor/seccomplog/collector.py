@@ -18,9 +18,16 @@ An nftables line names the Deployment in its prefix.
 In a pod, /proc/<pid>/cgroup is printed relative to the reader's cgroup namespace: the collector
 joins the host's (pid 1's, with hostPID) when it can, so kubepods paths read whole.
 
+Seccomp records come from the kernel's audit multicast group (netlink, AUDIT_NLGRP_READLOG) when
+the collector may join it (root): every record, whether or not an audit daemon listens, and not
+rate-limited. The kernel log is then read for the egress drops only (a seccomp record there is the
+same record, printed). Without the multicast group, the kernel log gives both.
+
 Limits, said plainly: the kernel prints audit records to its log only when no audit daemon
 listens on the audit netlink socket, and rate-limits them ("kauditd_printk_skb: N callbacks
-suppressed"); a flood loses records. The collector itself folds repeats of one action by one pod
+suppressed"); a flood loses records (the multicast group does not). A record is attributed by
+the live process's cgroup: a process gone before the record is read is counted, not named.
+The collector itself folds repeats of one action by one pod
 within `repeat_s` into the next record's `repeats` count, so one noisy syscall is one record a
 minute, not thousands.
 """
@@ -33,8 +40,11 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import select
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
@@ -48,7 +58,9 @@ from runward.core.contracts import AuditEvidence, EvidenceSource, utcnow
 from sensor.attribution.base import Identity
 from sensor.attribution.kubepath import kubepods_path
 from sensor.seccomplog.parse import (
+    AUDIT_SECCOMP,
     MAX_RECORD,
+    SECCOMP_PREFIX,
     EgressDrop,
     KernelRecord,
     SeccompRecord,
@@ -63,6 +75,7 @@ log = logging.getLogger(__name__)
 KMSG = Path("/dev/kmsg")
 REPEAT_S = 60.0
 SUMMARY_S = 60.0
+_AUDIT_SERIAL = re.compile(r"audit\([0-9.]{1,40}:([0-9]{1,20})\)")
 CLONE_NEWCGROUP = 0x02000000
 
 # Why a seccomp record was not published (the keys of Collector.unattributed_by).
@@ -120,6 +133,55 @@ def read_kmsg(
                 yield record
     finally:
         os.close(fd)
+
+
+NETLINK_AUDIT = 9
+AUDIT_NLGRP_READLOG = 1
+
+
+def open_audit_multicast() -> socket.socket:
+    """Join the kernel's audit multicast group (needs CAP_AUDIT_READ); OSError when it cannot."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_AUDIT)
+    try:
+        sock.bind((0, AUDIT_NLGRP_READLOG))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    except OSError:
+        sock.close()
+        raise
+    sock.settimeout(0.5)
+    return sock
+
+
+def audit_records(data: bytes) -> Iterator[KernelRecord]:
+    """The seccomp records of one netlink read, as the kernel would print them (`audit: type=1326 ...`)."""
+    while len(data) >= 16:
+        length, kind = struct.unpack("=IH", data[:6])
+        if length < 16 or length > len(data):
+            return
+        if kind == AUDIT_SECCOMP:
+            text = data[16:length].rstrip(b"\0").decode("utf-8", "replace")
+            serial = _AUDIT_SERIAL.search(text)
+            if serial is not None and len(text) <= MAX_RECORD:
+                yield KernelRecord(int(serial.group(1)), 0, f"{SECCOMP_PREFIX}{text}", source="audit")
+        data = data[(length + 3) & ~3 :]
+
+
+def read_audit(sock: socket.socket, stop: Callable[[], bool] = lambda: False) -> Iterator[KernelRecord]:
+    """Seccomp records from the audit multicast group as they come, until `stop`."""
+    try:
+        while not stop():
+            try:
+                data = sock.recv(1 << 16)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # the queue overflowed: later records still count
+                    log.warning("audit records were lost: the receive queue overflowed")
+                    continue
+                raise
+            yield from audit_records(data)
+    finally:
+        sock.close()
 
 
 @dataclass
@@ -217,7 +279,8 @@ class Collector:
             self._folded[key] = self._folded.get(key, 0) + 1
             return None
         self._last[key] = now
-        digest = hashlib.sha256(f"{self.boot}|{record.seq}".encode()).hexdigest()[:24]
+        origin = f"{self.boot}|{record.seq}" if record.source == "kmsg" else f"{self.boot}|{record.source}|{record.seq}"
+        digest = hashlib.sha256(origin.encode()).hexdigest()[:24]
         return AuditEvidence(
             evidence_id=f"{source.value}:{digest}",
             deployment=deployment,
@@ -226,7 +289,7 @@ class Collector:
             action=action,
             reason=reason,
             pod=pod,
-            detail={**detail, "kmsg_seq": record.seq, "repeats": self._folded.pop(key, 0)},
+            detail={**detail, f"{record.source}_seq": record.seq, "repeats": self._folded.pop(key, 0)},
         )
 
 
@@ -250,19 +313,41 @@ def run(
     producer = RecordProducer(kafka, "runward-seccomplog", poll_thread=True)
     collector = Collector(boot_id(), repeat_s=repeat_s, pods=pods)
     published = 0
+    lock = threading.Lock()
     logged, logged_at = "", time.monotonic()
+
+    def publish(records: Iterator[KernelRecord], skip_seccomp: Callable[[], bool]) -> None:
+        nonlocal published, logged, logged_at
+        for record in records:
+            if skip_seccomp() and record.message.startswith(SECCOMP_PREFIX):
+                continue  # the multicast group gives the same record, unlimited
+            with lock:
+                evidence = collector.evidence(record)
+                if evidence is not None:
+                    producer.send(AUDIT_EVIDENCE, evidence.deployment, evidence)
+                    published += 1
+                    log.info("%s %s %s %s", evidence.deployment, evidence.pod, evidence.source.value, evidence.action)
+                now = time.monotonic()
+                if now - logged_at >= summary_s and (line := summary(published, collector)) != logged:
+                    log.info("%s", line)  # the unattributed counts, by reason, at most once a summary_s
+                    logged, logged_at = line, now
+
+    # Threads started here inherit the cgroup namespace main() joined: both read /proc as the host.
+    multicast: threading.Thread | None = None
     try:
-        for record in read_kmsg(kmsg, from_start, stop):
-            evidence = collector.evidence(record)
-            if evidence is not None:
-                producer.send(AUDIT_EVIDENCE, evidence.deployment, evidence)
-                published += 1
-                log.info("%s %s %s %s", evidence.deployment, evidence.pod, evidence.source.value, evidence.action)
-            now = time.monotonic()
-            if now - logged_at >= summary_s and (line := summary(published, collector)) != logged:
-                log.info("%s", line)  # the unattributed counts, by reason, at most once a summary_s
-                logged, logged_at = line, now
+        sock = open_audit_multicast()
+    except OSError as exc:
+        log.warning("seccomp records from the kernel log only (rate-limited): %s", exc)
+    else:
+        multicast = threading.Thread(
+            target=publish, args=(read_audit(sock, stop), lambda: False), name="audit-multicast", daemon=True
+        )
+        multicast.start()
+    try:
+        publish(read_kmsg(kmsg, from_start, stop), lambda: multicast is not None and multicast.is_alive())
     finally:
+        if multicast is not None:
+            multicast.join(timeout=5)
         undelivered = producer.close()
         if undelivered:
             log.warning("%d audit evidence records were undelivered at exit", undelivered)

@@ -87,11 +87,13 @@ def deployment_of(namespace: str, name: str) -> str | None:
 
 @dataclass(frozen=True)
 class KernelRecord:
-    """One /dev/kmsg record: its sequence number (unique per boot) and its text."""
+    """One /dev/kmsg record: its sequence number (unique per boot) and its text; or one record of
+    the audit multicast group (`source` "audit"): its audit serial number and its text as printed."""
 
     seq: int
     usec: int
     message: str
+    source: str = "kmsg"
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,14 @@ def bundle(state: EnforcerState, now: datetime) -> PolicyBundle:
     mode = state.mode
     # In enforce, the profile is the proven one: the frozen revision's proof measured the runtime.
     proof = state.frozen_proof if mode is EnforcementMode.ENFORCE and state.frozen_proof else state.proof
-    runtime = state.frozen_proof.runtime_syscalls if mode is EnforcementMode.ENFORCE and state.frozen_proof else []
+    # Before enforce (observe, audit) the runtime's needs are those the latest passing proof measured:
+    # the OCI runtime's own init then logs no would-be violation that is not the agent's.
+    if mode is EnforcementMode.ENFORCE and state.frozen_proof:
+        runtime = state.frozen_proof.runtime_syscalls
+    elif state.proof is not None and state.proof.passed:
+        runtime = state.proof.runtime_syscalls
+    else:
+        runtime = []
     return PolicyBundle(
         deployment=state.deployment,
         revision=state.revision,

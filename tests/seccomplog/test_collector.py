@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ import pytest
 
 from runward.core.contracts import AuditEvidence
 from runward.core.topics import AUDIT_EVIDENCE
-from sensor.seccomplog.collector import KMSG, Collector, run
+from sensor.seccomplog.collector import KMSG, Collector, audit_records, run
 from sensor.seccomplog.parse import egress_drop, kmsg_record, local_workload, seccomp_record
 from sensor.workloads import run_workload
 from tests.kafka_reading import read_records
@@ -73,6 +74,32 @@ def test_cgroup_attribution_follows_runward_run_layout() -> None:
     assert local_workload(nested) == ("shop/retriever", "retriever-7d9f-abcde")
     assert local_workload("0::/user.slice/user-0.slice/session-1.scope\n") is None
     assert local_workload("0::/runward/agents_reporter\n") is None
+
+
+def netlink(kind: int, text: str) -> bytes:
+    """One audit netlink message as the multicast group delivers it (header, text, padding)."""
+    body = text.encode()
+    length = 16 + len(body)
+    return struct.pack("=IHHII", length, kind, 0, 0, 0) + body + b"\0" * ((-length) % 4)
+
+
+def test_audit_multicast_records_are_the_printed_records(tmp_path: Path) -> None:
+    printed = kmsg_record(RUNC_LINE)
+    assert printed is not None
+    text = printed.message.removeprefix("audit: type=1326 ")
+    data = netlink(1300, "audit(1796056340.706:853): arch=c000003e syscall=59") + netlink(1326, text)
+    (record,) = audit_records(data)
+    assert (record.source, record.seq, record.message) == ("audit", 854, printed.message)
+    assert list(audit_records(netlink(1326, text)[:20])) == []  # a truncated read yields nothing
+    (tmp_path / "15286").mkdir()
+    (tmp_path / "15286" / "cgroup").write_text("0::/runward/agents_reporter/reporter-runc-1a2b3c4d\n")
+    collector = Collector("boot", proc=tmp_path)
+    evidence = collector.evidence(record)
+    assert evidence is not None and (evidence.deployment, evidence.pod) == ("agents/reporter", "reporter-runc-1a2b3c4d")
+    assert evidence.detail["audit_seq"] == 854 and "kmsg_seq" not in evidence.detail
+    collector.repeat_s = 0
+    again = collector.evidence(printed)  # the same record read from the kernel log: another id
+    assert again is not None and again.evidence_id != evidence.evidence_id
 
 
 def test_unattributed_records_are_dropped_and_counted(tmp_path: Path) -> None:

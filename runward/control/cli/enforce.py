@@ -267,7 +267,7 @@ def _enforced(
 ) -> int:
     from edges.gateway.hosted import GatewayError
     from edges.runc.netns import subnet_for
-    from edges.runc.prove import Workload, enforce
+    from edges.runc.prove import Workload, enforce, pod_cgroup
 
     servers = _mcp_servers(mcp)
     _require_runc()
@@ -278,7 +278,8 @@ def _enforced(
         f"runward run --enforce: {agent} under policy bundle r{bundle.revision} ({bundle.mode.value}, APD revision "
         f"{bundle.apd_revision}), {len(bundle.egress_allowlist)} allowed destination(s)"
     )
-    workload = Workload(command=cmd, binaries=binaries, cwd=str(Path.cwd()))
+    # In the agent's own cgroup layout: its audit evidence (seccomp log) is attributed to it.
+    workload = Workload(command=cmd, binaries=binaries, cwd=str(Path.cwd()), cgroup=pod_cgroup(agent))
     hosted: list[Any] = []
     services = _gateway_services(servers, agent, bundle, "runward run --enforce", hosted)
     try:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from runward.control.cli import golive
 from runward.control.cli.common import DbOpt, Failure, KafkaOpt, err, open_store, out, settings
+from runward.control.cli.local_demo import show_local_enforcement
 
 if TYPE_CHECKING:
     from runward.control.supervisor import Supervisor
@@ -216,10 +217,13 @@ def demo(
             _live_demo(sup, store)
         golive.show_readiness(store, sup.config.audit_soak_s)
         _show_status(store)
-        return 0
     finally:
         out.print("Stopping Runward")
         _stop(sup)
+    _stop_on_sigterm()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    show_local_enforcement(sup.config.home, with_sensor=not no_sensor)
+    return 0
 
 
 LIVE_AGENT = """
