@@ -11,6 +11,12 @@ destinations beyond the host needs IPv4 forwarding on the host (net.ipv4.ip_forw
 jail does not switch on by itself; it masquerades what it forwards. Runward's own services on the
 host side of the veth (the MCP tool gateway of `runward run --enforce`) are let through by a set
 of their own (`allow_service`), never mixed with the learnt allowlist.
+
+A jail made for an agent (`deployment`) logs each new connection outside the allowlist with the
+prefix `runward-egress:<namespace>/<name>: ` (rate-limited), which the kernel-log collector
+(`sensor.seccomplog`) publishes as the agent's audit evidence. With `refuse=False` (a bundle in
+audit or observe) such a connection is logged, recorded in the same set and let through: audit
+lists what enforce would refuse and breaks nothing, as its seccomp profile only logs.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from runward.core.contracts.common import deployment_id
 
 
 class JailError(RuntimeError):
@@ -83,7 +91,18 @@ class EgressJail:
     token: str = field(default_factory=lambda: secrets.token_hex(4))
     unresolved: list[str] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
+    deployment: str | None = None
+    refuse: bool = True
     _refused: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.deployment is not None:
+            # It is written into the ruleset's log prefix: only a Deployment id, never other text.
+            namespace, _, name = self.deployment.partition("/")
+            try:
+                deployment_id(namespace, name)
+            except ValueError as exc:
+                raise JailError(str(exc)) from None
 
     @property
     def name(self) -> str:
@@ -147,7 +166,8 @@ class EgressJail:
         return entry
 
     def refused(self) -> list[str]:
-        """Destinations dropped so far (`ip:port/protocol`), also after the jail is gone."""
+        """Destinations outside the allowlist so far (`ip:port/protocol`; dropped, or with
+        `refuse=False` let through), also after the jail is gone."""
         return self._refused or self._read_refused()
 
     def _setup(self) -> None:
@@ -169,12 +189,20 @@ class EgressJail:
         elements = self.allowed()
         allowed = f"elements = {{ {', '.join(elements)} }}" if elements else ""
         triple = "ip daddr . meta l4proto . th dport"
+        verdict = "drop" if self.refuse else "accept"
+        # Only a new connection is logged, at most 20 a second: a flood must not flood the kernel log.
+        log = (
+            f'\n        iifname "{self.host_if}" ct state new limit rate 20/second burst 40 packets '
+            f'log prefix "runward-egress:{self.deployment}: "'
+            if self.deployment is not None
+            else ""
+        )
         guard = f"""
         iifname "{self.host_if}" ct state established,related accept
         iifname "{self.host_if}" ip daddr . meta l4proto . th dport @allowed accept
         iifname "{self.host_if}" ip daddr . meta l4proto . th dport @services accept
-        iifname "{self.host_if}" meta l4proto {{ tcp, udp }} update @refused {{ {triple} }} counter drop
-        iifname "{self.host_if}" counter drop"""
+        iifname "{self.host_if}" meta l4proto {{ tcp, udp }} update @refused {{ {triple} }}{log}
+        iifname "{self.host_if}" counter {verdict}"""
         return f"""
 table inet {self.table} {{
     set allowed {{ type ipv4_addr . inet_proto . inet_service; {allowed} }}

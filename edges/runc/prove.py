@@ -233,11 +233,14 @@ def run_jailed(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     runc: str = "runc",
     services: Services | None = None,
+    deployment: str | None = None,
+    refuse_egress: bool = True,
 ) -> RunResult:
-    """One run of the workload under `seccomp`, egress limited to `allowlist` (and `services`)."""
+    """One run of the workload under `seccomp`, egress limited to `allowlist` (and `services`);
+    `refuse_egress=False` (audit) lets other destinations through, logged for `deployment`."""
     with (
         tempfile.TemporaryDirectory(prefix="runward-run-") as tmp,
-        EgressJail(allowlist, subnet) as jail,
+        EgressJail(allowlist, subnet, deployment=deployment, refuse=refuse_egress) as jail,
         services(jail) if services is not None else nullcontext(()) as env,
     ):
         if env:
@@ -330,9 +333,22 @@ def enforce(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     runc: str = "runc",
     services: Services | None = None,
+    deployment: str | None = None,
+    refuse_egress: bool = True,
 ) -> RunResult:
-    """`runward run --enforce`: the workload under its bundle; what was refused is in the result."""
-    return run_jailed(workload, seccomp, allowlist, subnet, timeout_s=timeout_s, runc=runc, services=services)
+    """`runward run --enforce`: the workload under its bundle; what was refused (or, with
+    `refuse_egress=False` in audit, would have been) is in the result."""
+    return run_jailed(
+        workload,
+        seccomp,
+        allowlist,
+        subnet,
+        timeout_s=timeout_s,
+        runc=runc,
+        services=services,
+        deployment=deployment,
+        refuse_egress=refuse_egress,
+    )
 
 
 def pod_cgroup(deployment: str) -> str:

@@ -106,8 +106,18 @@ def test_a_live_agent_goes_observe_audit_enforce(stack: LocalStack, tmp_path: Pa
         )
         assert listed[0]["source"] == "seccomp" and listed[0]["pod"].startswith("lifecycle-runc-")
         assert listed[0]["detail"]["seccomp_action"] == "log"
+        # A new destination: the jail logs it and lets it through; the collector names the agent.
+        reached = life.run_enforced("newdest")
+        assert reached.code == 0 and "DONE newdest" in reached.out, reached  # audit does not refuse
+        assert f"egress would be refused: {agent.new_destination}" in reached.err, reached
+        network = life.wait(
+            "the would-be egress violation listed by the API",
+            lambda: [e for e in life.audit_evidence() if e["source"] == "network"],
+            timeout=30,
+        )
+        assert network[0]["action"] == agent.new_destination and network[0]["deployment"] == life.deployment, network
         shown = life.evidence()
-        assert shown.code == 0 and "listen" in shown.out and "seccomp" in shown.out
+        assert shown.code == 0 and "listen" in shown.out and "seccomp" in shown.out and "network" in shown.out
 
         # The waivable checks a local agent cannot meet, and only those, are waived with a reason.
         failing = life.failing()

@@ -397,3 +397,37 @@ def test_run_enforce_takes_the_latest_bundle_from_the_api(
     assert "DONE normal" in out and f"under policy bundle r{bundle['revision']} (enforce, APD revision 1)" in err
     assert main([*base, "--", *observed.argv("exec")]) == 3
     assert "BLOCKED exec" in capfd.readouterr().out
+
+
+def test_an_audit_jail_lets_a_new_destination_through_and_logs_it_for_the_agent(
+    agent: tuple[Agent, ApdRevision],
+) -> None:
+    from sensor.seccomplog.parse import egress_drop
+
+    observed, _ = agent
+    everything = {"defaultAction": "SCMP_ACT_LOG", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": []}
+    new = f"{observed.host}:{observed.other}/tcp"
+    audited = run_jailed(
+        observed.workload("newdest"),
+        everything,
+        [observed.destination],
+        subnet_for(D),
+        deployment=D,
+        refuse_egress=False,
+    )
+    # Audit breaks nothing: the connection was made, and it is named as what enforce would refuse.
+    assert audited.exit_code == 0 and "DONE newdest" in audited.stdout, audited.stderr
+    assert audited.refused_destinations == [new]
+    logged = [
+        drop
+        for line in subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout.splitlines()
+        if "runward-egress:" in line
+        and (drop := egress_drop(line[line.index("runward-egress:") :])) is not None
+        and drop.deployment == D
+    ]
+    assert any(drop.destination == new for drop in logged), logged
+
+    # The same jail refusing (enforce): the connection is never made.
+    enforced = run_jailed(observed.workload("newdest"), everything, [observed.destination], subnet_for(D), deployment=D)
+    assert enforced.exit_code == 3 and "BLOCKED newdest" in enforced.stdout
+    assert enforced.refused_destinations == [new]

@@ -290,6 +290,9 @@ def _enforced(
             subnet_for(agent),
             timeout_s=timeout,
             services=services,
+            deployment=agent,
+            # Audit (and observe) lists what enforce would refuse and breaks nothing.
+            refuse_egress=bundle.mode.value == "enforce",
         )
     except GatewayError as exc:
         raise Failure(f"runward run --enforce: {exc} ({GATEWAY_HELP}); the workload was not started") from None
@@ -301,7 +304,8 @@ def _enforced(
     if result.refused_syscalls:
         err.print(f"runward run --enforce: seccomp {verb}: {', '.join(result.refused_syscalls)}")
     if result.refused_destinations:
-        err.print(f"runward run --enforce: egress refused: {', '.join(result.refused_destinations)}")
+        egress = "egress refused" if bundle.mode.value == "enforce" else "egress would be refused"
+        err.print(f"runward run --enforce: {egress}: {', '.join(result.refused_destinations)}")
     for started in hosted:
         _report_tools(started, "runward run --enforce")
     if result.exit_code is None:

@@ -110,12 +110,15 @@ def _walk(life: Any) -> None:
     _enforced(life, "normal", expect=0)
     _enforced(life, "listen", expect=0)
     life.wait("the would-be violation", lambda: [e for e in life.audit_evidence() if e["action"] == "listen"], 30)
+    _enforced(life, "newdest", expect=0)
+    life.wait("the would-be egress", lambda: [e for e in life.audit_evidence() if e["source"] == "network"], 30)
     shown = life.evidence()  # `runward evidence` reads the same API; its table is wide, so a line each here
     _check(shown.code == 0, "runward evidence", shown.err)
     evidence = life.audit_evidence()
     _step(f"runward evidence {AGENT}: {len(evidence)} would-be violation(s), the workload was not stopped")
     for e in reversed(evidence):
-        out.print(f"    {e['source']:<8} {e['action']:<16} pod {e.get('pod') or '-'}  ({e['detail'].get('comm')})")
+        who = f"pod {e['pod']}  ({e['detail'].get('comm')})" if e.get("pod") else "the agent's egress jail"
+        out.print(f"    {e['source']:<8} {e['action']:<22} {who}")
 
     for check, reason in WAIVERS.items():
         life.waive(check, reason)
@@ -125,7 +128,7 @@ def _walk(life: Any) -> None:
     _step(f"runward promote {AGENT} --to enforce: refused ({refused.status_code})")
     for reason in refused.json().get("reasons", []):
         out.print(f"    - {reason}")
-    _step("the listen was ours: step back to observe, audit again, soak clean")
+    _step("the listen and the new destination were ours: step back to observe, audit again, soak clean")
     life.promote("observe", "restart the soak after the red-team run")
     life.bundle(lambda x: x["mode"] == "observe", "no observe bundle")
     life.promote("audit", "soak again")
