@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -31,15 +30,15 @@ from runward.control.api.app import create_app
 from runward.control.api.publisher import KafkaPublisher
 from runward.control.broker import free_port
 from runward.control.cli import main
+from runward.control.lifecycle import PYTHON, LocalAgent
 from runward.core import signing
 from runward.core.config import Settings
-from runward.core.contracts import ApdRevision, EnforcementMode, PolicyProof, PromotionDecision, WindowStatus, utcnow
+from runward.core.contracts import ApdRevision, EnforcementMode, PolicyProof, WindowStatus, utcnow
 from runward.core.store import Store, history, upgrade
 from runward.core.topics import PROOFS
-from services.enforcer.domain import apply
 from services.enforcer.policies import seccomp_profile
-from services.enforcer.readiness import ReadinessReport
 from tests.kafka_reading import read_messages
+from tests.runc.enforced import enforce_bundle
 
 pytestmark = pytest.mark.skipif(
     shutil.which("runc") is None or audit_available() is not None or shutil.which("nft") is None,
@@ -50,80 +49,17 @@ D = "agents/prover"
 APPROVER = "approve-5a7c19e2b04d6f38"
 VIEWER = "view-0f3e8d2c6b1a9574"
 KEY = "promotion-key-of-the-runc-tests-0123456789abcdef"
-PYTHON = "/usr/bin/python3"
-
-AGENT = """
-import ctypes, os, socket, subprocess, sys
-
-HOST, PORT, OTHER = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-what = sys.argv[4] if len(sys.argv) > 4 else "normal"
-with open("/tmp/notes.txt", "w") as notes:
-    notes.write("plan")
-with socket.create_connection((HOST, PORT), timeout=5) as s:
-    s.sendall(b"GET /v1/models HTTP/1.0\\r\\n\\r\\n")
-    print(s.recv(64).split(b"\\r\\n")[0].decode())
-try:
-    if what == "unshare":  # a new syscall family: namespaces
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(0x04000000) != 0:
-            raise OSError(ctypes.get_errno(), "unshare")
-    elif what == "listen":  # a new syscall family: a listening socket
-        server = socket.socket()
-        server.bind(("0.0.0.0", 0))
-        server.listen()
-    elif what == "exec":  # a new binary
-        subprocess.run(["/usr/bin/id"], check=True)
-    elif what == "newdest":  # a new destination
-        socket.create_connection((HOST, OTHER), timeout=3).close()
-except OSError as exc:
-    print(f"BLOCKED {what}: {exc}", flush=True)
-    sys.exit(3)
-print(f"DONE {what}")
-"""
 
 
-class Hello(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the http.server hook
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
+class Agent(LocalAgent):
+    """The demo's small agent (runward.control.lifecycle), proven and enforced here piece by piece."""
 
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def host_address() -> str:
-    """The host's own IPv4 address: reachable from the host and, through the veth, from the jail."""
-    out = subprocess.run(["ip", "-4", "route", "get", "192.0.2.250"], capture_output=True, text=True).stdout
-    words = out.split()
-    return words[words.index("src") + 1] if "src" in words else "127.0.0.1"
-
-
-def serve(port: int) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("0.0.0.0", port), Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-class Agent:
     def __init__(self, home: Path) -> None:
+        super().__init__(home)
         self.home = home
-        self.dir = home / "agent"
-        self.dir.mkdir()
-        (self.dir / "agent.py").write_text(AGENT)
-        self.host = host_address()
-        self.port, self.other = free_port(), free_port()
-        self.servers = [serve(self.port), serve(self.other)]
-
-    def argv(self, what: str = "normal") -> list[str]:
-        return [PYTHON, "agent.py", self.host, str(self.port), str(self.other), what]
 
     def workload(self, what: str = "normal") -> Workload:
         return Workload(command=self.argv(what), binaries=[PYTHON], cwd=str(self.dir))
-
-    @property
-    def destination(self) -> str:
-        return f"{self.host}:{self.port}/tcp"
 
     def observed_apd(self) -> ApdRevision:
         """Observe the normal workload (seccomp log of everything) and learn what the program did."""
@@ -146,10 +82,6 @@ class Agent:
                 "exec": [f"exec:{PYTHON}"],
             },
         )
-
-    def close(self) -> None:
-        for server in self.servers:
-            server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -274,23 +206,6 @@ def test_prove_fails_naming_what_the_workload_does_new(
         assert stored["refused_destinations"] == [f"{observed.host}:{observed.other}/tcp"]
 
 
-def enforce_bundle(apd: ApdRevision, proof: PolicyProof) -> dict[str, object]:
-    """The enforcer's own bundle after audit, the proof, and enforce (its domain code, as the stage runs it)."""
-    now = utcnow()
-    state, _ = apply(None, apd, now)
-    for record in (
-        PromotionDecision(deployment=D, mode=EnforcementMode.AUDIT, approver="bob", reason="r", ts=now),
-        proof,
-        PromotionDecision(deployment=D, mode=EnforcementMode.ENFORCE, approver="bob", reason="r", ts=now),
-    ):
-        # A readiness report with nothing failing: the proof is what this is about.
-        target = record.mode if isinstance(record, PromotionDecision) else state.mode
-        ready = ReadinessReport(deployment=D, target=target, mode=state.mode, computed_at=now)
-        state, bundle = apply(state, record, now, ready)
-    assert bundle is not None and bundle.mode is EnforcementMode.ENFORCE
-    return bundle.model_dump(mode="json")
-
-
 def test_run_enforce_keeps_the_workload_whole_and_blocks_what_is_new(
     agent: tuple[Agent, ApdRevision], capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -308,7 +223,7 @@ def test_run_enforce_keeps_the_workload_whole_and_blocks_what_is_new(
     )
     assert proof.passed, proof.summary
     bundle_file = observed.home / "bundle.json"
-    bundle_file.write_text(json.dumps(enforce_bundle(apd, proof)))
+    bundle_file.write_text(json.dumps(enforce_bundle(apd, proof).model_dump(mode="json")))
     os.chdir(observed.dir)
     base = ["run", "--deployment", D, "--service-account", "prover-sa", "--enforce", "--bundle-file", str(bundle_file)]
 
@@ -388,7 +303,7 @@ def test_run_enforce_takes_the_latest_bundle_from_the_api(
         runtime_syscalls=runtime,
     )
     digest = signing.profile_sha256(seccomp_profile(apd, EnforcementMode.ENFORCE, runtime))
-    bundle = enforce_bundle(apd, unproven.model_copy(update={"profile_sha256": digest}))
+    bundle = enforce_bundle(apd, unproven.model_copy(update={"profile_sha256": digest})).model_dump(mode="json")
     store.put_artifact(D, "policy", int(str(bundle["revision"])), utcnow(), bundle)
     os.chdir(observed.dir)
     base = ["run", "--deployment", D, "--service-account", "prover-sa", "--enforce", "--api", url, "--token", VIEWER]

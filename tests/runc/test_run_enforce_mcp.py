@@ -45,7 +45,6 @@ from runward.core.contracts import (
     EnforcementMode,
     PolicyBundle,
     PolicyProof,
-    PromotionDecision,
     RawLlmEvent,
     WindowStatus,
     utcnow,
@@ -53,11 +52,10 @@ from runward.core.contracts import (
 from runward.core.store import Store, upgrade
 from runward.core.tool_arguments import flatten
 from runward.core.topics import RAW_LLM
-from services.enforcer.domain import apply
 from services.enforcer.policies import seccomp_profile
-from services.enforcer.readiness import ReadinessReport
 from services.profiler.tools import ArgProfile, ToolProfile, _learn, argument_rules
 from tests.kafka_reading import read_messages
+from tests.runc import enforced
 
 pytestmark = pytest.mark.skipif(
     shutil.which("runc") is None or audit_available() is not None or shutil.which("nft") is None,
@@ -203,28 +201,17 @@ def observed(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> 
 
 def enforce_bundle(apd: ApdRevision, runtime: list[str]) -> PolicyBundle:
     """The enforcer's own bundle after audit, a proof of its profile, and enforce."""
-    now = utcnow()
     digest = signing.profile_sha256(seccomp_profile(apd, EnforcementMode.ENFORCE, runtime))
     proof = PolicyProof(
         deployment=D,
         apd_revision=apd.revision,
         profile_sha256=digest,
         passed=True,
-        ran_at=now,
+        ran_at=utcnow(),
         runtime="runc",
         runtime_syscalls=runtime,
     )
-    state, _ = apply(None, apd, now)
-    for record in (
-        PromotionDecision(deployment=D, mode=EnforcementMode.AUDIT, approver="bob", reason="r", ts=now),
-        proof,
-        PromotionDecision(deployment=D, mode=EnforcementMode.ENFORCE, approver="bob", reason="r", ts=now),
-    ):
-        target = record.mode if isinstance(record, PromotionDecision) else state.mode
-        ready = ReadinessReport(deployment=D, target=target, mode=state.mode, computed_at=now)
-        state, bundle = apply(state, record, now, ready)
-    assert bundle is not None and bundle.mode is EnforcementMode.ENFORCE
-    return bundle
+    return enforced.enforce_bundle(apd, proof)
 
 
 def test_run_enforce_puts_the_tool_gateway_in_front_of_the_agents_mcp_server(
