@@ -8,6 +8,7 @@ publish. Everything Kafka- and store-shaped stays here.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import inspect
 import json
@@ -649,6 +650,7 @@ class Stage:
         """
         done: list[_Done] = []
         deferred: set[str | None] = set()  # keys with a record waiting for the store write
+        self._count_in(events)
         yielded = time.monotonic()
         for event in events:
             route_table_writes(event)  # table writes go to this record's partition
@@ -682,6 +684,14 @@ class Stage:
                 self._counters.processed += 1
         if done:
             self._counters.last_record_at = utcnow()
+
+    def _count_in(self, events: Sequence[Any]) -> None:
+        """Per batch, not per record: the records in per topic, the lag after each partition's last record."""
+        newest: dict[Any, Any] = {event.message.tp: event.message for event in events}
+        for message in newest.values():
+            self._track_lag(message)
+        for topic, count in collections.Counter(event.message.topic for event in events).items():
+            self.metrics.received(topic, count)
 
     async def _confirm(self) -> None:
         """Wait until the batch's changelog records, outputs and dead letters are on the broker.
@@ -765,8 +775,6 @@ class Stage:
         message = event.message
         source = SourceRef(topic=message.topic, partition=message.partition, offset=message.offset)
         key = message.key.decode(errors="replace") if message.key else None
-        self._track_lag(message)
-        self.metrics.received(message.topic)
         self._writes.begin()
         try:
             record = decode(self.inputs[message.topic], message.value)
