@@ -26,9 +26,10 @@ from runward.core.contracts import (
 )
 from runward.core.contracts.behaviours import KINDS
 
-_text = st.text(min_size=1, max_size=40)
-_no_slash = st.text(st.characters(blacklist_characters="/"), min_size=1, max_size=30)
-_no_space = st.text(st.characters(blacklist_categories=("Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=20).filter(
+# A lone surrogate is no string a record may hold (pydantic refuses it at the edge: dead letter).
+_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+_no_slash = st.text(st.characters(blacklist_characters="/", blacklist_categories=("Cs",)), min_size=1, max_size=30)
+_no_space = st.text(st.characters(blacklist_categories=("Zs", "Zl", "Zp", "Cc", "Cs")), min_size=1, max_size=20).filter(
     lambda s: not any(c.isspace() for c in s)
 )
 _port = st.integers(min_value=0, max_value=65535)
