@@ -13,6 +13,7 @@ version (`runtime_syscalls`) and cached under RUNWARD_HOME/runc/.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import json
@@ -248,8 +249,12 @@ def run_jailed(
                 raise oci.BundleError("runward's services need a workload given as a command, not an OCI bundle")
             workload = replace(workload, env=[*workload.env, *env])
         bundle = prepare(workload, Path(tmp), seccomp, jail.name)
-        with SeccompAudit() as audit:
-            code, out, err, timed_out = run_container(bundle, audit, timeout_s, runc)
+        try:
+            with SeccompAudit() as audit:
+                code, out, err, timed_out = run_container(bundle, audit, timeout_s, runc)
+        finally:
+            if workload.cgroup is not None:
+                _remove_agent_cgroups(workload.cgroup)
     by: dict[str, set[str]] = {}
     for record in audit.records:
         by.setdefault(record.syscall, set()).add(record.comm)
@@ -349,6 +354,17 @@ def enforce(
         deployment=deployment,
         refuse_egress=refuse_egress,
     )
+
+
+def _remove_agent_cgroups(cgroups_path: str, root: Path = Path("/sys/fs/cgroup")) -> None:
+    """runc removes the container's own cgroup, not the agent's directory it made above it (in
+    every hierarchy: unified and, on hybrid hosts, each v1 controller). Remove that directory where
+    it is empty; one in use by another run of the agent is not empty and stays."""
+    agent_dir = Path(cgroups_path).parent.relative_to("/")
+    for hierarchy in root.iterdir() if root.is_dir() else ():
+        for leftover in (hierarchy / agent_dir / Path(cgroups_path).name, hierarchy / agent_dir):
+            with contextlib.suppress(OSError):
+                leftover.rmdir()
 
 
 def pod_cgroup(deployment: str) -> str:

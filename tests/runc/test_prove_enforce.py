@@ -238,6 +238,8 @@ def test_run_enforce_keeps_the_workload_whole_and_blocks_what_is_new(
         assert f"BLOCKED {what}" in out and "200" in out  # the normal part still ran
         if what == "newdest":
             assert f"egress refused: {observed.host}:{observed.other}/tcp" in err
+    # runc removes the container's cgroup; the agent's directory above it is removed after each run.
+    assert not list(Path("/sys/fs/cgroup").glob("*/runward/agents_prover")), "cgroups left behind"
 
 
 def busybox_bundle(where: Path, script: str) -> Path:
