@@ -58,6 +58,7 @@ from runward.control.broker import ensure_topics, free_port, start_broker  # noq
 from sensor.attribution.cgroupfs import cgroup2_root  # noqa: E402
 from sensor.build import ensure_built  # noqa: E402
 from sensor.cli import sensor_unavailable_reason  # noqa: E402
+from sensor.metrics import bpf_program_stats  # noqa: E402
 from sensor.workloads import _join_cgroup, _remove_cgroup, run_workload  # noqa: E402
 
 TRUE = shutil.which("true") or "/bin/true"
@@ -251,15 +252,15 @@ class BpfStats:
         self.SYSCTL.write_text(self._previous)
 
     def programs(self) -> list[dict[str, Any]]:
+        """The sensor's programs: those its process holds open (its fdinfo names their ids), so
+        another sensor on the machine (another checkout's tests), whose programs have the same
+        names, is never counted; bpftool names them."""
+        ids = {int(p["prog_id"]) for p in bpf_program_stats(Path(f"/proc/{self.sensor_pid}/fdinfo"))}
         out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True, check=True)
-        progs = json.loads(out.stdout)
-        # Owned by this sensor process when bpftool can tell; else by the programs' rw_ prefix.
-        owned = [p for p in progs if any(o.get("pid") == self.sensor_pid for o in p.get("pids", []))]
-        return owned or [p for p in progs if str(p.get("name", "")).startswith("rw_")]
+        return [p for p in json.loads(out.stdout) if int(p["id"]) in ids]
 
     def by_program(self) -> dict[int, tuple[str, int, int]]:
-        """Program id -> (name, run_time_ns, run_cnt) of each of the sensor's programs. By id:
-        another sensor on the machine (another checkout's tests) has programs of the same names."""
+        """Program id -> (name, run_time_ns, run_cnt) of each of the sensor's programs."""
         progs = self.programs()
         if self._ids is None:
             self._ids = {int(p["id"]) for p in progs}
