@@ -24,7 +24,6 @@ empty program: the stats' own clock reads, included in every per-program figure 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -41,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from sensor.attribution.cgroupfs import cgroup2_root, cgroup_id  # noqa: E402
 from sensor.build import ensure_built, find_tool  # noqa: E402
 from sensor.cli import sensor_unavailable_reason  # noqa: E402
+from sensor.metrics import bpf_program_stats  # noqa: E402
 from sensor.workloads import _join_cgroup  # noqa: E402
 
 EMPTY = r"""
@@ -129,10 +129,10 @@ def stats_floor(work: Path, enter: Path, calls: int) -> float:
         sysctl.write_text("1")
         try:
             per_call(work, calls, 1)
-            progs = json.loads(subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True).stdout)
+            # This process's own program (its fdinfo), not another run's of the same name.
+            (prog,) = [p for p in bpf_program_stats() if p.get("name") == "floor_enter"]
         finally:
             sysctl.write_text(previous)
-    (prog,) = [p for p in progs if p.get("name") == "floor_enter"]
     return float(prog["run_time_ns"]) / max(1, int(prog["run_cnt"]))
 
 
