@@ -80,6 +80,7 @@ class Sensor:
         self._last_syscalls = 0.0
         self._last_gc = 0.0
         self._metrics_written = ""
+        self._programs = metrics_mod.ProgramStats()
         self.watched_paths: list[Path] = []
 
     # ------------------------------------------------------------------ set-up
@@ -179,7 +180,7 @@ class Sensor:
             m.set("runward_sensor_dedup_folded_total", count, kind=kind, stage="kernel")
         m.set("runward_sensor_unattributed_total", self.pipeline.unattributed)
         m.set("runward_sensor_tracked_cgroups", tracked)
-        m.record_programs(metrics_mod.bpf_program_stats())
+        m.record_programs(self._programs.read())
         path = self.config.home / "sensor-metrics.json"
         text = json.dumps(m.snapshot(), sort_keys=True)
         # Only when something moved: the write and rename were most of an idle sensor's CPU.

@@ -123,27 +123,71 @@ def bpf_program_name(fd: int) -> str | None:
     return info.raw[_PROG_INFO_NAME].split(b"\x00", 1)[0].decode(errors="replace") or None
 
 
-def bpf_program_stats(fdinfo: Path = SELF_FDINFO) -> list[dict[str, str]]:
-    """prog_id, prog_tag, run_time_ns and run_cnt (and the name, for this process's own fds) of
-    every BPF program this process holds open; labelled by name, a series survives a restart."""
-    programs: dict[str, dict[str, str]] = {}
-    try:
-        entries = list(fdinfo.iterdir())
-    except OSError:
-        return []
-    for entry in entries:
+def _program_fields(fdinfo: Path, fds: Iterable[str]) -> dict[str, dict[str, str]]:
+    """fd -> prog_id, prog_tag, run_time_ns and run_cnt, for each of these fds that is a program."""
+    found: dict[str, dict[str, str]] = {}
+    for fd in fds:
         try:
-            text = entry.read_text()
+            text = (fdinfo / fd).read_text()
         except OSError:  # the fd closed between listing and reading
             continue
         fields = dict(_FDINFO_FIELD.findall(text))
         if "prog_id" in fields and "run_cnt" in fields:
-            if fdinfo == SELF_FDINFO and entry.name.isdigit():
-                name = bpf_program_name(int(entry.name))
+            found[fd] = fields
+    return found
+
+
+def _listed_fds(fdinfo: Path) -> list[str] | None:
+    try:
+        return [entry.name for entry in fdinfo.iterdir()]
+    except OSError:
+        return None
+
+
+def bpf_program_stats(fdinfo: Path = SELF_FDINFO) -> list[dict[str, str]]:
+    """prog_id, prog_tag, run_time_ns and run_cnt (and the name, for this process's own fds) of
+    every BPF program this process holds open; labelled by name, a series survives a restart."""
+    fds = _listed_fds(fdinfo)
+    if fds is None:
+        return []
+    programs: dict[str, dict[str, str]] = {}
+    for fd, fields in _program_fields(fdinfo, fds).items():
+        if fdinfo == SELF_FDINFO and fd.isdigit():
+            name = bpf_program_name(int(fd))
+            if name:
+                fields["name"] = name
+        programs[fields["prog_id"]] = fields  # a program held by two fds counts once
+    return list(programs.values())
+
+
+class ProgramStats:
+    """bpf_program_stats() for a process whose programs are loaded once and kept: the program
+    fds are found on the first read that finds any, and their names asked once. Listing and
+    reading every fd's fdinfo each second was most of an idle sensor's CPU (py-spy)."""
+
+    def __init__(self, fdinfo: Path = SELF_FDINFO) -> None:
+        self._fdinfo = fdinfo
+        self._fds: list[str] | None = None
+        self._names: dict[tuple[str, str], str | None] = {}
+
+    def read(self) -> list[dict[str, str]]:
+        fds = self._fds if self._fds is not None else _listed_fds(self._fdinfo)
+        if fds is None:
+            return []
+        found = _program_fields(self._fdinfo, fds)
+        if self._fds is None and found:
+            self._fds = sorted(found)
+        programs: dict[str, dict[str, str]] = {}
+        for fd, fields in found.items():
+            if self._fdinfo == SELF_FDINFO and fd.isdigit():
+                key = (fd, fields["prog_id"])  # a reused fd number is another program
+                if key not in self._names:
+                    self._names[key] = bpf_program_name(int(fd))
+                name = self._names[key]
                 if name:
                     fields["name"] = name
-            programs[fields["prog_id"]] = fields  # a program held by two fds counts once
-    return list(programs.values())
+            programs[fields["prog_id"]] = fields
+        return list(programs.values())
 
 
 def serve(metrics: Metrics, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:

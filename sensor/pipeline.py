@@ -7,6 +7,7 @@ tokens in arguments), before the event is de-duplicated, published or counted.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections import Counter
@@ -34,6 +35,25 @@ from sensor.dnswire import parse_answers, parse_query
 from sensor.wire import CapRecord, ConnRecord, DnsRecord, ExecRecord, ExitRecord, KernelRecord, OpenRecord
 
 Detail = ExecDetail | ExitDetail | FileOpenDetail | ConnectDetail | DnsDetail | CapabilityDetail
+
+
+_ARGV_CACHE_SIZE = 1024
+_argv_cache: dict[bytes, tuple[str, ...]] = {}
+
+
+def _redacted_argv(argv: list[str]) -> list[str]:
+    """redact_argv once per distinct command line: a loop that runs the same command (a shell
+    loop, a tool called again and again) sends the same argv hundreds of times a second, and
+    the redaction's patterns cost more than the rest of the event (py-spy on the sensor during
+    bench/sensor_overhead's syscall-bound loop). Keyed by a digest, so no unredacted argv is
+    kept once its event is handled."""
+    digest = hashlib.blake2b("\0".join(argv).encode(errors="surrogatepass"), digest_size=16).digest()
+    clean = _argv_cache.get(digest)
+    if clean is None:
+        if len(_argv_cache) >= _ARGV_CACHE_SIZE:
+            _argv_cache.clear()
+        clean = _argv_cache[digest] = tuple(redact_argv(argv)[0])
+    return list(clean)
 
 
 @dataclass(frozen=True)
@@ -120,7 +140,7 @@ class Pipeline:
         if isinstance(record, ExecRecord):
             return ExecDetail(
                 binary=record.binary,
-                argv=redact_argv(record.argv)[0],
+                argv=_redacted_argv(record.argv),
                 ppid=record.ppid,
                 parent_comm=record.parent_comm or None,
             )

@@ -6,9 +6,14 @@ A child process makes getppid() calls (the cheapest syscall) and open/read/close
 reads its own CPU time (user + system) per call, under four conditions:
 
   none        nothing attached
+  exit tp     an empty syscalls:sys_exit_openat program alone (any syscall tracepoint puts every
+              task on the syscall slow path)
   sys_enter   an empty program on the raw sys_enter tracepoint (what any per-syscall set costs)
   +exit tp    that, plus an empty syscalls:sys_exit_openat program (the exit-side hooks)
+  +exit raw   sys_enter, plus an empty program on the raw sys_exit tracepoint instead
   sensor      the sensor's object attached, watching nothing (every task is "unwatched")
+  watched     the sensor's object attached and watching the loop's own cgroup (dedup window
+              1 s, as the sensor runs it: repeated opens fold in the kernel)
 
 The difference to `none` is what the kernel charges every syscall of the node for the hooks:
 the syscall slow path and the tracepoint dispatch, which kernel.bpf_stats_enabled does not
@@ -19,7 +24,7 @@ empty program: the stats' own clock reads, included in every per-program figure 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,8 +37,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from sensor.attribution.cgroupfs import cgroup2_root, cgroup_id  # noqa: E402
 from sensor.build import ensure_built, find_tool  # noqa: E402
 from sensor.cli import sensor_unavailable_reason  # noqa: E402
+from sensor.metrics import bpf_program_stats  # noqa: E402
+from sensor.workloads import _join_cgroup  # noqa: E402
 
 EMPTY = r"""
 #include "vmlinux.h"
@@ -42,6 +50,9 @@ EMPTY = r"""
 char LICENSE[] SEC("license") = "GPL";
 #ifdef ENTER
 SEC("tp_btf/sys_enter") int BPF_PROG(floor_enter, struct pt_regs *regs, long id) { return 0; }
+#endif
+#ifdef EXIT_RAW
+SEC("tp_btf/sys_exit") int BPF_PROG(floor_exit_raw, struct pt_regs *regs, long ret) { return 0; }
 #endif
 #ifdef EXIT_TP
 SEC("tracepoint/syscalls/sys_exit_openat") int floor_exit(void *ctx) { return 0; }
@@ -92,14 +103,19 @@ def attached(objects: list[Path]) -> Iterator[list[Any]]:
             link.detach()
 
 
-def per_call(work: Path, calls: int, repeats: int) -> tuple[float, float]:
-    """Median CPU ns per getppid() and per syscall of an open/close round."""
+def per_call(work: Path, calls: int, repeats: int, cgroup: Path | None = None) -> tuple[float, float]:
+    """Median CPU ns per getppid() and per syscall of an open/close round (run in cgroup if given)."""
     target = work / "target"
     target.write_text("x")
     samples = []
+    join = _join_cgroup(str(cgroup / "cgroup.procs")) if cgroup is not None else None
     for _ in range(repeats):
         out = subprocess.run(
-            [sys.executable, "-c", LOOP, str(calls), str(target)], capture_output=True, text=True, check=True
+            [sys.executable, "-c", LOOP, str(calls), str(target)],
+            capture_output=True,
+            text=True,
+            check=True,
+            preexec_fn=join,
         )
         samples.append(tuple(float(x) for x in out.stdout.split()))
     return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
@@ -113,10 +129,10 @@ def stats_floor(work: Path, enter: Path, calls: int) -> float:
         sysctl.write_text("1")
         try:
             per_call(work, calls, 1)
-            progs = json.loads(subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True).stdout)
+            # This process's own program (its fdinfo), not another run's of the same name.
+            (prog,) = [p for p in bpf_program_stats() if p.get("name") == "floor_enter"]
         finally:
             sysctl.write_text(previous)
-    (prog,) = [p for p in progs if p.get("name") == "floor_enter"]
     return float(prog["run_time_ns"]) / max(1, int(prog["run_cnt"]))
 
 
@@ -135,16 +151,30 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         enter = compile_empty(work, "enter", "ENTER")
         exit_tp = compile_empty(work, "exit", "EXIT_TP")
+        exit_raw = compile_empty(work, "exit_raw", "EXIT_RAW")
         results: dict[str, tuple[float, float]] = {"none": per_call(work, args.calls, args.repeats)}
+        with attached([exit_tp]):
+            results["exit tp"] = per_call(work, args.calls, args.repeats)
         with attached([enter]):
             results["sys_enter"] = per_call(work, args.calls, args.repeats)
         with attached([enter, exit_tp]):
             results["+exit tp"] = per_call(work, args.calls, args.repeats)
+        with attached([enter, exit_raw]):
+            results["+exit raw"] = per_call(work, args.calls, args.repeats)
+        root = cgroup2_root()
+        cgroup = root / f"runward-floor-{os.getpid()}" if root is not None else None
         probes = KernelProbes(ensure_built())
         try:
             results["sensor"] = per_call(work, args.calls, args.repeats)
+            if cgroup is not None:
+                cgroup.mkdir()
+                probes.set_dedup_window(1.0)
+                probes.set_watched([cgroup_id(cgroup)])
+                results["watched"] = per_call(work, args.calls, args.repeats, cgroup)
         finally:
             probes.close()
+            if cgroup is not None and cgroup.exists():
+                cgroup.rmdir()
         floor = stats_floor(work, enter, args.calls)
     base = results["none"]
     print(f"\nCPU ns per syscall (median of {args.repeats} x {args.calls:,} getppid, open/close rounds)\n")

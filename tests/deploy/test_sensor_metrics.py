@@ -63,3 +63,16 @@ def test_program_run_time_from_fdinfo(tmp_path: Path) -> None:
 
 def test_missing_fdinfo_is_no_programs(tmp_path: Path) -> None:
     assert bpf_program_stats(tmp_path / "absent") == []
+
+
+def test_program_stats_finds_the_programs_once_and_follows_their_counts(tmp_path: Path) -> None:
+    from sensor.metrics import ProgramStats
+
+    (tmp_path / "5").write_text(MAP_FDINFO)
+    reader = ProgramStats(tmp_path)
+    assert reader.read() == []  # nothing loaded yet: looked for again next time
+    (tmp_path / "3").write_text(PROG_FDINFO)
+    assert reader.read() == bpf_program_stats(tmp_path)
+    (tmp_path / "3").write_text(PROG_FDINFO.replace("run_cnt:\t7", "run_cnt:\t9"))
+    (tmp_path / "8").write_text(PROG_FDINFO.replace("prog_id:\t55", "prog_id:\t56"))  # opened later: not read
+    assert [p["run_cnt"] for p in reader.read()] == ["9"]

@@ -98,3 +98,42 @@ def test_watch_set_changes_reach_cached_verdicts_and_the_deepest_entry_wins(
     opens.during(0.2)  # drain what was already in the buffer
     assert opens.during(0.5) == 0, "an excluded cgroup inside a watched one is quiet"
     assert proc.poll() is None
+
+
+TIGHT = (
+    "import sys, time\n"
+    "end = time.monotonic() + float(sys.argv[2])\n"
+    "while time.monotonic() < end:\n"
+    "    open(sys.argv[1]).close()\n"
+)
+
+
+def test_a_file_opened_without_pause_is_reported_again_each_window(probes: object, tmp_path: Path) -> None:
+    """The kernel folds a repeated open against the CPU's slot and reads the clock only when
+    the tick moves: a loop opening one file back to back for 1.5 s with a 0.3 s window must
+    still be reported about once per window, never folded for good, and the rest counted."""
+    root = cgroup2_root()
+    assert root is not None
+    cgroup = root / f"runward-fold-{secrets.token_hex(3)}"
+    cgroup.mkdir()
+    marker = tmp_path / "marker"
+    marker.write_text("x")
+    kernel = probes
+    try:
+        kernel.set_dedup_window(0.3)  # type: ignore[attr-defined]
+        kernel.set_watched([os.stat(cgroup).st_ino])  # type: ignore[attr-defined]
+        folded_before = kernel.kernel_folds()["file_open"]  # type: ignore[attr-defined]
+        opens = Opens(kernel, os.stat(cgroup).st_ino, marker)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", TIGHT, str(marker), "1.5"], preexec_fn=_join_cgroup(str(cgroup / "cgroup.procs"))
+        )
+        seen = opens.during(2.2)
+        assert proc.wait(10) == 0
+        seen += opens.during(0.2)
+        folded = kernel.kernel_folds()["file_open"] - folded_before  # type: ignore[attr-defined]
+        # 1.5 s / 0.3 s = 5 windows; a CPU change can start another (each CPU has its slot,
+        # the shared dedup map still folds), a late start or a stall can lose one.
+        assert 4 <= seen <= 8, f"{seen} reports of a file opened back to back for 1.5 s"
+        assert folded > 1000, "the opens in between were folded in the kernel"
+    finally:
+        _remove_cgroup(cgroup)

@@ -80,6 +80,28 @@ def test_exec_argv_is_redacted_before_it_is_published() -> None:
     assert plain is not None and plain.event.detail.argv == ["curl", "-s", "https://example.com/a"]
 
 
+def test_a_repeated_command_line_is_redacted_every_time_and_no_secret_is_cached() -> None:
+    """The redacted argv is cached per command line: the second and later events (past the dedup
+    window, in other pipelines) are still redacted, another command line is not
+    answered from the first one's entry, and the cache holds no unredacted argument."""
+    from sensor import pipeline as pipeline_mod
+
+    argv = ["mysql", "--password=hunter2-cached-secret", "-h", "db"]
+    outs = [
+        p.handle(ExecRecord(hdr(t=100.0 + 5 * i), "/usr/bin/mysql", list(argv), False, 6, "bash"))
+        for i, p in enumerate([pipeline(), pipeline(), pipeline()])
+    ]
+    assert all(o is not None and o.event.detail.argv == ["mysql", "--password=[REDACTED]", "-h", "db"] for o in outs)
+    other = pipeline().handle(
+        ExecRecord(hdr(), "/usr/bin/mysql", ["mysql", "-h", "hunter2-cached-secret"], False, 6, "x")
+    )
+    assert other is not None and other.event.detail.argv == ["mysql", "-h", "hunter2-cached-secret"]
+    assert not any(
+        "hunter2-cached-secret" in arg for v in pipeline_mod._argv_cache.values() for arg in v if "--password" in arg
+    )
+    assert "hunter2-cached-secret" not in repr(list(pipeline_mod._argv_cache.keys()))
+
+
 def test_unknown_cgroup_is_keyed_by_node_and_cgroup() -> None:
     p = pipeline()
     out = p.handle(OpenRecord(hdr(cg=9), "/etc/hosts", 0, True))
