@@ -62,6 +62,20 @@ class _Event:
     message: _Message
 
 
+class _Sink:
+    """A stage's output topic: keeps what was sent."""
+
+    def __init__(self, name: str, sent: list[tuple[str, bytes, bytes]]) -> None:
+        self.name, self.sent = name, sent
+
+    async def send(self, key: bytes, value: bytes, headers: Any = None) -> asyncio.Future[None]:
+        self.sent.append((self.name, key, value))
+        # What Faust's send returns: the delivery's future, which the harness awaits per batch.
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
+
+
 def _build(stage_name: str) -> tuple[Any, Any, list[tuple[str, bytes, bytes]]]:
     """The stage as `services.<stage>.app.build` makes it, with dict tables and recording sinks."""
     import importlib
@@ -87,9 +101,7 @@ def _build(stage_name: str) -> tuple[Any, Any, list[tuple[str, bytes, bytes]]]:
             real_table,
             real_global,
         )
-    # What the stage hands to its producer (librdkafka) is kept; no producer is made, so the
-    # batch has no deliveries to wait for.
-    stage._produce = lambda topic, key, value, headers, item: sent.append((topic, key, value))
+    stage._topics = {name: _Sink(name, sent) for name in stage._topics}
     stage._track_lag = lambda message: None  # the consumer is not running
     return stage, captured["handler"], sent
 

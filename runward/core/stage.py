@@ -8,9 +8,7 @@ publish. Everything Kafka- and store-shaped stays here.
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
-import inspect
 import json
 import logging
 import os
@@ -21,7 +19,7 @@ import time
 import urllib.parse
 import urllib.request
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,17 +27,14 @@ from typing import Any, Generic, TypeVar, cast
 
 import faust
 from aiokafka.abc import AbstractTokenProvider
-from confluent_kafka import KafkaError, Message, Producer
 from faust.streams import _current_event
-from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types.auth import CredentialsT
-from mode.services import WaitResults
 from pydantic import BaseModel
 
 from runward.core.codec import RejectedRecord, decode, encode, encode_for, sanitise
 from runward.core.config import Settings
 from runward.core.contracts import AttackStory, SourceRef, utcnow
-from runward.core.kafka import dead_letter_record, producer_config
+from runward.core.kafka import dead_letter_record
 from runward.core.metrics import StageMetrics, serve_metrics
 from runward.core.store import Store
 from runward.core.topics import DEAD_LETTER, Topic
@@ -64,12 +59,6 @@ SESSION_TIMEOUT_S = 10.0
 REBALANCE_TIMEOUT_S = 5.0
 # A batch hands the event loop back this often, so heartbeats, fetches and timers keep running.
 YIELD_EVERY_S = 0.05
-# Outputs and dead letters go through librdkafka (a stage's changelogs through Faust's producer).
-# A batch's outputs leave in a few produce requests (linger), and the batch waits for the broker's
-# acknowledgements in slices of this many seconds until every one is in (or failed: after
-# librdkafka's message timeout, the output's record is dead-lettered).
-OUTPUT_LINGER_MS = 5
-OUTPUT_FLUSH_SLICE_S = 1.0
 
 R = TypeVar("R", bound=BaseModel)
 M = TypeVar("M", bound=BaseModel)
@@ -122,7 +111,7 @@ class _Out:
     key: bytes
     value: bytes | None
     latest_of: str | None
-    headers: list[tuple[str, str | bytes | None]]
+    headers: list[tuple[str, bytes]]
     record: Any = None
     finish: Callable[[Any], Any] | None = None
 
@@ -154,84 +143,6 @@ def route_table_writes(event: Any) -> None:
     (found by tracing every offset each stage handled against the topics).
     """
     _current_event.set(weakref.ref(event))
-
-
-class _Resumed:
-    """An awaitable that finishes a coroutine already run up to its first suspension."""
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, pending = self._coro, self._pending
-        while True:
-            try:
-                sent = yield pending
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # a cancellation: the coroutine gets it where it waits
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-
-class _Consumer(AIOKafkaConsumer):
-    """Faust's aiokafka consumer, delivering a fetched record without four tasks per record.
-
-    Faust hands each fetched record to the streams with `wait_first(deliver(record),
-    suspend_flow.wait())`, so a rebalance can abandon a delivery blocked on a full stream buffer.
-    `wait_first` makes a task for each of those and for the consumer's stopped and crashed
-    events, and cancels three of them: about a tenth of a stage's CPU under a flood, for a
-    delivery that almost never blocks. Here the delivery runs at once; only one that blocks goes
-    the way Faust's does (raced against the suspension), as does every delivery while the flow
-    is suspended or the consumer stopping.
-    """
-
-    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
-        if (
-            len(coros) == 2
-            and timeout is None
-            and inspect.iscoroutine(coros[0])
-            and self._waits_for_suspension(coros[1])
-            and not (self.suspend_flow.is_set() or self._stopped.is_set() or self._crashed.is_set())
-        ):
-            deliver, suspension = coros
-            try:
-                pending = deliver.send(None)
-            except StopIteration as done:
-                suspension.close()
-                return WaitResults([deliver], [done.value], False)
-            except BaseException:
-                suspension.close()
-                raise
-            return await super().wait_first(_Resumed(deliver, pending), suspension)
-        return await super().wait_first(*coros, timeout=timeout)
-
-    def _waits_for_suspension(self, coro: Any) -> bool:
-        return (
-            inspect.iscoroutine(coro)
-            and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
-            and coro.cr_frame is not None
-            and coro.cr_frame.f_locals.get("self") is self.suspend_flow
-        )
-
-
-class _App(faust.App):
-    """A Faust app whose Kafka consumer is `_Consumer`."""
-
-    def _new_consumer(self) -> Any:
-        transport = self.transport
-        if transport.Consumer is AIOKafkaConsumer:
-            transport.Consumer = _Consumer  # type: ignore[misc] # this app's transport only
-        return super()._new_consumer()
 
 
 def _superseded(done: Sequence[_Done]) -> frozenset[tuple[int, int]]:
@@ -548,7 +459,7 @@ class Stage:
     ) -> None:
         self.name = name
         self.config = config
-        self.app = _App(
+        self.app = faust.App(
             f"runward-{name}",
             broker=f"kafka://{self.config.kafka}",
             broker_credentials=broker_credentials(self.config),
@@ -573,8 +484,12 @@ class Stage:
         )
         self.inputs = {t.name: t for t in inputs}
         self._source = self.app.topic(*self.inputs, key_serializer="raw", value_serializer="raw")
-        # What the stage publishes (through librdkafka, see `_produce`); the runward broker creates them.
-        self.outputs = {t.name: t for t in [*outputs, DEAD_LETTER]}
+        self._topics = {
+            t.name: self.app.topic(
+                t.name, key_serializer="raw", value_serializer="raw", partitions=self.config.partitions
+            )
+            for t in [*outputs, DEAD_LETTER]
+        }
         # Records finished in this batch, by identity: the version a batch stores and the one it
         # publishes are the same record, finished once.
         self._finished: dict[int, Any] = {}
@@ -582,11 +497,8 @@ class Stage:
         self._writes = _StoreWrites()
         self._model_tables: list[ModelTable[Any]] = []
         self._tables: list[_Confirmed] = []
-        # The producer of outputs and dead letters; made at the first send (in the worker's process).
-        self._producer: Producer | None = None
-        # Outputs and dead letters the broker refused, from the producer's delivery reports:
-        # (the handled record, or None for a dead letter or a `publish`, topic, error).
-        self._refused: list[tuple[_Done | None, str, str]] = []
+        # A batch's outputs and dead letters handed to the producer, awaited before its offsets can commit.
+        self._unconfirmed: list[tuple[_Done | None, str, Any]] = []
         self.metrics = StageMetrics(name)
         self._store: Store | None = None
         self.app.timer(HEARTBEAT_S)(self._heartbeat)
@@ -650,7 +562,6 @@ class Stage:
         """
         done: list[_Done] = []
         deferred: set[str | None] = set()  # keys with a record waiting for the store write
-        self._count_in(events)
         yielded = time.monotonic()
         for event in events:
             route_table_writes(event)  # table writes go to this record's partition
@@ -685,14 +596,6 @@ class Stage:
         if done:
             self._counters.last_record_at = utcnow()
 
-    def _count_in(self, events: Sequence[Any]) -> None:
-        """Per batch, not per record: the records in per topic, the lag after each partition's last record."""
-        newest: dict[Any, Any] = {event.message.tp: event.message for event in events}
-        for message in newest.values():
-            self._track_lag(message)
-        for topic, count in collections.Counter(event.message.topic for event in events).items():
-            self.metrics.received(topic, count)
-
     async def _confirm(self) -> None:
         """Wait until the batch's changelog records, outputs and dead letters are on the broker.
 
@@ -700,81 +603,35 @@ class Stage:
         leaves state that the committed offsets would not match: the stage exits at once,
         before Faust can commit, and its supervisor restarts it from the last committed offset.
         """
-        # The outputs are acknowledged (librdkafka, in a thread) while the changelogs are.
-        outputs = asyncio.ensure_future(self._flush_outputs())
-        try:
-            changed = {id(table): table.take_unconfirmed() for table in self._tables}
-            await _changelog_durable(self.name, [fut for futs in changed.values() for fut in futs])
-            markers = [
-                fut
-                for table in self._tables
-                for fut in table.mark_ends(
-                    {f.message.partition for f in changed[id(table)]} if changed[id(table)] else set()
-                )
-            ]
-            await _changelog_durable(self.name, markers)
-        finally:
-            await outputs
-        while self._refused:
-            refused, self._refused = self._refused, []
-            for item, topic, error in refused:
+        changed = {id(table): table.take_unconfirmed() for table in self._tables}
+        await _changelog_durable(self.name, [fut for futs in changed.values() for fut in futs])
+        markers = [
+            fut
+            for table in self._tables
+            for fut in table.mark_ends(
+                {f.message.partition for f in changed[id(table)]} if changed[id(table)] else set()
+            )
+        ]
+        await _changelog_durable(self.name, markers)
+        while self._unconfirmed:
+            pending, self._unconfirmed = self._unconfirmed, []
+            outcomes = await asyncio.gather(*(fut for _, _, fut in pending), return_exceptions=True)
+            for (item, topic, _), outcome in zip(pending, outcomes, strict=True):
+                if not isinstance(outcome, BaseException):
+                    continue
                 if item is None or topic == DEAD_LETTER.name:
-                    log.error("%s: a %s record was not accepted by the broker: %s", self.name, topic, error)
+                    log.error("%s: a dead letter was not accepted by the broker: %s", self.name, outcome)
                     continue
                 if not item.failed:
-                    reason = f"its {topic} output was not accepted by the broker ({error})"
+                    reason = f"its {topic} output was not accepted by the broker ({type(outcome).__name__}: {outcome})"
                     await self.dead_letter(item.source, item.key, item.payload, reason, item)
-            await self._flush_outputs()  # the dead letters of the refused outputs
-
-    async def _flush_outputs(self) -> None:
-        """Wait until every output and dead letter handed to the producer is acknowledged or refused."""
-        producer = self._producer
-        if producer is None or len(producer) == 0:
-            return
-        while await asyncio.to_thread(producer.flush, OUTPUT_FLUSH_SLICE_S):
-            pass  # still in flight: librdkafka reports each record by its message timeout at the latest
-
-    def _output_producer(self) -> Producer:
-        if self._producer is None:
-            self._producer = Producer(
-                producer_config(
-                    self.config,
-                    f"runward-{self.name}",
-                    {"linger.ms": OUTPUT_LINGER_MS, "error_cb": self._kafka_error},
-                )
-            )
-        return self._producer
-
-    def _kafka_error(self, error: KafkaError) -> None:
-        log.warning("%s: kafka producer: %s", self.name, error)
-
-    def _produce(
-        self,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        headers: list[tuple[str, str | bytes | None]] | None,
-        item: _Done | None,
-    ) -> None:
-        """Hand a record to the producer; a refusal is reported to `_refused` (see `_confirm`)."""
-        producer = self._output_producer()
-        refused = self._refused
-
-        def delivered(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                refused.append((item, topic, f"KafkaError: {error.str()}"))
-
-        try:
-            producer.produce(topic, value=value, key=key, headers=headers, on_delivery=delivered)
-        except BufferError:
-            # The local queue is full (a huge batch): serve delivery reports, then once more.
-            producer.flush(OUTPUT_FLUSH_SLICE_S)
-            producer.produce(topic, value=value, key=key, headers=headers, on_delivery=delivered)
 
     async def _handle_one(self, handler: Handler, event: Any) -> _Done | None:
         message = event.message
         source = SourceRef(topic=message.topic, partition=message.partition, offset=message.offset)
         key = message.key.decode(errors="replace") if message.key else None
+        self._track_lag(message)
+        self.metrics.received(message.topic)
         self._writes.begin()
         try:
             record = decode(self.inputs[message.topic], message.value)
@@ -794,7 +651,7 @@ class Stage:
         return _Done(index, source, key, message.value, encoded, stores)
 
     def _encode(self, out: Output[Any]) -> _Out:
-        headers: list[tuple[str, str | bytes | None]] = [(name, value.encode()) for name, value in out.headers]
+        headers = [(name, value.encode()) for name, value in out.headers]
         if out.latest_of is not None and out.finish is not None:
             return _Out(out.topic, out.key.encode(), None, out.latest_of, headers, out.record, out.finish)
         record = out.finish(out.record) if out.finish is not None else out.record
@@ -837,12 +694,13 @@ class Stage:
                 await self.dead_letter(item.source, item.key, item.payload, reason, item)
                 return
             try:
-                self._produce(topic, out.key, value, out.headers or None, item)
+                fut = await self._topics[topic].send(key=out.key, value=value, headers=out.headers or None)
             except Exception as exc:
                 log.exception("%s: publishing to %s failed", self.name, topic)
                 reason = f"its {topic} output could not be published ({type(exc).__name__}: {exc})"
                 await self.dead_letter(item.source, item.key, item.payload, reason, item)
                 return
+            self._unconfirmed.append((item, topic, fut))
             self.metrics.published(topic)
 
     def _finish(self, record: Any, finish: Callable[[Any], Any]) -> Any:
@@ -853,7 +711,7 @@ class Stage:
 
     async def publish(self, out: Output[Any]) -> None:
         # Checked here too: a handler's outputs are typed Any, so mypy cannot see a wrong record.
-        self._produce(out.topic.name, out.key.encode(), encode_for(out.topic, out.record), None, None)
+        await self._topics[out.topic.name].send(key=out.key.encode(), value=encode_for(out.topic, out.record))
         self.metrics.published(out.topic.name)
 
     async def dead_letter(
@@ -867,7 +725,8 @@ class Stage:
         self._counters.dead_letters += 1
         self.metrics.dead_lettered()
         try:
-            self._produce(DEAD_LETTER.name, self.name.encode(), encode(letter), None, None)
+            fut = await self._topics[DEAD_LETTER.name].send(key=self.name.encode(), value=encode(letter))
+            self._unconfirmed.append((None, DEAD_LETTER.name, fut))
             await asyncio.to_thread(self.store.put_dead_letter, letter)
         except Exception:
             # Nothing left to hand the record to: say so loudly, but keep the stage running.
@@ -921,8 +780,6 @@ class Stage:
             worker = _Worker(self.app, loglevel="info", quiet=True)
             worker.execute_from_commandline()
         finally:
-            if self._producer is not None:  # a timer's `publish` since the last batch
-                self._producer.flush(STOP_GRACE_S / 2)
             running.unlink(missing_ok=True)
 
 
