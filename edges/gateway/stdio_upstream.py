@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 SESSION_HEADER = "mcp-session-id"
 MAX_LINE = 64 * 1024 * 1024
+# Each session is a server process on the host, outside the agent's jail: an agent that opens
+# sessions without end must not be able to fill the host with them.
+MAX_SESSIONS = 16
 ANSWER_TIMEOUT_S = 120.0
 STOP_GRACE_S = 1.5
 METHOD_NOT_FOUND, INTERNAL_ERROR = -32601, -32603
@@ -113,6 +116,7 @@ class StdioUpstream:
         env: Mapping[str, str] | None = None,
         stderr: IO[Any] | int | None = None,
         answer_timeout_s: float = ANSWER_TIMEOUT_S,
+        max_sessions: int = MAX_SESSIONS,
     ) -> None:
         if not command:
             raise ValueError("the MCP server has no command")
@@ -120,6 +124,7 @@ class StdioUpstream:
         self.env = dict(env) if env is not None else None
         self.stderr = stderr
         self.answer_timeout_s = answer_timeout_s
+        self.max_sessions = max_sessions
         self.servers: dict[str, _Server] = {}
         self.app = Starlette(routes=[Route("/mcp", self.handle, methods=["POST", "GET", "DELETE"])])
 
@@ -138,10 +143,10 @@ class StdioUpstream:
             return _error(None, 400, "the request body is not JSON")
         batch = message if isinstance(message, list) else [message]
         if session_id is None:
-            if not any(isinstance(m, dict) and m.get("method") == "initialize" for m in batch):
-                return _error(None, 400, "no Mcp-Session-Id: the first request of a session is `initialize`")
-            session_id = secrets.token_hex(16)
-            self.servers[session_id] = await self._start()
+            opened = await self._open(batch)
+            if isinstance(opened, Response):
+                return opened
+            session_id = opened
         server = self.servers.get(session_id)
         if server is None:
             return _error(None, 404, "unknown session: initialize again")
@@ -168,6 +173,20 @@ class StdioUpstream:
             return _error(None, 502, f"the MCP server did not answer: {why}", headers)
         body = answers if isinstance(message, list) else answers[0]
         return JSONResponse(body, headers=headers)
+
+    async def _open(self, batch: list[Any]) -> str | Response:
+        """A new session with a server process of its own, or the error that says why not."""
+        if not any(isinstance(m, dict) and m.get("method") == "initialize" for m in batch):
+            return _error(None, 400, "no Mcp-Session-Id: the first request of a session is `initialize`")
+        for ended in [sid for sid, s in self.servers.items() if s.process.returncode is not None]:
+            self.servers.pop(ended)
+        if len(self.servers) >= self.max_sessions:
+            return _error(
+                None, 503, f"{len(self.servers)} sessions are open, the most one agent may hold: end one (DELETE)"
+            )
+        session_id = secrets.token_hex(16)
+        self.servers[session_id] = await self._start()
+        return session_id
 
     async def _start(self) -> _Server:
         process = await asyncio.create_subprocess_exec(

@@ -114,3 +114,36 @@ def test_a_server_that_is_not_there_is_an_error_before_anything_runs() -> None:
         HostedGateways([McpServer.parse(SERVER)], D, "192.0.2.1", ListSink()),
     ):
         pass
+
+
+def test_an_agent_cannot_open_server_processes_without_end() -> None:
+    """Each session is a server process on the host, outside the jail: their number is bounded."""
+    from edges.gateway.stdio_upstream import StdioUpstream
+
+    upstream = StdioUpstream([SERVER.partition("=")[2]], max_sessions=2)
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+
+    async def agent() -> list[tuple[int, str | None, str]]:
+        seen: list[tuple[int, str | None, str]] = []
+        transport = httpx.ASGITransport(app=upstream.app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://upstream", timeout=30) as client:
+                for _ in range(3):
+                    answer = await client.post("/mcp", json=init)
+                    seen.append((answer.status_code, answer.headers.get("mcp-session-id"), answer.text))
+                assert (await client.delete("/mcp", headers={"mcp-session-id": seen[0][1] or ""})).status_code == 200
+                answer = await client.post("/mcp", json=init)  # a session ended: room for one more
+                seen.append((answer.status_code, answer.headers.get("mcp-session-id"), answer.text))
+        finally:
+            await upstream.aclose()
+        return seen
+
+    seen = anyio.run(agent)
+    assert [status for status, _, _ in seen] == [200, 200, 503, 200]
+    assert "2 sessions are open" in seen[2][2] and seen[2][1] is None
+    assert not upstream.servers
