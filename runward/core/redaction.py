@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from re import _constants as _sre  # type: ignore[attr-defined]
 from re import _parser as _sre_parse  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 REDACTED = "[REDACTED]"
 
@@ -412,59 +412,68 @@ def _redact(text: str, prefilter: bool) -> tuple[str, list[str]]:
             return text, sorted(set(found))
 
 
-class _Memo:
-    """Redacted texts by a keyed digest of the original: prompts repeat (system prompts, a chat's
-    history re-sent on every turn) and the long ones cost milliseconds to scan.
+V = TypeVar("V")
 
-    It holds no unredacted text, not even as a key: the key is a BLAKE2b digest keyed with a
+
+class DigestMemo(Generic[V]):
+    """Results of a costly pure function of a text (redaction, an injection verdict) by a keyed
+    digest of the text: prompts repeat (system prompts, a chat's history re-sent on every turn)
+    and a long one costs milliseconds to scan.
+
+    It holds no text it was given, not even as a key: the key is a BLAKE2b digest keyed with a
     random per-process secret (so a digest cannot be checked against guessed secrets off this
-    process), the value the redacted text. Bounded in entries and characters; least recently
-    used first out. Thread-safe: the edges redact from threads.
+    process), and a value must hold no unredacted text (redacted text, a verdict). Bounded in
+    entries and in the summed `size` of the values; least recently used first out. Thread-safe:
+    the edges redact from threads.
     """
 
-    def __init__(self, max_entries: int = 4096, max_chars: int = 4_000_000) -> None:
-        self.max_entries, self.max_chars = max_entries, max_chars
+    def __init__(self, max_entries: int, max_size: int, size: Callable[[V], int] = lambda _: 1) -> None:
+        self.max_entries, self.max_size, self._size_of = max_entries, max_size, size
         self._key = os.urandom(hashlib.blake2b.MAX_KEY_SIZE)
-        self._items: OrderedDict[bytes, tuple[str, tuple[str, ...]]] = OrderedDict()
-        self._chars = 0
+        self._items: OrderedDict[bytes, V] = OrderedDict()
+        self._size = 0
         self._lock = threading.Lock()
 
-    def digest(self, text: str) -> bytes:
-        # surrogatepass: a lone surrogate encodes to its own bytes, so distinct texts never share a key.
-        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=32, key=self._key).digest()
+    def digest(self, text: str, context: str = "") -> bytes:
+        """The key of `text` (with a `context` the result also depends on, such as the agent)."""
+        # surrogatepass: a lone surrogate encodes to its own bytes, so distinct texts never share a
+        # key; the text's length first, so no two (text, context) pairs do.
+        data = text.encode("utf-8", "surrogatepass")
+        data = len(data).to_bytes(8, "big") + data + context.encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(data, digest_size=32, key=self._key).digest()
 
-    def get(self, digest: bytes) -> tuple[str, list[str]] | None:
+    def get(self, digest: bytes) -> V | None:
         with self._lock:
             hit = self._items.get(digest)
-            if hit is None:
-                return None
-            self._items.move_to_end(digest)
-        return hit[0], list(hit[1])
+            if hit is not None:
+                self._items.move_to_end(digest)
+            return hit
 
-    def put(self, digest: bytes, redacted: str, kinds: list[str]) -> None:
-        if len(redacted) > self.max_chars // 16:
-            return  # one huge text would evict everything else
+    def put(self, digest: bytes, value: V) -> None:
+        size = self._size_of(value)
+        if size > self.max_size // 16 or not self.max_entries:
+            return  # one huge value would evict everything else
         with self._lock:
             if digest in self._items:
                 return
-            self._items[digest] = (redacted, tuple(kinds))
-            self._chars += len(redacted)
-            while len(self._items) > self.max_entries or self._chars > self.max_chars:
-                _, (old, _) = self._items.popitem(last=False)
-                self._chars -= len(old)
+            self._items[digest] = value
+            self._size += size
+            while len(self._items) > self.max_entries or self._size > self.max_size:
+                _, old = self._items.popitem(last=False)
+                self._size -= self._size_of(old)
 
-    def values(self) -> list[str]:
-        """What the memo holds besides digests (for the test that it is only redacted text)."""
+    def values(self) -> list[V]:
+        """What the memo holds besides digests (for the tests that it keeps no unredacted text)."""
         with self._lock:
-            return [redacted for redacted, _ in self._items.values()]
+            return list(self._items.values())
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-            self._chars = 0
+            self._size = 0
 
 
-_MEMO = _Memo()
+_MEMO: DigestMemo[tuple[str, tuple[str, ...]]] = DigestMemo(4096, 4_000_000, lambda v: len(v[0]))
 
 
 def redact_text(text: str) -> tuple[str, list[str]]:
@@ -472,9 +481,9 @@ def redact_text(text: str) -> tuple[str, list[str]]:
     digest = _MEMO.digest(text)
     hit = _MEMO.get(digest)
     if hit is not None:
-        return hit
+        return hit[0], list(hit[1])
     redacted, found = _redact(text, prefilter=True)
-    _MEMO.put(digest, redacted, found)
+    _MEMO.put(digest, (redacted, tuple(found)))
     return redacted, found
 
 

@@ -158,13 +158,15 @@ def test_the_memo_holds_only_digests_and_redacted_text() -> None:
 
 
 def test_the_memo_is_bounded() -> None:
-    memo = redaction._Memo(max_entries=8, max_chars=1000)
+    memo: redaction.DigestMemo[str] = redaction.DigestMemo(8, 1000, len)
     for n in range(50):
-        memo.put(memo.digest(str(n)), f"r{n}", [])
-    assert len(memo.values()) == 8 and memo.get(memo.digest("49")) == ("r49", [])
+        memo.put(memo.digest(str(n)), f"r{n}")
+    assert len(memo.values()) == 8 and memo.get(memo.digest("49")) == "r49"
     assert memo.get(memo.digest("0")) is None
-    memo.put(memo.digest("big"), "x" * 900, [])  # over a 16th of the budget: not kept
+    memo.put(memo.digest("big"), "x" * 900)  # over a 16th of the budget: not kept
     assert memo.get(memo.digest("big")) is None
     for n in range(8):
-        memo.put(memo.digest(f"w{n}"), "y" * 60, [])
+        memo.put(memo.digest(f"w{n}"), "y" * 60)
     assert sum(map(len, memo.values())) <= 1000
+    # The context is part of the key, and no (text, context) split shares one.
+    assert len({memo.digest("ab", "c"), memo.digest("a", "bc"), memo.digest("ab"), memo.digest("abc")}) == 4
