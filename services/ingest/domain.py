@@ -98,19 +98,16 @@ def trust_time(event: EnrichedEvent, received_at: datetime, max_skew: timedelta)
     A sender's clock is evidence, not authority: a backdated event would otherwise join a finished
     baseline without a signal, and a year-0001 first event would complete an observation window
     at once. A time without a zone cannot be compared with anything, so it is refused.
+
+    The event is one ingest has just built for this record: it is stamped in place, not copied
+    (a copy per event was a tenth of a file open's enrichment).
     """
     claimed = event.ts
     require_zone(claimed)
-    if abs(claimed - received_at) <= max_skew:
-        return event.model_copy(update={"received_at": received_at})
-    return event.model_copy(
-        update={
-            "ts": received_at,
-            "received_at": received_at,
-            "claimed_ts": claimed,
-            "flags": [*event.flags, "clock_skew"],
-        }
-    )
+    event.received_at = received_at
+    if abs(claimed - received_at) > max_skew:
+        event.ts, event.claimed_ts, event.flags = received_at, claimed, [*event.flags, "clock_skew"]
+    return event
 
 
 # --- Kubernetes objects ---------------------------------------------------------------------
