@@ -17,6 +17,11 @@ Three layers, applied in this order:
 Deliberately kept (see tests/unit/test_redaction_corpus.py): hexadecimal strings (sha256 image
 digests, git SHAs, OTel trace/span ids are evidence, not secrets; a hex secret is caught by its
 key or flag instead), UUIDs, paths, hostnames, ordinary words and identifiers.
+
+Speed without skipping a secret (tests/unit/test_redaction_prefilter.py): a step runs only on a
+text that can hold its pattern's match (as long as its shortest match, with a literal of each
+group its parsed pattern needs), and results are memoised by a keyed digest of the text, never
+the text itself (DigestMemo).
 """
 
 from __future__ import annotations
