@@ -472,12 +472,13 @@ def scan_injection(
         return [], None
     flags: dict[str, None] = {}
     best, where, obfuscations, repeated = 0.0, [], set[str](), 0
-    conversation = _conversation(event)
+    conversation = None  # found only for a flagged text: most are not
     for origin, text in texts:
         verdict = guard.assess(text, agent)
         best = max(best, verdict.score)
-        seen_key = f"injection:{agent}:{conversation}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
         if verdict.flagged and registry is not None:
+            conversation = conversation or _conversation(event)
+            seen_key = f"injection:{agent}:{conversation}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
             if registry.get(seen_key):
                 repeated += 1
                 continue

@@ -241,7 +241,8 @@ def _decoded_segments(text: str) -> list[tuple[str, str]]:
         if decoded != text:
             found.append(("url_encoding", decoded))
     rot = codecs.decode(text, "rot13")
-    if _english_words(rot) >= 3 and _english_words(rot) > 2 * _english_words(text):
+    words = _english_words(rot)
+    if words >= 3 and words > 2 * _english_words(text):
         found.append(("rot13", rot))
     return found
 
