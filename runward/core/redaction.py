@@ -17,17 +17,28 @@ Three layers, applied in this order:
 Deliberately kept (see tests/unit/test_redaction_corpus.py): hexadecimal strings (sha256 image
 digests, git SHAs, OTel trace/span ids are evidence, not secrets; a hex secret is caught by its
 key or flag instead), UUIDs, paths, hostnames, ordinary words and identifiers.
+
+Speed without skipping a secret (tests/unit/test_redaction_prefilter.py): a step runs only on a
+text that can hold its pattern's match (as long as its shortest match, with a literal of each
+group its parsed pattern needs), and results are memoised by a keyed digest of the text, never
+the text itself (DigestMemo).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import math
+import os
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from re import _constants as _sre  # type: ignore[attr-defined]
+from re import _parser as _sre_parse  # type: ignore[attr-defined]
+from typing import Any, Generic, TypeVar
 
 REDACTED = "[REDACTED]"
 
@@ -56,6 +67,127 @@ def secret_name(name: str) -> bool:
     return bool(
         re.search(r"(?:^|_)(?:api_key|access_key|secret_key|private_key|client_secret|auth_token)(?:_|$)", joined)
     )
+
+
+@dataclass(frozen=True)
+class _Needs:
+    """What a text must hold for a pattern to match anywhere in it, checked before the pattern
+    runs: at least `min_len` characters and, for each group, one of its literals. A necessary
+    condition derived from the parsed pattern (never a sufficient one), so skipping a pattern
+    whose needs fail cannot skip a secret; each pattern still runs alone, with its own
+    literal-prefix search (one combined alternation was slower)."""
+
+    min_len: int
+    groups: tuple[tuple[str, ...], ...]
+    folded: bool  # the pattern ignores case somewhere: lower-case literals, looked up in `_lowered(text)`
+    cased: bool = False  # changes only text with an upper-case letter (one that lowering changes)
+
+    def may_match(self, text: str, lowered: str) -> bool:
+        if len(text) < self.min_len or (self.cased and lowered == text):
+            return False
+        if self.folded:
+            text = lowered
+        for group in self.groups:
+            for literal in group:
+                if literal in text:
+                    break
+            else:
+                return False
+        return True
+
+
+_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)
+
+
+def _literal_groups(items: Any) -> list[frozenset[str]]:
+    """Groups of literals a match of this parsed (sub)pattern contains, one of each group."""
+    groups: list[frozenset[str]] = []
+    run: list[str] = []
+    for op, av in items:
+        if op is _sre.LITERAL:
+            run.append(chr(av))
+            continue
+        if op is _sre.AT:  # zero width (^, \b): the characters around it are still adjacent
+            continue
+        if run:
+            groups.append(frozenset({"".join(run)}))
+            run = []
+        if op is _sre.SUBPATTERN:
+            groups += _literal_groups(av[3])
+        elif op is _sre.ATOMIC_GROUP:
+            groups += _literal_groups(av)
+        elif op in _REPEATS and av[0] >= 1:
+            groups += _literal_groups(av[2])
+        elif op is _sre.BRANCH:
+            options = [_best(_literal_groups(branch)) for branch in av[1]]
+            known = [option for option in options if option is not None]
+            if len(known) == len(options):  # each branch pins a literal: the match holds one of them
+                groups.append(frozenset().union(*known))
+        elif op is _sre.IN and all(item is _sre.LITERAL for item, _ in av):  # [:=]: one of these
+            groups.append(frozenset(chr(c) for _, c in av))
+        # Anything else (a range or category, a negated literal, a lookaround, `.`) pins no literal.
+    if run:
+        groups.append(frozenset({"".join(run)}))
+    return groups
+
+
+def _rank(group: frozenset[str]) -> tuple[int, int]:
+    return -min(len(literal) for literal in group), len(group)  # longer, fewer literals first
+
+
+def _best(groups: list[frozenset[str]]) -> frozenset[str] | None:
+    return min(groups, key=_rank) if groups else None
+
+
+def _needs(pattern: re.Pattern[str], also: Iterable[frozenset[str]] = ()) -> _Needs:
+    """The pattern's needs; `also`: groups of literals known to be needed otherwise (folded)."""
+    parsed = _sre_parse.parse(pattern.pattern, pattern.flags)
+    groups = [*_literal_groups(parsed), *also]
+    folded = (
+        bool(also)
+        or bool(parsed.state.flags & re.IGNORECASE)
+        or any(op is _sre.SUBPATTERN and av[1] & re.IGNORECASE for op, av in _walk(parsed))
+    )
+    if folded:  # re matches non-ASCII letters to ASCII ones only where _lowered folds them too
+        groups = [frozenset(g.lower() for g in group) for group in groups if all(g.isascii() for g in group)]
+    best = sorted({_minimal(group) for group in groups}, key=_rank)[:2]  # a third prunes next to nothing
+    return _Needs(int(parsed.getwidth()[0]), tuple(tuple(sorted(g)) for g in best), folded)
+
+
+def _minimal(group: frozenset[str]) -> frozenset[str]:
+    """The group without literals that hold another of it ("password" holds "pass"): same test, fewer scans."""
+    return frozenset(a for a in group if not any(b != a and b in a for b in group))
+
+
+# The only characters outside ASCII that re's IGNORECASE matches to ASCII ones (İ ı ſ K), and
+# U+0130 is also the only one whose str.lower() is two characters: mapped first, the lowered
+# text holds every ASCII literal an IGNORECASE pattern can match, at the same place.
+_RE_FOLDS = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
+_RE_FOLD_TABLE = str.maketrans(_RE_FOLDS)
+
+
+def _lowered(text: str) -> str:
+    if not text.isascii() and any(c in text for c in _RE_FOLDS):
+        text = text.translate(_RE_FOLD_TABLE)
+    return text.lower()
+
+
+def _walk(items: Any) -> Iterable[tuple[Any, Any]]:
+    for op, av in items:
+        yield op, av
+        if op is _sre.SUBPATTERN:
+            yield from _walk(av[3])
+        elif op is _sre.ATOMIC_GROUP or op in (_sre.ASSERT, _sre.ASSERT_NOT):
+            yield from _walk(av if op is _sre.ATOMIC_GROUP else av[1])
+        elif op in _REPEATS:
+            yield from _walk(av[2])
+        elif op is _sre.BRANCH:
+            for branch in av[1]:
+                yield from _walk(branch)
+        elif op is _sre.GROUPREF_EXISTS:
+            yield from _walk(av[1])
+            if av[2] is not None:
+                yield from _walk(av[2])
 
 
 @dataclass(frozen=True)
@@ -175,10 +307,6 @@ def high_entropy(word: str) -> bool:
     return entropy >= ENTROPY_BITS
 
 
-def _sub(pattern: re.Pattern[str], text: str, repl: Callable[[re.Match[str]], str]) -> tuple[str, int]:
-    return pattern.subn(repl, text)
-
-
 def _trimmed(match: re.Match[str], group: int) -> str:
     """Replace the secret but keep the delimiters a rule matched around it (spaces, quotes, =)."""
     whole, start, end = match.group(0), match.start(group) - match.start(0), match.end(group) - match.start(0)
@@ -220,28 +348,148 @@ def _redact_assignments(text: str) -> str:
     return "".join(out) + text[last:] if out else text
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One redaction step: `apply` changes only what `pattern` matches, so `needs` (the pattern's)
+    tells which texts it cannot change."""
+
+    kind: str
+    pattern: re.Pattern[str]
+    apply: Callable[[str], str]
+    needs: _Needs
+
+
+def _step(kind: str, pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str]) -> _Step:
+    return _Step(kind, pattern, functools.partial(pattern.sub, repl), _needs(pattern))
+
+
+# In this order: structure first, then the vendor formats, then high entropy.
+_STEPS: tuple[_Step, ...] = (
+    _step("private_key", _PRIVATE_KEY, lambda m: REDACTED),
+    _step("url_password", _URL_PASSWORD, lambda m: f"{m.group(1)}:{REDACTED}@"),
+    # An assignment is redacted only under a secret name (secret_name), and every such name holds
+    # a secret word (tests/unit/test_redaction_prefilter.py): one of them must be in the text.
+    _Step(
+        "assignment", _ASSIGNMENT, _redact_assignments, _needs(_ASSIGNMENT, [frozenset(_needs(_COMPOUND).groups[0])])
+    ),
+    _step("bearer", _BEARER, lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}"),
+    *(_step(rule.kind, rule.pattern, functools.partial(_trimmed, group=rule.group)) for rule in _VENDOR_RULES),
+    # high_entropy() wants an upper-case letter in the word.
+    _Step(
+        "high_entropy",
+        _CANDIDATE,
+        functools.partial(_CANDIDATE.sub, lambda m: REDACTED if high_entropy(m.group(0)) else m.group(0)),
+        dataclasses.replace(_needs(_CANDIDATE), cased=True),
+    ),
+)
+
+
+def redact_text_unfiltered(text: str) -> tuple[str, list[str]]:
+    """`redact_text` with every step run on every text, no memo: the reference the prefilter is
+    tested against (tests/unit/test_redaction_prefilter.py)."""
+    return _redact(text, prefilter=False)
+
+
+# The steps a text of each length can need (index, step), in order: a short text skips most
+# formats without a look at them.
+_LONGEST_NEED = max(step.needs.min_len for step in _STEPS)
+_BY_LENGTH = tuple(
+    tuple((i, step) for i, step in enumerate(_STEPS) if step.needs.min_len <= n) for n in range(_LONGEST_NEED + 1)
+)
+_ALL_STEPS = tuple(enumerate(_STEPS))
+
+
+def _redact(text: str, prefilter: bool) -> tuple[str, list[str]]:
+    found: list[str] = []
+    lowered = _lowered(text) if prefilter else ""
+    start = 0
+    while True:
+        steps = _BY_LENGTH[min(len(text), _LONGEST_NEED)] if prefilter else _ALL_STEPS
+        for index, step in steps:
+            if index < start or (prefilter and not step.needs.may_match(text, lowered)):
+                continue
+            new = step.apply(text)
+            if new != text:
+                found.append(step.kind)
+                text, start = new, index + 1
+                break  # go on with the new text's length and literals ("[REDACTED]" may bring some)
+        else:
+            return text, sorted(set(found))
+
+
+V = TypeVar("V")
+
+
+class DigestMemo(Generic[V]):
+    """Results of a costly pure function of a text (redaction, an injection verdict) by a keyed
+    digest of the text: prompts repeat (system prompts, a chat's history re-sent on every turn)
+    and a long one costs milliseconds to scan.
+
+    It holds no text it was given, not even as a key: the key is a BLAKE2b digest keyed with a
+    random per-process secret (so a digest cannot be checked against guessed secrets off this
+    process), and a value must hold no unredacted text (redacted text, a verdict). Bounded in
+    entries and in the summed `size` of the values; least recently used first out. Thread-safe:
+    the edges redact from threads.
+    """
+
+    def __init__(self, max_entries: int, max_size: int, size: Callable[[V], int] = lambda _: 1) -> None:
+        self.max_entries, self.max_size, self._size_of = max_entries, max_size, size
+        self._key = os.urandom(hashlib.blake2b.MAX_KEY_SIZE)
+        self._items: OrderedDict[bytes, V] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def digest(self, text: str, context: str = "") -> bytes:
+        """The key of `text` (with a `context` the result also depends on, such as the agent)."""
+        # surrogatepass: a lone surrogate encodes to its own bytes, so distinct texts never share a
+        # key; the text's length first, so no two (text, context) pairs do.
+        data = text.encode("utf-8", "surrogatepass")
+        data = len(data).to_bytes(8, "big") + data + context.encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(data, digest_size=32, key=self._key).digest()
+
+    def get(self, digest: bytes) -> V | None:
+        with self._lock:
+            hit = self._items.get(digest)
+            if hit is not None:
+                self._items.move_to_end(digest)
+            return hit
+
+    def put(self, digest: bytes, value: V) -> None:
+        size = self._size_of(value)
+        if size > self.max_size // 16 or not self.max_entries:
+            return  # one huge value would evict everything else
+        with self._lock:
+            if digest in self._items:
+                return
+            self._items[digest] = value
+            self._size += size
+            while len(self._items) > self.max_entries or self._size > self.max_size:
+                _, old = self._items.popitem(last=False)
+                self._size -= self._size_of(old)
+
+    def values(self) -> list[V]:
+        """What the memo holds besides digests (for the tests that it keeps no unredacted text)."""
+        with self._lock:
+            return list(self._items.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._size = 0
+
+
+_MEMO: DigestMemo[tuple[str, tuple[str, ...]]] = DigestMemo(4096, 4_000_000, lambda v: len(v[0]))
+
+
 def redact_text(text: str) -> tuple[str, list[str]]:
     """Return the text with secrets replaced, and the kinds of secret found."""
-    found: list[str] = []
-
-    def apply(kind: str, pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str]) -> None:
-        nonlocal text
-        new = pattern.sub(repl, text)
-        if new != text:
-            found.append(kind)
-            text = new
-
-    apply("private_key", _PRIVATE_KEY, lambda m: REDACTED)
-    apply("url_password", _URL_PASSWORD, lambda m: f"{m.group(1)}:{REDACTED}@")
-    redacted = _redact_assignments(text)
-    if redacted != text:
-        found.append("assignment")
-        text = redacted
-    apply("bearer", _BEARER, lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}")
-    for rule in _VENDOR_RULES:
-        apply(rule.kind, rule.pattern, functools.partial(_trimmed, group=rule.group))
-    apply("high_entropy", _CANDIDATE, lambda m: REDACTED if high_entropy(m.group(0)) else m.group(0))
-    return text, sorted(set(found))
+    digest = _MEMO.digest(text)
+    hit = _MEMO.get(digest)
+    if hit is not None:
+        return hit[0], list(hit[1])
+    redacted, found = _redact(text, prefilter=True)
+    _MEMO.put(digest, (redacted, tuple(found)))
+    return redacted, found
 
 
 def redact_value(value: Any) -> tuple[Any, list[str]]:

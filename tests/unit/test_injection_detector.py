@@ -209,3 +209,61 @@ def test_a_bad_allowlist_is_refused_with_the_file_named(tmp_path: Path) -> None:
     path.write_text("- a\n- b\n")
     with pytest.raises(ValueError, match=str(path)):
         Allowlist.load(path)
+
+
+# --- the verdict memo ------------------------------------------------------------------------------
+
+
+def test_remembered_verdicts_are_the_fresh_ones_per_text_agent_and_explanation(tmp_path: Path) -> None:
+    path = tmp_path / "allow.yaml"
+    path.write_text(f'"agents/bot":\n  - "{KNOWN}"\n')
+    guard = Detector(shipped_model(), Allowlist.load(path))
+    fresh = Detector(shipped_model(), Allowlist.load(path), memo=0)
+    cases = [
+        (text, agent, explain)
+        for text in (KNOWN, ATTACK, "hello")
+        for agent in (None, "agents/bot", "agents/other")
+        for explain in (True, False)
+    ]
+    for _ in range(2):  # the second round comes from the memo
+        for text, agent, explain in cases:
+            assert guard.assess(text, agent, explain) == fresh.assess(text, agent, explain), (text, agent, explain)
+    assert len(guard._memo.values()) == len(cases) and not fresh._memo.values()
+    assert guard.assess(KNOWN).flagged and not guard.assess(KNOWN, "agents/bot").flagged  # the allowlist is per agent
+    assert guard.assess(ATTACK).rules and not guard.assess(ATTACK, explain=False).rules
+
+
+def test_the_verdict_memo_holds_no_text() -> None:
+    """Keys are keyed digests; a verdict is a score, the shipped rules that explain it (constants)
+    and the names of the obfuscations undone."""
+    from services.ingest.injection import RULES
+    from services.ingest.injection.features import OBFUSCATIONS
+    from services.ingest.injection.rules import MODEL
+
+    guard = Detector(shipped_model())
+    prompt = f"{ATTACK} my password is hunter2-{'x' * 40} " + base64.b64encode(ATTACK.encode()).decode()
+    guard.assess(prompt, "agents/bot")
+    (verdict,) = guard._memo.values()
+    assert verdict.flagged and verdict.rules and "base64" in verdict.obfuscations
+    assert all(any(rule is shipped for shipped in (*RULES, MODEL)) for rule in verdict.rules)
+    assert set(verdict.obfuscations) <= {
+        *OBFUSCATIONS,
+        "base64",
+        "hex",
+        "url_encoding",
+        "rot13",
+        "leetspeak",
+        "unicode_compat",
+    }
+    (key,) = guard._memo._items
+    assert len(key) == 32 and b"hunter2" not in key
+
+
+def test_a_recalibrated_model_is_not_answered_from_the_memo() -> None:
+    model = LinearModel.load()
+    guard = Detector(model)
+    before = guard.assess(ATTACK).score
+    model.platt_a, model.platt_b = 0.0, -10.0  # what training does to the model it scores with
+    assert guard.assess(ATTACK).score < 0.001 < before
+    model.threshold = 0.0
+    assert guard.assess("hello").flagged

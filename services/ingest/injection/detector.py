@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from runward.core.redaction import DigestMemo
 from services.ingest.injection.features import obfuscation_slots, slots
 from services.ingest.injection.model import LinearModel
 from services.ingest.injection.normalise import fold, normalise
@@ -70,9 +71,16 @@ class Allowlist:
 
 
 class Detector:
-    def __init__(self, model: LinearModel, allowlist: Allowlist | None = None) -> None:
+    """`memo`: verdicts kept for that many recent texts (by a keyed digest, never the text, see
+    DigestMemo): a chat re-sends its history on every turn. 0 scans every time (the benchmark).
+    The memo is emptied when the model or its calibration changes (training recalibrates the
+    model it scores with); the weights are read-only once given."""
+
+    def __init__(self, model: LinearModel, allowlist: Allowlist | None = None, memo: int = 8192) -> None:
         self.model = model
         self.allowlist = allowlist or Allowlist()
+        self._memo: DigestMemo[Verdict] = DigestMemo(memo, memo)
+        self._memo_model: tuple[object, ...] = ()
 
     @property
     def threshold(self) -> float:
@@ -82,6 +90,20 @@ class Detector:
         return self.assess(text, agent, explain=False).score
 
     def assess(self, text: str, agent: str | None = None, explain: bool = True) -> Verdict:
+        """The verdict on one text; the same for the same text, agent (its allowlist) and `explain`."""
+        model = self.model
+        calibration = (model, model.bias, model.platt_a, model.platt_b, model.threshold)
+        if calibration != self._memo_model:
+            self._memo.clear()
+            self._memo_model = calibration
+        key = self._memo.digest(text, f"{int(explain)}{agent or ''}")
+        verdict = self._memo.get(key)
+        if verdict is None:
+            verdict = self._assess(text, agent, explain)
+            self._memo.put(key, verdict)
+        return verdict
+
+    def _assess(self, text: str, agent: str | None, explain: bool) -> Verdict:
         norm = normalise(text)
         seen = frozenset(norm.obfuscations)
         main = self.allowlist.strip(norm.text, agent)

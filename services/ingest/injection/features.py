@@ -48,8 +48,12 @@ def slots(text: str) -> set[int]:
     words = _WORDS.findall(lowered)
     grams.update(["w:" + w for w in words])
     grams.update([f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)])
-    # Distinct grams hashed in C (map), masked once: the hot loop of scoring.
-    return {h & _MASK for h in map(zlib.crc32, map(_utf8, grams))}
+    # Distinct grams hashed in C (map), masked once: the hot loop of scoring. str.encode is
+    # UTF-8 and a C call; only a text with a lone surrogate needs "surrogatepass" (same bytes else).
+    try:
+        return {h & _MASK for h in map(zlib.crc32, map(str.encode, grams))}
+    except UnicodeEncodeError:
+        return {h & _MASK for h in map(zlib.crc32, map(_utf8, grams))}
 
 
 def _utf8(text: str) -> bytes:

@@ -38,6 +38,7 @@ _INVISIBLE = dict.fromkeys(
 
 # Unicode tag characters (U+E0020..U+E007E) mirror ASCII invisibly: "ASCII smuggling".
 _TAG_BASE = 0xE0000
+_TAG_CHARACTER = re.compile(f"[{chr(_TAG_BASE + 0x20)}-{chr(_TAG_BASE + 0x7E)}]")
 
 # Look-alike letters from Cyrillic, Greek and Latin extensions that NFKC leaves alone.
 _HOMOGLYPHS = str.maketrans(
@@ -173,7 +174,7 @@ def _unhide(text: str) -> tuple[str, set[str]]:
     folded = unicodedata.normalize("NFKC", text)
     if folded != text and unicodedata.normalize("NFC", text) != folded:
         seen.add("unicode_compat")
-    if any(_TAG_BASE + 0x20 <= ord(c) <= _TAG_BASE + 0x7E for c in folded):
+    if not folded.isascii() and _TAG_CHARACTER.search(folded):
         folded = "".join(chr(ord(c) - _TAG_BASE) if _TAG_BASE <= ord(c) <= _TAG_BASE + 0x7F else c for c in folded)
         seen.add("tag_characters")
     stripped = folded.translate(_INVISIBLE)
@@ -240,7 +241,8 @@ def _decoded_segments(text: str) -> list[tuple[str, str]]:
         if decoded != text:
             found.append(("url_encoding", decoded))
     rot = codecs.decode(text, "rot13")
-    if _english_words(rot) >= 3 and _english_words(rot) > 2 * _english_words(text):
+    words = _english_words(rot)
+    if words >= 3 and words > 2 * _english_words(text):
         found.append(("rot13", rot))
     return found
 
