@@ -46,7 +46,7 @@ from runward.core.contracts import (
     parse_behaviour,
 )
 from runward.core.contracts.revision import PodTemplateRevision
-from services.profiler.tools import ToolProfile, argument_rules, fold_tools
+from services.profiler.tools import ToolProfile, argument_rules, fold_tools, since
 
 # APD categories that refine a typed behaviour (not behaviours themselves): an exec's argument
 # pattern, an egress' resolved address as an `Egress.endpoint`.
@@ -196,26 +196,22 @@ def _own(state: ApdState, event: EnrichedEvent) -> ApdState:
     """A copy of `state` that `fold` may change while the caller's stays as it was.
 
     Not a deep copy: that copied every behaviour, pod and time of the envelope for every event
-    and was most of the profiler's cost. `fold` replaces the state's lists and values, never
-    changes them in place, except for entries of the envelope dicts (copied here) and, for a
-    tool call, the tool profile's dicts and argument profiles' counters (`fold_tools`).
-    tests/unit/test_profiler_apd.py and test_profiler_tools.py check that folding leaves the
-    given state unchanged.
+    and was most of the profiler's cost. `fold` replaces the state's values, lists and dicts
+    (an envelope dict with one entry changed is a new dict: `_with`), never changes them in
+    place; for a tool call the tool profile is copied here and `fold_tools` replaces what it
+    changes the same way (copying the envelope dicts for every event, and every argument
+    profile for every tool call, cost more than most events change). tests/unit/test_profiler_apd.py,
+    test_profiler_tools.py and test_profiler_reference.py check that folding leaves the given
+    state unchanged.
     """
-    update: dict[str, object] = {
-        "behaviours": dict(state.behaviours),
-        "pending": dict(state.pending),
-        "pending_added": dict(state.pending_added),
-    }
     if isinstance(event.detail, LlmCallInfo) and isinstance(event.behaviour, ToolCall):
-        tools = state.tool_profile
-        arguments = {
-            tool: {name: arg.model_copy() for name, arg in args.items()} for tool, args in tools.arguments.items()
-        }
-        update["tool_profile"] = tools.model_copy(
-            update={"arguments": arguments, "transitions": dict(tools.transitions)}
-        )
-    return state.model_copy(update=update)
+        return state.model_copy(update={"tool_profile": state.tool_profile.model_copy()})
+    return state.model_copy()
+
+
+def _with(envelope: dict[str, list[str]], category: str, keys: list[str]) -> dict[str, list[str]]:
+    """`envelope` with `category`'s entry replaced: a new dict, the given one stays as it was."""
+    return {**envelope, category: keys}
 
 
 def _void_drift(state: ApdState, ts: datetime, policy: Policy) -> bool:
@@ -289,7 +285,7 @@ def _learn(
     if key in known:
         return False
     if status is not WindowStatus.COMPLETE:
-        _add(state.behaviours, category, key)
+        state.behaviours = _add(state.behaviours, category, key)
         _note_novel(state, category, event.ts)
         return True
     if observation.behaviour is None:
@@ -301,12 +297,12 @@ def _learn(
     if key not in state.deviations_signalled or drift:
         result.signals.append(_deviation(event, observation.behaviour, drift))
     if drift:
-        _add(state.pending, category, key)
+        state.pending = _add(state.pending, category, key)
         _note_novel(state, category, event.ts)
         return True
     if pending:
         # Old-revision pods (or the window is over) show it too: it was never the rollout's drift.
-        state.pending[category] = [k for k in state.pending[category] if k != key]
+        state.pending = _with(state.pending, category, [k for k in state.pending[category] if k != key])
     # An unexplained deviation is evidence, never baseline: learning it would hide a repeat.
     if key not in state.deviations_signalled:
         state.deviations_signalled = [*state.deviations_signalled, key]
@@ -345,24 +341,31 @@ def _refine(state: ApdState, observation: Observation) -> bool:
     if parent is None:
         return False
     if parent.key in state.behaviours.get(parent.category, []):
-        _add(state.behaviours, observation.category, observation.key)
+        state.behaviours = _add(state.behaviours, observation.category, observation.key)
         return True
     if parent.key in state.pending.get(parent.category, []):
         if observation.key in state.pending.get(observation.category, []):
             return False
-        _add(state.pending, observation.category, observation.key)
+        state.pending = _add(state.pending, observation.category, observation.key)
         return True
     return False
 
 
-def _add(envelope: dict[str, list[str]], category: str, key: str) -> None:
-    envelope[category] = sorted({*envelope.get(category, []), key})
+def _add(envelope: dict[str, list[str]], category: str, key: str) -> dict[str, list[str]]:
+    """`envelope` with `key` learnt under `category` (a new dict: see `_own`)."""
+    return _with(envelope, category, sorted({*envelope.get(category, []), key}))
 
 
 def _note_novel(state: ApdState, category: str, ts: datetime) -> None:
     if category not in SILENT_CATEGORIES:
         state.last_novel_at = ts
-        state.novel_times = [t for t in state.novel_times if ts - t < timedelta(hours=1)] + [ts]
+        state.novel_times = [*within(state.novel_times, ts, STABLE_AFTER), ts]
+
+
+def within(times: list[datetime], now: datetime, span: timedelta) -> list[datetime]:
+    """The times less than `span` before `now` (or after it), in their order (`tools.since`)."""
+    bound = since(now, span)
+    return [t for t in times if bound is None or t > bound]
 
 
 def _accepted(state: ApdState, event: EnrichedEvent, accepted: BaselineAcceptInfo, policy: Policy) -> FoldResult:
@@ -396,13 +399,14 @@ def accept(state: ApdState, behaviours: list[Behaviour], refinements: dict[str, 
     join the baseline that enforce-mode policies are built from."""
     state = state.model_copy(deep=True)
     for behaviour in behaviours:
-        _add(state.behaviours, behaviour.category, behaviour.key)
-        state.pending[behaviour.category] = [k for k in state.pending.get(behaviour.category, []) if k != behaviour.key]
+        state.behaviours = _add(state.behaviours, behaviour.category, behaviour.key)
+        pending = [k for k in state.pending.get(behaviour.category, []) if k != behaviour.key]
+        state.pending = _with(state.pending, behaviour.category, pending)
         state.deviations_signalled = [k for k in state.deviations_signalled if k != behaviour.key]
     for category, keys in refinements.items():
         for key in keys:
-            _add(state.behaviours, category, key)
-            state.pending[category] = [k for k in state.pending.get(category, []) if k != key]
+            state.behaviours = _add(state.behaviours, category, key)
+            state.pending = _with(state.pending, category, [k for k in state.pending.get(category, []) if k != key])
     state.pending = {c: keys for c, keys in state.pending.items() if keys}
     return state
 
@@ -420,9 +424,12 @@ def _maybe_publish(
     state.watermark = max(state.watermark or event.ts, event.ts)
     status = window_status(state, state.watermark, policy)
     announce = status is WindowStatus.COMPLETE and not state.window_complete_announced
-    for category, behaviours in added.items():
-        state.pending_added[category] = [*state.pending_added.get(category, []), *behaviours]
-    immediate = announce or new_pod or any(c not in COALESCED_CATEGORIES for c in added)
+    if added:
+        state.pending_added = {
+            **state.pending_added,
+            **{category: [*state.pending_added.get(category, []), *keys] for category, keys in added.items()},
+        }
+    immediate = announce or new_pod or (bool(added) and any(c not in COALESCED_CATEGORIES for c in added))
     due = bool(state.pending_added) and (
         state.last_revision_at is None or event.ts - state.last_revision_at >= COALESCE
     )
@@ -524,6 +531,8 @@ def _deviation(event: EnrichedEvent, behaviour: Behaviour, correlated: bool) -> 
 
 def _input_signals(event: EnrichedEvent) -> list[Signal]:
     """Prompt findings and cross-agent triggers are signals whatever the window says."""
+    if not event.flags:
+        return []
     signals: list[Signal] = []
     call = event.detail if isinstance(event.detail, LlmCallInfo) else None
     rules = [f.split(":") for f in event.flags if f.startswith("prompt_injection:")]
@@ -584,7 +593,7 @@ def _revision(
         window_started_at=state.window_started_at,
         window_ends_at=state.window_started_at + policy.window(state.autonomy),
         window_status=status,
-        novel_last_hour=len([t for t in state.novel_times if now - t < STABLE_AFTER]),
+        novel_last_hour=len(within(state.novel_times, now, STABLE_AFTER)),
         behaviours={k: list(v) for k, v in sorted(state.behaviours.items())},
         added={k: sorted(v) for k, v in added.items()},
         pending={k: list(v) for k, v in sorted(state.pending.items())},

@@ -166,7 +166,9 @@ class Feed:
             detail = K8sApiInfo(verb="list", api_group="core", resource=resource, namespace="agents", code=code)
             key = f"k8s-api:list core/{resource} in agents"
             return self.event(agent, at, Surface.IDENTITY, "k8s_api", detail, key, **kw)
-        tool = rng.choice(READS + SENDS)
+        tool = rng.choice([*READS, *SENDS, "crm/ping"])
+        if tool == "crm/ping":  # a tool called without arguments
+            return self.tool(agent, at, tool, {}, **kw)
         if odd and rng.random() < 0.5:
             kw["flags"] = ["multi_agent:agents/planner"]  # another agent's output drove the call
         return self.tool(agent, at, tool, self.arguments(tool, odd), refused=rng.random() < 0.05, **kw)
@@ -227,6 +229,7 @@ def sequence() -> list[EnrichedEvent]:
                 story_id="s1", approver="ann", reason="the new vector store", behaviours=[*accepted, "bogus"]
             )
             events.append(feed.event(AGENTS[0], at, Surface.DEPLOYMENT, "baseline_accept", detail, revision=None))
+            events.append(feed.tool(AGENTS[1], at, "crm/delete_customer", {"id": 7}, refused=True))
         if milestone == 4000:  # a burst of tool calls, reads then a send to a new destination
             for n in range(45):
                 tool = READS[n % 3] if n < 44 else SENDS[0]
