@@ -18,7 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -104,20 +104,26 @@ class ApdState(BaseModel):
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Policy:
     """The knobs of folding, from configuration; the windows themselves are core's rule."""
 
     window_override_s: int | None
     drift_correlation_s: int
+    # Each autonomy's window, asked twice per event: kept (the knobs are frozen, so it cannot go stale).
+    _windows: dict[Autonomy, timedelta] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def window(self, autonomy: Autonomy) -> timedelta:
-        return observation_window(autonomy, self.window_override_s)
+        window = self._windows.get(autonomy)
+        if window is None:
+            window = self._windows[autonomy] = observation_window(autonomy, self.window_override_s)
+        return window
 
 
-@dataclass(frozen=True)
-class Observation:
-    """One APD entry an event shows: a typed behaviour, or a refinement of one (`behaviour` None)."""
+class Observation(NamedTuple):
+    """One APD entry an event shows: a typed behaviour, or a refinement of one (`behaviour` None).
+
+    A named tuple, not a frozen dataclass: up to two per event, built several times faster."""
 
     category: str
     key: str
@@ -161,7 +167,9 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     delivery = _delivery(event)
     if delivery in state.recent_deliveries:
         return FoldResult(state)  # a redelivery: folded once already
-    state.recent_deliveries = [*state.recent_deliveries[1 - REDELIVERY_MEMORY :], delivery]
+    recent = state.recent_deliveries[1 - REDELIVERY_MEMORY :]  # a new list: the given state's stays
+    recent.append(delivery)
+    state.recent_deliveries = recent
     new_pod = _note_pod(state, event.pod)
     added: dict[str, list[str]] = {}
     if event.partial and not state.partial:
@@ -452,7 +460,8 @@ def observations(event: EnrichedEvent) -> list[Observation]:
         found.append(Observation(EXEC_ARGS, pattern, parent=behaviour))
     if isinstance(behaviour, Egress) and isinstance(detail, ConnectInfo) and detail.address:
         # Core NetworkPolicy cannot name hosts: the enforcer allows the addresses they resolved to.
-        address = Egress(host=detail.address, port=behaviour.port, protocol=behaviour.protocol)
+        # Its fields were validated already (the behaviour's port and protocol, a non-empty address).
+        address = Egress.model_construct(host=detail.address, port=behaviour.port, protocol=behaviour.protocol)
         found.append(Observation(EGRESS_IP, address.endpoint, parent=behaviour))
     return found
 
