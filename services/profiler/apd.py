@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
 from runward.core import techniques
 from runward.core.config import observation_window
@@ -46,7 +46,7 @@ from runward.core.contracts import (
     parse_behaviour,
 )
 from runward.core.contracts.revision import PodTemplateRevision
-from services.profiler.tools import ToolProfile, argument_rules, fold_tools, since
+from services.profiler.tools import ToolProfile, argument_rules, fold_tools
 
 # APD categories that refine a typed behaviour (not behaviours themselves): an exec's argument
 # pattern, an egress' resolved address as an `Egress.endpoint`.
@@ -77,7 +77,10 @@ class ApdState(BaseModel):
     revision: int = 0
     window_started_at: datetime
     behaviours: dict[str, list[str]] = Field(default_factory=dict)
-    novel_times: list[datetime] = Field(default_factory=list)
+    novel_times: list[int] = Field(
+        default_factory=list,
+        description="event times of the last hour's novelties, in µs since the epoch (`micros`)",
+    )
     last_novel_at: datetime | None = None
     partial: bool = False
     last_deployment_change: datetime | None = None
@@ -102,6 +105,37 @@ class ApdState(BaseModel):
     recent_deliveries: list[str] = Field(
         default_factory=list, description="digests of the last events folded, to fold a redelivered one once"
     )
+
+    @field_validator("novel_times", mode="before")
+    @classmethod
+    def _novel_micros(cls, value: Any) -> Any:
+        # Integers because the state is serialised into the table's changelog once per batch, and
+        # an hour of novelties as times (ISO strings) was most of that (issue 14). A state written
+        # before holds the times themselves: they are read as the same instants.
+        if not isinstance(value, list):
+            return value
+        return [v if isinstance(v, int) else micros(_TIME.validate_python(v)) for v in value]
+
+
+_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(ts: datetime) -> int:
+    """`ts` in whole µs since the epoch: integers compare exactly as the times do; a zone-less
+    time is refused, as it is at decode (event times are zoned)."""
+    if ts.utcoffset() is None:
+        raise ValueError(f"{ts.isoformat()} has no time zone")
+    return (ts - _EPOCH) // _MICROSECOND
+
+
+def _novel_since(times: list[int], now: datetime) -> list[int]:
+    """The novelties less than STABLE_AFTER before `now` (or after it), in their order:
+    `now - t < STABLE_AFTER` as integers, one bound for all (a subtraction per time was most of
+    learning's cost, the list holds every novelty of an hour)."""
+    bound = micros(now) - STABLE_AFTER // _MICROSECOND
+    return [t for t in times if t > bound]
 
 
 @dataclass(frozen=True)
@@ -367,13 +401,7 @@ def _add(envelope: dict[str, list[str]], category: str, key: str) -> dict[str, l
 def _note_novel(state: ApdState, category: str, ts: datetime) -> None:
     if category not in SILENT_CATEGORIES:
         state.last_novel_at = ts
-        state.novel_times = [*within(state.novel_times, ts, STABLE_AFTER), ts]
-
-
-def within(times: list[datetime], now: datetime, span: timedelta) -> list[datetime]:
-    """The times less than `span` before `now` (or after it), in their order (`tools.since`)."""
-    bound = since(now, span)
-    return [t for t in times if bound is None or t > bound]
+        state.novel_times = [*_novel_since(state.novel_times, ts), micros(ts)]
 
 
 def _accepted(state: ApdState, event: EnrichedEvent, accepted: BaselineAcceptInfo, policy: Policy) -> FoldResult:
@@ -602,7 +630,7 @@ def _revision(
         window_started_at=state.window_started_at,
         window_ends_at=state.window_started_at + policy.window(state.autonomy),
         window_status=status,
-        novel_last_hour=len(within(state.novel_times, now, STABLE_AFTER)),
+        novel_last_hour=len(_novel_since(state.novel_times, now)),
         behaviours={k: list(v) for k, v in sorted(state.behaviours.items())},
         added={k: sorted(v) for k, v in added.items()},
         pending={k: list(v) for k, v in sorted(state.pending.items())},
