@@ -488,8 +488,8 @@ def observations(event: EnrichedEvent) -> list[Observation]:
         found.append(Observation(EXEC_ARGS, pattern, parent=behaviour))
     if isinstance(behaviour, Egress) and isinstance(detail, ConnectInfo) and detail.address:
         # Core NetworkPolicy cannot name hosts: the enforcer allows the addresses they resolved to.
-        # Its fields were validated already (the behaviour's port and protocol, a non-empty address).
-        address = Egress.model_construct(host=detail.address, port=behaviour.port, protocol=behaviour.protocol)
+        # Validated, not `model_construct`ed: pydantic's validation in Rust is the faster of the two.
+        address = Egress(host=detail.address, port=behaviour.port, protocol=behaviour.protocol)
         found.append(Observation(EGRESS_IP, address.endpoint, parent=behaviour))
     return found
 
