@@ -112,11 +112,11 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
     return signals
 
 
-def since(now: datetime, span: timedelta) -> datetime | None:
+def _since(now: datetime, span: timedelta) -> datetime | None:
     """The bound that `t > bound` compares with for `now - t < span`: the same test, exactly (both
-    are integer microseconds), with one subtraction instead of one per time; the lists compared
-    hold every novelty of an hour and every call of five minutes (issue 14). None when `now` is
-    within `span` of the first representable time: every `t` is then within it."""
+    are integer microseconds), with one subtraction instead of one per call of the last five
+    minutes (issue 14). None when `now` is within `span` of the first representable time: every
+    `t` is then within it."""
     try:
         return now - span
     except OverflowError:
@@ -125,7 +125,7 @@ def since(now: datetime, span: timedelta) -> datetime | None:
 
 def _calls_within(profile: ToolProfile, now: datetime, span: timedelta) -> list[tuple[datetime, str]]:
     """The recent calls less than `span` before `now` (or after it), in their order."""
-    bound = since(now, span)
+    bound = _since(now, span)
     return [call for call in profile.recent if bound is None or call[0] > bound]
 
 
