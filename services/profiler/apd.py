@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
 from runward.core import techniques
 from runward.core.config import observation_window
@@ -77,7 +77,10 @@ class ApdState(BaseModel):
     revision: int = 0
     window_started_at: datetime
     behaviours: dict[str, list[str]] = Field(default_factory=dict)
-    novel_times: list[datetime] = Field(default_factory=list)
+    novel_times: list[int] = Field(
+        default_factory=list,
+        description="event times of the last hour's novelties, in µs since the epoch (`micros`)",
+    )
     last_novel_at: datetime | None = None
     partial: bool = False
     last_deployment_change: datetime | None = None
@@ -103,21 +106,58 @@ class ApdState(BaseModel):
         default_factory=list, description="digests of the last events folded, to fold a redelivered one once"
     )
 
+    @field_validator("novel_times", mode="before")
+    @classmethod
+    def _novel_micros(cls, value: Any) -> Any:
+        # Integers because the state is serialised into the table's changelog once per batch, and
+        # an hour of novelties as times (ISO strings) was most of that (issue 14). A state written
+        # before holds the times themselves: they are read as the same instants.
+        if not isinstance(value, list):
+            return value
+        return [v if isinstance(v, int) else micros(_TIME.validate_python(v)) for v in value]
 
-@dataclass
+
+_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(ts: datetime) -> int:
+    """`ts` in whole µs since the epoch: integers compare exactly as the times do; a zone-less
+    time is refused, as it is at decode (event times are zoned)."""
+    if ts.utcoffset() is None:
+        raise ValueError(f"{ts.isoformat()} has no time zone")
+    return (ts - _EPOCH) // _MICROSECOND
+
+
+def _novel_since(times: list[int], now: datetime) -> list[int]:
+    """The novelties less than STABLE_AFTER before `now` (or after it), in their order:
+    `now - t < STABLE_AFTER` as integers, one bound for all (a subtraction per time was most of
+    learning's cost, the list holds every novelty of an hour)."""
+    bound = micros(now) - STABLE_AFTER // _MICROSECOND
+    return [t for t in times if t > bound]
+
+
+@dataclass(frozen=True)
 class Policy:
     """The knobs of folding, from configuration; the windows themselves are core's rule."""
 
     window_override_s: int | None
     drift_correlation_s: int
+    # Each autonomy's window, asked twice per event: kept (the knobs are frozen, so it cannot go stale).
+    _windows: dict[Autonomy, timedelta] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def window(self, autonomy: Autonomy) -> timedelta:
-        return observation_window(autonomy, self.window_override_s)
+        window = self._windows.get(autonomy)
+        if window is None:
+            window = self._windows[autonomy] = observation_window(autonomy, self.window_override_s)
+        return window
 
 
-@dataclass(frozen=True)
-class Observation:
-    """One APD entry an event shows: a typed behaviour, or a refinement of one (`behaviour` None)."""
+class Observation(NamedTuple):
+    """One APD entry an event shows: a typed behaviour, or a refinement of one (`behaviour` None).
+
+    A named tuple, not a frozen dataclass: up to two per event, built several times faster."""
 
     category: str
     key: str
@@ -161,7 +201,9 @@ def fold(state: ApdState | None, event: EnrichedEvent, policy: Policy) -> FoldRe
     delivery = _delivery(event)
     if delivery in state.recent_deliveries:
         return FoldResult(state)  # a redelivery: folded once already
-    state.recent_deliveries = [*state.recent_deliveries[1 - REDELIVERY_MEMORY :], delivery]
+    recent = state.recent_deliveries[1 - REDELIVERY_MEMORY :]  # a new list: the given state's stays
+    recent.append(delivery)
+    state.recent_deliveries = recent
     new_pod = _note_pod(state, event.pod)
     added: dict[str, list[str]] = {}
     if event.partial and not state.partial:
@@ -196,26 +238,22 @@ def _own(state: ApdState, event: EnrichedEvent) -> ApdState:
     """A copy of `state` that `fold` may change while the caller's stays as it was.
 
     Not a deep copy: that copied every behaviour, pod and time of the envelope for every event
-    and was most of the profiler's cost. `fold` replaces the state's lists and values, never
-    changes them in place, except for entries of the envelope dicts (copied here) and, for a
-    tool call, the tool profile's dicts and argument profiles' counters (`fold_tools`).
-    tests/unit/test_profiler_apd.py and test_profiler_tools.py check that folding leaves the
-    given state unchanged.
+    and was most of the profiler's cost. `fold` replaces the state's values, lists and dicts
+    (an envelope dict with one entry changed is a new dict: `_with`), never changes them in
+    place; for a tool call the tool profile is copied here and `fold_tools` replaces what it
+    changes the same way (copying the envelope dicts for every event, and every argument
+    profile for every tool call, cost more than most events change). tests/unit/test_profiler_apd.py,
+    test_profiler_tools.py and test_profiler_reference.py check that folding leaves the given
+    state unchanged.
     """
-    update: dict[str, object] = {
-        "behaviours": dict(state.behaviours),
-        "pending": dict(state.pending),
-        "pending_added": dict(state.pending_added),
-    }
     if isinstance(event.detail, LlmCallInfo) and isinstance(event.behaviour, ToolCall):
-        tools = state.tool_profile
-        arguments = {
-            tool: {name: arg.model_copy() for name, arg in args.items()} for tool, args in tools.arguments.items()
-        }
-        update["tool_profile"] = tools.model_copy(
-            update={"arguments": arguments, "transitions": dict(tools.transitions)}
-        )
-    return state.model_copy(update=update)
+        return state.model_copy(update={"tool_profile": state.tool_profile.model_copy()})
+    return state.model_copy()
+
+
+def _with(envelope: dict[str, list[str]], category: str, keys: list[str]) -> dict[str, list[str]]:
+    """`envelope` with `category`'s entry replaced: a new dict, the given one stays as it was."""
+    return {**envelope, category: keys}
 
 
 def _void_drift(state: ApdState, ts: datetime, policy: Policy) -> bool:
@@ -289,7 +327,7 @@ def _learn(
     if key in known:
         return False
     if status is not WindowStatus.COMPLETE:
-        _add(state.behaviours, category, key)
+        state.behaviours = _add(state.behaviours, category, key)
         _note_novel(state, category, event.ts)
         return True
     if observation.behaviour is None:
@@ -301,12 +339,12 @@ def _learn(
     if key not in state.deviations_signalled or drift:
         result.signals.append(_deviation(event, observation.behaviour, drift))
     if drift:
-        _add(state.pending, category, key)
+        state.pending = _add(state.pending, category, key)
         _note_novel(state, category, event.ts)
         return True
     if pending:
         # Old-revision pods (or the window is over) show it too: it was never the rollout's drift.
-        state.pending[category] = [k for k in state.pending[category] if k != key]
+        state.pending = _with(state.pending, category, [k for k in state.pending[category] if k != key])
     # An unexplained deviation is evidence, never baseline: learning it would hide a repeat.
     if key not in state.deviations_signalled:
         state.deviations_signalled = [*state.deviations_signalled, key]
@@ -345,24 +383,25 @@ def _refine(state: ApdState, observation: Observation) -> bool:
     if parent is None:
         return False
     if parent.key in state.behaviours.get(parent.category, []):
-        _add(state.behaviours, observation.category, observation.key)
+        state.behaviours = _add(state.behaviours, observation.category, observation.key)
         return True
     if parent.key in state.pending.get(parent.category, []):
         if observation.key in state.pending.get(observation.category, []):
             return False
-        _add(state.pending, observation.category, observation.key)
+        state.pending = _add(state.pending, observation.category, observation.key)
         return True
     return False
 
 
-def _add(envelope: dict[str, list[str]], category: str, key: str) -> None:
-    envelope[category] = sorted({*envelope.get(category, []), key})
+def _add(envelope: dict[str, list[str]], category: str, key: str) -> dict[str, list[str]]:
+    """`envelope` with `key` learnt under `category` (a new dict: see `_own`)."""
+    return _with(envelope, category, sorted({*envelope.get(category, []), key}))
 
 
 def _note_novel(state: ApdState, category: str, ts: datetime) -> None:
     if category not in SILENT_CATEGORIES:
         state.last_novel_at = ts
-        state.novel_times = [t for t in state.novel_times if ts - t < timedelta(hours=1)] + [ts]
+        state.novel_times = [*_novel_since(state.novel_times, ts), micros(ts)]
 
 
 def _accepted(state: ApdState, event: EnrichedEvent, accepted: BaselineAcceptInfo, policy: Policy) -> FoldResult:
@@ -396,13 +435,14 @@ def accept(state: ApdState, behaviours: list[Behaviour], refinements: dict[str, 
     join the baseline that enforce-mode policies are built from."""
     state = state.model_copy(deep=True)
     for behaviour in behaviours:
-        _add(state.behaviours, behaviour.category, behaviour.key)
-        state.pending[behaviour.category] = [k for k in state.pending.get(behaviour.category, []) if k != behaviour.key]
+        state.behaviours = _add(state.behaviours, behaviour.category, behaviour.key)
+        pending = [k for k in state.pending.get(behaviour.category, []) if k != behaviour.key]
+        state.pending = _with(state.pending, behaviour.category, pending)
         state.deviations_signalled = [k for k in state.deviations_signalled if k != behaviour.key]
     for category, keys in refinements.items():
         for key in keys:
-            _add(state.behaviours, category, key)
-            state.pending[category] = [k for k in state.pending.get(category, []) if k != key]
+            state.behaviours = _add(state.behaviours, category, key)
+            state.pending = _with(state.pending, category, [k for k in state.pending.get(category, []) if k != key])
     state.pending = {c: keys for c, keys in state.pending.items() if keys}
     return state
 
@@ -420,9 +460,12 @@ def _maybe_publish(
     state.watermark = max(state.watermark or event.ts, event.ts)
     status = window_status(state, state.watermark, policy)
     announce = status is WindowStatus.COMPLETE and not state.window_complete_announced
-    for category, behaviours in added.items():
-        state.pending_added[category] = [*state.pending_added.get(category, []), *behaviours]
-    immediate = announce or new_pod or any(c not in COALESCED_CATEGORIES for c in added)
+    if added:
+        state.pending_added = {
+            **state.pending_added,
+            **{category: [*state.pending_added.get(category, []), *keys] for category, keys in added.items()},
+        }
+    immediate = announce or new_pod or (bool(added) and any(c not in COALESCED_CATEGORIES for c in added))
     due = bool(state.pending_added) and (
         state.last_revision_at is None or event.ts - state.last_revision_at >= COALESCE
     )
@@ -445,6 +488,7 @@ def observations(event: EnrichedEvent) -> list[Observation]:
         found.append(Observation(EXEC_ARGS, pattern, parent=behaviour))
     if isinstance(behaviour, Egress) and isinstance(detail, ConnectInfo) and detail.address:
         # Core NetworkPolicy cannot name hosts: the enforcer allows the addresses they resolved to.
+        # Validated, not `model_construct`ed: pydantic's validation in Rust is the faster of the two.
         address = Egress(host=detail.address, port=behaviour.port, protocol=behaviour.protocol)
         found.append(Observation(EGRESS_IP, address.endpoint, parent=behaviour))
     return found
@@ -524,6 +568,8 @@ def _deviation(event: EnrichedEvent, behaviour: Behaviour, correlated: bool) -> 
 
 def _input_signals(event: EnrichedEvent) -> list[Signal]:
     """Prompt findings and cross-agent triggers are signals whatever the window says."""
+    if not event.flags:
+        return []
     signals: list[Signal] = []
     call = event.detail if isinstance(event.detail, LlmCallInfo) else None
     rules = [f.split(":") for f in event.flags if f.startswith("prompt_injection:")]
@@ -584,7 +630,7 @@ def _revision(
         window_started_at=state.window_started_at,
         window_ends_at=state.window_started_at + policy.window(state.autonomy),
         window_status=status,
-        novel_last_hour=len([t for t in state.novel_times if now - t < STABLE_AFTER]),
+        novel_last_hour=len(_novel_since(state.novel_times, now)),
         behaviours={k: list(v) for k, v in sorted(state.behaviours.items())},
         added={k: sorted(v) for k, v in added.items()},
         pending={k: list(v) for k, v in sorted(state.pending.items())},

@@ -9,7 +9,7 @@ does not have is rebuilt from the latest revision there before the agent's next 
 from __future__ import annotations
 
 from runward.core.contracts import ApdRevision, WindowStatus
-from services.profiler.apd import ApdState
+from services.profiler.apd import ApdState, micros
 
 
 def restore(revision: ApdRevision) -> ApdState:
@@ -23,7 +23,7 @@ def restore(revision: ApdRevision) -> ApdState:
         window_started_at=revision.window_started_at,
         behaviours={k: list(v) for k, v in revision.behaviours.items()},
         last_novel_at=revision.created_at if revision.window_status is WindowStatus.LEARNING else None,
-        novel_times=[revision.created_at] * revision.novel_last_hour,
+        novel_times=[micros(revision.created_at)] * revision.novel_last_hour,
         partial=revision.partial,
         last_deployment_change=revision.last_deployment_change,
         window_complete_announced=revision.window_status is WindowStatus.COMPLETE,

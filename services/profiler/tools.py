@@ -68,7 +68,12 @@ class ToolProfile(BaseModel):
 
 
 def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list[Signal]:
-    """Learn one tool call into `profile` (during the window) or judge it (after); the signals."""
+    """Learn one tool call into `profile` (during the window) or judge it (after); the signals.
+
+    `profile` is the fold's own copy (`apd._own`), but its lists, dicts and argument profiles
+    are still the given state's: what changes is replaced, never changed in place, and only
+    the argument profiles this call teaches are copied.
+    """
     call = event.detail
     if not isinstance(call, LlmCallInfo) or not isinstance(event.behaviour, ToolCall):
         return []
@@ -84,21 +89,44 @@ def fold_tools(profile: ToolProfile, event: EnrichedEvent, frozen: bool) -> list
         signals += _argument_signals(profile, event, tool, arguments)
         signals += _sequence_signals(profile, event, tool, arguments)
     else:
-        for name, value in _flatten(arguments):
-            _learn(profile.arguments.setdefault(tool, {}).setdefault(name, ArgProfile()), value)
+        flat = list(_flatten(arguments))
+        if flat:  # a call without arguments does not make the tool's argument profile
+            learnt = dict(profile.arguments.get(tool, {}))
+            for name, value in flat:
+                arg = learnt.get(name)
+                learnt[name] = arg = arg.model_copy() if arg is not None else ArgProfile()
+                _learn(arg, value)
+            profile.arguments = {**profile.arguments, tool: learnt}
         before = _predecessor(profile, event)
         if before is not None:
             pair = f"{before} -> {tool}"
-            profile.transitions[pair] = profile.transitions.get(pair, 0) + 1
+            profile.transitions = {**profile.transitions, pair: profile.transitions.get(pair, 0) + 1}
         if _SEND.search(tool):
             profile.destinations = sorted({*profile.destinations, *_destinations(arguments)})
-    profile.recent = [(ts, t) for ts, t in profile.recent if event.ts - ts < EXFIL_SPAN] + [(event.ts, tool)]
+    profile.recent = [*_calls_within(profile, event.ts, EXFIL_SPAN), (event.ts, tool)]
     if not frozen:
-        per_minute = sum(1 for ts, _ in profile.recent if event.ts - ts < BURST_SPAN)
+        per_minute = len(_calls_within(profile, event.ts, BURST_SPAN))
         profile.busiest_minute = max(profile.busiest_minute, per_minute)
     if profile.last_tool_at is None or event.ts >= profile.last_tool_at:
         profile.last_tool, profile.last_tool_at = tool, event.ts
     return signals
+
+
+def _since(now: datetime, span: timedelta) -> datetime | None:
+    """The bound that `t > bound` compares with for `now - t < span`: the same test, exactly (both
+    are integer microseconds), with one subtraction instead of one per call of the last five
+    minutes (issue 14). None when `now` is within `span` of the first representable time: every
+    `t` is then within it."""
+    try:
+        return now - span
+    except OverflowError:
+        return None
+
+
+def _calls_within(profile: ToolProfile, now: datetime, span: timedelta) -> list[tuple[datetime, str]]:
+    """The recent calls less than `span` before `now` (or after it), in their order."""
+    bound = _since(now, span)
+    return [call for call in profile.recent if bound is None or call[0] > bound]
 
 
 def _predecessor(profile: ToolProfile, event: EnrichedEvent) -> str | None:
@@ -278,7 +306,7 @@ def _sequence_signals(profile: ToolProfile, event: EnrichedEvent, tool: str, arg
                 severity=2,
             )
         )
-    in_minute = 1 + sum(1 for ts, _ in profile.recent if event.ts - ts < BURST_SPAN)
+    in_minute = 1 + len(_calls_within(profile, event.ts, BURST_SPAN))
     limit = max(BURST_FLOOR, 3 * profile.busiest_minute)
     if in_minute == limit + 1:  # once per burst, when it crosses the line
         signals.append(
@@ -299,7 +327,7 @@ def _exfiltration(profile: ToolProfile, event: EnrichedEvent, tool: str, argumen
     if not _SEND.search(tool):
         return []
     new = sorted(_destinations(arguments) - set(profile.destinations))
-    reads = [t for ts, t in profile.recent if event.ts - ts < EXFIL_SPAN and _READ.search(t) and not _SEND.search(t)]
+    reads = [t for _, t in _calls_within(profile, event.ts, EXFIL_SPAN) if _READ.search(t) and not _SEND.search(t)]
     if not new or len(reads) < READ_BURST:
         return []
     return [
