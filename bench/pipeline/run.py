@@ -41,6 +41,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -322,11 +323,12 @@ class Pipeline:
     bootstrap: str
     home: Path
     window_s: int
+    db: str | None = None  # a SQLAlchemy URL; None: the embedded SQLite file in `home`
     procs: dict[str, list[subprocess.Popen[bytes]]] = field(default_factory=dict)
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.home / 'runward.db'}"
+        return self.db or f"sqlite:///{self.home / 'runward.db'}"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -552,6 +554,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", default=",".join(STAGE_INPUTS), help="comma-separated stages to flood")
     parser.add_argument("--short", action="store_true", help="CI smoke run: small flood, short latency run")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--db",
+        default="sqlite",
+        help="the stages' store: sqlite (a file per run, the default) or a PostgreSQL SQLAlchemy URL "
+        "(a schema of its own is made for the run and dropped after), as a cluster runs them",
+    )
     args = parser.parse_args(argv)
     if args.short:
         args.events, args.latency_seconds, args.probes, args.background_rate = 600, 8, 4, 100
@@ -560,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     broker = start_broker(port, home / "broker.log")
     bootstrap = f"127.0.0.1:{port}"
-    pipe = Pipeline(bootstrap, home, window_s=5)
+    schema = _bench_schema(args.db) if args.db != "sqlite" else None
+    pipe = Pipeline(bootstrap, home, window_s=5, db=schema[1] if schema else None)
     try:
         ensure_topics(bootstrap, 4)
         upgrade(pipe.db_url)
@@ -569,10 +578,30 @@ def main(argv: list[str] | None = None) -> int:
         pipe.stop_all()
         broker.terminate()
         broker.wait(10)
+        if schema:
+            _drop_bench_schema(args.db, schema[0])
     _print(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0
+
+
+def _bench_schema(url: str) -> tuple[str, str]:
+    """A schema of the run's own on the PostgreSQL server at `url`: (its name, the stages' URL)."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    joiner = "&" if "?" in url else "?"
+    return schema, f"{url}{joiner}options=-csearch_path%3D{schema}"
+
+
+def _drop_bench_schema(url: str, schema: str) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
 
 
 def run(pipe: Pipeline, args: argparse.Namespace) -> dict[str, Any]:
@@ -611,7 +640,12 @@ def run(pipe: Pipeline, args: argparse.Namespace) -> dict[str, Any]:
         "transport_events_per_s": round(transport, 1),
         "story_latency_ms": latency.pop("story_latency_ms"),
         "latency_run": latency,
-        "machine": {"cpus": os.cpu_count(), "events": args.events, "deployments": args.deployments},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "events": args.events,
+            "deployments": args.deployments,
+            "store": "sqlite" if args.db == "sqlite" else "postgresql",
+        },
     }
 
 
