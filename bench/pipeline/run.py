@@ -390,6 +390,7 @@ def drain(pipe: Pipeline, stage: str, expected: int, workers: int, timeout_s: fl
             break
         time.sleep(0.25)
     cpu = sum(_cpu_seconds(proc.pid) for proc in pipe.procs.get(stage, []))
+    peak_rss = max((_peak_rss_mb(proc.pid) for proc in pipe.procs.get(stage, [])), default=0.0)
     pipe.stop(stage)
     handled = done - before
     first = _first_output_ts(pipe.bootstrap, STAGE_OUTPUT[stage])
@@ -405,6 +406,8 @@ def drain(pipe: Pipeline, stage: str, expected: int, workers: int, timeout_s: fl
         # What a loaded machine moves least: the stage processes' CPU (start-up, ~2 s, included).
         "cpu_seconds": round(cpu, 2),
         "cpu_us_per_event": round(cpu / handled * 1e6, 1) if handled else None,
+        # State is per Deployment, not per event: a bigger flood must not raise this much.
+        "peak_rss_mb": round(peak_rss, 1),
     }
 
 
@@ -415,6 +418,17 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """A running process's peak resident memory (Linux /proc VmHWM) in MiB, 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def _first_output_ts(bootstrap: str, topic: str) -> datetime | None:
@@ -653,11 +667,12 @@ def _print(result: dict[str, Any]) -> None:
     print()
     print(f"transport (plain confluent-kafka consumer): {result['transport_events_per_s']:,.0f} events/s")
     header = f"{'stage':<11} {'events/s/worker':>16} {'x transport':>12} {'processed':>10} {'seconds':>8}"
-    print(f"{header} {'CPU µs/event':>13}")
+    print(f"{header} {'CPU µs/event':>13} {'peak RSS MiB':>13}")
     for stage, r in result["stages"].items():
         print(
             f"{stage:<11} {r['events_per_s_per_worker']:>16,.1f} {r['ratio_to_transport']:>12.4f} "
-            f"{r['processed']:>10} {r['seconds']:>8} {r['cpu_us_per_event'] or float('nan'):>13,.1f}"
+            f"{r['processed']:>10} {r['seconds']:>8} {r['cpu_us_per_event'] or float('nan'):>13,.1f} "
+            f"{r.get('peak_rss_mb', float('nan')):>13,.1f}"
         )
     lat = result["latency_run"]
     print(f"latency at {lat['background_events_per_s']} events/s background, {lat['probes']} probes:")

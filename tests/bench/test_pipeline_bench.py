@@ -36,6 +36,7 @@ def test_short_run_prints_and_writes_every_figure(tmp_path: Path) -> None:
     assert figures["story_latency_ms"]["p99"] >= figures["story_latency_ms"]["p50"] > 0
     for stage, r in figures["stages"].items():
         assert r["cpu_us_per_event"] > 0, f"{stage}: no CPU figure: {r}"
+        assert r["peak_rss_mb"] > 0, f"{stage}: no memory figure: {r}"
 
 
 def test_in_process_bench_drives_every_stage_and_publishes(tmp_path: Path) -> None:
