@@ -14,12 +14,16 @@ import itertools
 import operator
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from runward.core import techniques
 from runward.core.contracts import (
+    AgentEdge,
     AttackStory,
+    Dns,
+    Egress,
     Resolution,
     Signal,
     StoryLifecycle,
@@ -123,10 +127,12 @@ def entities(signal: Signal) -> frozenset[str]:
         for key in ("dns_name", "address"):
             if detail.get(key):
                 found.add(f"destination:{detail[key]}")
+    # isinstance, not getattr: a pydantic model's missing attribute raises in its __getattr__, per signal.
     behaviour = signal.behaviour
-    host = getattr(behaviour, "host", None) or getattr(behaviour, "name", None)
-    if host and getattr(behaviour, "kind", None) in {"egress", "dns"}:
-        found.add(f"destination:{host}")
+    if isinstance(behaviour, Egress):
+        found.add(f"destination:{behaviour.host}")
+    elif isinstance(behaviour, Dns):
+        found.add(f"destination:{behaviour.name}")
     return frozenset(found)
 
 
@@ -193,14 +199,25 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else max(a, b)
 
 
+# States are made from trusted values as copies of an empty one: `model_construct` walks every
+# field and its default on each call (a third of the correlator's CPU per signal). Every list and
+# dict field is given, so no state shares the empty one's containers.
+_EMPTY_STATE = StoryState()
+
+
+def _state(**facts: Any) -> StoryState:
+    return _EMPTY_STATE.model_copy(update=facts)
+
+
 def _signal_facts(signal: Signal, named: frozenset[str], size: int | None = None) -> StoryState:
     """A one-signal story's facts: what `_merge` folds into a story when the signal joins it
     (`size`: the signal's encoded size, when known)."""
     at = signal.ts
     behaviour = signal.behaviour.key if signal.behaviour is not None and signal.surface is not Surface.INPUT else None
-    caller = signal.evidence.get("caller_agent") or getattr(signal.behaviour, "caller", None)
+    edge = signal.behaviour
+    caller = signal.evidence.get("caller_agent") or (edge.caller if isinstance(edge, AgentEdge) else None)
     network = signal.surface is Surface.NETWORK and not signal.deployment_correlated
-    return StoryState.model_construct(
+    return _state(
         signals=[signal],
         sizes={signal.signal_id: len(signal.model_dump_json()) if size is None else size},
         signal_count=1,
@@ -261,7 +278,7 @@ def _merge(keeper: StoryState, others: list[StoryState], gap: timedelta) -> Stor
     entity_spans = keeper.entity_spans
     for other in others:
         entity_spans = _entity_spans(entity_spans, other.entity_spans, gap * ENTITY_LINK_GAPS)
-    return StoryState.model_construct(
+    return _state(
         story_id=keeper.story_id,
         version=keeper.version,
         signals=signals,
@@ -269,7 +286,7 @@ def _merge(keeper: StoryState, others: list[StoryState], gap: timedelta) -> Stor
         signal_count=sum(p.signal_count for p in parts),
         first_seen=min(p.first_seen for p in parts if p.first_seen is not None),
         last_seen=max(p.last_seen for p in parts if p.last_seen is not None),
-        surfaces=sorted({s for p in parts for s in p.surfaces}, key=lambda s: s.value),
+        surfaces=sorted({s for p in parts for s in p.surfaces}),  # a StrEnum: in the order of its values
         techniques=sorted(techs.values(), key=lambda t: t.uid),
         severity=max(p.severity for p in parts),
         correlated=all(p.correlated for p in parts),
@@ -385,18 +402,22 @@ def _draft(state: StoryState, merged_into: str | None) -> AttackStory:
     """What `_story` would tell, without the telling: the fields the harness (story id, version)
     and `kafka_headers` read. Not validated and not whole: only `_finished` makes a record of it."""
     assert state.story_id is not None
-    # Unvalidated and without the told fields (severity, signals, narrative, OCSF ...): reading one
-    # raises rather than publishing a placeholder.
-    return AttackStory.model_construct(  # type: ignore[call-arg]
-        story_id=state.story_id,
-        deployment=state.signals[-1].deployment,
-        version=state.version,
-        status=_status(state),
-        merged_into=merged_into,
-        # Given, not defaulted: pydantic inspects a default factory's signature on every construct.
-        behaviours=state.behaviours,
-        related_deployments=state.related,
+    return _DRAFT.model_copy(
+        update={
+            "story_id": state.story_id,
+            "deployment": state.signals[-1].deployment,
+            "version": state.version,
+            "status": _status(state),
+            "merged_into": merged_into,
+            "behaviours": state.behaviours,
+            "related_deployments": state.related,
+        }
     )
+
+
+# Unvalidated and without the told fields (severity, signals, narrative, OCSF ...): reading one
+# of a draft raises rather than publishing a placeholder. Drafts are copies of it: see _EMPTY_STATE.
+_DRAFT = AttackStory.model_construct()  # type: ignore[call-arg]
 
 
 def _story(state: StoryState, cluster: str | None = None, merged_into: str | None = None) -> AttackStory:
