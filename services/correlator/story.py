@@ -240,8 +240,18 @@ def _signal_facts(signal: Signal, named: frozenset[str], size: int | None = None
 
 def _kept(parts: list[StoryState]) -> tuple[list[Signal], dict[str, int]]:
     """The latest signals of `parts` within KEPT_SIGNALS and KEPT_BYTES (the newest always), with their sizes."""
-    latest = sorted({s.signal_id: s for p in parts for s in p.signals}.values(), key=_order)[-KEPT_SIGNALS:]
-    known = {i: n for p in parts for i, n in p.sizes.items()}
+    keeper, *others = parts
+    joining = others[0].signals[0] if len(others) == 1 and len(others[0].signals) == 1 else None
+    if joining is not None and all(s.signal_id != joining.signal_id for s in keeper.signals):
+        # One new signal (nearly every call): inserted into the keeper's signals, which are sorted
+        # (this function sorts them), not all of them re-sorted.
+        latest = list(keeper.signals)
+        bisect.insort(latest, joining, key=_order)
+        latest = latest[-KEPT_SIGNALS:]
+        known = {**keeper.sizes, **others[0].sizes}
+    else:
+        latest = sorted({s.signal_id: s for p in parts for s in p.signals}.values(), key=_order)[-KEPT_SIGNALS:]
+        known = {i: n for p in parts for i, n in p.sizes.items()}
     kept: list[Signal] = []
     sizes: dict[str, int] = {}
     total = 0
