@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -112,21 +113,10 @@ def signals(count: int = 2000, seed: int = 14) -> list[Signal]:
 
 
 @dataclass(frozen=True)
-class _Message:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-    @property
-    def tp(self) -> tuple[str, int]:
-        return self.topic, self.partition
-
-
-@dataclass(frozen=True)
 class _Event:
-    message: _Message
+    """What the harness reads of a Faust event: its message's topic, partition, offset, key and value."""
+
+    message: SimpleNamespace
 
 
 Published = tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]
@@ -166,7 +156,10 @@ def run_stage(
             events = []
             for signal in records:
                 value = encode_for(SIGNALS, signal)
-                events.append(_Event(_Message(SIGNALS.name, 0, offset, signal.deployment.encode(), value)))
+                message = SimpleNamespace(
+                    topic=SIGNALS.name, partition=0, offset=offset, key=signal.deployment.encode(), value=value
+                )
+                events.append(_Event(message))
                 offset += 1
             await stage._handle_batch(captured["handler"], events)
 
