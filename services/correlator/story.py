@@ -242,7 +242,7 @@ def _kept(parts: list[StoryState]) -> tuple[list[Signal], dict[str, int]]:
     """The latest signals of `parts` within KEPT_SIGNALS and KEPT_BYTES (the newest always), with their sizes."""
     keeper, *others = parts
     joining = others[0].signals[0] if len(others) == 1 and len(others[0].signals) == 1 else None
-    if joining is not None and all(s.signal_id != joining.signal_id for s in keeper.signals):
+    if joining is not None and joining.signal_id not in [s.signal_id for s in keeper.signals]:
         # One new signal (nearly every call): inserted into the keeper's signals, which are sorted
         # (this function sorts them), not all of them re-sorted.
         latest = list(keeper.signals)
