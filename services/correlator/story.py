@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from runward.core import techniques
 from runward.core.contracts import (
     AgentEdge,
     AttackStory,
+    DeploymentId,
     Dns,
     Egress,
     Resolution,
@@ -205,6 +206,9 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
 _EMPTY_STATE = StoryState()
 
 
+_DEPLOYMENT_ID: TypeAdapter[str] = TypeAdapter(DeploymentId)
+
+
 def _state(**facts: Any) -> StoryState:
     return _EMPTY_STATE.model_copy(update=facts)
 
@@ -216,6 +220,12 @@ def _signal_facts(signal: Signal, named: frozenset[str], size: int | None = None
     behaviour = signal.behaviour.key if signal.behaviour is not None and signal.surface is not Surface.INPUT else None
     edge = signal.behaviour
     caller = signal.evidence.get("caller_agent") or (edge.caller if isinstance(edge, AgentEdge) else None)
+    related = [caller] if isinstance(caller, str) and caller != signal.deployment else []
+    if related:
+        # A story names it among its Deployments, which it must be: checked now, as telling the
+        # story would, so a signal no story can tell fails with its own record (`link_drafts`
+        # tells stories after the batch) and leaves no state behind.
+        _DEPLOYMENT_ID.validate_python(caller)
     network = signal.surface is Surface.NETWORK and not signal.deployment_correlated
     return _state(
         signals=[signal],
@@ -231,7 +241,7 @@ def _signal_facts(signal: Signal, named: frozenset[str], size: int | None = None
         network_at=at if network else None,
         behaviours=[behaviour] if behaviour else [],
         behaviours_truncated=False,
-        related=[caller] if isinstance(caller, str) and caller != signal.deployment else [],
+        related=related,
         spans=[(at, at)],
         entity_spans={e: [(at, at)] for e in named},
         seen_ids=[_seen_id(signal.signal_id)],
@@ -342,7 +352,8 @@ def link_drafts(
     batch: each story as a draft (its id, version, Deployment and status: what the harness and the
     record headers need) and the finisher that tells and renders it in full (`Output.finish`), the
     same story `link` returns. Telling a story (its narrative, the AttackStory and its OCSF) is
-    most of the work per signal, so it is done once per batch, not for every signal.
+    most of the work per signal, so it is done once per batch, not for every signal; what could
+    make a story invalid is checked here, with the signal (`_signal_facts`).
     `size`: the signal's encoded size, when the caller has it."""
     book, told = _link(book or StoryBook(), signal, gap, size)
     return book, [
@@ -361,7 +372,7 @@ def _finished(state: StoryState, cluster: str | None, merged_into: str | None, d
 
 
 # A story to publish: its state, and the story that absorbed it (None unless merged).
-Told = tuple["StoryState", str | None]
+Told = tuple[StoryState, str | None]
 
 
 def _link(book: StoryBook, signal: Signal, gap: timedelta, size: int | None) -> tuple[StoryBook, list[Told]]:

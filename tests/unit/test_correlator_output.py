@@ -231,3 +231,28 @@ def test_the_stage_publishes_and_stores_what_linking_each_signal_in_turn_would(
     for n, (got_digest, want_digest) in enumerate(zip(digests, recorded["published"], strict=True)):
         assert got_digest == want_digest, f"published record {n} ({json.loads(published[n][1])['story_id']}) changed"
     assert stored == recorded["stored"]
+
+
+def test_a_signal_the_story_cannot_tell_is_dead_lettered_and_leaves_no_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its caller is not a Deployment id, so no story with it is a valid record. Told at once or
+    # later in the batch, it must fail with its own record, before the next signal changes state.
+    def signal(sid: str, seconds: int, **evidence: object) -> Signal:
+        return Signal(
+            signal_id=sid,
+            deployment="agents/alpha",
+            ts=T0 + timedelta(seconds=seconds),
+            surface=Surface.MULTI_AGENT if evidence else Surface.TOOL,
+            title=f"signal {sid}",
+            severity=3,
+            evidence=evidence,
+            source_event=sid,
+        )
+
+    batch = [signal("a", 0), signal("bad", 1, caller_agent="not a deployment"), signal("b", 2)]
+    published, store, dead_letters = run_stage(tmp_path, monkeypatch, [batch])
+    assert dead_letters == 1
+    [story] = [json.loads(value) for _, value, _ in published]
+    assert story["version"] == 2 and [s["signal_id"] for s in story["signals"]] == ["a", "b"]
+    assert story["related_deployments"] == [] and store.story(story["story_id"]) == story
