@@ -7,14 +7,24 @@ Pure logic; `ocsf.py` renders the story for the SOC.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
+import itertools
+import operator
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from runward.core import techniques
 from runward.core.contracts import (
+    AgentEdge,
     AttackStory,
+    DeploymentId,
+    Dns,
+    Egress,
     Resolution,
     Signal,
     StoryLifecycle,
@@ -83,7 +93,7 @@ class StoryState(BaseModel):
         if self.signals and self.signal_count == 0:
             rebuilt = StoryState(story_id=self.story_id, version=self.version)
             for signal in sorted(self.signals, key=_order):
-                rebuilt = _add(rebuilt, signal, entities(signal), LEGACY_GAP)
+                rebuilt = _add(rebuilt, _signal_facts(signal, entities(signal)), LEGACY_GAP)
             return rebuilt
         return self
 
@@ -118,10 +128,12 @@ def entities(signal: Signal) -> frozenset[str]:
         for key in ("dns_name", "address"):
             if detail.get(key):
                 found.add(f"destination:{detail[key]}")
+    # isinstance, not getattr: a pydantic model's missing attribute raises in its __getattr__, per signal.
     behaviour = signal.behaviour
-    host = getattr(behaviour, "host", None) or getattr(behaviour, "name", None)
-    if host and getattr(behaviour, "kind", None) in {"egress", "dns"}:
-        found.add(f"destination:{host}")
+    if isinstance(behaviour, Egress):
+        found.add(f"destination:{behaviour.host}")
+    elif isinstance(behaviour, Dns):
+        found.add(f"destination:{behaviour.name}")
     return frozenset(found)
 
 
@@ -171,8 +183,9 @@ def _entity_spans(
     return result
 
 
-def _order(signal: Signal) -> tuple[datetime, str]:
-    return signal.ts, signal.signal_id
+# A signal's place in a story: (event time, id). attrgetter, not a Python function: it is the sort
+# key of every signal a story keeps, for every signal that joins it.
+_order: Callable[[Signal], tuple[datetime, str]] = operator.attrgetter("ts", "signal_id")
 
 
 def _seen_id(signal_id: str) -> str:
@@ -187,15 +200,36 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def _signal_facts(signal: Signal, named: frozenset[str]) -> StoryState:
-    """A one-signal story's facts: what `_merge` folds into a story when the signal joins it."""
+# States are made from trusted values as copies of an empty one: `model_construct` walks every
+# field and its default on each call (a third of the correlator's CPU per signal). Every list and
+# dict field is given, so no state shares the empty one's containers.
+_EMPTY_STATE = StoryState()
+
+
+_DEPLOYMENT_ID: TypeAdapter[str] = TypeAdapter(DeploymentId)
+
+
+def _state(**facts: Any) -> StoryState:
+    return _EMPTY_STATE.model_copy(update=facts)
+
+
+def _signal_facts(signal: Signal, named: frozenset[str], size: int | None = None) -> StoryState:
+    """A one-signal story's facts: what `_merge` folds into a story when the signal joins it
+    (`size`: the signal's encoded size, when known)."""
     at = signal.ts
     behaviour = signal.behaviour.key if signal.behaviour is not None and signal.surface is not Surface.INPUT else None
-    caller = signal.evidence.get("caller_agent") or getattr(signal.behaviour, "caller", None)
+    edge = signal.behaviour
+    caller = signal.evidence.get("caller_agent") or (edge.caller if isinstance(edge, AgentEdge) else None)
+    related = [caller] if isinstance(caller, str) and caller != signal.deployment else []
+    if related:
+        # A story names it among its Deployments, which it must be: checked now, as telling the
+        # story would, so a signal no story can tell fails with its own record (`link_drafts`
+        # tells stories after the batch) and leaves no state behind.
+        _DEPLOYMENT_ID.validate_python(caller)
     network = signal.surface is Surface.NETWORK and not signal.deployment_correlated
-    return StoryState.model_construct(
+    return _state(
         signals=[signal],
-        sizes={signal.signal_id: len(signal.model_dump_json())},
+        sizes={signal.signal_id: len(signal.model_dump_json()) if size is None else size},
         signal_count=1,
         first_seen=at,
         last_seen=at,
@@ -207,7 +241,7 @@ def _signal_facts(signal: Signal, named: frozenset[str]) -> StoryState:
         network_at=at if network else None,
         behaviours=[behaviour] if behaviour else [],
         behaviours_truncated=False,
-        related=[caller] if isinstance(caller, str) and caller != signal.deployment else [],
+        related=related,
         spans=[(at, at)],
         entity_spans={e: [(at, at)] for e in named},
         seen_ids=[_seen_id(signal.signal_id)],
@@ -216,8 +250,18 @@ def _signal_facts(signal: Signal, named: frozenset[str]) -> StoryState:
 
 def _kept(parts: list[StoryState]) -> tuple[list[Signal], dict[str, int]]:
     """The latest signals of `parts` within KEPT_SIGNALS and KEPT_BYTES (the newest always), with their sizes."""
-    latest = sorted({s.signal_id: s for p in parts for s in p.signals}.values(), key=_order)[-KEPT_SIGNALS:]
-    known = {i: n for p in parts for i, n in p.sizes.items()}
+    keeper, *others = parts
+    joining = others[0].signals[0] if len(others) == 1 and len(others[0].signals) == 1 else None
+    if joining is not None and joining.signal_id not in [s.signal_id for s in keeper.signals]:
+        # One new signal (nearly every call): inserted into the keeper's signals, which are sorted
+        # (this function sorts them), not all of them re-sorted.
+        latest = list(keeper.signals)
+        bisect.insort(latest, joining, key=_order)
+        latest = latest[-KEPT_SIGNALS:]
+        known = {**keeper.sizes, **others[0].sizes}
+    else:
+        latest = sorted({s.signal_id: s for p in parts for s in p.signals}.values(), key=_order)[-KEPT_SIGNALS:]
+        known = {i: n for p in parts for i, n in p.sizes.items()}
     kept: list[Signal] = []
     sizes: dict[str, int] = {}
     total = 0
@@ -231,16 +275,30 @@ def _kept(parts: list[StoryState]) -> tuple[list[Signal], dict[str, int]]:
     return kept[::-1], sizes
 
 
+def _with(kept: list[str], added: Iterable[str]) -> list[str]:
+    """sorted(set(kept) | set(added)) for a sorted `kept` without duplicates, as every state's
+    behaviours are (`_merge` makes them so): the new ones inserted, not the whole list re-sorted
+    for every signal (the given list is left as it was)."""
+    result = kept
+    for item in added:
+        at = bisect.bisect_left(result, item)
+        if at == len(result) or result[at] != item:
+            if result is kept:
+                result = list(kept)
+            result.insert(at, item)
+    return result
+
+
 def _merge(keeper: StoryState, others: list[StoryState], gap: timedelta) -> StoryState:
     """`keeper` with the facts of `others` folded in, as a new state (the given ones unchanged)."""
     parts = [keeper, *others]
     signals, sizes = _kept(parts)
-    behaviours = sorted({b for p in parts for b in p.behaviours})
+    behaviours = _with(keeper.behaviours, (b for p in others for b in p.behaviours))
     techs = {t.uid: t for p in reversed(parts) for t in p.techniques}
     entity_spans = keeper.entity_spans
     for other in others:
         entity_spans = _entity_spans(entity_spans, other.entity_spans, gap * ENTITY_LINK_GAPS)
-    return StoryState.model_construct(
+    return _state(
         story_id=keeper.story_id,
         version=keeper.version,
         signals=signals,
@@ -248,7 +306,7 @@ def _merge(keeper: StoryState, others: list[StoryState], gap: timedelta) -> Stor
         signal_count=sum(p.signal_count for p in parts),
         first_seen=min(p.first_seen for p in parts if p.first_seen is not None),
         last_seen=max(p.last_seen for p in parts if p.last_seen is not None),
-        surfaces=sorted({s for p in parts for s in p.surfaces}, key=lambda s: s.value),
+        surfaces=sorted({s for p in parts for s in p.surfaces}),  # a StrEnum: in the order of its values
         techniques=sorted(techs.values(), key=lambda t: t.uid),
         severity=max(p.severity for p in parts),
         correlated=all(p.correlated for p in parts),
@@ -259,31 +317,49 @@ def _merge(keeper: StoryState, others: list[StoryState], gap: timedelta) -> Stor
         related=sorted({d for p in parts for d in p.related})[:MAX_RELATED],
         spans=_clustered(keeper.spans, [s for p in others for s in p.spans], gap, MAX_SPANS),
         entity_spans=entity_spans,
-        seen_ids=[i for p in parts for i in p.seen_ids][-MAX_SEEN_IDS:],
+        seen_ids=list(itertools.chain.from_iterable(p.seen_ids for p in parts))[-MAX_SEEN_IDS:],
     )
 
 
-def _add(state: StoryState, signal: Signal, named: frozenset[str], gap: timedelta) -> StoryState:
+def _add(state: StoryState, facts: StoryState, gap: timedelta) -> StoryState:
+    """`state` with a signal's `_signal_facts` (a new state, which may be `facts` itself)."""
     if state.signal_count == 0:
-        facts = _signal_facts(signal, named)
         facts.story_id, facts.version = state.story_id, state.version
         return facts
-    return _merge(state, [_signal_facts(signal, named)], gap)
+    return _merge(state, [facts], gap)
 
 
 def link(
-    book: StoryBook | None, signal: Signal, gap: timedelta, cluster: str | None = None, *, render: bool = True
+    book: StoryBook | None, signal: Signal, gap: timedelta, cluster: str | None = None
 ) -> tuple[StoryBook, list[AttackStory]]:
     """Add a signal to the agent's stories: it joins every story it links to (each link bounded
     by the gap, not the whole story), merging them; otherwise it starts one.
 
-    Returns the stories to publish: first the signal's, then any it absorbed (marked merged, so
-    they stop holding the promotion gate). A merged story keeps the id of the earliest story.
-    Redelivery of one of a story's latest MAX_SEEN_IDS signals returns the story unchanged.
-    Without `render` the stories' OCSF is left empty for `rendered` (the stage renders only the
-    version of a batch it publishes)."""
-    book, stories = _link(book or StoryBook(), signal, gap, cluster)
-    return book, [rendered(s) for s in stories] if render else stories
+    Returns the stories to publish, rendered: first the signal's, then any it absorbed (marked
+    merged, so they stop holding the promotion gate). A merged story keeps the id of the earliest
+    story. Redelivery of one of a story's latest MAX_SEEN_IDS signals returns the story unchanged."""
+    book, told = _link(book or StoryBook(), signal, gap, None)
+    return book, [rendered(_story(state, cluster, merged_into)) for state, merged_into in told]
+
+
+Draft = tuple[AttackStory, Callable[[AttackStory], AttackStory]]
+
+
+def link_drafts(
+    book: StoryBook | None, signal: Signal, gap: timedelta, cluster: str | None = None, size: int | None = None
+) -> tuple[StoryBook, list[Draft]]:
+    """`link` for the stage, which publishes and stores only the newest version of a story per
+    batch: each story as a draft (its id, version, Deployment and status: what the harness and the
+    record headers need) and the finisher that tells and renders it in full (`Output.finish`), the
+    same story `link` returns. Telling a story (its narrative, the AttackStory and its OCSF) is
+    most of the work per signal, so it is done once per batch, not for every signal; what could
+    make a story invalid is checked here, with the signal (`_signal_facts`).
+    `size`: the signal's encoded size, when the caller has it."""
+    book, told = _link(book or StoryBook(), signal, gap, size)
+    return book, [
+        (_draft(state, merged_into), functools.partial(_finished, state, cluster, merged_into))
+        for state, merged_into in told
+    ]
 
 
 def rendered(story: AttackStory) -> AttackStory:
@@ -291,29 +367,35 @@ def rendered(story: AttackStory) -> AttackStory:
     return story.model_copy(update={"ocsf": detection_finding(story)})
 
 
-def _link(book: StoryBook, signal: Signal, gap: timedelta, cluster: str | None) -> tuple[StoryBook, list[AttackStory]]:
+def _finished(state: StoryState, cluster: str | None, merged_into: str | None, draft: AttackStory) -> AttackStory:
+    return rendered(_story(state, cluster, merged_into))
+
+
+# A story to publish: its state, and the story that absorbed it (None unless merged).
+Told = tuple[StoryState, str | None]
+
+
+def _link(book: StoryBook, signal: Signal, gap: timedelta, size: int | None) -> tuple[StoryBook, list[Told]]:
     seen = _seen_id(signal.signal_id)
     for state in book.stories:
         if seen in state.seen_ids:
-            return book, [_story(state, cluster)]  # redelivery: same story, same version
+            return book, [(state, None)]  # redelivery: same story, same version
     named = entities(signal)
     joined = [st for st in book.stories if joins(st, signal, named, gap)]
-    rest = [st for st in book.stories if st not in joined]
+    # By identity: `not in` would compare the other stories field by field with each joined one.
+    rest = [st for st in book.stories if not any(st is j for j in joined)]
+    facts = _signal_facts(signal, named, size)
     if not joined:
-        state = _add(StoryState(story_id=_story_id(signal), version=1), signal, named, gap)
-        return StoryBook(stories=_recent([*rest, state], signal, gap)), [_story(state, cluster)]
+        state = _add(StoryState(story_id=_story_id(signal), version=1), facts, gap)
+        return StoryBook(stories=_recent([*rest, state], signal, gap)), [(state, None)]
     joined.sort(key=lambda st: st.first_seen or signal.ts)
     first, absorbed = joined[0], joined[1:]
-    keeper = _merge(first, [_signal_facts(signal, named), *absorbed], gap)
+    keeper = _merge(first, [facts, *absorbed], gap)
     keeper.version += 1
-    merged = []
-    for st in absorbed:
-        story = _story(st.model_copy(update={"version": st.version + 1}), cluster)
-        story.merged_into = keeper.story_id
-        merged.append(story)
+    merged: list[Told] = [(st.model_copy(update={"version": st.version + 1}), keeper.story_id) for st in absorbed]
     # A new book and new states: the caller's book stays as it was (a signal that fails later in
     # its record must not leave the table's book half changed; tests/unit/test_correlator_story.py).
-    return StoryBook(stories=_recent([*rest, keeper], signal, gap)), [_story(keeper, cluster), *merged]
+    return StoryBook(stories=_recent([*rest, keeper], signal, gap)), [(keeper, None), *merged]
 
 
 def _recent(stories: list[StoryState], newest: Signal, gap: timedelta) -> list[StoryState]:
@@ -333,7 +415,33 @@ def _story_id(first: Signal) -> str:
     return "story-" + hashlib.sha1(f"{first.deployment}|{first.signal_id}".encode()).hexdigest()[:16]
 
 
-def _story(state: StoryState, cluster: str | None = None) -> AttackStory:
+def _status(state: StoryState) -> StoryStatus:
+    return StoryStatus.EXPECTED_DRIFT if state.correlated else StoryStatus.POTENTIAL_COMPROMISE
+
+
+def _draft(state: StoryState, merged_into: str | None) -> AttackStory:
+    """What `_story` would tell, without the telling: the fields the harness (story id, version)
+    and `kafka_headers` read. Not validated and not whole: only `_finished` makes a record of it."""
+    assert state.story_id is not None
+    return _DRAFT.model_copy(
+        update={
+            "story_id": state.story_id,
+            "deployment": state.signals[-1].deployment,
+            "version": state.version,
+            "status": _status(state),
+            "merged_into": merged_into,
+            "behaviours": state.behaviours,
+            "related_deployments": state.related,
+        }
+    )
+
+
+# Unvalidated and without the told fields (severity, signals, narrative, OCSF ...): reading one
+# of a draft raises rather than publishing a placeholder. Drafts are copies of it: see _EMPTY_STATE.
+_DRAFT = AttackStory.model_construct()  # type: ignore[call-arg]
+
+
+def _story(state: StoryState, cluster: str | None = None, merged_into: str | None = None) -> AttackStory:
     """The published story: its latest signals told, everything else from the facts over all of
     them (so techniques, surfaces and severity do not change as older signals fall out)."""
     signals = state.signals
@@ -360,7 +468,7 @@ def _story(state: StoryState, cluster: str | None = None) -> AttackStory:
         version=state.version,
         first_seen=state.first_seen,
         last_seen=state.last_seen,
-        status=StoryStatus.EXPECTED_DRIFT if correlated else StoryStatus.POTENTIAL_COMPROMISE,
+        status=_status(state),
         severity=1 if correlated else severity,
         surfaces=list(surfaces),
         techniques=sorted(techs.values(), key=lambda t: t.uid),
@@ -373,6 +481,8 @@ def _story(state: StoryState, cluster: str | None = None) -> AttackStory:
         related_deployments=list(state.related),
         cluster=cluster,
     )
+    if merged_into is not None:
+        story.merged_into = merged_into
     return story
 
 

@@ -118,7 +118,7 @@ def test_a_signal_bridging_two_stories_merges_them_and_the_absorbed_one_stops_ho
 def test_linking_leaves_the_given_book_unchanged() -> None:
     # `link` copies only the stories it changes (services/correlator/story.py `_own`): a signal that
     # fails later in its record must not leave the table's book half changed.
-    from services.correlator.story import link
+    from services.correlator.story import link, link_drafts
 
     book, _ = correlate(None, _in_pod(sig("a", timedelta(0), Surface.TOOL), "bot-1"), GAP)
     book, _ = correlate(book, _in_pod(sig("b", timedelta(hours=3), Surface.NETWORK), "bot-2"), GAP)
@@ -131,8 +131,11 @@ def test_linking_leaves_the_given_book_unchanged() -> None:
         sig("f", timedelta(hours=20), Surface.INPUT),  # a new story, past the others' horizon
     ]:
         before = book.model_dump()
+        _, drafts = link_drafts(book, signal, GAP)  # the stage's way: told later, by the finishers
+        told = [finish(draft) for draft, finish in drafts]
         after, stories = link(book, signal, GAP)
         assert book.model_dump() == before, signal.signal_id
+        assert [s.model_dump() for s in told] == [s.model_dump() for s in stories]
         book, published = after, [*published, [s.version for s in stories]]
     assert published == [[2], [2], [3, 3], [3], [1]]
     assert [[s.signal_id for s in st.signals] for st in book.stories] == [["f"]]
