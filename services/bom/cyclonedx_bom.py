@@ -8,11 +8,13 @@ and the document is validated again as a whole.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import uuid
 import warnings
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -32,8 +34,8 @@ from cyclonedx.model.lifecycle import LifecyclePhase, PredefinedLifecycle
 from cyclonedx.model.service import Service
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
-from jsonschema import Draft7Validator
+from cyclonedx.validation.json import JsonStrictValidator, JsonValidationError
+from jsonschema import Draft7Validator, validators
 from packageurl import PackageURL
 
 from services.bom.declared import DeclaredBom, command_line
@@ -415,15 +417,58 @@ def _serialise(bom: Bom) -> dict[str, Any]:
     return document
 
 
+# Subtrees the validator checks once per distinct content: a revision repeats nearly all of the
+# previous one's components, services and dependency entries, and their strict check was most of
+# a revision's validation. The rest of the document (metadata, the arrays themselves with their
+# uniqueItems) is checked in full every time.
+_MEMOISED_REFS = frozenset({"#/definitions/component", "#/definitions/service", "#/definitions/dependency"})
+_VALID_SUBTREES_MAX = 65_536
+
+
+def _memoised_ref(valid: OrderedDict[bytes, None]) -> Callable[[Any, str, Any, dict[str, Any]], Iterator[Any]]:
+    """The `$ref` keyword, remembering which component, service and dependency subtrees it found valid.
+
+    A subtree's validity against a subschema depends only on the two, so a subtree whose
+    canonical JSON digest passed the same `$ref` before passes again; only successes are kept
+    (an invalid subtree is checked, and refused, every time), by digest (never the text)."""
+
+    def ref(validator: Any, ref: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+        if ref not in _MEMOISED_REFS or not isinstance(instance, dict):
+            yield from validator._validate_reference(ref=ref, instance=instance)
+            return
+        canonical = json.dumps(instance, sort_keys=True, separators=(",", ":"))
+        # The schema holding the `$ref` fixes what it resolves to (its resource and base URI).
+        key = hashlib.sha256(f"{id(schema)}\0{ref}\0{canonical}".encode()).digest()
+        if key in valid:
+            valid.move_to_end(key)
+            return
+        failed = False
+        for error in validator._validate_reference(ref=ref, instance=instance):
+            failed = True
+            yield error
+        if not failed:
+            valid[key] = None
+            if len(valid) > _VALID_SUBTREES_MAX:
+                valid.popitem(last=False)
+
+    return ref
+
+
 @functools.cache
-def _validator() -> JsonStrictValidator:
-    # One per process: a validator loads and compiles the CycloneDX schemas (several MB) on first use.
+def _validator() -> Any:
+    """The library's strict CycloneDX 1.6 validator (its schema, registry and format checker),
+    with `$ref` remembering the subtrees it found valid.
+
+    One per process: a validator loads and compiles the CycloneDX schemas (several MB) on first use.
+    """
     checker = Draft7Validator.FORMAT_CHECKER
     for name in ("iri", "iri-reference", "uri", "uri-reference"):
         if name in checker.checkers:
             check, raises = checker.checkers[name]
             checker.checkers[name] = (_memoised(check), raises)
-    return JsonStrictValidator(SchemaVersion.V1_6)
+    strict = JsonStrictValidator(SchemaVersion.V1_6)._validator
+    memoising = validators.extend(type(strict), {"$ref": _memoised_ref(OrderedDict())})
+    return memoising(strict.schema, registry=strict._registry, format_checker=strict.format_checker)
 
 
 def _memoised(check: Callable[[object], bool]) -> Callable[[object], bool]:
@@ -438,7 +483,10 @@ def _memoised(check: Callable[[object], bool]) -> Callable[[object], bool]:
 
 
 def validate(document: dict[str, Any], deployment: str) -> dict[str, Any]:
-    error = _validator().validate_str(json.dumps(document))
+    """`document` if it validates against the strict CycloneDX 1.6 schema; InvalidBom if not."""
+    error = next(_validator().iter_errors(document), None)
     if error is not None:
-        raise InvalidBom(f"AI-BOM for {deployment} does not validate against CycloneDX 1.6: {error}")
+        raise InvalidBom(
+            f"AI-BOM for {deployment} does not validate against CycloneDX 1.6: {JsonValidationError(error)}"
+        )
     return document

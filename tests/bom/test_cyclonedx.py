@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -139,3 +140,49 @@ def test_model_endpoints_are_services_and_function_tools_are_not_mcp_servers() -
     assert public["runward:endpoint:kind"] == "model-provider"
     assert "mcp-server:local" not in services and "mcp-server:db" in services
     assert services["function-tool:summarise"]["name"] == "summarise"
+
+
+def _refused(document: dict) -> bool:  # type: ignore[type-arg]
+    try:
+        validate(document, "agents/support-bot")
+    except InvalidBom:
+        return True
+    return False
+
+
+def _service(document: dict, ref: str) -> dict:  # type: ignore[type-arg]
+    return next(s for s in document["services"] if s["bom-ref"] == ref)  # type: ignore[no-any-return]
+
+
+def test_a_change_inside_a_component_validated_before_is_checked_again() -> None:
+    # Components and services found valid are remembered by digest; an edit deep inside one,
+    # or a copy of a remembered one, must still be refused as the library's validator refuses it.
+    valid = runtime_bom(full_evidence(), revision=1)
+    assert not _refused(valid) and not _refused(copy.deepcopy(valid))  # remembered now
+    mutations = {
+        "an unknown field in a component's evidence": lambda d: d["components"][0]["evidence"]["identity"][0].update(
+            notAField=True
+        ),
+        "a confidence out of range": lambda d: d["components"][0]["evidence"]["identity"][0].update(confidence=2),
+        "a property without a name": lambda d: d["services"][0]["properties"][0].pop("name"),
+        "a nested tool of the wrong type": lambda d: _service(d, "mcp-server:time")["services"].append("get_time"),
+        "a component twice": lambda d: d["components"].append(copy.deepcopy(d["components"][0])),
+        "a dependency without its ref": lambda d: d["dependencies"][0].pop("ref"),
+    }
+    for what, mutate in mutations.items():
+        document = copy.deepcopy(valid)
+        mutate(document)
+        assert strict_errors(document) is not None, what  # the library refuses it too
+        assert _refused(document), what
+        assert _refused(document), what  # and again: a refusal is never remembered
+    assert not _refused(valid)
+
+
+def test_remembered_subtrees_do_not_outlive_a_change_of_content() -> None:
+    # Same bom-ref, same shape, one value changed: a different digest, checked in full.
+    valid = runtime_bom(full_evidence(), revision=1)
+    assert not _refused(valid)
+    document = copy.deepcopy(valid)
+    document["components"][0]["type"] = "not-a-component-type"
+    assert strict_errors(document) is not None
+    assert _refused(document)
