@@ -11,13 +11,15 @@ import functools
 import hashlib
 import json
 import re
+import threading
 import uuid
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar, cast
 
 from cyclonedx.model import Property, XsUri
 from cyclonedx.model.bom import Bom
@@ -39,7 +41,15 @@ from jsonschema import Draft7Validator, validators
 from packageurl import PackageURL
 
 from services.bom.declared import DeclaredBom, command_line
-from services.bom.evidence import LOCAL, RuntimeEvidence, observed_packages
+from services.bom.evidence import (
+    LOCAL,
+    McpServer,
+    ModelFile,
+    NativeLibrary,
+    RuntimeEvidence,
+    ToolRegistration,
+    observed_packages,
+)
 
 # The library percent-encodes IPv6 brackets into an invalid IRI, so IPv6 peers keep their
 # address as a property only.
@@ -47,6 +57,7 @@ _HOSTNAME = re.compile(r"^(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+$")
 _SERIALS = uuid.UUID("6f1d3c1e-8f1a-4d52-9a39-2b8f0f5f2a11")  # namespace for per-agent BOM serials
 _INSTRUMENTED = AnalysisTechnique.INSTRUMENTATION
 _MANIFEST = AnalysisTechnique.MANIFEST_ANALYSIS
+P = TypeVar("P", Component, Service)
 
 
 class InvalidBom(ValueError):
@@ -62,56 +73,11 @@ def runtime_bom(evidence: RuntimeEvidence, revision: int = 1, created_at: dateti
     for pod in sorted(evidence.pods):
         if pod != "-":
             bom.metadata.properties.add(Property(name="runward:pod", value=pod))
-    components: list[Component] = []
-    for image in evidence.images:
-        components.append(_image(image, _INSTRUMENTED))
-    for pkg in observed_packages(evidence):
-        components.append(_observed_package(pkg))
-    for lib in sorted(evidence.native_libraries.values(), key=lambda lib: lib.path):
-        props = [Property(name="runward:native:path", value=lib.path)]
-        if lib.package:
-            props.append(Property(name="runward:native:vendored-by", value=lib.package))
-        components.append(
-            Component(
-                name=lib.name,
-                type=ComponentType.LIBRARY,
-                bom_ref=f"native:{lib.path}",
-                properties=props,
-                evidence=ComponentEvidence(
-                    identity=[_identity(IdentityField.NAME, "0.9", f"shared object opened: {lib.path}")],
-                    occurrences=[Occurrence(location=lib.path)],
-                ),
-            )
-        )
-    for use in sorted(evidence.models.values(), key=lambda u: (u.provider, u.requested or "")):
-        components.append(_served_model(use.provider, use.requested, use.served))
-    for artifact in sorted(evidence.model_files.values(), key=lambda m: m.path):
-        props = [
-            Property(name="runward:model:format", value=artifact.format),
-            Property(name="runward:model:path", value=artifact.path),
-        ]
-        components.append(
-            Component(
-                name=artifact.name,
-                version=artifact.revision,
-                type=ComponentType.MACHINE_LEARNING_MODEL,
-                bom_ref=f"model-file:{artifact.path}",
-                properties=props,
-                evidence=ComponentEvidence(
-                    identity=[_identity(IdentityField.NAME, "0.8", f"model artifact opened: {artifact.path}")],
-                    occurrences=[Occurrence(location=artifact.path)],
-                ),
-            )
-        )
+    parts = _Parts(evidence.deployment)
+    components = _runtime_components(evidence, parts)
     for component in components:
         bom.components.add(component)
-    services = [_mcp_server(evidence, name) for name in sorted(evidence.mcp_servers)]
-    services += [
-        _endpoint_service(e.host, e.port, e.protocol, e.kind, e.addresses, e.dns_name, provider=e.provider)
-        for _, e in sorted(evidence.endpoints.items())
-    ]
-    services += _function_tools(evidence)
-    for service in services:
+    for service in _runtime_services(evidence, parts):
         bom.services.add(service)
     bom.register_dependency(root, components)
     document = _serialise(bom)
@@ -123,7 +89,79 @@ def runtime_bom(evidence: RuntimeEvidence, revision: int = 1, created_at: dateti
         f"model-file:{m.path}": _file_model_card(m.format, m.hf_repo, m.revision) for m in evidence.model_files.values()
     }
     _add_model_cards(document, cards)
-    return validate(document, evidence.deployment)
+    validated = validate(document, evidence.deployment)
+    parts.keep()
+    return validated
+
+
+def _runtime_components(evidence: RuntimeEvidence, parts: _Parts) -> list[Component]:
+    components = [parts.get("image", image, partial(_image, image, _INSTRUMENTED)) for image in evidence.images]
+    for pkg in observed_packages(evidence):
+        components.append(parts.get("pypi", pkg.model_dump_json(), partial(_observed_package, pkg)))
+    for lib in sorted(evidence.native_libraries.values(), key=lambda lib: lib.path):
+        components.append(parts.get("native", lib.model_dump_json(), partial(_native_library, lib)))
+    for use in sorted(evidence.models.values(), key=lambda u: (u.provider, u.requested or "")):
+        material = json.dumps([use.provider, use.requested, use.served])
+        components.append(parts.get("model", material, partial(_served_model, use.provider, use.requested, use.served)))
+    for artifact in sorted(evidence.model_files.values(), key=lambda m: m.path):
+        components.append(parts.get("model-file", artifact.model_dump_json(), partial(_model_file, artifact)))
+    return components
+
+
+def _runtime_services(evidence: RuntimeEvidence, parts: _Parts) -> list[Service]:
+    services: list[Service] = []
+    for name in sorted(evidence.mcp_servers):
+        tools = sorted((t for t in evidence.tools.values() if t.server == name), key=lambda t: t.tool)
+        server = evidence.mcp_servers[name]
+        material = json.dumps([name, server.model_dump(mode="json"), [t.model_dump(mode="json") for t in tools]])
+        services.append(parts.get("mcp", material, partial(_mcp_server, name, server, tools)))
+    for _, e in sorted(evidence.endpoints.items()):
+        endpoint = partial(_endpoint_service, e.host, e.port, e.protocol, e.kind, e.addresses, e.dns_name)
+        services.append(parts.get("endpoint", e.model_dump_json(), partial(endpoint, provider=e.provider)))
+    if LOCAL not in evidence.mcp_servers:  # else they are the `local` server's tools
+        for t in sorted(evidence.tools.values(), key=lambda t: t.tool):
+            if t.server == LOCAL:
+                services.append(parts.get("function-tool", t.model_dump_json(), partial(_function_tool, t)))
+    return services
+
+
+class _Parts:
+    """The library's components and services of an agent's last runtime BOM, reused by the next.
+
+    A revision differs from the last by a few parts (a new endpoint, a package's new import);
+    building every Component and Service again was half of a revision's cost. A part is the
+    same library object while what it is built from (its evidence, as JSON) is the same: keyed by
+    the digest of that, never the text. Only the last revision's parts of the most recently
+    built agents are kept (the memory of one BOM per agent, for at most `AGENTS_MAX` agents).
+    The parts are not changed by the BOMs they are added to, or by serialising them.
+    """
+
+    AGENTS_MAX = 64
+    _recent: OrderedDict[str, dict[bytes, Any]] = OrderedDict()
+    _lock = threading.Lock()
+
+    def __init__(self, deployment: str) -> None:
+        self.deployment = deployment
+        with self._lock:
+            self.previous = self._recent.pop(deployment, {})
+        self.current: dict[bytes, Any] = {}
+
+    def get(self, kind: str, material: str, build: Callable[[], P]) -> P:
+        key = hashlib.sha256(f"{kind}\0{material}".encode()).digest()
+        part = self.current.get(key)
+        if part is None:
+            part = self.previous.get(key)
+        if part is None:
+            part = build()
+        self.current[key] = part
+        return cast(P, part)
+
+    def keep(self) -> None:
+        """Keep this revision's parts for the agent's next one."""
+        with self._lock:
+            self._recent[self.deployment] = self.current
+            while len(self._recent) > self.AGENTS_MAX:
+                self._recent.popitem(last=False)
 
 
 def _observed_package(pkg: Any) -> Component:
@@ -154,6 +192,42 @@ def _observed_package(pkg: Any) -> Component:
     )
 
 
+def _native_library(lib: NativeLibrary) -> Component:
+    props = [Property(name="runward:native:path", value=lib.path)]
+    if lib.package:
+        props.append(Property(name="runward:native:vendored-by", value=lib.package))
+    return Component(
+        name=lib.name,
+        type=ComponentType.LIBRARY,
+        bom_ref=f"native:{lib.path}",
+        properties=props,
+        evidence=_opened("shared object", lib.path, "0.9"),
+    )
+
+
+def _model_file(artifact: ModelFile) -> Component:
+    props = [
+        Property(name="runward:model:format", value=artifact.format),
+        Property(name="runward:model:path", value=artifact.path),
+    ]
+    return Component(
+        name=artifact.name,
+        version=artifact.revision,
+        type=ComponentType.MACHINE_LEARNING_MODEL,
+        bom_ref=f"model-file:{artifact.path}",
+        properties=props,
+        evidence=_opened("model artifact", artifact.path, "0.8"),
+    )
+
+
+def _opened(what: str, path: str, confidence: str) -> ComponentEvidence:
+    """A file the agent opened as the evidence of a component's name."""
+    return ComponentEvidence(
+        identity=[_identity(IdentityField.NAME, confidence, f"{what} opened: {path}")],
+        occurrences=[Occurrence(location=path)],
+    )
+
+
 def _served_model(provider: str, requested: str | None, served: list[str]) -> Component:
     props = [Property(name="runward:model:provider", value=provider)]
     if requested:
@@ -181,26 +255,21 @@ def _model_ref(provider: str, requested: str | None, served: list[str]) -> str:
     return f"model:{provider}/{requested or (served or ['?'])[0]}"
 
 
-def _function_tools(evidence: RuntimeEvidence) -> list[Service]:
-    """Tools of the agent's own code (no MCP server): services of their own, never `mcp-server:local`."""
-    return [
-        Service(
-            name=t.tool,
-            bom_ref=f"function-tool:{t.tool}",
-            x_trust_boundary=False,
-            properties=[
-                Property(name="runward:tool:kind", value="function"),
-                Property(name="runward:first-seen", value=t.first_seen.isoformat()),
-            ],
-        )
-        for t in sorted(evidence.tools.values(), key=lambda t: t.tool)
-        if t.server == LOCAL and LOCAL not in evidence.mcp_servers
-    ]
+def _function_tool(t: ToolRegistration) -> Service:
+    """A tool of the agent's own code (no MCP server): a service of its own, never `mcp-server:local`."""
+    return Service(
+        name=t.tool,
+        bom_ref=f"function-tool:{t.tool}",
+        x_trust_boundary=False,
+        properties=[
+            Property(name="runward:tool:kind", value="function"),
+            Property(name="runward:first-seen", value=t.first_seen.isoformat()),
+        ],
+    )
 
 
-def _mcp_server(evidence: RuntimeEvidence, name: str) -> Service:
-    server = evidence.mcp_servers[name]
-    tools = [t for t in evidence.tools.values() if t.server == name]
+def _mcp_server(name: str, server: McpServer, tools: list[ToolRegistration]) -> Service:
+    """The MCP server `name` with its `tools` (sorted by name)."""
     return Service(
         name=name,
         bom_ref=f"mcp-server:{name}",
@@ -220,7 +289,7 @@ def _mcp_server(evidence: RuntimeEvidence, name: str) -> Service:
                     Property(name="runward:first-seen", value=t.first_seen.isoformat()),
                 ],
             )
-            for t in sorted(tools, key=lambda t: t.tool)
+            for t in tools
         ],
     )
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import OrderedDict
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from runward.core.contracts import DeclaredManifest, LlmCall, ToolCall, utcnow
+from services.bom import cyclonedx_bom
 from services.bom.cyclonedx_bom import InvalidBom, declared_cyclonedx, runtime_bom, validate
 from services.bom.declared import declared_bom, load_deployment_yaml, requirements_from_text
-from services.bom.evidence import fold
+from services.bom.evidence import RuntimeEvidence, fold
+from services.bom.pipeline import AgentState, on_event
 from tests.bom.factories import SITE, chat, connected, event, initialize, opened, tool_call, tools_list
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bom"
@@ -186,3 +191,73 @@ def test_remembered_subtrees_do_not_outlive_a_change_of_content() -> None:
     document["components"][0]["type"] = "not-a-component-type"
     assert strict_errors(document) is not None
     assert _refused(document)
+
+
+def _from_scratch(evidence: RuntimeEvidence, revision: int, created_at: datetime) -> dict:  # type: ignore[type-arg]
+    """The agent's runtime BOM built with no part of an earlier revision to reuse."""
+    kept = cyclonedx_bom._Parts._recent
+    cyclonedx_bom._Parts._recent = OrderedDict()
+    try:
+        return runtime_bom(evidence, revision, created_at)
+    finally:
+        cyclonedx_bom._Parts._recent = kept
+
+
+def _occurrences_sorted(document: dict) -> dict:  # type: ignore[type-arg]
+    """`document` with each component's occurrences by location. The library's order of them is
+    arbitrary: an Occurrence without a bom-ref is never less than another, so two builds of the
+    same evidence may list them differently (its set orders them by object id)."""
+    document = copy.deepcopy(document)
+    for component in document.get("components", []):
+        occurrences = component.get("evidence", {}).get("occurrences")
+        if occurrences:
+            occurrences.sort(key=lambda o: o["location"])
+    return document
+
+
+def test_each_revision_built_from_the_last_ones_parts_equals_one_built_from_scratch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every kind of part, and changes inside parts an earlier revision already had: an endpoint's
+    # new address, a package's new import and its dist-info version, a server's new tool and its
+    # initialize, a model served under a new name, a second pod.
+    built: list[str] = []
+    builder = cyclonedx_bom._endpoint_service
+
+    def counted(host: str, *args: Any, **kwargs: Any) -> Any:
+        built.append(host)
+        return builder(host, *args, **kwargs)
+
+    monkeypatch.setattr(cyclonedx_bom, "_endpoint_service", counted)
+    events = [
+        opened(f"{SITE}/httpx/__pycache__/__init__.cpython-311.pyc"),
+        connected("api.openai.com", "162.159.140.245"),
+        chat("openai", "gpt-4o", "gpt-4o-2024-08-06", at=1),
+        opened("/usr/lib/x86_64-linux-gnu/libssl.so.3", at=2),
+        connected("api.openai.com", "162.159.140.246", at=3),
+        opened(f"{SITE}/httpx/_transports/__pycache__/default.cpython-311.pyc", at=4),
+        opened(f"{SITE}/httpx-0.28.1.dist-info/METADATA", at=5),
+        tools_list("time", ["get_current_time"], at=6),
+        initialize("time", at=7),
+        chat("openai", "gpt-4o", "gpt-4o-2024-11-20", at=8),
+        tools_list("time", ["get_current_time", "convert_time"], at=9),
+        opened(f"{HF}/model.safetensors", at=10),
+        tool_call("local", "summarise", at=11),
+        connected(None, "2001:db8::1", port=8443, at=12),
+        event("syscall", {"syscall": "read"}, at=15, pod="support-bot-7d4b9c5f6-abcde"),
+        connected("api.openai.com", "162.159.140.247", at=16),
+    ]
+    state, published = AgentState(), []
+    for e in events:
+        step = on_event(state, e)
+        state = step.state
+        if step.aibom is not None:
+            assert state.evidence is not None  # folded in place by the next event: a copy
+            published.append((state.evidence.model_copy(deep=True), step.aibom))
+    assert len(published) >= 8
+    # The parts were reused: an endpoint service is built again only when its evidence changed.
+    assert 0 < len(built) < sum(len(evidence.endpoints) for evidence, _ in published)
+    for evidence, aibom in published:
+        scratch = _from_scratch(evidence, aibom.revision, aibom.created_at)
+        assert _occurrences_sorted(aibom.cyclonedx) == _occurrences_sorted(scratch), f"revision {aibom.revision}"
+        assert strict_errors(scratch) is None
