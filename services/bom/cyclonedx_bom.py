@@ -3,6 +3,11 @@ checked by its strict validator before anything is published.
 
 The library has no modelCard yet, so model cards are added to the JSON after serialisation
 and the document is validated again as a whole.
+
+An agent's revisions differ by a few parts, so a revision reuses the library objects of the
+last one's unchanged components and services (`_Parts`), and the validator checks a component,
+service or dependency entry it found valid before only by its digest (`_memoised_ref`); every
+revision is still built and serialised by the library and validated as a whole document.
 """
 
 from __future__ import annotations
@@ -491,10 +496,32 @@ def _serialise(bom: Bom) -> dict[str, Any]:
 # a revision's validation. The rest of the document (metadata, the arrays themselves with their
 # uniqueItems) is checked in full every time.
 _MEMOISED_REFS = frozenset({"#/definitions/component", "#/definitions/service", "#/definitions/dependency"})
-_VALID_SUBTREES_MAX = 65_536
 
 
-def _memoised_ref(valid: OrderedDict[bytes, None]) -> Callable[[Any, str, Any, dict[str, Any]], Iterator[Any]]:
+class _ValidSubtrees:
+    """Digests of the subtrees the validator found valid, the most recently used first to stay."""
+
+    MAX = 65_536
+
+    def __init__(self) -> None:
+        self._digests: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()  # the handler validates on one thread; a CLI or test may not
+
+    def __contains__(self, digest: bytes) -> bool:
+        with self._lock:
+            if digest not in self._digests:
+                return False
+            self._digests.move_to_end(digest)
+            return True
+
+    def add(self, digest: bytes) -> None:
+        with self._lock:
+            self._digests[digest] = None
+            while len(self._digests) > self.MAX:
+                self._digests.popitem(last=False)
+
+
+def _memoised_ref(valid: _ValidSubtrees) -> Callable[[Any, str, Any, dict[str, Any]], Iterator[Any]]:
     """The `$ref` keyword, remembering which component, service and dependency subtrees it found valid.
 
     A subtree's validity against a subschema depends only on the two, so a subtree whose
@@ -507,18 +534,15 @@ def _memoised_ref(valid: OrderedDict[bytes, None]) -> Callable[[Any, str, Any, d
             return
         canonical = json.dumps(instance, sort_keys=True, separators=(",", ":"))
         # The schema holding the `$ref` fixes what it resolves to (its resource and base URI).
-        key = hashlib.sha256(f"{id(schema)}\0{ref}\0{canonical}".encode()).digest()
-        if key in valid:
-            valid.move_to_end(key)
+        digest = hashlib.sha256(f"{id(schema)}\0{ref}\0{canonical}".encode()).digest()
+        if digest in valid:
             return
         failed = False
         for error in validator._validate_reference(ref=ref, instance=instance):
             failed = True
             yield error
         if not failed:
-            valid[key] = None
-            if len(valid) > _VALID_SUBTREES_MAX:
-                valid.popitem(last=False)
+            valid.add(digest)
 
     return ref
 
@@ -536,7 +560,7 @@ def _validator() -> Any:
             check, raises = checker.checkers[name]
             checker.checkers[name] = (_memoised(check), raises)
     strict = JsonStrictValidator(SchemaVersion.V1_6)._validator
-    memoising = validators.extend(type(strict), {"$ref": _memoised_ref(OrderedDict())})
+    memoising = validators.extend(type(strict), {"$ref": _memoised_ref(_ValidSubtrees())})
     return memoising(strict.schema, registry=strict._registry, format_checker=strict.format_checker)
 
 
