@@ -134,22 +134,31 @@ class _Parts:
     """The library's components and services of an agent's last runtime BOM, reused by the next.
 
     A revision differs from the last by a few parts (a new endpoint, a package's new import);
-    building every Component and Service again was half of a revision's cost. A part is the
+    building every Component and Service again was a third of a revision's cost. A part is the
     same library object while what it is built from (its evidence, as JSON) is the same: keyed by
     the digest of that, never the text. Only the last revision's parts of the most recently
-    built agents are kept (the memory of one BOM per agent, for at most `AGENTS_MAX` agents).
-    The parts are not changed by the BOMs they are added to, or by serialising them.
+    built agents are kept, at most `MAX` parts in all (a part is ~20 KB of library objects); an
+    agent whose parts were dropped builds its next revision from scratch. The parts are not
+    changed by the BOMs they are added to, or by serialising them.
     """
 
-    AGENTS_MAX = 64
+    MAX = 2_048
     _recent: OrderedDict[str, dict[bytes, Any]] = OrderedDict()
+    _count = 0  # parts in _recent
     _lock = threading.Lock()
 
     def __init__(self, deployment: str) -> None:
         self.deployment = deployment
         with self._lock:
             self.previous = self._recent.pop(deployment, {})
+            _Parts._count -= len(self.previous)
         self.current: dict[bytes, Any] = {}
+
+    @classmethod
+    def forget(cls, deployment: str) -> None:
+        """Drop an agent's kept parts: its next revision is built from scratch."""
+        with cls._lock:
+            cls._count -= len(cls._recent.pop(deployment, {}))
 
     def get(self, kind: str, material: str, build: Callable[[], P]) -> P:
         key = hashlib.sha256(f"{kind}\0{material}".encode()).digest()
@@ -162,11 +171,13 @@ class _Parts:
         return cast(P, part)
 
     def keep(self) -> None:
-        """Keep this revision's parts for the agent's next one."""
+        """Keep this revision's parts for the agent's next one, dropping the least recent agents' beyond MAX."""
         with self._lock:
             self._recent[self.deployment] = self.current
-            while len(self._recent) > self.AGENTS_MAX:
-                self._recent.popitem(last=False)
+            _Parts._count += len(self.current)
+            while _Parts._count > self.MAX and len(self._recent) > 1:
+                _, dropped = self._recent.popitem(last=False)
+                _Parts._count -= len(dropped)
 
 
 def _observed_package(pkg: Any) -> Component:

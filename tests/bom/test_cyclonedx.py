@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -195,12 +194,8 @@ def test_remembered_subtrees_do_not_outlive_a_change_of_content() -> None:
 
 def _from_scratch(evidence: RuntimeEvidence, revision: int, created_at: datetime) -> dict:  # type: ignore[type-arg]
     """The agent's runtime BOM built with no part of an earlier revision to reuse."""
-    kept = cyclonedx_bom._Parts._recent
-    cyclonedx_bom._Parts._recent = OrderedDict()
-    try:
-        return runtime_bom(evidence, revision, created_at)
-    finally:
-        cyclonedx_bom._Parts._recent = kept
+    cyclonedx_bom._Parts.forget(evidence.deployment)
+    return runtime_bom(evidence, revision, created_at)
 
 
 def _occurrences_sorted(document: dict) -> dict:  # type: ignore[type-arg]
@@ -261,3 +256,16 @@ def test_each_revision_built_from_the_last_ones_parts_equals_one_built_from_scra
         scratch = _from_scratch(evidence, aibom.revision, aibom.created_at)
         assert _occurrences_sorted(aibom.cyclonedx) == _occurrences_sorted(scratch), f"revision {aibom.revision}"
         assert strict_errors(scratch) is None
+
+
+def test_the_parts_kept_for_the_next_revisions_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = cyclonedx_bom._Parts
+    monkeypatch.setattr(parts, "MAX", 30)
+    evidence = full_evidence()
+    size = len(runtime_bom(evidence)["components"]) + len(runtime_bom(evidence)["services"])
+    agents = [f"agents/bot-{n}" for n in range(4)]
+    for agent in agents:
+        runtime_bom(evidence.model_copy(update={"deployment": agent}))
+    kept = [agent for agent in agents if agent in parts._recent]
+    assert kept == agents[-(30 // size) :]  # the most recent agents' parts, within the bound
+    assert parts._count == sum(len(p) for p in parts._recent.values()) <= 30
