@@ -37,6 +37,7 @@ from cyclonedx.model.component_evidence import (
     Method,
     Occurrence,
 )
+from cyclonedx.model.dependency import Dependency
 from cyclonedx.model.lifecycle import LifecyclePhase, PredefinedLifecycle
 from cyclonedx.model.service import Service
 from cyclonedx.output.json import JsonV1Dot6
@@ -84,7 +85,11 @@ def runtime_bom(evidence: RuntimeEvidence, revision: int = 1, created_at: dateti
         bom.components.add(component)
     for service in _runtime_services(evidence, parts):
         bom.services.add(service)
-    bom.register_dependency(root, components)
+    # The root depends on every component, which depend on nothing known. Registered directly:
+    # `register_dependency` looks each component up among the dependencies registered so far (the
+    # square of the BOM's size).
+    bom.dependencies.add(Dependency(ref=root.bom_ref, dependencies=[Dependency(ref=c.bom_ref) for c in components]))
+    bom.dependencies.update(Dependency(ref=c.bom_ref) for c in components)
     document = _serialise(bom)
     cards = {
         _model_ref(u.provider, u.requested, u.served): _api_model_card(u.provider, u.requested, u.served)
@@ -558,6 +563,28 @@ def _memoised_ref(valid: _ValidSubtrees) -> Callable[[Any, str, Any, dict[str, A
     return ref
 
 
+def _unique_items(
+    original: Callable[[Any, Any, Any, dict[str, Any]], Iterator[Any]],
+) -> Callable[[Any, Any, Any, dict[str, Any]], Iterator[Any]]:
+    """The `uniqueItems` keyword, first ruling out duplicates among objects cheaply.
+
+    The library compares every pair of items (objects cannot be sorted): the square of a BOM's
+    components, most of a large BOM's validation. Two objects the schema calls equal have the
+    same keys and the same string values, so when no two items agree on those none is a
+    duplicate; otherwise the original keyword decides (and words the error)."""
+
+    def unique_items(validator: Any, unique: Any, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+        if unique and isinstance(instance, list) and all(isinstance(item, dict) for item in instance):
+            fingerprints = {
+                (frozenset(item), frozenset((k, v) for k, v in item.items() if isinstance(v, str))) for item in instance
+            }
+            if len(fingerprints) == len(instance):
+                return
+        yield from original(validator, unique, instance, schema)
+
+    return unique_items
+
+
 @functools.cache
 def _validator() -> Any:
     """The library's strict CycloneDX 1.6 validator (its schema, registry and format checker),
@@ -571,7 +598,11 @@ def _validator() -> Any:
             check, raises = checker.checkers[name]
             checker.checkers[name] = (_memoised(check), raises)
     strict = JsonStrictValidator(SchemaVersion.V1_6)._validator
-    memoising = validators.extend(type(strict), {"$ref": _memoised_ref(_ValidSubtrees())})
+    keywords = {
+        "$ref": _memoised_ref(_ValidSubtrees()),
+        "uniqueItems": _unique_items(type(strict).VALIDATORS["uniqueItems"]),
+    }
+    memoising = validators.extend(type(strict), keywords)
     return memoising(strict.schema, registry=strict._registry, format_checker=strict.format_checker)
 
 

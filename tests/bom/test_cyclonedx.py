@@ -171,6 +171,8 @@ def test_a_change_inside_a_component_validated_before_is_checked_again() -> None
         "a property without a name": lambda d: d["services"][0]["properties"][0].pop("name"),
         "a nested tool of the wrong type": lambda d: _service(d, "mcp-server:time")["services"].append("get_time"),
         "a component twice": lambda d: d["components"].append(copy.deepcopy(d["components"][0])),
+        "a service twice": lambda d: d["services"].insert(0, copy.deepcopy(d["services"][-1])),
+        "a dependency twice": lambda d: d["dependencies"].append(copy.deepcopy(d["dependencies"][1])),
         "a dependency without its ref": lambda d: d["dependencies"][0].pop("ref"),
     }
     for what, mutate in mutations.items():
@@ -180,6 +182,18 @@ def test_a_change_inside_a_component_validated_before_is_checked_again() -> None
         assert _refused(document), what
         assert _refused(document), what  # and again: a refusal is never remembered
     assert not _refused(valid)
+
+
+def test_items_alike_but_for_a_nested_value_are_not_duplicates() -> None:
+    # Same keys and string values, a different confidence: unique to the schema, and kept.
+    valid = runtime_bom(full_evidence(), revision=1)
+    twin = copy.deepcopy(valid["components"][0])
+    twin["evidence"]["identity"][0]["confidence"] = 0.5
+    valid["components"].append(twin)
+    assert strict_errors(valid) is None
+    assert not _refused(valid)
+    twin["evidence"]["identity"][0]["confidence"] = valid["components"][0]["evidence"]["identity"][0]["confidence"]
+    assert strict_errors(valid) is not None and _refused(valid)
 
 
 def test_remembered_subtrees_do_not_outlive_a_change_of_content() -> None:
