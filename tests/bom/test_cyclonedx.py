@@ -283,3 +283,18 @@ def test_the_parts_kept_for_the_next_revisions_are_bounded(monkeypatch: pytest.M
     kept = [agent for agent in agents if agent in parts._recent]
     assert kept == agents[-(30 // size) :]  # the most recent agents' parts, within the bound
     assert parts._count == sum(len(p) for p in parts._recent.values()) <= 30
+
+
+def test_a_revision_of_reused_parts_is_still_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The next revision reuses every part of the last; what it serialises to is checked again.
+    evidence = full_evidence()
+    runtime_bom(evidence, revision=1)
+    cards = cyclonedx_bom._add_model_cards
+
+    def spoiled(document: dict, cards_by_ref: dict) -> None:  # type: ignore[type-arg]
+        cards(document, cards_by_ref)
+        document["components"][0]["notAField"] = True
+
+    monkeypatch.setattr(cyclonedx_bom, "_add_model_cards", spoiled)
+    with pytest.raises(InvalidBom, match="does not validate"):
+        runtime_bom(evidence, revision=2)
