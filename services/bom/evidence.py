@@ -372,12 +372,12 @@ class ObservedPackage(BaseModel):
 
 def observed_packages(ev: RuntimeEvidence, known_names: list[str] | None = None) -> list[ObservedPackage]:
     """Join import roots to distributions: by dist-info seen, else by declared or well-known names."""
-    from services.bom.python_packages import distribution_of
+    from services.bom.python_packages import candidate_index, distribution_of
 
-    dist_names = [d.name for d in ev.distributions.values()]
+    candidates = candidate_index([*(d.name for d in ev.distributions.values()), *(known_names or [])])
     packages: dict[str, ObservedPackage] = {}
     for imp in sorted(ev.python_imports.values(), key=lambda i: i.name):
-        name = distribution_of(imp.name, [*dist_names, *(known_names or [])])
+        name = distribution_of(imp.name, candidates)
         package = packages.get(name)
         if package is None:
             package = packages[name] = ObservedPackage(name=name, site=imp.site, first_seen=imp.first_seen)

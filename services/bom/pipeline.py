@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from runward.core.codec import RejectedRecord
 from runward.core.contracts import AiBom, BomDelta, DeclaredManifest, EnrichedEvent
 from services.bom.cyclonedx_bom import declared_cyclonedx, runtime_bom
-from services.bom.declared import DeclaredError, declared_bom
+from services.bom.declared import DeclaredBom, DeclaredError, declared_bom
 from services.bom.delta import compute_delta
 from services.bom.evidence import RuntimeEvidence, fold
 
@@ -117,6 +120,33 @@ def _delta(state: AgentState, ts: datetime) -> tuple[AgentState, BomDelta | None
         created_at=ts,
         aibom_revision=state.aibom_revision or None,
         findings=findings,
-        declared_bom=declared_cyclonedx(declared, state.declared_revision, manifest.submitted_at),
+        declared_bom=_declared_document(manifest, declared, state.declared_revision),
     )
     return state, delta
+
+
+_DECLARED_DOCUMENTS_MAX = 256
+_declared_documents: OrderedDict[bytes, str] = OrderedDict()
+_declared_lock = threading.Lock()
+
+
+def _declared_document(manifest: DeclaredManifest, declared: DeclaredBom, revision: int) -> dict[str, Any]:
+    """The declared CycloneDX document of a declaration revision, built and validated once.
+
+    Every change of the findings publishes a delta with the declared BOM, and that BOM changes
+    only with the declaration: building and validating it again for each delta doubled the cost
+    of a revision. Kept as JSON (a fresh document per delta), by the digest of the manifest and
+    its revision, for the most recent declarations (the manifest is redacted before it is sent)."""
+    key = hashlib.sha256(f"{revision}\0{manifest.model_dump_json()}".encode()).digest()
+    with _declared_lock:
+        text = _declared_documents.get(key)
+        if text is not None:
+            _declared_documents.move_to_end(key)
+    if text is None:
+        text = json.dumps(declared_cyclonedx(declared, revision, manifest.submitted_at))
+        with _declared_lock:
+            _declared_documents[key] = text
+            while len(_declared_documents) > _DECLARED_DOCUMENTS_MAX:
+                _declared_documents.popitem(last=False)
+    document: dict[str, Any] = json.loads(text)
+    return document

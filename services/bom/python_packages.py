@@ -9,7 +9,7 @@ distributions are observed separately and joined by name.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 _SITE = re.compile(r"^(?P<site>.*/(?:site|dist)-packages)/(?P<rest>.+)$")
@@ -134,7 +134,16 @@ IMPORT_ALIASES: dict[str, str] = {
 
 def resolve(import_name: str, candidates: Iterable[str]) -> str | None:
     """The distribution an import root belongs to, among candidate distribution names."""
-    by_norm = {normalise(c): c for c in candidates}
+    return _resolve(import_name, candidate_index(candidates))
+
+
+def candidate_index(candidates: Iterable[str]) -> dict[str, str]:
+    """Candidate distribution names by their normalised name (the last of equals wins), made once
+    for many imports: normalising every candidate for every import grew with the square of them."""
+    return {normalise(c): c for c in candidates}
+
+
+def _resolve(import_name: str, by_norm: Mapping[str, str]) -> str | None:
     base = import_name.replace(".", "-")
     wanted = [
         normalise(base),
@@ -162,9 +171,12 @@ def _alias(import_name: str) -> str:
     return NAMESPACE_DEFAULTS.get(parent, "") if parent.count(".") == 0 else ""
 
 
-def distribution_of(import_name: str, candidates: Iterable[str]) -> str:
-    """Best PyPI name for an import root: a candidate, the alias table, else the import name."""
-    found = resolve(import_name, candidates)
+def distribution_of(import_name: str, candidates: Iterable[str] | Mapping[str, str]) -> str:
+    """Best PyPI name for an import root: a candidate, the alias table, else the import name.
+
+    `candidates` are distribution names, or their `candidate_index`."""
+    index = candidates if isinstance(candidates, Mapping) else candidate_index(candidates)
+    found = _resolve(import_name, index)
     if found:
         return normalise(found)
     return normalise(_alias(import_name) or import_name.replace(".", "-"))

@@ -6,6 +6,8 @@ import pytest
 
 from runward.core.codec import RejectedRecord
 from runward.core.contracts import DeclaredManifest
+from services.bom.cyclonedx_bom import declared_cyclonedx
+from services.bom.declared import declared_bom
 from services.bom.pipeline import AgentState, on_declared, on_event
 from tests.bom.factories import SITE, T0, event, opened, tools_list
 
@@ -72,3 +74,28 @@ def test_a_declaration_publishes_pending_evidence_first() -> None:
 def test_an_unreadable_declaration_is_dead_lettered_with_its_reason() -> None:
     with pytest.raises(RejectedRecord, match="not PEP 508"):
         on_declared(AgentState(), declared(["httpx ==> 1"]))
+
+
+def test_each_delta_carries_the_declared_bom_of_the_declaration_it_compares_with() -> None:
+    # The declared BOM is built once per declaration revision and reused by its later deltas:
+    # equal to one built afresh, and never the previous declaration's.
+    manifest = declared(["httpx==0.28.1"])
+    state = on_declared(on_event(AgentState(), imported("httpx", 0)).state, manifest).state
+    step = on_event(state, imported("requests", 5))
+    assert step.delta is not None
+    fresh = declared_cyclonedx(declared_bom(manifest), step.state.declared_revision, manifest.submitted_at)
+    assert step.delta.declared_bom == fresh
+    step = on_event(step.state, imported("anyio", 10))
+    assert step.delta is not None and step.delta.declared_bom == fresh
+    assert step.delta.declared_bom is not fresh
+    step.delta.declared_bom["metadata"]["component"]["name"] = "changed by a consumer"
+    step = on_event(step.state, imported("idna", 15))
+    assert step.delta is not None and step.delta.declared_bom == fresh  # each delta has its own document
+    newer = declared(["httpx==0.28.1", "idna==3.10"])
+    step = on_declared(step.state, newer)
+    assert step.delta is not None and step.delta.declared_bom is not None
+    refs = {c["bom-ref"] for c in step.delta.declared_bom["components"]}
+    assert "pypi:idna@3.10" in refs
+    assert step.delta.declared_bom == declared_cyclonedx(
+        declared_bom(newer), step.state.declared_revision, newer.submitted_at
+    )
