@@ -4,8 +4,9 @@
 per-record cost was cut (copy-on-write state, documents reused while their inputs are the same):
 `tests/unit/test_enforcer_outputs.py` checks today's output is byte for byte the same. The run
 covers every mode, every kind of destination, proofs, stories, freezing, accepting, a rollout
-and refused decisions, for three Deployments interleaved, two of them with the same behaviours
-(a reused document must never carry another Deployment's name).
+and refused decisions, for three Deployments interleaved with the same behaviours: two with the
+same selector (a reused document must never carry another Deployment's name), one whose selector
+is learnt after the revision it was frozen on.
 
 Regenerate only for an intended change of the documents, and say so in the commit:
 
@@ -25,7 +26,6 @@ from runward.core.codec import encode
 from runward.core.contracts import (
     ApdRevision,
     ArgumentRule,
-    AttackStory,
     EnforcementMode,
     PodTemplateRevision,
     PolicyProof,
@@ -33,27 +33,30 @@ from runward.core.contracts import (
     StoryStatus,
     WindowStatus,
 )
-from runward.core.signing import profile_sha256
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
-from services.enforcer.policies import seccomp_profile
 from services.enforcer.readiness import ReadinessReport
+from tests.enforcer.proofs import proof_of
+from tests.enforcer.stories import story_of
 
 GOLDEN = Path(__file__).with_name("golden_bundles.json")
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
 NOW = T + timedelta(days=1)
 V1 = PodTemplateRevision(template_hash="sha256:" + "1" * 64, pod_template_hash="7d9f8c6b5", image_digests={})
 V2 = PodTemplateRevision(template_hash="sha256:" + "2" * 64, pod_template_hash="5c4b7f9d8", image_digests={})
-SELECTORS: dict[str, dict[str, Any] | None] = {
-    "agents/bot": {
-        "matchLabels": {"app.kubernetes.io/name": "bot"},
-        "matchExpressions": [
-            {"key": "tier", "operator": "In", "values": ["a", "b"]},
-            {"key": "canary", "operator": "DoesNotExist"},
-        ],
-    },
-    "agents/twin": {"matchLabels": {"app.kubernetes.io/name": "bot"}},
-    "agents/bare": None,
+BOT = {
+    "matchLabels": {"app.kubernetes.io/name": "bot"},
+    "matchExpressions": [
+        {"key": "tier", "operator": "In", "values": ["a", "b"]},
+        {"key": "canary", "operator": "DoesNotExist"},
+    ],
 }
+SELECTORS: dict[str, dict[str, Any]] = {
+    "agents/bot": BOT,
+    "agents/twin": BOT,  # the same pods' labels in another namespace: only the names tell them apart
+    "agents/late": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["late"]}]},
+}
+LATE_SELECTOR = 5
+"""The APD revision from which agents/late's APDs carry its selector (frozen on one without it)."""
 EGRESS = [
     "egress:api.openai.com:443/tcp",
     "egress:crm-mcp.tools.svc.cluster.local:8080/tcp",
@@ -105,7 +108,7 @@ def _apd(
         behaviours=behaviours,
         pending=pending or {},
         deployment_revision=rev,
-        pod_selector=SELECTORS[deployment],
+        pod_selector=SELECTORS[deployment] if deployment != "agents/late" or revision >= LATE_SELECTOR else None,
         tool_arguments=TOOL_ARGUMENTS if tools else None,
     )
 
@@ -117,34 +120,7 @@ def _decision(deployment: str, mode: EnforcementMode, accept: int | None = None)
 
 
 def _proof(apd: ApdRevision, tick: int, passed: bool = True, runtime: tuple[str, ...] = ()) -> PolicyProof:
-    profile = seccomp_profile(apd, EnforcementMode.ENFORCE, runtime)
-    return PolicyProof(
-        deployment=apd.deployment,
-        apd_revision=apd.revision,
-        profile_sha256=profile_sha256(profile),
-        passed=passed,
-        ran_at=T + timedelta(seconds=tick),
-        runtime="runc 1.1.5+ds1",
-        runtime_syscalls=list(runtime),
-        summary="passed" if passed else "failed: would be refused: unshare",
-    )
-
-
-def _story(deployment: str, story_id: str, status: StoryStatus) -> AttackStory:
-    return AttackStory(
-        story_id=story_id,
-        deployment=deployment,
-        version=1,
-        first_seen=T,
-        last_seen=T,
-        status=status,
-        severity=4,
-        surfaces=[],
-        techniques=[],
-        narrative=[],
-        signals=[],
-        ocsf={},
-    )
+    return proof_of(apd, passed, runtime, ran_at=T + timedelta(seconds=tick))
 
 
 def _ready(deployment: str, mode: EnforcementMode) -> ReadinessReport:
@@ -162,9 +138,9 @@ def _records(deployment: str) -> Iterator[tuple[Any, ReadinessReport | None]]:
     yield _apd(deployment, 1, EGRESS[:3], tools=False), None  # redelivered: no bundle
     yield _apd(deployment, 2, EGRESS[:3]), None  # same destinations, tools learnt
     yield _apd(deployment, 3, EGRESS), None
-    yield _story(deployment, "s1", StoryStatus.POTENTIAL_COMPROMISE), None
+    yield story_of(deployment, "s1", StoryStatus.POTENTIAL_COMPROMISE, T), None
     yield _decision(deployment, audit), _ready(deployment, audit)  # refused: s1 holds the gate
-    yield _story(deployment, "s1", StoryStatus.EXPECTED_DRIFT), None
+    yield story_of(deployment, "s1", StoryStatus.EXPECTED_DRIFT, T), None
     yield _decision(deployment, audit), _ready(deployment, audit)
     yield _apd(deployment, 3, EGRESS), None  # redelivered in audit
     yield r4, None
