@@ -214,7 +214,8 @@ def pending_widening(built: ApdRevision, latest: ApdRevision) -> dict[str, list[
     """What the latest APD holds (learnt, or pending an approver) that the policies built from
     `built` do not allow: never in an enforce-mode policy until an approver accepts it."""
     widening: dict[str, list[str]] = {}
-    for envelope in (latest.behaviours, latest.pending):
+    # Built from the latest revision (not frozen), its own behaviours widen nothing.
+    for envelope in (latest.pending,) if built is latest else (latest.behaviours, latest.pending):
         for category, keys in envelope.items():
             allowed = set(built.behaviours.get(category, []))
             new = sorted({*widening.get(category, []), *(k for k in keys if k not in allowed)})
