@@ -22,20 +22,11 @@ import marshal
 from collections.abc import Sequence
 from typing import Any
 
-from runward.core.contracts import (
-    ApdRevision,
-    BundleToolPolicy,
-    Dns,
-    Egress,
-    EnforcementMode,
-    Ingress,
-    Syscall,
-    ToolCall,
-)
+from runward.core.contracts import ApdRevision, BundleToolPolicy, EnforcementMode, Syscall, ToolCall
 from services.enforcer.cni import calico_policy, cilium_network_policy
 from services.enforcer.memo import Memo, digest
 from services.enforcer.policies import (
-    EGRESS_IP,
+    DESTINATION_CATEGORIES,
     Destinations,
     destinations,
     egress_allowlist,
@@ -44,9 +35,6 @@ from services.enforcer.policies import (
 )
 from services.enforcer.tool_policy import tool_policy
 from services.enforcer.workload import deployment_patch, seccomp_profile_object
-
-NETWORK_INPUTS = (Egress.CATEGORY, EGRESS_IP, Dns.CATEGORY, Ingress.CATEGORY)
-"""The behaviour categories `policies.destinations` reads."""
 
 Network = tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]
 
@@ -77,7 +65,7 @@ def _kept_network(source: ApdRevision, mode: EnforcementMode) -> Network:
         source.revision,
         mode,
         source.pod_selector,
-        [source.behaviours.get(category) for category in NETWORK_INPUTS],
+        [source.behaviours.get(category) for category in DESTINATION_CATEGORIES],
     )
     # Destinations resolved once for the three: each would parse and resolve the same keys.
     kept = _NETWORK.get(inputs, lambda: marshal.dumps(_network(source, mode, destinations(source))))

@@ -63,6 +63,9 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "runward"}
 EGRESS_IP = "egress_ip"
 """The profiler's refinement of each egress: the address it reached, as an `Egress.endpoint`."""
 
+DESTINATION_CATEGORIES = (Egress.CATEGORY, EGRESS_IP, Dns.CATEGORY, Ingress.CATEGORY)
+"""The behaviour categories `destinations` reads: what the network documents depend on."""
+
 B = TypeVar("B", Egress, Ingress, Syscall, Dns, ToolCall)
 Port = tuple[int, str]  # (port, "TCP" | "UDP")
 
