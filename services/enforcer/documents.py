@@ -44,6 +44,8 @@ _NETWORK: Memo[bytes] = Memo(512)
 _SECCOMP: Memo[bytes] = Memo(1024)
 _PATCH: Memo[bytes] = Memo(1024)
 _TOOLS: Memo[bytes] = Memo(1024)
+# Shared, not copied: the builders only read them (sort them into their own lists).
+_DESTINATIONS: Memo[Destinations] = Memo(1024)
 
 
 def _network(source: ApdRevision, mode: EnforcementMode, found: Destinations | None = None) -> Network:
@@ -59,16 +61,16 @@ def _kept_network(source: ApdRevision, mode: EnforcementMode) -> Network:
         # None of the three renders (the builders return at once): nothing to keep, and a
         # learning agent's every revision would otherwise take a place in the memo.
         return _network(source, mode)
-    inputs = digest(
-        "network",
-        source.deployment,
-        source.revision,
-        mode,
-        source.pod_selector,
-        [source.behaviours.get(category) for category in DESTINATION_CATEGORIES],
-    )
-    # Destinations resolved once for the three: each would parse and resolve the same keys.
-    kept = _NETWORK.get(inputs, lambda: marshal.dumps(_network(source, mode, destinations(source))))
+    behaviours = [source.behaviours.get(category) for category in DESTINATION_CATEGORIES]
+    inputs = digest("network", source.deployment, source.revision, mode, source.pod_selector, behaviours)
+
+    def build() -> bytes:
+        # Resolved once for the three (each would parse and resolve the same keys), and kept: in
+        # audit each revision renders anew (its number is in the documents), its peers seldom change.
+        found = _DESTINATIONS.get(digest("destinations", behaviours), lambda: destinations(source))
+        return marshal.dumps(_network(source, mode, found))
+
+    kept = _NETWORK.get(inputs, build)
     policy, cilium, calico = marshal.loads(kept)
     return policy, cilium, calico
 
