@@ -176,8 +176,8 @@ def _on_story(state: EnforcerState, record: AttackStory) -> bool:
 def _own(state: EnforcerState) -> EnforcerState:
     """A copy of `state` that `apply` may change while the caller's stays as it was.
 
-    Not a deep copy: that copied the APD revisions, proofs and story holds for every record and
-    was a third of the enforcer's cost. `apply` assigns the state's fields and replaces its
+    Not a deep copy: that copied the APD revisions, proofs and story holds for every record, the
+    largest part of `apply` for a learning agent. `apply` assigns the state's fields and replaces its
     containers (`open_stories`, `story_holds`), never changes them or the models it holds in
     place; the table may still hold the given state and a failed record must leave it as it was.
     tests/unit/test_enforcer_outputs.py checks that applying leaves the given state unchanged.
