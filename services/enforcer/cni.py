@@ -86,11 +86,14 @@ def _cilium_egress(found: Destinations) -> list[dict[str, Any]]:
     return rules
 
 
-def cilium_network_policy(apd: ApdRevision, mode: EnforcementMode) -> dict[str, Any] | None:
-    """CiliumNetworkPolicy in audit (drops nothing) and enforce; None in observe or without a selector."""
+def cilium_network_policy(
+    apd: ApdRevision, mode: EnforcementMode, found: Destinations | None = None
+) -> dict[str, Any] | None:
+    """CiliumNetworkPolicy in audit (drops nothing) and enforce; None in observe or without a selector.
+    `found`: the APD's `destinations`, if known."""
     if mode is EnforcementMode.OBSERVE or not apd.pod_selector:
         return None
-    found = destinations(apd)
+    found = destinations(apd) if found is None else found
     spec: dict[str, Any] = {
         "description": f"runward {mode.value} policy of {apd.deployment}, APD revision {apd.revision}",
         "endpointSelector": {k: v for k, v in apd.pod_selector.items() if k in {"matchLabels", "matchExpressions"}},
@@ -158,11 +161,12 @@ def _calico_egress(found: Destinations) -> list[dict[str, Any]]:
     return rules
 
 
-def calico_policy(apd: ApdRevision, mode: EnforcementMode) -> dict[str, Any] | None:
-    """Calico NetworkPolicy (enforce) or StagedNetworkPolicy (audit); None in observe or without a selector."""
+def calico_policy(apd: ApdRevision, mode: EnforcementMode, found: Destinations | None = None) -> dict[str, Any] | None:
+    """Calico NetworkPolicy (enforce) or StagedNetworkPolicy (audit); None in observe or without a
+    selector. `found`: the APD's `destinations`, if known."""
     if mode is EnforcementMode.OBSERVE or not apd.pod_selector:
         return None
-    found = destinations(apd)
+    found = destinations(apd) if found is None else found
     spec: dict[str, Any] = {
         "selector": calico_selector(apd.pod_selector),
         "types": ["Ingress", "Egress"],

@@ -33,11 +33,8 @@ from runward.core.contracts import (
 )
 from runward.core.contracts.revision import PodTemplateRevision, same_revision
 from services.enforcer import promotion_gate
-from services.enforcer.cni import calico_policy, cilium_network_policy
-from services.enforcer.policies import egress_allowlist, network_policy, seccomp_profile
+from services.enforcer.documents import documents
 from services.enforcer.readiness import ReadinessReport
-from services.enforcer.tool_policy import tool_policy
-from services.enforcer.workload import deployment_patch, seccomp_profile_object
 
 
 class StoryHold(BaseModel):
@@ -165,16 +162,27 @@ def _on_story(state: EnforcerState, record: AttackStory) -> bool:
     stories = set(state.open_stories)
     if promotion_gate.holds(record):
         stories.add(record.story_id)
-        state.story_holds[record.story_id] = StoryHold(
-            story_id=record.story_id, severity=record.severity, last_seen=record.last_seen
-        )
+        hold = StoryHold(story_id=record.story_id, severity=record.severity, last_seen=record.last_seen)
+        state.story_holds = {**state.story_holds, record.story_id: hold}
     else:
         stories.discard(record.story_id)
-        state.story_holds.pop(record.story_id, None)
+        state.story_holds = {k: v for k, v in state.story_holds.items() if k != record.story_id}
     if stories == set(state.open_stories):
         return False
     state.open_stories = sorted(stories)
     return True
+
+
+def _own(state: EnforcerState) -> EnforcerState:
+    """A copy of `state` that `apply` may change while the caller's stays as it was.
+
+    Not a deep copy: that copied the APD revisions, proofs and story holds for every record, the
+    largest part of `apply` for a learning agent. `apply` assigns the state's fields and replaces its
+    containers (`open_stories`, `story_holds`), never changes them or the models it holds in
+    place; the table may still hold the given state and a failed record must leave it as it was.
+    tests/unit/test_enforcer_outputs.py checks that applying leaves the given state unchanged.
+    """
+    return state.model_copy()
 
 
 def apply(
@@ -184,7 +192,7 @@ def apply(
 
     `report` is the readiness for a promotion decision's target mode (unused for other records)."""
     deployment = record.deployment
-    state = (state or EnforcerState(deployment=deployment)).model_copy(deep=True)
+    state = _own(state or EnforcerState(deployment=deployment))
     if isinstance(record, ApdRevision):
         if not _on_apd(state, record):
             return state, None
@@ -206,7 +214,8 @@ def pending_widening(built: ApdRevision, latest: ApdRevision) -> dict[str, list[
     """What the latest APD holds (learnt, or pending an approver) that the policies built from
     `built` do not allow: never in an enforce-mode policy until an approver accepts it."""
     widening: dict[str, list[str]] = {}
-    for envelope in (latest.behaviours, latest.pending):
+    # Built from the latest revision (not frozen), its own behaviours widen nothing.
+    for envelope in (latest.pending,) if built is latest else (latest.behaviours, latest.pending):
         for category, keys in envelope.items():
             allowed = set(built.behaviours.get(category, []))
             new = sorted({*widening.get(category, []), *(k for k in keys if k not in allowed)})
@@ -220,7 +229,10 @@ def bundle(state: EnforcerState, now: datetime) -> PolicyBundle:
     assert latest is not None
     built = state.frozen or latest
     # The selector is immutable (apps/v1): one learnt after the frozen revision still names its pods.
-    source = built.model_copy(update={"pod_selector": built.pod_selector or latest.pod_selector})
+    if built.pod_selector or not latest.pod_selector:
+        source = built  # (a None or empty selector renders alike: no network policy)
+    else:
+        source = built.model_copy(update={"pod_selector": latest.pod_selector})
     mode = state.mode
     # In enforce, the profile is the proven one: the frozen revision's proof measured the runtime.
     proof = state.frozen_proof if mode is EnforcementMode.ENFORCE and state.frozen_proof else state.proof
@@ -241,15 +253,8 @@ def bundle(state: EnforcerState, now: datetime) -> PolicyBundle:
         deployment_revision=built.deployment_revision,
         mode=mode,
         mode_reason=state.mode_reason,
-        egress_allowlist=egress_allowlist(source),
-        network_policy=network_policy(source, mode),
-        cilium_network_policy=cilium_network_policy(source, mode),
-        calico_policy=calico_policy(source, mode),
-        seccomp_profile=seccomp_profile(source, mode, runtime),
-        seccomp_profile_object=seccomp_profile_object(source, mode, runtime),
-        deployment_patch=deployment_patch(source, mode),
         pending_widening=pending_widening(built, latest),
         open_stories=state.open_stories,
-        tool_policy=tool_policy(source),
         proof=proof,
+        **documents(source, mode, runtime),
     )

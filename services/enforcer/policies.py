@@ -15,6 +15,7 @@ Where traffic may go (`destinations`), sorted by what a cluster can enforce:
 - a DNS rule to kube-dns whenever the agent resolves names.
 
 Built with the kubernetes client models so the output is the API's own shape. Pure: no I/O.
+Behaviour keys are parsed once per distinct list (`learnt`, kept by digest in `memo`).
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ from runward.core.contracts import (
     EnforcementMode,
     Ingress,
     Syscall,
+    ToolCall,
     parse_behaviour,
     parse_endpoint,
 )
+from services.enforcer.memo import Memo, digest
 
 SERIALIZER = ApiClient()
 SECCOMP_ARCHES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"]
@@ -60,22 +63,37 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "runward"}
 EGRESS_IP = "egress_ip"
 """The profiler's refinement of each egress: the address it reached, as an `Egress.endpoint`."""
 
-B = TypeVar("B", Egress, Ingress, Syscall, Dns)
+DESTINATION_CATEGORIES = (Egress.CATEGORY, EGRESS_IP, Dns.CATEGORY, Ingress.CATEGORY)
+"""The behaviour categories `destinations` reads: what the network documents depend on."""
+
+B = TypeVar("B", Egress, Ingress, Syscall, Dns, ToolCall)
 Port = tuple[int, str]  # (port, "TCP" | "UDP")
+
+
+# Parsed behaviours (frozen models, safe to share) by the digest of their kind and keys: most
+# revisions repeat most categories of the one before, and a bundle reads some categories twice.
+_LEARNT: Memo[tuple[Any, ...]] = Memo(2048)
 
 
 def learnt(apd: ApdRevision, kind: type[B]) -> list[B]:
     """The APD's behaviours of one kind, typed; an entry of another kind is a corrupt APD."""
-    found: list[B] = []
-    for key in apd.behaviours.get(kind.CATEGORY, []):
-        behaviour = parse_behaviour(key)
-        if not isinstance(behaviour, kind):
-            raise ValueError(
-                f"APD {apd.deployment} revision {apd.revision} holds {key!r} under {kind.CATEGORY!r}; "
-                "only the profiler writes APDs, report it with this revision"
-            )
-        found.append(behaviour)
-    return found
+    keys = apd.behaviours.get(kind.CATEGORY, [])
+    if not keys:
+        return []
+
+    def parse() -> tuple[B, ...]:
+        found: list[B] = []
+        for key in keys:
+            behaviour = parse_behaviour(key)
+            if not isinstance(behaviour, kind):
+                raise ValueError(
+                    f"APD {apd.deployment} revision {apd.revision} holds {key!r} under {kind.CATEGORY!r}; "
+                    "only the profiler writes APDs, report it with this revision"
+                )
+            found.append(behaviour)
+        return tuple(found)
+
+    return list(_LEARNT.get(digest(kind.CATEGORY, keys), parse))
 
 
 def egress_allowlist(apd: ApdRevision) -> list[str]:
@@ -157,13 +175,13 @@ def label_selector(selector: dict[str, Any]) -> V1LabelSelector:
     )
 
 
-def network_policy(apd: ApdRevision, mode: EnforcementMode) -> dict[str, Any] | None:
+def network_policy(apd: ApdRevision, mode: EnforcementMode, found: Destinations | None = None) -> dict[str, Any] | None:
     """The core NetworkPolicy, in enforce mode only (it has no audit mode: applying it enforces),
-    and only for a known Deployment selector."""
+    and only for a known Deployment selector. `found`: the APD's `destinations`, if known."""
     if mode is not EnforcementMode.ENFORCE or not apd.pod_selector:
         return None
     namespace, name = policy_name(apd)
-    found = destinations(apd)
+    found = destinations(apd) if found is None else found
     egress = [
         V1NetworkPolicyEgressRule(
             to=[

@@ -9,27 +9,15 @@ the bundle is built from (frozen in enforce until an approver accepts a newer re
 
 from __future__ import annotations
 
-from runward.core.contracts import (
-    ApdRevision,
-    BundleToolPolicy,
-    ToolCall,
-    ToolRule,
-    parse_behaviour,
-)
+from runward.core.contracts import ApdRevision, BundleToolPolicy, ToolCall, ToolRule
+from services.enforcer.policies import learnt
 
 
 def tool_policy(apd: ApdRevision) -> BundleToolPolicy:
     """The same tools in every mode: what the gateway does with a call outside them differs."""
-    keys = list(apd.behaviours.get(ToolCall.CATEGORY, []))
     rules = apd.tool_arguments or {}
     tools: dict[str, ToolRule] = {}
-    for key in keys:
-        behaviour = parse_behaviour(key)
-        if not isinstance(behaviour, ToolCall):
-            raise ValueError(
-                f"APD {apd.deployment} revision {apd.revision} holds {key!r} under {ToolCall.CATEGORY!r}; "
-                "only the profiler writes APDs, report it with this revision"
-            )
+    for behaviour in learnt(apd, ToolCall):
         tool = f"{behaviour.server}/{behaviour.name}"
         tools[tool] = ToolRule(tool=tool, arguments=dict(rules.get(tool, {})))
     return BundleToolPolicy(tools=[tools[t] for t in sorted(tools)])

@@ -30,12 +30,17 @@ def localhost_profile(apd: ApdRevision) -> str:
 
 
 def seccomp_profile_object(
-    apd: ApdRevision, mode: EnforcementMode, runtime_syscalls: Sequence[str] = ()
+    apd: ApdRevision,
+    mode: EnforcementMode,
+    runtime_syscalls: Sequence[str] = (),
+    profile: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
+    """The SeccompProfile holding `seccomp_profile(apd, mode, runtime_syscalls)` (`profile`, if
+    already built: the object takes its parts, so it must be the object's own copy)."""
     if mode is EnforcementMode.OBSERVE:
         return None
     namespace, name = policy_name(apd)
-    profile = seccomp_profile(apd, mode, runtime_syscalls)
+    profile = seccomp_profile(apd, mode, runtime_syscalls) if profile is None else profile
     spec: dict[str, Any] = {"defaultAction": profile["defaultAction"], "architectures": profile["architectures"]}
     if profile["syscalls"]:
         spec["syscalls"] = profile["syscalls"]

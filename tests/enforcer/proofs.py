@@ -14,15 +14,21 @@ _BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 _TICK = itertools.count(1)
 
 
-def proof_of(apd: ApdRevision, passed: bool = True, runtime: Sequence[str] = ("execve", "fstatfs")) -> PolicyProof:
-    """A proof of `apd`'s enforce profile, each newer than the last (the enforcer keeps the latest)."""
+def proof_of(
+    apd: ApdRevision,
+    passed: bool = True,
+    runtime: Sequence[str] = ("execve", "fstatfs"),
+    ran_at: datetime | None = None,
+) -> PolicyProof:
+    """A proof of `apd`'s enforce profile, each newer than the last (the enforcer keeps the latest)
+    unless it says when it ran."""
     profile = seccomp_profile(apd, EnforcementMode.ENFORCE, runtime)
     return PolicyProof(
         deployment=apd.deployment,
         apd_revision=apd.revision,
         profile_sha256=profile_sha256(profile),
         passed=passed,
-        ran_at=_BASE + timedelta(seconds=next(_TICK)),
+        ran_at=ran_at or _BASE + timedelta(seconds=next(_TICK)),
         runtime="runc 1.1.5+ds1",
         runtime_syscalls=list(runtime),
         summary="passed" if passed else "failed: would be refused: unshare",

@@ -12,6 +12,7 @@ from runward.core.signing import profile_sha256
 from services.enforcer.domain import EnforcerState, PromotionRefused, apply
 from services.enforcer.readiness import ReadinessReport
 from tests.enforcer.proofs import proof_of
+from tests.enforcer.stories import story_of
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
 D = "agents/bot"
@@ -32,20 +33,7 @@ def apd(revision: int, status: WindowStatus) -> ApdRevision:
 
 
 def story(status: str, story_id: str = "st-1") -> AttackStory:
-    return AttackStory(
-        story_id=story_id,
-        deployment=D,
-        version=1,
-        first_seen=T,
-        last_seen=T + timedelta(minutes=5),
-        status=status,  # type: ignore[arg-type]
-        severity=4,
-        surfaces=[],
-        techniques=[],
-        narrative=[],
-        signals=[],
-        ocsf={},
-    )
+    return story_of(D, story_id, status, T, T + timedelta(minutes=5))
 
 
 def decide(mode: EnforcementMode) -> PromotionDecision:

@@ -13,7 +13,6 @@ from kubernetes.client import ApiClient, V1NetworkPolicy
 
 from runward.core.contracts import (
     ApdRevision,
-    AttackStory,
     Dns,
     Egress,
     EnforcementMode,
@@ -29,6 +28,7 @@ from services.enforcer.policies import destinations, egress_allowlist, in_cluste
 from services.enforcer.readiness import ReadinessReport
 from services.enforcer.workload import deployment_patch, seccomp_profile_object
 from tests.enforcer.proofs import proof_of
+from tests.enforcer.stories import story_of
 from tests.k8s_schemas import problems
 
 T = datetime(2026, 1, 9, tzinfo=timezone.utc)
@@ -299,20 +299,7 @@ def test_stale_apd_and_unchanged_stories_produce_nothing() -> None:
     state, _ = apply(None, apd(2), T)
     state, bundle = apply(state, apd(1), T)
     assert bundle is None
-    story = AttackStory(
-        story_id="s1",
-        deployment="agents/bot",
-        version=1,
-        first_seen=T,
-        last_seen=T,
-        status=StoryStatus.POTENTIAL_COMPROMISE,
-        severity=4,
-        surfaces=[],
-        techniques=[],
-        narrative=[],
-        signals=[],
-        ocsf={},
-    )
+    story = story_of("agents/bot", "s1", StoryStatus.POTENTIAL_COMPROMISE, T)
     state, bundle = apply(state, story, T)
     assert bundle and bundle.open_stories == ["s1"]
     state, bundle = apply(state, story, T)
