@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from runward.core.contracts import AttackStory, AuditEvidence, DeadLetter, StoryLifecycle, utcnow
 from runward.core.store import chain
@@ -220,7 +220,14 @@ class Store:
             known = newest.get(story.story_id)
             if known is None or story.version >= known[0].version:
                 newest[story.story_id] = (story, body)
-        query = sa.select(AttackStoryRow).where(AttackStoryRow.story_id.in_(newest)).with_for_update()
+        # The stored bodies are not read (only a reopening looks at one): parsing each would cost
+        # as much as writing it.
+        query = (
+            sa.select(AttackStoryRow)
+            .where(AttackStoryRow.story_id.in_(newest))
+            .options(defer(AttackStoryRow.body))
+            .with_for_update()
+        )
         rows = {row.story_id: row for row in s.scalars(query)}
         for story_id, (story, stored) in newest.items():
             body = dict(stored)
