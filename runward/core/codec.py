@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -45,16 +45,6 @@ def to_json(record: BaseModel) -> str:
         return record.model_dump_json()
     except ValueError:  # a lone surrogate somewhere in the record's strings: the slow way, only then
         return json.dumps(sanitise(record.model_dump(mode="json")), ensure_ascii=False)
-
-
-def to_jsonable(record: BaseModel) -> dict[str, Any]:
-    """`sanitise(record.model_dump(mode="json"))` without walking every string in Python: pydantic's
-    serialiser refusing a lone surrogate is the check, and only then is the dump walked."""
-    try:
-        record.model_dump_json()
-    except ValueError:
-        return cast(dict[str, Any], sanitise(record.model_dump(mode="json")))
-    return record.model_dump(mode="json")
 
 
 def encode(record: BaseModel) -> bytes:
