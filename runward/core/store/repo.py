@@ -99,26 +99,23 @@ class Store:
         if artifacts:
             s.connection().execute(
                 self._artifact_statement(insert),
-                [{"d": d, "k": k, "r": r, "c": c, "b": b} for d, k, r, c, b in artifacts],
+                [{"d": d, "k": k, "r": r, "c": c, "b": _JSONText(b)} for d, k, r, c, b in artifacts],
             )
         if stories:
             self._merge_stories(s, stories)
 
-    def _artifact_statement(self, insert: Any) -> Any:
+    @staticmethod
+    def _artifact_statement(insert: Any) -> Any:
         # One statement with one parameter per column, executed for many rows: a multi-row
         # VALUES with a bound parameter per value cost SQLAlchemy more than the database did
-        # (the statement was compiled anew for every batch size). The body arrives as JSON text
-        # and is bound as text, so the JSON type does not serialise it a second time; PostgreSQL
-        # takes it through an explicit cast, SQLite stores the text as its JSON type would.
-        body: Any = sa.bindparam("b", type_=sa.Text)
-        if self.engine.dialect.name == "postgresql":
-            body = sa.cast(body, Artifact.body.type)
+        # (the statement was compiled anew for every batch size). The body arrives as JSON text,
+        # which the engine's JSON serialiser stores as it is.
         statement = insert(Artifact.__table__).values(
             deployment=sa.bindparam("d"),
             kind=sa.bindparam("k"),
             revision=sa.bindparam("r"),
             created_at=sa.bindparam("c", type_=Artifact.created_at.type),
-            body=body,
+            body=sa.bindparam("b", type_=Artifact.body.type),
         )
         return statement.on_conflict_do_update(
             index_elements=[Artifact.deployment, Artifact.kind, Artifact.revision],
