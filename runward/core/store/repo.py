@@ -75,9 +75,9 @@ class Store:
         """A stage batch's writes in one transaction: agents seen (deployment, service account,
         first, last), artifact revisions (idempotent per revision; the body as JSON text, as
         `codec.to_json` writes it) and stories (merged as `_merge_stories` says, each body
-        serialised once by `codec.to_json`). Agents are one
-        multi-row upsert, artifacts one upsert executed for many rows, stories one locking read
-        and one flush: not a round trip per record."""
+        serialised once by `codec.to_json`). Agents are one multi-row upsert, artifacts one
+        upsert executed for many rows, stories one locking read and one flush: not a round trip
+        per record."""
         if stories:
             # A reopening appends to the go-live chain: retry a lost race for its seq (the
             # writes are idempotent upserts, so a retried transaction writes the same rows).
