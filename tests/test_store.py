@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from runward.core.contracts import AttackStory, DeadLetter, Resolution, SourceRef, StoryLifecycle, StoryStatus
+from runward.core.stage import _Writes, apply_writes
 from runward.core.store import SchemaOutOfDate, Store, upgrade
 
 T = datetime(2026, 11, 27, 9, tzinfo=timezone.utc)
@@ -119,13 +120,13 @@ def test_a_batch_write_upserts_agents_artifacts_and_stories_in_one_go(db_url: st
     store.put_artifact("agents/bot", "apd", 1, T, {"old": True})
     store.write_batch(
         touches=[("agents/bot", "bot", T, T + timedelta(minutes=5)), ("agents/new", None, T, T)],
-        artifacts=[("agents/bot", "apd", 1, T, {"old": False}), ("agents/bot", "apd", 2, T, {"r": 2})],
-        stories=[(story(2), story(2).model_dump(mode="json"))],  # an older version never replaces a newer
+        artifacts=[("agents/bot", "apd", 1, T, '{"old": false}'), ("agents/bot", "apd", 2, T, '{"r": 2}')],
+        stories=[story(2)],  # an older version never replaces a newer
     )
     assert store.latest_artifact("agents/bot", "apd") == {"r": 2}
     assert store.artifact_revisions("agents/bot", "apd") == [1, 2]
     assert store.story("story-1")["version"] == 3  # type: ignore[index]
-    store.write_batch(stories=[(story(4), story(4).model_dump(mode="json"))])
+    store.write_batch(stories=[story(4)])
     assert store.story("story-1")["version"] == 4  # type: ignore[index]
     agents = {a["deployment"]: a for a in store.agents()}
     assert agents["agents/bot"]["last_seen"] == T + timedelta(minutes=5)
@@ -139,17 +140,17 @@ def test_a_batch_write_keeps_the_story_lifecycle_rule(db_url: str) -> None:
     is kept, a resolved story that grew is reopened with a history entry, older versions never win."""
     upgrade(db_url)
     store = Store(db_url)
-    store.write_batch(stories=[(story(1), story(1).model_dump(mode="json"))])
+    store.write_batch(stories=[story(1)])
     acknowledged = story(1).model_copy(update={"lifecycle": StoryLifecycle.ACKNOWLEDGED})
     assert store.transition_story(acknowledged, 1, "acknowledge", "bob", "looking", {})
-    store.write_batch(stories=[(story(2), story(2).model_dump(mode="json"))])
+    store.write_batch(stories=[story(2)])
     assert store.story("story-1")["lifecycle"] == "acknowledged"  # type: ignore[index]
     resolved = AttackStory.model_validate(store.story("story-1")).model_copy(
         update={"lifecycle": StoryLifecycle.RESOLVED, "resolution": Resolution.BENIGN}
     )
     assert store.transition_story(resolved, 2, "resolve", "bob", "pentest", {})
     # One batch with two newer versions of the story (and an older one): reopened once, at the newest.
-    store.write_batch(stories=[(story(v), story(v).model_dump(mode="json")) for v in (4, 1, 3)])
+    store.write_batch(stories=[story(v) for v in (4, 1, 3)])
     body = store.story("story-1")
     assert body is not None and (body["version"], body["lifecycle"], body["resolution"]) == (4, "open", None)
     history = store.story_history("story-1")
@@ -159,3 +160,29 @@ def test_a_batch_write_keeps_the_story_lifecycle_rule(db_url: str) -> None:
         ("reopen", "correlator", 4),
     ]
     assert history[-1]["detail"] == {"previous_resolution": "benign"}
+
+
+def test_stored_bodies_read_back_as_their_json_dump(db_url: str) -> None:
+    """What a stage batch stores (`apply_writes`) reads back as the model's JSON dump, key for key:
+    unicode, nested lists and objects, numbers and nulls as they were, and a lone surrogate (no
+    UTF-8 encoder or PostgreSQL takes one) as U+FFFD."""
+    upgrade(db_url)
+    store = Store(db_url)
+    ocsf = {"observables": [{"name": "ünïcødé ✓ 𝔘", "values": [[1, 2.5, None], [], [True, '\n"\\']]}], "n": {}}
+    clean = story(1).model_copy(update={"narrative": ["café → 東京", "emoji 🛡", ""], "ocsf": ocsf})
+    broken = clean.model_copy(update={"story_id": "story-2", "narrative": ["before \ud800 after", "\udfff"]})
+    writes = _Writes(
+        artifacts=[("agents/bot", "apd", 1, T, clean), ("agents/bot", "apd", 2, T, broken)],
+        stories=[(clean, None), (broken, None)],
+    )
+    apply_writes(store, [writes])
+    expected = clean.model_dump(mode="json")
+    assert store.artifact("agents/bot", "apd", 1) == expected
+    assert store.story("story-1") == expected
+    fixed = broken.model_dump(mode="json") | {"narrative": ["before \ufffd after", "\ufffd"]}
+    assert store.artifact("agents/bot", "apd", 2) == fixed
+    assert store.story("story-2") == fixed
+    # A redelivered revision rewrites the same row with the new body (idempotent per revision).
+    apply_writes(store, [_Writes(artifacts=[("agents/bot", "apd", 1, T, broken)])])
+    assert store.artifact("agents/bot", "apd", 1) == fixed
+    assert store.artifact_revisions("agents/bot", "apd") == [1, 2]

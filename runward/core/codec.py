@@ -38,11 +38,17 @@ def sanitise(value: Any) -> Any:
     return value
 
 
-def encode(record: BaseModel) -> bytes:
+def to_json(record: BaseModel) -> str:
+    """The record as JSON text, lone surrogates replaced by U+FFFD: the data of
+    `sanitise(record.model_dump(mode="json"))`, serialised by pydantic in one pass."""
     try:
-        return record.model_dump_json().encode()
-    except ValueError:  # a lone surrogate somewhere in the record's strings
-        return json.dumps(sanitise(record.model_dump(mode="json")), ensure_ascii=False).encode()
+        return record.model_dump_json()
+    except ValueError:  # a lone surrogate somewhere in the record's strings: the slow way, only then
+        return json.dumps(sanitise(record.model_dump(mode="json")), ensure_ascii=False)
+
+
+def encode(record: BaseModel) -> bytes:
+    return to_json(record).encode()
 
 
 def encode_for(topic: Topic[R], record: R) -> bytes:

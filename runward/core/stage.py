@@ -34,7 +34,7 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types.auth import CredentialsT
 from pydantic import BaseModel
 
-from runward.core.codec import RejectedRecord, decode, encode, encode_for, sanitise
+from runward.core.codec import RejectedRecord, decode, encode, encode_for, sanitise, to_json
 from runward.core.config import Settings
 from runward.core.contracts import AttackStory, SourceRef, utcnow
 from runward.core.kafka import dead_letter_record
@@ -392,13 +392,15 @@ def apply_writes(store: Store, records: Sequence[_Writes]) -> None:
                     max(seen, known_touch[2]),
                 )
     finished = [finish(story) if finish else story for story, finish in stories.values()]
+    # Bodies are serialised once, by pydantic (`to_json`: the walk replacing lone surrogates runs
+    # only for a body that has one); the store serialises a story itself, once it has merged it
+    # with the lifecycle the SOC gave the stored one.
     store.write_batch(
         touches=[(d, sa, first, last) for d, (sa, first, last) in touches.items()],
         artifacts=[
-            (d, kind, rev, created_at, sanitise(body.model_dump(mode="json")))
-            for (d, kind, rev), (created_at, body) in artifacts.items()
+            (d, kind, rev, created_at, to_json(body)) for (d, kind, rev), (created_at, body) in artifacts.items()
         ],
-        stories=[(story, sanitise(story.model_dump(mode="json"))) for story in finished],
+        stories=finished,
     )
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
+from runward.core.codec import to_json
 from runward.core.contracts import AttackStory, AuditEvidence, DeadLetter, StoryLifecycle, utcnow
 from runward.core.store import chain
 from runward.core.store.migrate import check_at_head
@@ -26,6 +28,16 @@ from runward.core.store.schema import (
 )
 
 
+class _JSONText(str):
+    """JSON already serialised (by `codec.to_json`), for a JSON column to store as it is."""
+
+
+def _json_serialiser(value: Any) -> str:
+    # The engine's serialiser for every JSON column: text a caller serialised is stored as it
+    # is, not serialised a second time; anything else as SQLAlchemy's default would.
+    return str(value) if isinstance(value, _JSONText) else json.dumps(value)
+
+
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite drops the zone of DateTime(timezone=True); everything Runward writes is UTC.
     if value is None or value.tzinfo is not None:
@@ -36,7 +48,9 @@ def _aware(value: datetime | None) -> datetime | None:
 class Store:
     def __init__(self, url: str, *, check_schema: bool = True) -> None:
         connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-        self.engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        self.engine = sa.create_engine(
+            url, connect_args=connect_args, pool_pre_ping=True, json_serializer=_json_serialiser
+        )
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_wal)
         if check_schema:
@@ -55,13 +69,15 @@ class Store:
         self,
         *,
         touches: Sequence[tuple[str, str | None, datetime, datetime]] = (),
-        artifacts: Sequence[tuple[str, str, int, datetime, dict[str, Any]]] = (),
-        stories: Sequence[tuple[AttackStory, dict[str, Any]]] = (),
+        artifacts: Sequence[tuple[str, str, int, datetime, str]] = (),
+        stories: Sequence[AttackStory] = (),
     ) -> None:
         """A stage batch's writes in one transaction: agents seen (deployment, service account,
-        first, last), artifact revisions (idempotent per revision) and stories (merged as
-        `_merge_stories` says). Agents and artifacts are one multi-row upsert each, stories one
-        locking read and one flush: not a round trip per record."""
+        first, last), artifact revisions (idempotent per revision; the body as JSON text, as
+        `codec.to_json` writes it) and stories (merged as `_merge_stories` says, each body
+        serialised once by `codec.to_json`). Agents are one multi-row upsert, artifacts one
+        upsert executed for many rows, stories one locking read and one flush: not a round trip
+        per record."""
         if stories:
             # A reopening appends to the go-live chain: retry a lost race for its seq (the
             # writes are idempotent upserts, so a retried transaction writes the same rows).
@@ -74,24 +90,37 @@ class Store:
         self,
         s: Session,
         touches: Sequence[tuple[str, str | None, datetime, datetime]],
-        artifacts: Sequence[tuple[str, str, int, datetime, dict[str, Any]]],
-        stories: Sequence[tuple[AttackStory, dict[str, Any]]],
+        artifacts: Sequence[tuple[str, str, int, datetime, str]],
+        stories: Sequence[AttackStory],
     ) -> None:
         insert = self._insert()
         if touches:
             s.execute(self._touch_statement(insert, list(touches)))
         if artifacts:
-            statement = insert(Artifact).values(
-                [{"deployment": d, "kind": k, "revision": r, "created_at": c, "body": b} for d, k, r, c, b in artifacts]
-            )
-            s.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[Artifact.deployment, Artifact.kind, Artifact.revision],
-                    set_={"body": statement.excluded.body, "created_at": statement.excluded.created_at},
-                )
+            s.connection().execute(
+                self._artifact_statement(insert),
+                [{"d": d, "k": k, "r": r, "c": c, "b": _JSONText(b)} for d, k, r, c, b in artifacts],
             )
         if stories:
             self._merge_stories(s, stories)
+
+    @staticmethod
+    def _artifact_statement(insert: Any) -> Any:
+        # One statement with one parameter per column, executed for many rows: a multi-row
+        # VALUES with a bound parameter per value cost SQLAlchemy more than the database did
+        # (the statement was compiled anew for every batch size). The body arrives as JSON text,
+        # which the engine's JSON serialiser stores as it is.
+        statement = insert(Artifact.__table__).values(
+            deployment=sa.bindparam("d"),
+            kind=sa.bindparam("k"),
+            revision=sa.bindparam("r"),
+            created_at=sa.bindparam("c", type_=Artifact.created_at.type),
+            body=sa.bindparam("b", type_=Artifact.body.type),
+        )
+        return statement.on_conflict_do_update(
+            index_elements=[Artifact.deployment, Artifact.kind, Artifact.revision],
+            set_={"body": statement.excluded.body, "created_at": statement.excluded.created_at},
+        )
 
     @staticmethod
     def _touch_statement(insert: Any, touches: list[tuple[str, str | None, datetime, datetime]]) -> Any:
@@ -190,23 +219,29 @@ class Store:
 
     def put_story(self, story: AttackStory) -> None:
         """Write one story version (the correlator writes its batches through `write_batch`)."""
-        self.write_batch(stories=[(story, story.model_dump(mode="json"))])
+        self.write_batch(stories=[story])
 
     @staticmethod
-    def _merge_stories(s: Session, stories: Sequence[tuple[AttackStory, dict[str, Any]]]) -> None:
+    def _merge_stories(s: Session, stories: Sequence[AttackStory]) -> None:
         """The one rule for writing a story the correlator grew: a version never replaces a newer
         one; a resolved story that gained signals is reopened, and the reopening is in its
         history; otherwise the story keeps the lifecycle the SOC gave it. The rows are read
         locked, so an acknowledge or resolve in flight waits instead of being overwritten."""
-        newest: dict[str, tuple[AttackStory, dict[str, Any]]] = {}
-        for story, body in stories:
+        newest: dict[str, AttackStory] = {}
+        for story in stories:
             known = newest.get(story.story_id)
-            if known is None or story.version >= known[0].version:
-                newest[story.story_id] = (story, body)
-        query = sa.select(AttackStoryRow).where(AttackStoryRow.story_id.in_(newest)).with_for_update()
+            if known is None or story.version >= known.version:
+                newest[story.story_id] = story
+        # The stored bodies are not read (only a reopening looks at one): parsing each would cost
+        # as much as writing it.
+        query = (
+            sa.select(AttackStoryRow)
+            .where(AttackStoryRow.story_id.in_(newest))
+            .options(defer(AttackStoryRow.body))
+            .with_for_update()
+        )
         rows = {row.story_id: row for row in s.scalars(query)}
-        for story_id, (story, stored) in newest.items():
-            body = dict(stored)
+        for story_id, story in newest.items():
             row = rows.get(story_id)
             if row is None:
                 s.add(
@@ -218,7 +253,7 @@ class Store:
                         severity=story.severity,
                         first_seen=story.first_seen,
                         last_seen=story.last_seen,
-                        body=body,
+                        body=_stored(story),
                     )
                 )
                 continue
@@ -242,9 +277,9 @@ class Store:
                 chain.append_story_event(s, event)
                 row.lifecycle = StoryLifecycle.OPEN
             elif story.version > row.version:
-                body["lifecycle"], body["resolution"] = row.lifecycle, None
+                story = story.model_copy(update={"lifecycle": StoryLifecycle(row.lifecycle), "resolution": None})
             row.version, row.status, row.severity = story.version, story.status, story.severity
-            row.last_seen, row.body = story.last_seen, body
+            row.last_seen, row.body = story.last_seen, _stored(story)
 
     def transition_story(
         self, story: AttackStory, expected_version: int, action: str, actor: str, reason: str, detail: dict[str, Any]
@@ -419,6 +454,11 @@ class Store:
                 sa.select(AuditEvidenceRow.source, sa.func.count()).where(*where).group_by(AuditEvidenceRow.source)
             ).all()
         return [dict(r.body) for r in rows], {str(source): int(n) for source, n in counts}
+
+
+def _stored(story: AttackStory) -> dict[str, Any]:
+    # Typed as the column's dict: the engine's serialiser stores the text as it is.
+    return cast(dict[str, Any], _JSONText(to_json(story)))
 
 
 def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
