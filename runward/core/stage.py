@@ -29,8 +29,10 @@ from typing import Any, Generic, TypeVar, cast
 
 import faust
 from aiokafka.abc import AbstractTokenProvider
+from faust.sensors import Monitor
 from faust.streams import _current_event
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.types import TP
 from faust.types.auth import CredentialsT
 from mode.services import WaitResults
 from pydantic import BaseModel
@@ -215,6 +217,26 @@ class _Consumer(AIOKafkaConsumer):
             and coro.cr_frame is not None
             and coro.cr_frame.f_locals.get("self") is self.suspend_flow
         )
+
+
+class _Monitor(Monitor):
+    """Faust's monitor without its statistics per record.
+
+    Faust calls its sensors for every record in and out of a stream; the monitor's statistics
+    (counts per stream and task, run times, message latencies) feed Faust's web views, which a
+    stage does not serve: a stage's metrics are `StageMetrics`, per batch. What Faust itself
+    reads is kept: the stream's last inbound time per partition (its stalled-stream warning).
+    """
+
+    def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
+        self.tp_read_offsets[tp] = offset
+
+    def on_stream_event_in(self, tp: TP, offset: int, stream: Any, event: Any) -> dict[str, Any] | None:
+        self.stream_inbound_time[tp] = time.monotonic()
+        return None  # no state: `on_stream_event_out` records nothing
+
+    def on_message_out(self, tp: TP, offset: int, message: Any) -> None:
+        return None
 
 
 class _App(faust.App):
@@ -553,6 +575,7 @@ class Stage:
             producer_acks=-1,
             Table=_Table,
             GlobalTable=_GlobalTable,
+            Monitor=_Monitor,
             # A batch's outputs go out in a few produce requests, not one round trip each; 5 ms is
             # far below the latency budget. Fetches bring a batch's worth of records at once.
             producer_linger=0.005,

@@ -112,3 +112,19 @@ def test_records_in_and_lag_are_counted_once_per_batch(tmp_path: Path) -> None:
     assert counted(RAW_SENSOR.name) - raw == 3 and counted(ENRICHED.name) - enriched == 1
     # The lag after each partition's last record of the batch, not after every record.
     assert sorted(tracked) == sorted([(RAW_SENSOR.name, 0, 6), (RAW_SENSOR.name, 1, 7), (ENRICHED.name, 0, 3)])
+
+
+def test_the_monitor_keeps_per_record_only_what_faust_reads(tmp_path: Path) -> None:
+    from faust.types import TP
+
+    from runward.core.stage import _Monitor
+
+    app = _App(
+        "runward-test-monitor", broker="kafka://127.0.0.1:1", web_enabled=False, datadir=str(tmp_path), Monitor=_Monitor
+    )
+    monitor = app.monitor
+    assert isinstance(monitor, _Monitor)
+    tp = TP("runward.raw.sensor", 0)
+    assert monitor.on_stream_event_in(tp, 5, object(), object()) is None  # nothing for event_out
+    assert tp in monitor.stream_inbound_time  # Faust's stalled-stream warning reads it
+    assert monitor.events_total == 0 and not monitor.events_by_stream
