@@ -59,8 +59,8 @@ class StageMetrics:
     def __init__(self, stage: str) -> None:
         self.stage = stage
 
-    def received(self, topic: str) -> None:
-        STAGE_RECORDS_IN.labels(self.stage, topic).inc()
+    def received(self, topic: str, records: int = 1) -> None:
+        STAGE_RECORDS_IN.labels(self.stage, topic).inc(records)
 
     def published(self, topic: str) -> None:
         STAGE_RECORDS_OUT.labels(self.stage, topic).inc()
