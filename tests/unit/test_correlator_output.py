@@ -157,7 +157,12 @@ def run_stage(
             for signal in records:
                 value = encode_for(SIGNALS, signal)
                 message = SimpleNamespace(
-                    topic=SIGNALS.name, partition=0, offset=offset, key=signal.deployment.encode(), value=value
+                    topic=SIGNALS.name,
+                    partition=0,
+                    tp=(SIGNALS.name, 0),
+                    offset=offset,
+                    key=signal.deployment.encode(),
+                    value=value,
                 )
                 events.append(_Event(message))
                 offset += 1
