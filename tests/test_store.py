@@ -186,3 +186,29 @@ def test_stored_bodies_read_back_as_their_json_dump(db_url: str) -> None:
     apply_writes(store, [_Writes(artifacts=[("agents/bot", "apd", 1, T, broken)])])
     assert store.artifact("agents/bot", "apd", 1) == fixed
     assert store.artifact_revisions("agents/bot", "apd") == [1, 2]
+
+
+def test_workers_of_one_stage_heartbeat_at_once_without_conflict_or_lost_counts(db_url: str) -> None:
+    """Two workers of a stage make its health row at their first heartbeat together: one insert
+    must not end the other worker with a unique-key conflict, and neither's counts may be lost."""
+    upgrade(db_url)
+    stores = [Store(db_url) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def heartbeats(store: Store) -> None:
+        try:
+            start.wait()
+            for _ in range(25):
+                store.record_progress("ingest", 2, 1, 0, None)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=heartbeats, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    [health] = stores[0].stage_health()
+    assert (health["processed"], health["dead_letters"]) == (4 * 25 * 2, 4 * 25)

@@ -881,14 +881,23 @@ class Stage:
 
     async def _heartbeat(self) -> None:
         counters, self._counters = self._counters, _Counters(lag=self._counters.lag)
-        await asyncio.to_thread(
-            self.store.record_progress,
-            self.name,
-            counters.processed,
-            counters.dead_letters,
-            sum(counters.lag.values()),
-            counters.last_record_at,
-        )
+        try:
+            await asyncio.to_thread(
+                self.store.record_progress,
+                self.name,
+                counters.processed,
+                counters.dead_letters,
+                sum(counters.lag.values()),
+                counters.last_record_at,
+            )
+        except Exception:
+            # A timer that raises ends Faust's worker: a store that is briefly away must not stop
+            # the stage. The counts are kept for the next heartbeat.
+            log.exception("%s: the heartbeat could not be recorded; retrying at the next one", self.name)
+            self._counters.processed += counters.processed
+            self._counters.dead_letters += counters.dead_letters
+            if self._counters.last_record_at is None:
+                self._counters.last_record_at = counters.last_record_at
 
     def main(self) -> None:
         """Run the Faust worker in the foreground until SIGINT/SIGTERM."""

@@ -345,28 +345,41 @@ class Store:
     def record_progress(
         self, stage: str, processed: int, dead_letters: int, lag: int, last_record_at: datetime | None
     ) -> None:
-        """Add to a stage's counters; called in batches by each stage's heartbeat."""
+        """Add to a stage's counters; called in batches by each stage's heartbeat.
+
+        A stage may run several workers, each adding its own counts: the row is made if missing
+        (a second worker's insert of it is a no-op, not a conflict that ended the worker) and the
+        counts are added in the database, so two workers' heartbeats never lose each other's.
+        """
+        values: dict[str, Any] = {"lag": lag, "updated_at": utcnow()}
+        if last_record_at is not None:
+            values["last_record_at"] = last_record_at
         with self.session() as s:
-            row = s.get(StageHealth, stage)
-            if row is None:
-                row = StageHealth(stage=stage, processed=0, dead_letters=0, lag=0, updated_at=utcnow())
-                s.add(row)
-            row.processed = (row.processed or 0) + processed
-            row.dead_letters = (row.dead_letters or 0) + dead_letters
-            row.lag = lag
-            if last_record_at is not None:
-                row.last_record_at = last_record_at
-            row.updated_at = utcnow()
+            self._ensure_stage_row(s, stage)
+            s.execute(
+                sa.update(StageHealth)
+                .where(StageHealth.stage == stage)
+                .values(
+                    processed=sa.func.coalesce(StageHealth.processed, 0) + processed,
+                    dead_letters=sa.func.coalesce(StageHealth.dead_letters, 0) + dead_letters,
+                    **values,
+                )
+            )
 
     def record_lost_in_flight(self, lost: Mapping[str, int]) -> None:
         """Add what a broker restart lost before each stage read it (stage -> records)."""
         with self.session() as s:
             for stage, count in lost.items():
-                row = s.get(StageHealth, stage)
-                if row is None:
-                    row = StageHealth(stage=stage, processed=0, dead_letters=0, lag=0, updated_at=utcnow())
-                    s.add(row)
-                row.lost_in_flight = (row.lost_in_flight or 0) + count
+                self._ensure_stage_row(s, stage)
+                s.execute(
+                    sa.update(StageHealth)
+                    .where(StageHealth.stage == stage)
+                    .values(lost_in_flight=sa.func.coalesce(StageHealth.lost_in_flight, 0) + count)
+                )
+
+    def _ensure_stage_row(self, s: Session, stage: str) -> None:
+        row = {"stage": stage, "processed": 0, "dead_letters": 0, "lag": 0, "updated_at": utcnow()}
+        s.execute(self._insert()(StageHealth).values(**row).on_conflict_do_nothing(index_elements=[StageHealth.stage]))
 
     def stage_health(self) -> list[dict[str, Any]]:
         with self.session() as s:
